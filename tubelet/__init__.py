@@ -1,0 +1,12 @@
+"""tubelet: Video Masked Autoencoders (VideoMAE v1 and v2)."""
+
+from tubelet.config import PRESETS, ModelConfig, preset
+from tubelet.errors import CheckpointError, TubeletError, VideoError
+from tubelet.model import VideoMAE, VideoMAEOutput, running_cell_mask, tube_mask
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS", "CheckpointError", "ModelConfig", "TubeletError", "VideoError", "VideoMAE", "VideoMAEOutput",
+    "preset", "running_cell_mask", "tube_mask",
+]
