@@ -3,10 +3,11 @@
 from tubelet.config import PRESETS, ModelConfig, preset
 from tubelet.errors import CheckpointError, TubeletError, VideoError
 from tubelet.model import VideoMAE, VideoMAEOutput, running_cell_mask, tube_mask
+from tubelet.model.checkpoints import load_model, save_model
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PRESETS", "CheckpointError", "ModelConfig", "TubeletError", "VideoError", "VideoMAE", "VideoMAEOutput",
-    "preset", "running_cell_mask", "tube_mask",
+    "load_model", "preset", "running_cell_mask", "save_model", "tube_mask",
 ]

@@ -1,0 +1,230 @@
+"""Checkpoint I/O: tubelet's own directory format, official VideoMAE v1/v2 .pth files, transformers directories.
+
+Every reader turns a source into (ModelConfig, state dict in tubelet's key layout); `load_model` then applies
+config overrides (geometry, a classification head) and adapts the weights to them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from tubelet.config import PRESETS, ModelConfig, preset
+from tubelet.errors import CheckpointError, TubeletError
+from tubelet.model.videomae import VideoMAE
+from tubelet.model.vit import interpolate_pos_embed
+
+FORMAT_NAME = "tubelet"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+StateDict = dict[str, Tensor]
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint read into tubelet's layout: config, weights and the format it came from."""
+
+    config: ModelConfig
+    state_dict: StateDict
+    source_format: str  # "tubelet" | "transformers" | "official" | "preset"
+    path: str
+
+
+# ---- reading --------------------------------------------------------------------------------------
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: cannot read config ({e})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: config is not a JSON object")
+    return data
+
+
+def _read_safetensors(path: Path) -> StateDict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (OSError, SafetensorError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({_one_line(e)})") from None
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def _read_tubelet_dir(path: Path, meta: dict[str, Any]) -> Checkpoint:
+    version = meta.pop("format_version", None)
+    meta.pop("format", None)
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: unsupported tubelet format version {version!r} (this build reads "
+                              f"{FORMAT_VERSION})")
+    try:
+        cfg = ModelConfig.from_dict(meta)
+    except (TubeletError, TypeError) as e:
+        raise CheckpointError(f"{path / CONFIG_FILE}: {e}") from None
+    return Checkpoint(cfg, _read_safetensors(_require(path / WEIGHTS_FILE)), FORMAT_NAME, str(path))
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    return path
+
+
+def read_checkpoint(src: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint directory or file into tubelet's layout, without building a model."""
+    path = Path(src)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or directory")
+    if path.is_dir():
+        meta = _read_json(_require(path / CONFIG_FILE))
+        if meta.get("format") == FORMAT_NAME:
+            return _read_tubelet_dir(path, meta)
+        raise CheckpointError(f"{path}: config.json is neither a tubelet nor a transformers VideoMAE config")
+    raise CheckpointError(f"{path}: not a checkpoint (expected a checkpoint directory)")
+
+
+# ---- adapting weights to config overrides ---------------------------------------------------------
+
+def _drop(sd: StateDict, prefixes: tuple[str, ...]) -> StateDict:
+    return {k: v for k, v in sd.items() if not k.startswith(prefixes)}
+
+
+def adapt_state_dict(sd: StateDict, old: ModelConfig, new: ModelConfig) -> StateDict:
+    """Weights of a model built from `old`, made to fit one built from `new` (same encoder width and depth).
+
+    A model without a decoder drops decoder weights; a mean-pooling classifier drops the encoder's final norm
+    (official fine-tuning convention); a head of another size is dropped (initialised fresh); learnable position
+    tables are resampled to the new token grid (fixed sinusoid tables are recomputed by the model).
+    """
+    if not new.is_pretraining:
+        sd = _drop(sd, ("decoder.", "encoder_to_decoder.", "mask_token"))
+    if not new.has_encoder_norm:
+        sd = _drop(sd, ("encoder.norm.",))
+    if not new.is_classifier:
+        sd = _drop(sd, ("head.", "fc_norm."))
+    elif "head.weight" in sd and sd["head.weight"].shape[0] != new.num_classes:
+        sd = _drop(sd, ("head.",))
+    if not new.use_mean_pooling:
+        sd = _drop(sd, ("fc_norm.",))
+    if "encoder.pos_embed" in sd and new.learnable_pos_emb and old.grid != new.grid:
+        sd = {**sd, "encoder.pos_embed": interpolate_pos_embed(sd["encoder.pos_embed"], old.grid, new.grid)}
+    return sd
+
+
+def _fresh_ok(old: ModelConfig, new: ModelConfig) -> tuple[str, ...]:
+    """Key prefixes allowed to stay at their fresh initialisation: a new classification head."""
+    if not new.is_classifier:
+        return ()
+    if old.is_classifier and old.num_classes == new.num_classes and old.use_mean_pooling == new.use_mean_pooling:
+        return ()
+    return ("head.", "fc_norm.")
+
+
+def _apply_overrides(cfg: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
+    overrides = dict(overrides)
+    if overrides.get("num_classes", 0) > 0 and "decoder_depth" not in overrides:
+        overrides["decoder_depth"] = 0  # a classifier built from a pretraining checkpoint drops the decoder
+    if "num_classes" in overrides and "class_names" not in overrides and overrides["num_classes"] != cfg.num_classes:
+        overrides["class_names"] = []
+    return cfg.replace(**overrides)
+
+
+def _load_into(model: VideoMAE, sd: StateDict, fresh_ok: tuple[str, ...], where: str) -> None:
+    own = model.state_dict()
+    unexpected = sorted(set(sd) - set(own))
+    missing = sorted(k for k in set(own) - set(sd) if not k.startswith(fresh_ok))
+    if unexpected:
+        raise CheckpointError(f"{where}: unexpected key(s) {_few(unexpected)}")
+    if missing:
+        raise CheckpointError(f"{where}: missing key(s) {_few(missing)}")
+    for k, v in sd.items():
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise CheckpointError(f"{where}: {k} has shape {list(v.shape)}, the model expects {list(own[k].shape)}")
+    model.load_state_dict(sd, strict=False)
+
+
+def _few(keys: list[str], n: int = 4) -> str:
+    more = f" and {len(keys) - n} more" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def load_model(src: str | os.PathLike, **overrides: Any) -> VideoMAE:
+    """A VideoMAE from a preset name (random init) or a checkpoint (tubelet dir, transformers dir, official .pth).
+
+    Overrides are ModelConfig fields, e.g. load_model("ckpt/", num_classes=10) builds a classifier on a
+    pretrained encoder; num_frames / image_size change the token grid (learnable position tables are resampled).
+    """
+    if isinstance(src, str) and src in PRESETS and not Path(src).exists():
+        return VideoMAE(preset(src, **overrides))
+    ckpt = read_checkpoint(src)
+    try:
+        cfg = _apply_overrides(ckpt.config, overrides)
+    except TubeletError as e:
+        raise CheckpointError(f"{src}: {e}") from None
+    sd = adapt_state_dict(ckpt.state_dict, ckpt.config, cfg)
+    model = VideoMAE(cfg)
+    _load_into(model, sd, _fresh_ok(ckpt.config, cfg), str(src))
+    return model
+
+
+# ---- writing --------------------------------------------------------------------------------------
+
+def _tensors(model: VideoMAE) -> StateDict:
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+
+def _tubelet_files(model: VideoMAE) -> tuple[dict[str, Any], StateDict]:
+    return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **model.config.to_dict()}, _tensors(model)
+
+
+def _write_files(folder: Path, config: dict[str, Any], tensors: StateDict) -> None:
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+
+
+def _write_atomic(path: Path, config: dict[str, Any], tensors: StateDict) -> None:
+    """A new directory appears whole (temp dir + rename); in an existing one each file is replaced atomically,
+    weights first, and other files there (e.g. a trainer state) are kept."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        _write_files(tmp, config, tensors)
+        if not path.exists():
+            os.replace(tmp, path)
+            return
+        for name in (WEIGHTS_FILE, CONFIG_FILE):
+            os.replace(tmp / name, path / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_model(model: VideoMAE, path: str | os.PathLike, format: str = FORMAT_NAME) -> Path:
+    """Write `model` to directory `path` as config.json + model.safetensors ("tubelet" or "transformers")."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CheckpointError(f"{path}: exists and is not a directory")
+    writers = {FORMAT_NAME: _tubelet_files}
+    if format not in writers:
+        raise CheckpointError(f"{path}: unknown checkpoint format {format!r}; choose one of {', '.join(writers)}")
+    _write_atomic(path, *writers[format](model))
+    return path
+
+
+__all__ = ["Checkpoint", "adapt_state_dict", "load_model", "read_checkpoint", "save_model"]
