@@ -1,0 +1,1 @@
+"""Pretraining: recipe config, optimizer and schedule, checkpoints, torchrun support, the training loop."""

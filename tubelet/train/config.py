@@ -1,0 +1,248 @@
+"""The pretraining recipe and run options: one validated dataclass, read from TOML/YAML plus `key=value` overrides.
+
+Defaults are the VideoMAE v1 recipe (AdamW β=(0.9, 0.95), weight decay 0.05, base lr 1.5e-4 scaled by
+total batch / 256, 5 % warmup then cosine, tube masking 0.9); `recipe()` applies the v2 recipe (dual masking,
+repeated augmentation, gradient clipping) for the v2 presets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tubelet.config import PRESETS, ModelConfig, preset
+from tubelet.errors import TubeletError
+
+PRECISIONS = ("bf16", "fp16", "fp32")
+MASK_TYPES = ("tube", "random")
+
+
+@dataclass
+class PretrainConfig:
+    """Everything a pretraining run needs; saved resolved as RUN_DIR/pretrain.yaml."""
+
+    data: str = ""  # folder, csv/jsonl manifest or tar shards
+    preset: str = "vit_small"
+    model: dict[str, Any] = field(default_factory=dict)  # ModelConfig overrides, e.g. {"num_frames": 8}
+    init: str = ""  # start from these weights (checkpoint dir, transformers dir, official .pth); "" = random
+    # clips and masking
+    stride: int = 4  # frame sampling rate
+    mask_type: str = "tube"
+    mask_ratio: float = 0.9
+    decoder_mask_ratio: float = 0.0  # > 0: VideoMAE v2 dual masking (running-cell decoder mask)
+    repeats: int = 1  # repeated augmentation: views decoded once, masked R times
+    # optimisation
+    batch_size: int = 8  # clips per process per micro-step (before repeats)
+    accum_steps: int = 1
+    base_lr: float = 1.5e-4  # lr = base_lr × total batch / 256, as are min_lr and warmup_lr
+    min_lr: float = 1e-5
+    warmup_lr: float = 1e-6
+    warmup_frac: float = 0.05  # share of the run spent warming up (40 of 800 epochs)
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    clip_grad: float = 0.0  # max gradient norm; 0 = no clipping
+    # run length: exactly one of the two
+    steps: int = 0  # optimizer steps
+    epochs: int = 0
+    # engine
+    precision: str = "bf16"
+    compile: bool = False
+    grad_checkpointing: bool = False
+    fsdp: bool = False
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    workers: int = 2
+    seed: int = 0
+    deterministic: bool = False
+    # outputs
+    save_every: int = 500  # steps between checkpoints (and one at the end)
+    keep_last: int = 2
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise TubeletError naming the first setting that makes no sense."""
+        checks = [
+            (self.preset in PRESETS, f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}"),
+            (self.mask_type in MASK_TYPES, f"mask_type must be one of {', '.join(MASK_TYPES)}"),
+            (0.0 <= self.mask_ratio < 1.0, f"mask_ratio must be in [0, 1), got {self.mask_ratio}"),
+            (0.0 <= self.decoder_mask_ratio < 1.0, f"decoder_mask_ratio must be in [0, 1), got "
+                                                   f"{self.decoder_mask_ratio}"),
+            (self.repeats >= 1 and self.batch_size >= 1 and self.accum_steps >= 1,
+             "repeats, batch_size and accum_steps must be >= 1"),
+            (self.stride >= 1, f"stride must be >= 1, got {self.stride}"),
+            (self.base_lr > 0 and self.min_lr >= 0 and self.warmup_lr >= 0, "learning rates must be positive"),
+            (0.0 <= self.warmup_frac < 1.0, f"warmup_frac must be in [0, 1), got {self.warmup_frac}"),
+            (self.weight_decay >= 0 and self.clip_grad >= 0, "weight_decay and clip_grad must be >= 0"),
+            (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas must be two numbers in [0, 1)"),
+            (self.steps >= 0 and self.epochs >= 0, "steps and epochs must be >= 0"),
+            (not (self.steps and self.epochs), "give steps or epochs, not both"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
+            (self.workers >= 0, "workers must be >= 0"),
+            (self.save_every >= 1 and self.keep_last >= 1 and self.log_every >= 1,
+             "save_every, keep_last and log_every must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise TubeletError(f"invalid pretraining config: {message}")
+        self.model_config()  # unknown or inconsistent model overrides fail here
+
+    def model_config(self) -> ModelConfig:
+        """The model this run trains: the preset with `model` overrides (and gradient checkpointing)."""
+        overrides = dict(self.model)
+        if self.grad_checkpointing:
+            overrides["grad_checkpointing"] = True
+        cfg = preset(self.preset, **overrides)
+        if not cfg.is_pretraining:
+            raise TubeletError("invalid pretraining config: the model needs a decoder (model.decoder_depth > 0)")
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        d["model"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.model.items()}
+        return d
+
+    def replace(self, **changes: Any) -> PretrainConfig:
+        return from_dict({**self.to_dict(), **changes})
+
+
+# ---- recipes --------------------------------------------------------------------------------------
+
+# VideoMAE v2 pretraining scripts: dual masking 0.5, 4 repeats, 10 % warmup, checkpointed blocks; giant clips grads.
+_V2 = {"decoder_mask_ratio": 0.5, "repeats": 4, "warmup_frac": 0.1, "grad_checkpointing": True}
+RECIPES: dict[str, dict[str, Any]] = {
+    "vit_huge": {"grad_checkpointing": True},
+    "vit_huge_v2": {**_V2, "base_lr": 1e-3},
+    "vit_giant": {**_V2, "base_lr": 6e-4, "clip_grad": 0.02},
+}
+
+
+def recipe(preset_name: str) -> dict[str, Any]:
+    """The papers' recipe for a preset, as the fields that differ from the v1 defaults."""
+    return {"preset": preset_name, **RECIPES.get(preset_name, {})}
+
+
+# ---- parsing --------------------------------------------------------------------------------------
+
+_FIELDS = {f.name: f for f in dataclasses.fields(PretrainConfig)}
+_MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """A config value converted to its field's type, or TubeletError naming the key."""
+    kind = typing.get_type_hints(PretrainConfig)[name]
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if kind in (int, float, str):
+            if kind is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return kind(value)
+        if kind == tuple[float, float]:
+            return tuple(float(v) for v in value)
+        if isinstance(value, dict):
+            return dict(value)
+        raise ValueError(value)
+    except (TypeError, ValueError):
+        raise TubeletError(f"config key {name!r}: cannot use {value!r} (expected {getattr(kind, '__name__', kind)})")\
+            from None
+
+
+def from_dict(d: dict[str, Any]) -> PretrainConfig:
+    """A validated config from a plain dict (as read from TOML/YAML)."""
+    unknown = set(d) - set(_FIELDS)
+    if unknown:
+        raise TubeletError(f"unknown pretraining config key(s): {', '.join(sorted(unknown))}")
+    model = d.get("model", {}) or {}
+    if not isinstance(model, dict):
+        raise TubeletError("config key 'model' must be a table of model settings")
+    bad = set(model) - _MODEL_FIELDS
+    if bad:
+        raise TubeletError(f"unknown model setting(s): {', '.join(sorted(bad))}")
+    return PretrainConfig(**{k: _coerce(k, v) for k, v in d.items()})
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The settings in a TOML (.toml) or YAML (.yaml/.yml) file, as a dict."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise TubeletError(f"{path}: cannot read config file ({e.strerror})") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise TubeletError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'} ({first})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise TubeletError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """`--set key=value` items → nested dict; `model.depth=2` sets a model field; values read as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise TubeletError(f"--set {item!r}: expected key=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        head, dot, sub = key.partition(".")
+        if dot:
+            if head != "model":
+                raise TubeletError(f"--set {item!r}: only model.<field> keys are nested")
+            out.setdefault("model", {})[sub] = value
+        else:
+            out[key] = value
+    return out
+
+
+def merge(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Later layers win; `model` tables merge key by key."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for k, v in layer.items():
+            if k == "model" and isinstance(v, dict):
+                out["model"] = {**out.get("model", {}), **v}
+            else:
+                out[k] = v
+    return out
+
+
+def resolve(cli: dict[str, Any], config_file: str | Path | None = None, sets: list[str] | None = None,
+            base: dict[str, Any] | None = None) -> PretrainConfig:
+    """Recipe of the chosen preset ← base (e.g. a saved run) ← config file ← CLI options ← `--set` overrides."""
+    file_layer = read_config_file(config_file) if config_file else {}
+    set_layer = parse_set(sets or [])
+    cli = {k: v for k, v in cli.items() if v is not None}
+    layers = [base or {}, file_layer, cli, set_layer]
+    name = next((lay["preset"] for lay in reversed(layers) if "preset" in lay), PretrainConfig.preset)
+    return from_dict(merge(recipe(str(name)), *layers))
+
+
+def save_config(cfg: PretrainConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML (readable back with --config)."""
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+__all__ = ["PretrainConfig", "RECIPES", "from_dict", "merge", "parse_set", "read_config_file", "recipe", "resolve",
+           "save_config"]
