@@ -25,7 +25,7 @@ class VideoMAEOutput:
 
 
 def _blocks(n: int, dim: int, heads: int, mlp: int, cfg: ModelConfig, drop_path: float) -> nn.ModuleList:
-    rates = torch.linspace(0, drop_path, n).tolist()  # stochastic depth grows with depth
+    rates = torch.linspace(0, drop_path, n, device="cpu").tolist()  # grows with depth; cpu so meta builds work
     return nn.ModuleList(
         Block(dim, heads, mlp, cfg.qkv_bias, cfg.norm_eps, cfg.layer_scale_init, r) for r in rates
     )
