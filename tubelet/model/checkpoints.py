@@ -6,18 +6,24 @@ config overrides (geometry, a classification head) and adapts the weights to the
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import pickle
+import re
 import shutil
-import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from tubelet.config import PRESETS, ModelConfig, preset
 from tubelet.errors import CheckpointError, TubeletError
+from tubelet.model.official_ckpt import from_official, state_dict_of
+from tubelet.model.transformers_ckpt import config_from_transformers, from_transformers, to_transformers
 from tubelet.model.videomae import VideoMAE
 from tubelet.model.vit import interpolate_pos_embed
 
@@ -25,6 +31,9 @@ FORMAT_NAME = "tubelet"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+HF_BIN_FILE = "pytorch_model.bin"
+# Official training checkpoints also hold their argparse.Namespace of settings: plain data, allowed.
+SAFE_GLOBALS = [argparse.Namespace]
 
 StateDict = dict[str, Tensor]
 
@@ -41,11 +50,22 @@ class Checkpoint:
 
 # ---- reading --------------------------------------------------------------------------------------
 
+def _one_line(e: BaseException) -> str:
+    text = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    return text[0] if text else type(e).__name__
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    return path
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: cannot read config ({e})") from None
+        raise CheckpointError(f"{path}: cannot read config ({_one_line(e)})") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: config is not a JSON object")
     return data
@@ -61,9 +81,28 @@ def _read_safetensors(path: Path) -> StateDict:
         raise CheckpointError(f"{path}: not a readable safetensors file ({_one_line(e)})") from None
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+def _load_pth(path: Path) -> Any:
+    """torch.load with weights_only=True: tensors and plain containers only, never pickled code."""
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file")
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        reason = _one_line(e)
+        m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if m or "weights_only" in reason:
+            what = f"it references {m.group(1)}" if m else reason
+            raise CheckpointError(f"{path}: refused to unpickle objects that are not tensors ({what})") from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({reason})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError, KeyError) as e:
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_one_line(e)})") from None
+
+
+def _model_keys(cfg: ModelConfig) -> list[str]:
+    """State-dict keys of a model built from cfg (built on the meta device: no memory, no init cost)."""
+    with torch.device("meta"):
+        return list(VideoMAE(cfg).state_dict())
 
 
 def _read_tubelet_dir(path: Path, meta: dict[str, Any]) -> Checkpoint:
@@ -79,14 +118,21 @@ def _read_tubelet_dir(path: Path, meta: dict[str, Any]) -> Checkpoint:
     return Checkpoint(cfg, _read_safetensors(_require(path / WEIGHTS_FILE)), FORMAT_NAME, str(path))
 
 
-def _require(path: Path) -> Path:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing")
-    return path
+def _read_transformers_dir(path: Path, meta: dict[str, Any]) -> Checkpoint:
+    if (path / WEIGHTS_FILE).is_file():
+        sd = _read_safetensors(path / WEIGHTS_FILE)
+    elif (path / HF_BIN_FILE).is_file():
+        sd = state_dict_of(_load_pth(path / HF_BIN_FILE), str(path / HF_BIN_FILE))
+    else:
+        raise CheckpointError(f"{path}: no {WEIGHTS_FILE} or {HF_BIN_FILE}")
+    cfg = config_from_transformers(meta, sd, str(path))
+    return Checkpoint(cfg, from_transformers(sd, _model_keys(cfg), str(path)), "transformers", str(path))
 
 
-def read_checkpoint(src: str | os.PathLike) -> Checkpoint:
-    """Read a checkpoint directory or file into tubelet's layout, without building a model."""
+def read_checkpoint(src: str | os.PathLike, hints: dict[str, Any] | None = None) -> Checkpoint:
+    """Read a checkpoint directory (tubelet or transformers) or file (official .pth, bare state dict in .pth or
+    .safetensors) into tubelet's layout, without building a model. `hints` (num_heads, decoder_heads) help infer
+    the architecture of files that carry no config."""
     path = Path(src)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or directory")
@@ -94,8 +140,12 @@ def read_checkpoint(src: str | os.PathLike) -> Checkpoint:
         meta = _read_json(_require(path / CONFIG_FILE))
         if meta.get("format") == FORMAT_NAME:
             return _read_tubelet_dir(path, meta)
+        if meta.get("model_type") == "videomae":
+            return _read_transformers_dir(path, meta)
         raise CheckpointError(f"{path}: config.json is neither a tubelet nor a transformers VideoMAE config")
-    raise CheckpointError(f"{path}: not a checkpoint (expected a checkpoint directory)")
+    obj = _read_safetensors(path) if path.suffix == ".safetensors" else _load_pth(path)
+    cfg, sd = from_official(obj, str(path), hints or {})
+    return Checkpoint(cfg, sd, "official", str(path))
 
 
 # ---- adapting weights to config overrides ---------------------------------------------------------
@@ -171,7 +221,7 @@ def load_model(src: str | os.PathLike, **overrides: Any) -> VideoMAE:
     """
     if isinstance(src, str) and src in PRESETS and not Path(src).exists():
         return VideoMAE(preset(src, **overrides))
-    ckpt = read_checkpoint(src)
+    ckpt = read_checkpoint(src, overrides)
     try:
         cfg = _apply_overrides(ckpt.config, overrides)
     except TubeletError as e:
@@ -192,6 +242,10 @@ def _tubelet_files(model: VideoMAE) -> tuple[dict[str, Any], StateDict]:
     return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **model.config.to_dict()}, _tensors(model)
 
 
+def _transformers_files(model: VideoMAE) -> tuple[dict[str, Any], StateDict]:
+    return to_transformers(model.config, _tensors(model))
+
+
 def _write_files(folder: Path, config: dict[str, Any], tensors: StateDict) -> None:
     from safetensors.torch import save_file
 
@@ -203,7 +257,8 @@ def _write_atomic(path: Path, config: dict[str, Any], tensors: StateDict) -> Non
     """A new directory appears whole (temp dir + rename); in an existing one each file is replaced atomically,
     weights first, and other files there (e.g. a trainer state) are kept."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    tmp.mkdir()
     try:
         _write_files(tmp, config, tensors)
         if not path.exists():
@@ -220,10 +275,14 @@ def save_model(model: VideoMAE, path: str | os.PathLike, format: str = FORMAT_NA
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CheckpointError(f"{path}: exists and is not a directory")
-    writers = {FORMAT_NAME: _tubelet_files}
+    writers = {FORMAT_NAME: _tubelet_files, "transformers": _transformers_files}
     if format not in writers:
         raise CheckpointError(f"{path}: unknown checkpoint format {format!r}; choose one of {', '.join(writers)}")
-    _write_atomic(path, *writers[format](model))
+    try:
+        config, tensors = writers[format](model)  # fails before anything is written if the format cannot hold it
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    _write_atomic(path, config, tensors)
     return path
 
 
