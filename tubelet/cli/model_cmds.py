@@ -1,0 +1,108 @@
+"""`tubelet convert` and `tubelet info`: move checkpoints between formats, describe one."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from tubelet.cli import app
+from tubelet.config import PRESETS, ModelConfig, preset
+from tubelet.model.checkpoints import load_model, read_checkpoint, save_model
+
+
+class Target(StrEnum):
+    tubelet = "tubelet"
+    transformers = "transformers"
+
+
+PARTS = {"encoder": ("encoder.",), "decoder": ("decoder.", "encoder_to_decoder.", "mask_token"),
+         "head": ("fc_norm.", "head.")}
+
+
+def _kind(cfg: ModelConfig) -> str:
+    return "pretraining" if cfg.is_pretraining else "classifier" if cfg.is_classifier else "encoder"
+
+
+def describe(src: str) -> dict[str, Any]:
+    """Architecture summary of a checkpoint or preset: config, kind, token grid, parameter counts by part."""
+    if src in PRESETS and not Path(src).exists():
+        import torch
+
+        from tubelet.model.videomae import VideoMAE
+
+        cfg, source = preset(src), "preset"
+        with torch.device("meta"):
+            shapes = {k: v.numel() for k, v in VideoMAE(cfg).state_dict().items()}
+    else:
+        ckpt = read_checkpoint(src)
+        cfg, source = ckpt.config, ckpt.source_format
+        shapes = {k: v.numel() for k, v in ckpt.state_dict.items()}
+    by_part = {part: sum(n for k, n in shapes.items() if k.startswith(prefixes)) for part, prefixes in PARTS.items()}
+    return {
+        "path": src, "format": source, "kind": _kind(cfg), "parameters": sum(shapes.values()),
+        "parameters_by_part": by_part, "grid": list(cfg.grid), "tokens": cfg.num_patches, "config": cfg.to_dict(),
+    }
+
+
+def _print_summary(info: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    c = info["config"]
+    rows = [
+        ("format", info["format"]), ("kind", info["kind"]), ("name", c["name"]),
+        ("parameters", f"{info['parameters']:,}"),
+        ("input", f"{c['num_frames']}×{c['image_size'][0]}×{c['image_size'][1]}, {c['in_chans']} channels"),
+        ("tubelet", f"{c['tubelet_size']}×{c['patch_size']}×{c['patch_size']} → grid "
+                    f"{'×'.join(map(str, info['grid']))} = {info['tokens']} tokens"),
+        ("encoder", f"dim {c['embed_dim']}, depth {c['depth']}, heads {c['num_heads']}, mlp {c['mlp_dim']}, "
+                    f"{info['parameters_by_part']['encoder']:,} params"),
+        ("position", "learnable" if c["learnable_pos_emb"] else "fixed sinusoid"),
+    ]
+    if c["layer_scale_init"] > 0:
+        rows.append(("layer scale", "yes"))
+    if info["kind"] == "pretraining":
+        rows.append(("decoder", f"dim {c['decoder_dim']}, depth {c['decoder_depth']}, heads {c['decoder_heads']}, "
+                                f"mlp {c['decoder_mlp_dim']}, norm_pix_loss {c['norm_pix_loss']}"))
+    if info["kind"] == "classifier":
+        names = ", ".join(c["class_names"][:5]) + (" …" if len(c["class_names"]) > 5 else "")
+        rows.append(("head", f"{c['num_classes']} classes, {'mean pooling' if c['use_mean_pooling'] else 'token 0'}"
+                             + (f" ({names})" if names else "")))
+    table = Table(title=info["path"], show_header=False, box=None)
+    for key, value in rows:
+        table.add_row(key, str(value))
+    Console().print(table)
+
+
+@app.command()
+def info(
+    checkpoint: str = typer.Argument(..., help="Checkpoint directory, official .pth, or preset name."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Describe a checkpoint: architecture, token grid, parameter count, source format."""
+    summary = describe(checkpoint)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+
+
+@app.command()
+def convert(
+    src: str = typer.Argument(..., help="Checkpoint directory, official .pth, or preset name."),
+    dst: Path = typer.Argument(..., help="Output directory."),
+    to: Target = typer.Option(Target.tubelet, "--to", help="Output format."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Convert a checkpoint to tubelet's format or to a transformers VideoMAE directory."""
+    model = load_model(src)
+    out = save_model(model, dst, format=to.value)
+    result = {"source": src, "destination": str(out), "format": to.value, "parameters": model.num_params()}
+    if as_json:
+        print(json.dumps(result))
+    else:
+        typer.echo(f"wrote {to.value} checkpoint ({model.num_params():,} parameters) to {out}", err=True)
