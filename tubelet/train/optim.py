@@ -65,5 +65,10 @@ class WarmupCosine(LRScheduler):
         """Only the position: a resumed run with a longer schedule follows its own total_steps."""
         return {"last_epoch": self.last_epoch, "_step_count": self._step_count, "_last_lr": self._last_lr}
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.last_epoch)
+
 
 __all__ = ["WarmupCosine", "build_optimizer", "decays", "param_groups", "scaled_lr", "warmup_cosine"]

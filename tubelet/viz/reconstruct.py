@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from tubelet.config import IMAGENET_MEAN, IMAGENET_STD
+from tubelet.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
+from tubelet.errors import TubeletError
 from tubelet.model.masking import make_mask
 from tubelet.model.videomae import VideoMAE
 from tubelet.model.vit import patchify, unpatchify
@@ -80,6 +82,20 @@ def reconstruct(model: VideoMAE, video: Tensor, mask: Tensor) -> Reconstruction:
                           mask_ratio=mask.float().mean().item(), loss=out.loss.item())
 
 
+def load_clip(path: str | Path, cfg: ModelConfig, stride: int = 4, start_s: float | None = None) -> Tensor:
+    """A clip for `cfg`'s geometry: short side resized to cover the frame, centre crop, ImageNet-normalised.
+    → [3, T, H, W]; start_s None takes the middle of the video."""
+    from tubelet.data.decode import read_clip
+
+    h, w = cfg.image_size
+    frames, _ = read_clip(path, cfg.num_frames, stride, start_s, size=max(h, w))  # uint8 [T, H', W', 3]
+    top, left = (frames.shape[1] - h) // 2, (frames.shape[2] - w) // 2
+    x = frames[:, top:top + h, left:left + w].permute(3, 0, 1, 2).float() / 255  # [3, T, h, w]
+    mean = x.new_tensor(IMAGENET_MEAN).view(3, 1, 1, 1)
+    std = x.new_tensor(IMAGENET_STD).view(3, 1, 1, 1)
+    return (x - mean) / std
+
+
 def clip_mask(model: VideoMAE, mask_type: str, ratio: float, seed: int) -> Tensor:
     """A reproducible mask [N] for one clip."""
     generator = torch.Generator().manual_seed(seed)
@@ -138,4 +154,27 @@ def save_figure(rec: Reconstruction, path: str | Path, title: str = "", max_colu
     return path
 
 
-__all__ = ["Reconstruction", "clip_mask", "figure", "predicted_pixels", "reconstruct", "save_figure", "to_pixels"]
+def reconstruct_video(model: str | Path, video: str | Path, out: str | Path, mask_ratio: float = 0.9,
+                      mask_type: str = "tube", start_s: float | None = None, stride: int = 4,
+                      seed: int = 0) -> dict[str, Any]:
+    """`tubelet reconstruct`: load a pretraining checkpoint (or a run's latest), draw one clip's picture."""
+    from tubelet.model.checkpoints import load_model
+    from tubelet.train.checkpoint import latest_checkpoint
+
+    src = Path(model)
+    if src.is_dir() and not (src / "config.json").exists():
+        src = latest_checkpoint(src) or src
+    net = load_model(src if src.exists() else str(model))
+    if not net.config.is_pretraining:
+        raise TubeletError(f"{model}: has no decoder; reconstruct needs a pretraining checkpoint")
+    clip = load_clip(video, net.config, stride, start_s)
+    mask = clip_mask(net, mask_type, mask_ratio, seed)
+    rec = reconstruct(net, clip, mask)
+    title = f"{Path(video).name}  ·  {net.config.name}  ·  loss {rec.loss:.3f}"
+    save_figure(rec, out, title)
+    return {"video": str(video), "model": str(src), "out": str(out), "mask_ratio": rec.mask_ratio,
+            "loss": rec.loss, "frames": net.config.num_frames, "image_size": list(net.config.image_size)}
+
+
+__all__ = ["Reconstruction", "clip_mask", "figure", "load_clip", "predicted_pixels", "reconstruct", "reconstruct_video",
+           "save_figure", "to_pixels"]
