@@ -118,3 +118,226 @@ def test_geometry_override_recomputes_sinusoid_and_resamples_learnable_pos(tmp_p
     moved = load_model(tmp_path / "learn", num_frames=8, image_size=48)
     want = interpolate_pos_embed(learn.encoder.pos_embed.detach(), (2, 4, 4), (4, 6, 6))
     assert torch.equal(moved.encoder.pos_embed.detach(), want)
+
+
+# ---- official and transformers specifics --------------------------------------------------------------
+
+def official_pretrain_sd(model):
+    """tubelet's pretraining keys are the official pretraining keys."""
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_official_checkpoint_with_training_state_and_namespace(tmp_path):
+    import argparse
+
+    model = VideoMAE(small_cfg(embed_dim=192, num_heads=3, mlp_dim=384, decoder_dim=96, decoder_heads=3,
+                               decoder_mlp_dim=192))
+    torch.save({"model": official_pretrain_sd(model), "epoch": 799, "args": argparse.Namespace(lr=1e-3, model="x"),
+                "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]}}, tmp_path / "checkpoint-799.pth")
+    loaded = load_model(tmp_path / "checkpoint-799.pth", num_frames=4, image_size=32)
+    same_weights(model, loaded)
+    assert loaded.config.decoder_heads == 3 and loaded.config.norm_eps == 1e-6
+
+
+def test_official_default_geometry_and_preset_name(tmp_path):
+    pre = VideoMAE(small_cfg(embed_dim=192, num_heads=3, mlp_dim=768, depth=12, patch_size=16))
+    sd = {k.removeprefix("encoder."): v for k, v in pre.state_dict().items()
+          if k.startswith("encoder.") and not k.startswith("encoder.norm.")}
+    sd.update({"fc_norm.weight": torch.ones(192), "fc_norm.bias": torch.zeros(192),
+               "head.weight": torch.zeros(4, 192), "head.bias": torch.zeros(4)})
+    torch.save({"module": sd}, tmp_path / "ft.pth")
+    cfg = tubelet.model.checkpoints.read_checkpoint(tmp_path / "ft.pth").config
+    assert (cfg.num_frames, cfg.image_size, cfg.name, cfg.num_classes) == (16, (224, 224), "vit_tiny", 4)
+    assert cfg.use_mean_pooling and cfg.mlp_dim == 768 and cfg.num_heads == 3
+
+
+def test_unknown_width_needs_heads_hint(tmp_path):
+    model = VideoMAE(small_cfg())  # width 48 is not an official width
+    torch.save(official_pretrain_sd(model), tmp_path / "w.pth")
+    with pytest.raises(CheckpointError, match="num_heads="):
+        load_model(tmp_path / "w.pth", num_frames=4, image_size=32)
+    same_weights(model, load_model(tmp_path / "w.pth", num_frames=4, image_size=32, num_heads=4, decoder_heads=2))
+
+
+def test_transformers_format_refuses_what_transformers_cannot_hold(tmp_path):
+    model = VideoMAE(small_cfg(layer_scale_init=0.1))
+    with pytest.raises(CheckpointError, match="no transformers equivalent"):
+        save_model(model, tmp_path / "hf", format="transformers")
+    assert not (tmp_path / "hf").exists() and list(tmp_path.iterdir()) == []
+
+
+# ---- malformed input: one-line CheckpointError naming the file ------------------------------------
+
+def _side_effect(path):
+    open(path, "w").close()
+
+
+class Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return _side_effect, (self.marker,)
+
+
+def make_mp4(path):
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=8)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 40 * i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def _tubelet_dir(tmp_path, edit):
+    from safetensors.torch import load_file, save_file
+
+    path = save_model(VideoMAE(small_cfg()), tmp_path / "ckpt")
+    sd = load_file(str(path / "model.safetensors"))
+    edit(sd)
+    save_file(sd, str(path / "model.safetensors"))
+    return path
+
+
+def _bad(tmp_path, case):
+    """Build one malformed checkpoint; returns (path, expected message fragment)."""
+    if case == "missing path":
+        return tmp_path / "nope.pth", "no such file"
+    if case == "empty file":
+        (tmp_path / "e.pth").write_bytes(b"")
+        return tmp_path / "e.pth", "empty file"
+    if case == "text file":
+        (tmp_path / "notes.txt").write_text("hello, not a checkpoint\n")
+        return tmp_path / "notes.txt", "not a PyTorch checkpoint"
+    if case == "mp4":
+        make_mp4(tmp_path / "clip.mp4")
+        return tmp_path / "clip.mp4", "not a PyTorch checkpoint"
+    if case == "pickled code":
+        torch.save({"model": Evil(str(tmp_path / "pwned"))}, tmp_path / "evil.pth")
+        return tmp_path / "evil.pth", "refused to unpickle"
+    if case == "no tensors":
+        torch.save({"model": {"a": 1}}, tmp_path / "n.pth")
+        return tmp_path / "n.pth", "no state dict of tensors"
+    if case == "not videomae":
+        torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "o.pth")
+        return tmp_path / "o.pth", "not a VideoMAE checkpoint"
+    if case == "wrong shape":
+        return _tubelet_dir(tmp_path, lambda sd: sd.update({"encoder.blocks.0.mlp.fc1.weight": torch.zeros(3, 48)})), \
+            "has shape [3, 48]"
+    if case == "missing key":
+        return _tubelet_dir(tmp_path, lambda sd: sd.pop("encoder.blocks.1.norm2.bias")), "missing key"
+    if case == "unexpected key":
+        return _tubelet_dir(tmp_path, lambda sd: sd.update({"encoder.extra": torch.zeros(1)})), "unexpected key"
+    if case == "official wrong shape":
+        sd = official_pretrain_sd(VideoMAE(small_cfg()))
+        sd["encoder.blocks.1.attn.proj.weight"] = torch.zeros(48, 47)
+        torch.save({"model": sd}, tmp_path / "s.pth")
+        return tmp_path / "s.pth", "has shape [48, 47]"
+    if case == "truncated safetensors":
+        path = save_model(VideoMAE(small_cfg()), tmp_path / "ckpt")
+        data = (path / "model.safetensors").read_bytes()
+        (path / "model.safetensors").write_bytes(data[: len(data) // 2])
+        return path, "not a readable safetensors file"
+    if case == "bad config json":
+        path = save_model(VideoMAE(small_cfg()), tmp_path / "ckpt")
+        (path / "config.json").write_text("{not json")
+        return path, "cannot read config"
+    if case == "unknown config field":
+        path = save_model(VideoMAE(small_cfg()), tmp_path / "ckpt")
+        meta = json.loads((path / "config.json").read_text())
+        (path / "config.json").write_text(json.dumps({**meta, "wings": 2}))
+        return path, "unknown model config field"
+    if case == "directory without config":
+        (tmp_path / "d").mkdir()
+        return tmp_path / "d", "config.json: missing"
+    raise AssertionError(case)
+
+
+BAD_CASES = ["missing path", "empty file", "text file", "mp4", "pickled code", "no tensors", "not videomae",
+             "wrong shape", "missing key", "unexpected key", "official wrong shape", "truncated safetensors",
+             "bad config json", "unknown config field", "directory without config"]
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_malformed_checkpoint_gives_one_line_error(tmp_path, case):
+    path, fragment = _bad(tmp_path, case)
+    with pytest.raises(CheckpointError) as info:
+        load_model(path, **({"num_heads": 4, "decoder_heads": 2} if case == "official wrong shape" else {}))
+    message = str(info.value)
+    assert fragment in message and path.name in message and "\n" not in message
+    assert not (tmp_path / "pwned").exists()  # the pickled call never ran
+
+
+# ---- CLI --------------------------------------------------------------------------------------------
+
+def run_cli(monkeypatch, capsys, *args):
+    """The real entry point (tubelet.cli.main) in-process: (exit code, stdout, stderr)."""
+    from tubelet.cli import main
+
+    monkeypatch.setattr("sys.argv", ["tubelet", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("case", ["missing path", "empty file", "mp4", "pickled code", "wrong shape", "missing key"])
+@pytest.mark.parametrize("command", ["info", "convert"])
+def test_cli_reports_malformed_checkpoint(tmp_path, monkeypatch, capsys, case, command):
+    path, fragment = _bad(tmp_path, case)
+    args = [command, path] + ([tmp_path / "out"] if command == "convert" else [])
+    code, out, err = run_cli(monkeypatch, capsys, *args)
+    if command == "info" and case in ("wrong shape", "missing key"):
+        # info reads without building a model: shapes and keys are only checked when loading
+        assert code == 0
+        return
+    assert code == 1 and err.startswith("error:") and fragment in err
+    assert err.count("\n") == 1 and "Traceback" not in err and out == ""
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_convert_and_info_round_trip(tmp_path, monkeypatch, capsys):
+    model = VideoMAE(small_cfg(decoder_depth=0, num_classes=3, class_names=["a", "b", "c"]))
+    save_model(model, tmp_path / "src")
+    code, out, _ = run_cli(monkeypatch, capsys, "convert", tmp_path / "src", tmp_path / "hf", "--to", "transformers",
+                           "--json")
+    assert code == 0 and json.loads(out)["format"] == "transformers"
+    code, out, _ = run_cli(monkeypatch, capsys, "info", tmp_path / "hf", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["format"] == "transformers" and info["kind"] == "classifier"
+    assert info["parameters"] == model.num_params() and info["config"]["class_names"] == ["a", "b", "c"]
+    assert info["parameters_by_part"]["head"] == 3 * 48 + 3 + 2 * 48
+    code, out, _ = run_cli(monkeypatch, capsys, "convert", tmp_path / "hf", tmp_path / "back")
+    assert code == 0
+    same_weights(model, load_model(tmp_path / "back"))
+    code, out, _ = run_cli(monkeypatch, capsys, "info", tmp_path / "back")
+    assert code == 0 and "classifier" in out and "3 classes" in out
+
+
+def test_cli_entry_point_subprocess(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "notes.txt").write_text("not a model")
+    bad = subprocess.run([Path(sys.executable).parent / "tubelet", "info", tmp_path / "notes.txt"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+    assert bad.stderr.count("\n") == 1 and "notes.txt" in bad.stderr
+
+
+def test_cli_info_preset_counts_parameters_on_meta(monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, "info", "vit_base", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["format"] == "preset" and info["parameters"] == 94_210_944
+    assert info["tokens"] == 1568 and info["parameters_by_part"]["decoder"] == 94_210_944 - 86_227_200

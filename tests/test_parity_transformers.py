@@ -19,7 +19,7 @@ from transformers import (  # noqa: E402
     VideoMAEModel,
 )
 
-from tubelet import ModelConfig, VideoMAE, load_model, save_model, tube_mask  # noqa: E402
+from tubelet import CheckpointError, ModelConfig, VideoMAE, load_model, save_model, tube_mask  # noqa: E402
 
 TOL = 1e-4
 GEOMETRY = dict(num_frames=4, image_size=32)
@@ -215,6 +215,13 @@ def test_transformers_directory_variants(tmp_path, weights):
     video, mask = clip(), mask_for()
     with torch.no_grad():
         close(ours(video, mask=mask).pred, hf(hf_in(video), bool_masked_pos=mask).logits)
+
+
+def test_transformers_encoder_without_final_norm_is_refused(tmp_path):
+    """A mean-pooling VideoMAEModel has no final encoder norm; tubelet's encoder always ends with one."""
+    VideoMAEModel(hf_config(use_mean_pooling=True)).save_pretrained(tmp_path / "hf")
+    with pytest.raises(CheckpointError, match="no final norm"):
+        load_model(tmp_path / "hf")
 
 
 # ---- official .pth files ----------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import re
 import shutil
 import uuid
@@ -88,15 +87,15 @@ def _load_pth(path: Path) -> Any:
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        reason = _one_line(e)
-        m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
-        if m or "weights_only" in reason:
-            what = f"it references {m.group(1)}" if m else reason
-            raise CheckpointError(f"{path}: refused to unpickle objects that are not tensors ({what})") from None
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({reason})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError, KeyError) as e:
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_one_line(e)})") from None
+    except Exception as e:  # arbitrary bytes fail in many ways (UnpicklingError, KeyError, struct.error, …)
+        text = str(e)
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if refused:
+            raise CheckpointError(f"{path}: refused to unpickle: it references {refused.group(1)} (only tensors "
+                                  f"and plain containers are loaded)") from None
+        reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({reason.group(1) if reason else _one_line(e)})"
+                              ) from None
 
 
 def _model_keys(cfg: ModelConfig) -> list[str]:
