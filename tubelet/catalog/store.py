@@ -1,0 +1,477 @@
+"""The catalog on disk: Arrow fragments of whole videos, an atomically replaced manifest, a usearch HNSW index.
+
+Layout of a catalog directory:
+    catalog.json        manifest: format, the model that made every vector, the live fragments, the ANN index
+    frag-<uuid>.arrow   Arrow IPC file, one row per video (metadata, video vector, its segments' times and vectors)
+    ann-<uuid>.usearch  HNSW index over segment keys, memory-mapped when searched (present above the exact limit)
+
+Atomicity: a write makes new files under fresh names, then replaces catalog.json (temp file + fsync + os.replace).
+A reader sees the old manifest or the new one, never a half-written video; files a killed writer left behind are
+not in the manifest and are removed by the next writer. One writer at a time (an flock on .lock).
+Why this layout and not LanceDB, FAISS or hnswlib: benchmarks/store_comparison.md and the README.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tubelet.errors import TubeletError
+
+FORMAT = "tubelet-catalog"
+FORMAT_VERSION = 1
+MANIFEST = "catalog.json"
+EXACT_MAX_SEGMENTS = 100_000  # exact search up to here, HNSW above (benchmarks/store_comparison.md)
+MAX_FRAGMENTS = 32  # more than this many fragment files: merge them on the next write
+HNSW = {"connectivity": 16, "expansion_add": 100, "expansion_search": 96}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The embedding space of a catalog: which model made the vectors, and how."""
+
+    id: str  # sha256 of weights + config + layer/pool, 16 hex digits
+    source: str  # preset name or checkpoint path it was loaded from
+    dim: int
+    layer: int = -1
+    pool: str = "mean"
+    window_s: float = 2.0
+    stride_s: float = 1.0
+    overrides: dict[str, Any] = field(default_factory=dict)  # config overrides applied when loading
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One catalogued video (no vectors)."""
+
+    id: str
+    path: str
+    content_hash: str
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    size_bytes: int
+    num_segments: int
+    added_at: str
+    meta: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VideoEntry:
+    """A video ready to be added: its record plus vectors (L2-normalised float32)."""
+
+    record: VideoRecord
+    vector: np.ndarray  # [D]
+    starts: np.ndarray  # [S] seconds
+    ends: np.ndarray  # [S] seconds
+    segments: np.ndarray  # [S, D]
+
+
+@dataclass
+class Segments:
+    """Segment rows of some videos, in catalog order: `video[i]` indexes `ids`."""
+
+    ids: list[str]
+    video: np.ndarray  # [S] int
+    keys: np.ndarray  # [S] uint64, stable across compaction
+    starts: np.ndarray  # [S]
+    ends: np.ndarray  # [S]
+    vectors: np.ndarray  # [S, D] float32
+
+
+def _schema(dim: int) -> pa.Schema:
+    vec = pa.list_(pa.float32(), dim)
+    return pa.schema([
+        ("id", pa.string()), ("path", pa.string()), ("content_hash", pa.string()),
+        ("duration_s", pa.float64()), ("fps", pa.float64()), ("width", pa.int32()), ("height", pa.int32()),
+        ("size_bytes", pa.int64()), ("added_at", pa.string()), ("meta", pa.string()),
+        ("vector", vec), ("seg_key", pa.list_(pa.uint64())), ("seg_start_s", pa.list_(pa.float64())),
+        ("seg_end_s", pa.list_(pa.float64())), ("seg_vector", pa.list_(vec)),
+    ])
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _flat_vectors(col: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
+    """A list<fixed_size_list<float32>> or fixed_size_list column → [rows, dim] float32 (zero-copy when it can)."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    while pa.types.is_list(arr.type) or pa.types.is_fixed_size_list(arr.type):
+        arr = arr.flatten()
+    return arr.to_numpy(zero_copy_only=False).reshape(-1, dim)
+
+
+class Catalog:
+    """A persistent, embedded catalog of videos and their segment embeddings. Open with `Catalog.open`."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+        self.root = root
+        self._manifest = manifest
+        self._tables: dict[str, pa.Table] = {}
+        self._key_map: tuple[np.ndarray, np.ndarray] | None = None
+
+    # ---- opening -------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, root: str | os.PathLike, model: ModelInfo) -> Catalog:
+        """A new, empty catalog in `root` (which must not hold anything else)."""
+        root = Path(root)
+        if (root / MANIFEST).exists():
+            raise TubeletError(f"{root}: a catalog already exists here")
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise TubeletError(f"{root}: exists and is not an empty directory; choose a new catalog directory")
+        root.mkdir(parents=True, exist_ok=True)
+        manifest = {"format": FORMAT, "version": FORMAT_VERSION, "model": asdict(model), "generation": 0,
+                    "next_key": 0, "fragments": [], "ann": None}
+        cat = cls(root, manifest)
+        cat._commit(manifest)
+        return cat
+
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> Catalog:
+        """An existing catalog; TubeletError if `root` is not one."""
+        root = Path(root)
+        path = root / MANIFEST
+        if not path.is_file():
+            raise TubeletError(f"{root}: not a tubelet catalog (no {MANIFEST}); create one with `tubelet index add`")
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise TubeletError(f"{path}: unreadable catalog manifest ({e})") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise TubeletError(f"{path}: not a tubelet catalog manifest")
+        if manifest.get("version") != FORMAT_VERSION:
+            raise TubeletError(f"{path}: catalog format version {manifest.get('version')} is not supported")
+        return cls(root, manifest)
+
+    @staticmethod
+    def exists(root: str | os.PathLike) -> bool:
+        return (Path(root) / MANIFEST).is_file()
+
+    @property
+    def model(self) -> ModelInfo:
+        return ModelInfo(**self._manifest["model"])
+
+    # ---- reading -------------------------------------------------------------------------------
+    def _table(self, name: str) -> pa.Table:
+        if name not in self._tables:
+            path = self.root / name
+            try:
+                self._tables[name] = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+            except (OSError, pa.ArrowInvalid) as e:
+                raise TubeletError(f"{path}: unreadable catalog fragment ({e})") from None
+        return self._tables[name]
+
+    def _fragments(self) -> Iterator[pa.Table]:
+        for frag in self._manifest["fragments"]:
+            yield self._table(frag["file"])
+
+    def __len__(self) -> int:
+        return sum(f["videos"] for f in self._manifest["fragments"])
+
+    @property
+    def num_segments(self) -> int:
+        return sum(f["segments"] for f in self._manifest["fragments"])
+
+    def videos(self) -> list[VideoRecord]:
+        """All videos, in the order they were added."""
+        out = []
+        for t in self._fragments():
+            rows = t.select(["id", "path", "content_hash", "duration_s", "fps", "width", "height", "size_bytes",
+                             "added_at", "meta"]).to_pylist()
+            counts = pc.list_value_length(t["seg_key"]).to_pylist()
+            for row, n in zip(rows, counts, strict=True):
+                out.append(VideoRecord(**{**row, "meta": json.loads(row["meta"]), "num_segments": n}))
+        return out
+
+    def ids(self) -> set[str]:
+        return {v for t in self._fragments() for v in t["id"].to_pylist()}
+
+    def video(self, video_id: str) -> VideoRecord:
+        for v in self.videos():
+            if v.id == video_id:
+                return v
+        raise TubeletError(f"{self.root}: no video with id {video_id!r} in the catalog")
+
+    def segments(self, ids: Sequence[str] | None = None) -> Segments:
+        """Segment rows of the given videos (all when None), vectors memory-mapped where possible."""
+        dim = self.model.dim
+        want = None if ids is None else set(ids)
+        names, video, keys, starts, ends, vecs = [], [], [], [], [], []
+        for t in self._fragments():
+            if want is not None:
+                t = t.filter(pc.is_in(t["id"], pa.array(sorted(want), pa.string())))
+            if not t.num_rows:
+                continue
+            counts = pc.list_value_length(t["seg_key"]).to_numpy()
+            video.append(np.repeat(np.arange(len(names), len(names) + t.num_rows), counts))
+            names += t["id"].to_pylist()
+            keys.append(_flat_vectors(t["seg_key"], 1)[:, 0])
+            starts.append(_flat_vectors(t["seg_start_s"], 1)[:, 0])
+            ends.append(_flat_vectors(t["seg_end_s"], 1)[:, 0])
+            vecs.append(_flat_vectors(t["seg_vector"], dim))
+        if not names:
+            none = np.zeros(0)
+            return Segments([], none.astype(int), none.astype(np.uint64), none, none, np.zeros((0, dim), np.float32))
+        cat = np.concatenate
+        return Segments(names, cat(video), cat(keys), cat(starts), cat(ends),
+                        vecs[0] if len(vecs) == 1 else cat(vecs))
+
+    def video_vectors(self) -> tuple[list[str], np.ndarray]:
+        """Video-level vectors of all videos: (ids, [V, D])."""
+        ids = [v for t in self._fragments() for v in t["id"].to_pylist()]
+        vecs = [_flat_vectors(t["vector"], self.model.dim) for t in self._fragments()]
+        return ids, (np.concatenate(vecs) if vecs else np.zeros((0, self.model.dim), np.float32))
+
+    def stats(self) -> dict[str, Any]:
+        files = [self.root / f["file"] for f in self._manifest["fragments"]]
+        ann = self._manifest["ann"]
+        if ann:
+            files.append(self.root / ann["file"])
+        files.append(self.root / MANIFEST)
+        vids = self.videos()
+        return {"catalog": str(self.root), "videos": len(vids), "segments": self.num_segments,
+                "duration_s": float(sum(v.duration_s for v in vids)), "model": asdict(self.model),
+                "search": "hnsw" if ann else "exact", "indexed_segments": ann["count"] if ann else 0,
+                "fragments": len(self._manifest["fragments"]), "generation": self._manifest["generation"],
+                "disk_bytes": sum(f.stat().st_size for f in files if f.exists())}
+
+    # ---- nearest neighbours ----------------------------------------------------------------------
+    def nearest(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Segment keys [Q, k] and cosine similarities [Q, k] of the k nearest catalog segments per query.
+
+        Exact (one matmul per fragment) while the catalog is under EXACT_MAX_SEGMENTS segments; above, the HNSW
+        index answers for the segments it covers and the rest (added since it was built) are searched exactly.
+        """
+        q = np.ascontiguousarray(queries, np.float32)
+        ann = self._manifest["ann"]
+        covered = ann["below_key"] if ann else 0
+        keys, sims = [np.zeros((len(q), 0), np.uint64)], [np.zeros((len(q), 0), np.float32)]
+        if ann:
+            from usearch.index import Index
+
+            index = Index.restore(str(self.root / ann["file"]), view=True)
+            index.expansion_search = max(HNSW["expansion_search"], 2 * k)
+            m = index.search(q, k)
+            keys.append(m.keys.reshape(len(q), -1).astype(np.uint64))
+            sims.append(1 - m.distances.reshape(len(q), -1))  # usearch "ip" distance = 1 - dot
+        for t in self._fragments():
+            seg_keys = _flat_vectors(t["seg_key"], 1)[:, 0]
+            tail = seg_keys >= covered
+            if not tail.any():
+                continue
+            vecs = _flat_vectors(t["seg_vector"], self.model.dim)
+            if not tail.all():
+                vecs, seg_keys = vecs[tail], seg_keys[tail]
+            s = q @ vecs.T  # [Q, S_frag]
+            top = np.argpartition(-s, min(k, s.shape[1] - 1), axis=1)[:, :k]
+            keys.append(seg_keys[top])
+            sims.append(np.take_along_axis(s, top, 1))
+        keys_all, sims_all = np.concatenate(keys, 1), np.concatenate(sims, 1)
+        order = np.argsort(-sims_all, axis=1)[:, :k]
+        return np.take_along_axis(keys_all, order, 1), np.take_along_axis(sims_all, order, 1)
+
+    def videos_of_keys(self, keys: np.ndarray) -> np.ndarray:
+        """The video id of each segment key (None where the key is gone), same shape as `keys`."""
+        if self._key_map is None:
+            ks, vs = [], []
+            for t in self._fragments():
+                counts = pc.list_value_length(t["seg_key"]).to_numpy()
+                ks.append(_flat_vectors(t["seg_key"], 1)[:, 0])
+                vs.append(np.repeat(np.asarray(t["id"].to_pylist(), dtype=object), counts))
+            self._key_map = (np.concatenate(ks) if ks else np.zeros(0, np.uint64),
+                             np.concatenate(vs) if vs else np.zeros(0, object))
+        all_keys, owners = self._key_map
+        out = np.full(keys.shape, None, dtype=object)
+        if len(all_keys):
+            pos = np.clip(np.searchsorted(all_keys, keys), 0, len(all_keys) - 1)
+            found = all_keys[pos] == keys
+            out[found] = owners[pos[found]]
+        return out
+
+    # ---- writing -------------------------------------------------------------------------------
+    @contextmanager
+    def _writing(self) -> Iterator[dict[str, Any]]:
+        """Exclusive write: re-read the manifest under the lock, yield a copy to change, commit it."""
+        with open(self.root / ".lock", "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise TubeletError(f"{self.root}: another process is writing to this catalog") from None
+            committed = Catalog.open(self.root)._manifest
+            self._manifest, self._key_map = committed, None
+            self._tables.clear()
+            self._collect_garbage()
+            manifest = json.loads(json.dumps(committed))
+            try:
+                yield manifest
+                manifest["generation"] += 1
+                self._commit(manifest)
+            except BaseException:
+                self._manifest = committed
+                raise
+            finally:
+                self._key_map = None
+            self._collect_garbage()
+
+    def _commit(self, manifest: dict[str, Any]) -> None:
+        tmp = self.root / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
+        _fsync_write(tmp, json.dumps(manifest, indent=1).encode())
+        os.replace(tmp, self.root / MANIFEST)
+        _fsync_dir(self.root)
+        self._manifest = manifest
+
+    def _collect_garbage(self) -> None:
+        """Remove files no manifest refers to (left by a killed writer, or replaced by the last commit)."""
+        live = {f["file"] for f in self._manifest["fragments"]} | {MANIFEST, ".lock"}
+        if self._manifest["ann"]:
+            live.add(self._manifest["ann"]["file"])
+        for p in self.root.iterdir():
+            if p.name not in live and (p.name.startswith((".", "frag-", "ann-"))):
+                self._tables.pop(p.name, None)
+                p.unlink(missing_ok=True)
+
+    def _write_fragment(self, table: pa.Table) -> dict[str, Any]:
+        name = f"frag-{uuid.uuid4().hex}.arrow"
+        tmp = self.root / f".{name}.tmp"
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        _fsync_file(tmp)
+        os.replace(tmp, self.root / name)
+        counts = pc.list_value_length(table["seg_key"]).to_numpy()
+        return {"file": name, "videos": table.num_rows, "segments": int(counts.sum())}
+
+    def add(self, entries: Sequence[VideoEntry], model_id: str) -> list[str]:
+        """Add whole videos in one atomic commit; ids already present are left alone. Returns the ids added."""
+        if model_id != self.model.id:
+            raise TubeletError(f"{self.root}: the catalog holds vectors of model {self.model.id} "
+                               f"({self.model.source}); these are from model {model_id}: use another catalog")
+        with self._writing() as manifest:
+            have = self.ids()
+            new, seen = [], set()
+            for e in entries:
+                if e.record.id not in have and e.record.id not in seen:
+                    new.append(e)
+                    seen.add(e.record.id)
+            if not new:
+                return []
+            next_key = manifest["next_key"]
+            columns: dict[str, list[Any]] = {name: [] for name in _schema(self.model.dim).names}
+            for e in new:
+                if e.segments.shape[1:] != (self.model.dim,):
+                    raise TubeletError(f"{e.record.path}: vectors of size {e.segments.shape[1:]}, "
+                                       f"the catalog holds {self.model.dim}")
+                rec = e.record.to_dict()
+                for name in ("id", "path", "content_hash", "duration_s", "fps", "width", "height", "size_bytes",
+                             "added_at"):
+                    columns[name].append(rec[name])
+                columns["meta"].append(json.dumps(rec["meta"]))
+                columns["vector"].append(e.vector.astype(np.float32))
+                columns["seg_key"].append(np.arange(next_key, next_key + len(e.segments), dtype=np.uint64))
+                columns["seg_start_s"].append(np.asarray(e.starts, np.float64))
+                columns["seg_end_s"].append(np.asarray(e.ends, np.float64))
+                columns["seg_vector"].append(list(np.asarray(e.segments, np.float32)))
+                next_key += len(e.segments)
+            manifest["fragments"].append(self._write_fragment(pa.table(columns, schema=_schema(self.model.dim))))
+            manifest["next_key"] = next_key
+            self._maintain(manifest)
+            return [e.record.id for e in new]
+
+    def remove(self, ids: Sequence[str]) -> list[str]:
+        """Remove videos by id in one atomic commit. Returns the ids that were there."""
+        with self._writing() as manifest:
+            gone: list[str] = []
+            gone_keys: list[np.ndarray] = []
+            fragments = []
+            for frag in manifest["fragments"]:
+                t = self._table(frag["file"])
+                hit = pc.is_in(t["id"], pa.array(list(ids), pa.string()))
+                if not pc.any(hit).as_py():
+                    fragments.append(frag)
+                    continue
+                gone += t.filter(hit)["id"].to_pylist()
+                gone_keys.append(_flat_vectors(t.filter(hit)["seg_key"], 1)[:, 0])
+                kept = t.filter(pc.invert(hit))
+                if kept.num_rows:
+                    fragments.append(self._write_fragment(kept))
+            manifest["fragments"] = fragments
+            if manifest["ann"] and gone:
+                manifest["ann"] = self._update_ann(manifest["ann"], remove=np.concatenate(gone_keys))
+            self._maintain(manifest)
+            return gone
+
+    # ---- upkeep: merge small fragments, keep the HNSW index in step ------------------------------
+    def _maintain(self, manifest: dict[str, Any]) -> None:
+        frags = manifest["fragments"]
+        while len(frags) > MAX_FRAGMENTS:  # merge the adjacent pair with the fewest segments (keys stay in order)
+            i = int(np.argmin([a["segments"] + b["segments"] for a, b in zip(frags, frags[1:], strict=False)]))
+            merged = pa.concat_tables([self._table(frags[i]["file"]), self._table(frags[i + 1]["file"])])
+            frags[i:i + 2] = [self._write_fragment(merged.combine_chunks())]
+        self._manifest = manifest
+        total = sum(f["segments"] for f in manifest["fragments"])
+        ann = manifest["ann"]
+        if total <= EXACT_MAX_SEGMENTS:
+            manifest["ann"] = None
+        elif ann is None or total - ann["count"] > 0.1 * ann["count"]:
+            manifest["ann"] = self._update_ann(ann)
+
+    def _update_ann(self, old: dict[str, Any] | None, remove: np.ndarray | None = None) -> dict[str, Any]:
+        """The HNSW index with the segments added since `old` was built (all when None) and without the keys in
+        `remove`, saved under a new name; the old file stays valid until the manifest stops naming it."""
+        from usearch.index import Index
+
+        if old is None:
+            index = Index(ndim=self.model.dim, metric="ip", dtype="f32", **HNSW)
+            below, count = 0, 0
+        else:
+            index = Index.restore(str(self.root / old["file"]))
+            below, count = old["below_key"], old["count"]
+        if remove is not None and len(remove):
+            index.remove(remove[remove < below].astype(np.uint64))
+            count -= int((remove < below).sum())
+        if remove is None:
+            for t in self._fragments():
+                keys = _flat_vectors(t["seg_key"], 1)[:, 0]
+                new = keys >= below
+                if new.any():
+                    vecs = _flat_vectors(t["seg_vector"], self.model.dim)
+                    index.add(keys[new], np.ascontiguousarray(vecs[new]), threads=0)
+                    count += int(new.sum())
+                    below = max(below, int(keys.max()) + 1)
+        name = f"ann-{uuid.uuid4().hex}.usearch"
+        tmp = self.root / f".{name}.tmp"
+        index.save(str(tmp))
+        _fsync_file(tmp)
+        os.replace(tmp, self.root / name)
+        return {"file": name, "count": count, "below_key": below}
