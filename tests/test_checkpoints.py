@@ -151,6 +151,27 @@ def test_official_default_geometry_and_preset_name(tmp_path):
     assert cfg.use_mean_pooling and cfg.mlp_dim == 768 and cfg.num_heads == 3
 
 
+@pytest.mark.parametrize("extra_row", [False, True])
+def test_official_learnable_table_is_resampled_to_requested_geometry(tmp_path, extra_row):
+    """A fine-tuned file with a learnable table at 16×224² (1568 rows, or 1569 with a class-token slot),
+    loaded at 112²: the table is read at its own grid (8, 14, 14) and resampled to (8, 7, 7)."""
+    pre = VideoMAE(small_cfg(num_frames=16, image_size=224, patch_size=16, embed_dim=192, num_heads=3, mlp_dim=64,
+                             depth=1, learnable_pos_emb=True))
+    sd = {k.removeprefix("encoder."): v for k, v in pre.state_dict().items()
+          if k.startswith("encoder.") and not k.startswith("encoder.norm.")}
+    table = sd["pos_embed"]
+    if extra_row:
+        sd["pos_embed"] = torch.cat([torch.zeros(1, 1, 192), table], dim=1)
+    sd.update({"fc_norm.weight": torch.ones(192), "fc_norm.bias": torch.zeros(192),
+               "head.weight": torch.zeros(4, 192), "head.bias": torch.zeros(4)})
+    torch.save({"module": sd}, tmp_path / "ft.pth")
+    native = load_model(tmp_path / "ft.pth")
+    assert native.config.image_size == (224, 224) and torch.equal(native.encoder.pos_embed.detach(), table)
+    small = load_model(tmp_path / "ft.pth", image_size=112)
+    want = interpolate_pos_embed(table, (8, 14, 14), (8, 7, 7))
+    assert small.config.grid == (8, 7, 7) and torch.equal(small.encoder.pos_embed.detach(), want)
+
+
 def test_unknown_width_needs_heads_hint(tmp_path):
     model = VideoMAE(small_cfg())  # width 48 is not an official width
     torch.save(official_pretrain_sd(model), tmp_path / "w.pth")

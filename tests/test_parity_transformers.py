@@ -102,12 +102,12 @@ def test_pretraining_from_transformers(tmp_path, norm_pix_loss, eps, qv_bias):
     close(got.loss, want.loss)
 
 
-@pytest.mark.parametrize("norm_pix_loss", [True, False])
-def test_pretraining_to_transformers(tmp_path, norm_pix_loss):
-    ours = randomise(VideoMAE(our_config(norm_pix_loss=norm_pix_loss)))
+@pytest.mark.parametrize("norm_pix_loss,qkv_bias", [(True, True), (False, True), (True, False)])
+def test_pretraining_to_transformers(tmp_path, norm_pix_loss, qkv_bias):
+    ours = randomise(VideoMAE(our_config(norm_pix_loss=norm_pix_loss, qkv_bias=qkv_bias)))
     save_model(ours, tmp_path / "hf", format="transformers")
     hf = hf_from_dir(VideoMAEForPreTraining, tmp_path / "hf")
-    assert hf.config.norm_pix_loss == norm_pix_loss
+    assert hf.config.norm_pix_loss == norm_pix_loss and hf.config.qv_bias == qkv_bias
     video, mask = clip(), mask_for(ratio=0.5)
     with torch.no_grad():
         want = hf(hf_in(video), bool_masked_pos=mask)

@@ -20,13 +20,13 @@ StateDict = dict[str, Tensor]
 
 # Attention heads by width, as in the official model definitions (encoders and decoders).
 HEADS_BY_WIDTH = {96: 3, 192: 3, 384: 6, 512: 8, 640: 8, 768: 12, 1024: 16, 1280: 16, 1408: 16}
-STATE_KEYS = ("model", "module", "state_dict")
+STATE_KEYS = ("model", "module")
 STRIP_PREFIXES = ("_orig_mod.", "module.", "backbone.")
 FINETUNE_ENCODER_PARTS = ("patch_embed.", "blocks.", "norm.", "pos_embed")
 
 
 def state_dict_of(obj: Any, where: str) -> StateDict:
-    """The weights inside a loaded .pth: under 'model' / 'module' / 'state_dict', or the object itself."""
+    """The weights inside a loaded .pth: under 'model' (pretraining) or 'module' (fine-tuned), or the object itself."""
     if isinstance(obj, dict):
         for key in STATE_KEYS:
             if isinstance(obj.get(key), dict):
