@@ -71,6 +71,8 @@ def pretrain(
     if not cfg.data:
         raise TubeletError("give the videos to train on: tubelet pretrain DATA --out RUN_DIR")
     result = run(cfg, out, resume=resume, stop_after=stop_after, progress=True)
+    if result.rank != 0:
+        return
     if json_:
         _print_json(result.summary())
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,8 @@ def wrap(model: nn.Module, info: DistInfo, fsdp: bool = False) -> nn.Module:
 
         if not info.distributed:
             raise TubeletError("FSDP needs several processes: launch with torchrun --nproc_per_node N")
+        # the model's outputs are never modified in place, so FSDP's warning about returned views does not apply
+        warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
         for module in model.modules():
             if isinstance(module, Block):
                 fully_shard(module)

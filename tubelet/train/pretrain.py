@@ -60,6 +60,7 @@ class PretrainResult:
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
     finished: bool = False  # reached total_steps (not stopped by stop_after)
+    rank: int = 0  # of this process under torchrun
 
     def summary(self) -> dict[str, Any]:
         """The JSON-friendly summary the CLI prints."""
@@ -296,7 +297,7 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, info: D.DistInfo, resume: bool
         save_config(cfg, run_dir / CONFIG_FILE)
     sample = _fixed_sample(items, cfg, trainer.module)
     log = MetricsLog(run_dir, trainer.step if start is not None else None) if info.is_main else None
-    result = PretrainResult(run_dir, start, None, trainer.step, total)
+    result = PretrainResult(run_dir, start, None, trainer.step, total, rank=info.rank)
     clips_per_step = cfg.batch_size * cfg.repeats * cfg.accum_steps * info.world_size
     busy = waited = 0.0
     interval: list[float] = []
