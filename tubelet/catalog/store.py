@@ -204,10 +204,14 @@ class Catalog:
     def num_segments(self) -> int:
         return sum(f["segments"] for f in self._manifest["fragments"])
 
-    def videos(self) -> list[VideoRecord]:
-        """All videos, in the order they were added."""
+    def _select(self, t: pa.Table, ids: Sequence[str] | None) -> pa.Table:
+        return t if ids is None else t.filter(pc.is_in(t["id"], pa.array(list(ids), pa.string())))
+
+    def videos(self, ids: Sequence[str] | None = None) -> list[VideoRecord]:
+        """The given videos (all when None), in the order they were added."""
         out = []
         for t in self._fragments():
+            t = self._select(t, ids)
             rows = t.select(["id", "path", "content_hash", "duration_s", "fps", "width", "height", "size_bytes",
                              "added_at", "meta"]).to_pylist()
             counts = pc.list_value_length(t["seg_key"]).to_pylist()
@@ -219,19 +223,16 @@ class Catalog:
         return {v for t in self._fragments() for v in t["id"].to_pylist()}
 
     def video(self, video_id: str) -> VideoRecord:
-        for v in self.videos():
-            if v.id == video_id:
-                return v
+        for v in self.videos([video_id]):
+            return v
         raise TubeletError(f"{self.root}: no video with id {video_id!r} in the catalog")
 
     def segments(self, ids: Sequence[str] | None = None) -> Segments:
         """Segment rows of the given videos (all when None), vectors memory-mapped where possible."""
         dim = self.model.dim
-        want = None if ids is None else set(ids)
         names, video, keys, starts, ends, vecs = [], [], [], [], [], []
         for t in self._fragments():
-            if want is not None:
-                t = t.filter(pc.is_in(t["id"], pa.array(sorted(want), pa.string())))
+            t = self._select(t, ids)
             if not t.num_rows:
                 continue
             counts = pc.list_value_length(t["seg_key"]).to_numpy()
@@ -247,12 +248,6 @@ class Catalog:
         cat = np.concatenate
         return Segments(names, cat(video), cat(keys), cat(starts), cat(ends),
                         vecs[0] if len(vecs) == 1 else cat(vecs))
-
-    def video_vectors(self) -> tuple[list[str], np.ndarray]:
-        """Video-level vectors of all videos: (ids, [V, D])."""
-        ids = [v for t in self._fragments() for v in t["id"].to_pylist()]
-        vecs = [_flat_vectors(t["vector"], self.model.dim) for t in self._fragments()]
-        return ids, (np.concatenate(vecs) if vecs else np.zeros((0, self.model.dim), np.float32))
 
     def stats(self) -> dict[str, Any]:
         files = [self.root / f["file"] for f in self._manifest["fragments"]]
@@ -284,8 +279,9 @@ class Catalog:
             index = Index.restore(str(self.root / ann["file"]), view=True)
             index.expansion_search = max(HNSW["expansion_search"], 2 * k)
             m = index.search(q, k)
-            keys.append(m.keys.reshape(len(q), -1).astype(np.uint64))
-            sims.append(1 - m.distances.reshape(len(q), -1))  # usearch "ip" distance = 1 - dot
+            found = np.arange(k)[None] < np.asarray(m.counts).reshape(-1, 1)  # rows past a query's count are filler
+            keys.append(m.keys.reshape(len(q), k).astype(np.uint64))
+            sims.append(np.where(found, 1 - m.distances.reshape(len(q), k), -np.inf))  # "ip" distance = 1 - dot
         for t in self._fragments():
             seg_keys = _flat_vectors(t["seg_key"], 1)[:, 0]
             tail = seg_keys >= covered

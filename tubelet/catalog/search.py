@@ -1,0 +1,140 @@
+"""'More like this': rank catalog videos by how well a query's segments line up with theirs, and say where.
+
+Score of a segment pair: cosine similarity clamped to [0, 1] (1 = same direction, 0 = orthogonal or opposite).
+Query and catalog segments come from the same window and stride, so a query that is an excerpt of a catalog
+video matches it along one diagonal of the [query segments × video segments] similarity matrix. A video's score
+is the best mean similarity along a diagonal on which the shorter of the two is fully overlapped; that diagonal
+gives the matched spans (temporal grounding: where in the long video the clip happens). The single best pair on it
+is reported too. Candidates come from each query segment's nearest catalog segments (exact or HNSW, see store.py).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tubelet.catalog.store import Catalog
+from tubelet.errors import TubeletError
+
+
+@dataclass(frozen=True)
+class Match:
+    """A query span and a catalog-video span that correspond, with their similarity in [0, 1]."""
+
+    query_start_s: float
+    query_end_s: float
+    start_s: float
+    end_s: float
+    score: float
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked video: its score, the aligned spans and the best single segment pair on that alignment."""
+
+    rank: int
+    id: str
+    path: str
+    duration_s: float
+    score: float
+    match: Match
+    pair: Match
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Query:
+    """Segment vectors of what is searched for, with their times in the query's own timeline."""
+
+    label: str
+    starts: np.ndarray  # [Q]
+    ends: np.ndarray  # [Q]
+    vectors: np.ndarray  # [Q, D]
+    exclude: str | None = None  # a catalog id to leave out of the results (the query itself)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"query": self.label, "start_s": float(self.starts[0]), "end_s": float(self.ends[-1]),
+                "segments": len(self.starts)}
+
+
+def make_query(catalog: Catalog, query: str | os.PathLike, start_s: float | None = None,
+               end_s: float | None = None) -> Query:
+    """A query from a video file (embedded with the catalog's model) or from a catalog video id."""
+    path = Path(query)
+    if path.is_file():
+        from tubelet.catalog.embed import EmbedOptions, embed_video, embedder_for
+
+        model = catalog.model
+        emb = embed_video(embedder_for(model), path, EmbedOptions(model.window_s, model.stride_s), start_s, end_s)
+        return Query(str(path), emb.starts, emb.ends, emb.segments)
+    if str(query) not in catalog.ids():
+        raise TubeletError(f"{query}: neither a video file nor a video id in catalog {catalog.root}")
+    seg = catalog.segments([str(query)])
+    keep = np.ones(len(seg.starts), bool)
+    if start_s is not None:
+        keep &= seg.ends > start_s
+    if end_s is not None:
+        keep &= seg.starts < end_s
+    if not keep.any():
+        raise TubeletError(f"{query}: no segment of this video lies in {start_s}–{end_s} s")
+    return Query(str(query), seg.starts[keep], seg.ends[keep], seg.vectors[keep], exclude=str(query))
+
+
+def diagonal_means(sim: np.ndarray, min_overlap: int) -> np.ndarray:
+    """Mean of sim [Q, S] along each diagonal j = i + o, for o = -(Q-1) … S-1; NaN where fewer than
+    `min_overlap` pairs lie on it."""
+    q, s = sim.shape
+    padded = np.full((q, s + 2 * (q - 1)), np.nan, sim.dtype)
+    padded[:, q - 1:q - 1 + s] = sim
+    st = padded.strides
+    diag = np.lib.stride_tricks.as_strided(padded, shape=(q, s + q - 1), strides=(st[0] + st[1], st[1]))
+    counts = (~np.isnan(diag)).sum(0)
+    with np.errstate(invalid="ignore"):
+        means = np.nansum(diag, 0) / counts
+    return np.where(counts >= min_overlap, means, np.nan)
+
+
+def align(query: Query, starts: np.ndarray, ends: np.ndarray, vectors: np.ndarray) -> tuple[Match, Match]:
+    """Best diagonal alignment of the query with one video's segments → (aligned spans, best pair on them)."""
+    sim = np.clip(query.vectors @ vectors.T, 0.0, 1.0)  # [Q, S]
+    q, s = sim.shape
+    means = diagonal_means(sim, min(q, s))
+    o = int(np.nanargmax(means)) - (q - 1)  # catalog index = query index + o
+    i = np.arange(max(0, -o), min(q, s - o))
+    pair_i = i[int(np.argmax(sim[i, i + o]))]
+    match = Match(float(query.starts[i[0]]), float(query.ends[i[-1]]), float(starts[i[0] + o]),
+                  float(ends[i[-1] + o]), float(means[o + q - 1]))
+    pair = Match(float(query.starts[pair_i]), float(query.ends[pair_i]), float(starts[pair_i + o]),
+                 float(ends[pair_i + o]), float(sim[pair_i, pair_i + o]))
+    return match, pair
+
+
+def search(catalog: Catalog, query: Query, k: int = 10) -> list[Hit]:
+    """The k catalog videos most like the query, best first."""
+    if k <= 0:
+        raise TubeletError(f"k must be positive, got {k}")
+    if not len(catalog):
+        return []
+    keys, sims = catalog.nearest(query.vectors, max(100, 10 * k))
+    owners = catalog.videos_of_keys(keys).ravel()
+    best: dict[str, float] = {}
+    for vid, sc in zip(owners, sims.ravel(), strict=True):
+        if vid is not None and vid != query.exclude and sc > best.get(vid, -np.inf):
+            best[vid] = float(sc)
+    candidates = sorted(best, key=best.__getitem__, reverse=True)[:max(3 * k, 30)]
+    seg = catalog.segments(candidates)
+    records = {v.id: v for v in catalog.videos(candidates)}
+    scored = []
+    for j, vid in enumerate(seg.ids):
+        rows = seg.video == j
+        match, pair = align(query, seg.starts[rows], seg.ends[rows], seg.vectors[rows])
+        scored.append((match.score, vid, match, pair))
+    scored.sort(key=lambda t: -t[0])
+    return [Hit(rank=r + 1, id=vid, path=records[vid].path, duration_s=records[vid].duration_s, score=score,
+                match=match, pair=pair) for r, (score, vid, match, pair) in enumerate(scored[:k])]
