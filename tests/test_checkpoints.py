@@ -345,6 +345,18 @@ def test_cli_convert_and_info_round_trip(tmp_path, monkeypatch, capsys):
     assert code == 0 and "classifier" in out and "3 classes" in out
 
 
+def test_cli_convert_with_overrides(tmp_path, monkeypatch, capsys):
+    torch.save(VideoMAE(small_cfg()).state_dict(), tmp_path / "w.pth")  # width 48: heads must be given
+    code, _, err = run_cli(monkeypatch, capsys, "convert", tmp_path / "w.pth", tmp_path / "out")
+    assert code == 1 and err.startswith("error:") and "num_heads=" in err
+    code, out, _ = run_cli(monkeypatch, capsys, "convert", tmp_path / "w.pth", tmp_path / "out", "--set",
+                           "num_heads=4", "--set", "decoder_heads=2", "--set", "num_frames=4", "--set", "image_size=32",
+                           "--json")
+    assert code == 0 and load_model(tmp_path / "out").config.num_heads == 4
+    code, _, err = run_cli(monkeypatch, capsys, "convert", tmp_path / "w.pth", tmp_path / "o2", "--set", "wings")
+    assert code == 1 and "FIELD=VALUE" in err
+
+
 def test_cli_entry_point_subprocess(tmp_path):
     import subprocess
     import sys

@@ -11,6 +11,7 @@ import typer
 
 from tubelet.cli import app
 from tubelet.config import PRESETS, ModelConfig, preset
+from tubelet.errors import TubeletError
 from tubelet.model.checkpoints import load_model, read_checkpoint, save_model
 
 
@@ -21,6 +22,21 @@ class Target(StrEnum):
 
 PARTS = {"encoder": ("encoder.",), "decoder": ("decoder.", "encoder_to_decoder.", "mask_token"),
          "head": ("fc_norm.", "head.")}
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """['num_frames=8', 'class_names=["a","b"]'] → {'num_frames': 8, 'class_names': ['a', 'b']} (JSON values,
+    else strings)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise TubeletError(f"--set expects FIELD=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
 
 
 def _kind(cfg: ModelConfig) -> str:
@@ -96,10 +112,12 @@ def convert(
     src: str = typer.Argument(..., help="Checkpoint directory, official .pth, or preset name."),
     dst: Path = typer.Argument(..., help="Output directory."),
     to: Target = typer.Option(Target.tubelet, "--to", help="Output format."),
+    overrides: list[str] = typer.Option([], "--set", help="Model config override FIELD=VALUE, e.g. num_frames=8 "
+                                        "or num_heads=4 (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Convert a checkpoint to tubelet's format or to a transformers VideoMAE directory."""
-    model = load_model(src)
+    model = load_model(src, **parse_overrides(overrides))
     out = save_model(model, dst, format=to.value)
     result = {"source": src, "destination": str(out), "format": to.value, "parameters": model.num_params()}
     if as_json:
