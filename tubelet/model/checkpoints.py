@@ -43,8 +43,7 @@ class Checkpoint:
 
     config: ModelConfig
     state_dict: StateDict
-    source_format: str  # "tubelet" | "transformers" | "official" | "preset"
-    path: str
+    source_format: str  # "tubelet" | "transformers" | "official"
 
 
 # ---- reading --------------------------------------------------------------------------------------
@@ -114,7 +113,7 @@ def _read_tubelet_dir(path: Path, meta: dict[str, Any]) -> Checkpoint:
         cfg = ModelConfig.from_dict(meta)
     except (TubeletError, TypeError) as e:
         raise CheckpointError(f"{path / CONFIG_FILE}: {e}") from None
-    return Checkpoint(cfg, _read_safetensors(_require(path / WEIGHTS_FILE)), FORMAT_NAME, str(path))
+    return Checkpoint(cfg, _read_safetensors(_require(path / WEIGHTS_FILE)), FORMAT_NAME)
 
 
 def _read_transformers_dir(path: Path, meta: dict[str, Any]) -> Checkpoint:
@@ -125,7 +124,7 @@ def _read_transformers_dir(path: Path, meta: dict[str, Any]) -> Checkpoint:
     else:
         raise CheckpointError(f"{path}: no {WEIGHTS_FILE} or {HF_BIN_FILE}")
     cfg = config_from_transformers(meta, sd, str(path))
-    return Checkpoint(cfg, from_transformers(sd, _model_keys(cfg), str(path)), "transformers", str(path))
+    return Checkpoint(cfg, from_transformers(sd, _model_keys(cfg), str(path)), "transformers")
 
 
 def read_checkpoint(src: str | os.PathLike, hints: dict[str, Any] | None = None) -> Checkpoint:
@@ -144,7 +143,7 @@ def read_checkpoint(src: str | os.PathLike, hints: dict[str, Any] | None = None)
         raise CheckpointError(f"{path}: config.json is neither a tubelet nor a transformers VideoMAE config")
     obj = _read_safetensors(path) if path.suffix == ".safetensors" else _load_pth(path)
     cfg, sd = from_official(obj, str(path), hints or {})
-    return Checkpoint(cfg, sd, "official", str(path))
+    return Checkpoint(cfg, sd, "official")
 
 
 # ---- adapting weights to config overrides ---------------------------------------------------------
