@@ -180,6 +180,15 @@ def test_unknown_width_needs_heads_hint(tmp_path):
     same_weights(model, load_model(tmp_path / "w.pth", num_frames=4, image_size=32, num_heads=4, decoder_heads=2))
 
 
+def test_bare_safetensors_state_dict(tmp_path):
+    from safetensors.torch import save_file
+
+    model = VideoMAE(small_cfg())
+    save_file(model.state_dict(), str(tmp_path / "weights.safetensors"))
+    loaded = load_model(tmp_path / "weights.safetensors", num_frames=4, image_size=32, num_heads=4, decoder_heads=2)
+    same_weights(model, loaded)
+
+
 def test_transformers_format_refuses_what_transformers_cannot_hold(tmp_path):
     model = VideoMAE(small_cfg(layer_scale_init=0.1))
     with pytest.raises(CheckpointError, match="no transformers equivalent"):

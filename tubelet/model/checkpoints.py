@@ -129,8 +129,8 @@ def _read_transformers_dir(path: Path, meta: dict[str, Any]) -> Checkpoint:
 
 def read_checkpoint(src: str | os.PathLike, hints: dict[str, Any] | None = None) -> Checkpoint:
     """Read a checkpoint directory (tubelet or transformers) or file (official .pth, bare state dict in .pth or
-    .safetensors) into tubelet's layout, without building a model. `hints` (num_heads, decoder_heads) help infer
-    the architecture of files that carry no config."""
+    .safetensors) into tubelet's layout, without building a model. `hints` (num_heads, decoder_heads, num_frames,
+    image_size) help infer the architecture of files that carry no config."""
     path = Path(src)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or directory")
