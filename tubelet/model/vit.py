@@ -163,7 +163,7 @@ def init_linear_and_norm(module: nn.Module, kind: str = "xavier") -> None:
             if kind == "xavier":
                 nn.init.xavier_uniform_(m.weight)
             else:
-                nn.init.trunc_normal_(m.weight, std=0.02, a=-0.02, b=0.02)
+                nn.init.trunc_normal_(m.weight, std=0.02)  # timm default bounds (±2), as official fine-tuning
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.LayerNorm):
