@@ -1,6 +1,7 @@
 """tubelet: Video Masked Autoencoders (VideoMAE v1 and v2)."""
 
 from tubelet.config import PRESETS, ModelConfig, preset
+from tubelet.data import probe, read_clip
 from tubelet.errors import CheckpointError, TubeletError, VideoError
 from tubelet.model import VideoMAE, VideoMAEOutput, running_cell_mask, tube_mask
 from tubelet.model.checkpoints import load_model, save_model
@@ -9,5 +10,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PRESETS", "CheckpointError", "ModelConfig", "TubeletError", "VideoError", "VideoMAE", "VideoMAEOutput",
-    "load_model", "preset", "running_cell_mask", "save_model", "tube_mask",
+    "load_model", "preset", "probe", "read_clip", "running_cell_mask", "save_model", "tube_mask",
 ]
