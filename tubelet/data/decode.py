@@ -446,17 +446,16 @@ def frames_at(reader: VideoReader, times_s: Sequence[float], size: Size) -> tupl
     k = 0
     while k < len(order):
         prev: tuple[float, av.VideoFrame] | None = None
-        pos = -math.inf
-        target = times_s[order[k]]
-        for t, frame in reader.frames(max(0.0, target)):
+        k0 = k  # seek again only after this pass has served a target: every pass makes progress
+        for t, frame in reader.frames(max(0.0, times_s[order[k]])):
             if geometry is None:
                 geometry = reader.output_geometry(frame, size)
             while k < len(order) and t > times_s[order[k]] + TOL_S:  # frame `prev` was on screen at the target
                 chosen = prev if prev is not None else (t, frame)
                 out[order[k]], out_t[order[k]] = reader.to_rgb(chosen[1], geometry), chosen[0]
                 k += 1
-            prev, pos = (t, frame), t
-            if k == len(order) or reader.needs_seek(pos, times_s[order[k]]):
+            prev = (t, frame)
+            if k == len(order) or (k > k0 and reader.needs_seek(t, times_s[order[k]])):
                 break
         else:  # end of stream: remaining targets get the last frame
             if prev is None:
