@@ -1,0 +1,168 @@
+"""`tubelet finetune`, `tubelet probe` (linear probe of frozen features) and `tubelet evaluate` (multi-view)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from tubelet.cli import app
+from tubelet.errors import TubeletError
+
+DATA_HELP = "Folder the manifest's relative paths start from (or labelled videos in class sub-folders)."
+
+
+def _print_json(data: dict) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def _model_overrides(sets: list[str] | None) -> dict[str, Any]:
+    """`--set field=value` model overrides (e.g. num_frames=16 image_size=224); `model.` prefixes allowed."""
+    from tubelet.train.config import parse_set
+
+    parsed = parse_set(sets or [])
+    nested = parsed.pop("model", {})
+    return {**parsed, **nested}
+
+
+@app.command()
+def finetune(
+    data: str = typer.Argument(None, help=DATA_HELP + " Read from the saved config when resuming."),
+    labels: str = typer.Option(None, "--labels", help="Manifest: path,label[,start_s,end_s,split] (CSV/JSONL or "
+                                                      "official `path label` lists); labels are names or ids."),
+    init: str = typer.Option(None, "--init", help="Weights to start from: pretrained or fine-tuned checkpoint "
+                                                  "(tubelet/transformers dir, official .pth) or a preset name."),
+    out: Path = typer.Option(..., "--out", help="Run directory: config, classes, metrics, checkpoints."),
+    classes: str = typer.Option(None, "--classes", help="Class list: one name per line (or JSON list/map)."),
+    val: str = typer.Option(None, "--val", help="Validation manifest (default: the split column, else --val-frac)."),
+    val_frac: float = typer.Option(None, "--val-frac", help="Share of each class held out for validation."),
+    config: Path = typer.Option(None, help="TOML or YAML file of settings (see RUN_DIR/finetune.yaml)."),
+    steps: int = typer.Option(None, help="Optimizer steps to train."),
+    epochs: int = typer.Option(None, help="Epochs to train (instead of --steps)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    set_: list[str] = typer.Option(None, "--set", help="Override any setting: key=value, model.<field>=value."),
+    batch_size: int = typer.Option(None, help="Clips per process per micro-step."),
+    accum: int = typer.Option(None, help="Micro-steps accumulated per optimizer step."),
+    lr: float = typer.Option(None, help="Base learning rate (scaled by total batch / 256)."),
+    layer_decay: float = typer.Option(None, help="Layer-wise lr decay (1 = none)."),
+    drop_path: float = typer.Option(None, help="Stochastic depth rate."),
+    smoothing: float = typer.Option(None, help="Label smoothing."),
+    mixup: float = typer.Option(None, help="Mixup alpha (0 = off)."),
+    cutmix: float = typer.Option(None, help="CutMix alpha (0 = off)."),
+    stride: int = typer.Option(None, help="Frame sampling rate."),
+    flip: bool = typer.Option(None, "--flip/--no-flip", help="Random horizontal flip (off when left/right "
+                                                              "carries the label)."),
+    precision: str = typer.Option(None, help="bf16, fp16 (with a grad scaler) or fp32."),
+    workers: int = typer.Option(None, help="Data-loading worker processes."),
+    seed: int = typer.Option(None),
+    device: str = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
+    fsdp: bool = typer.Option(None, "--fsdp", help="Shard the model with FSDP (under torchrun)."),
+    compile_: bool = typer.Option(None, "--compile", help="torch.compile the model."),
+    save_every: int = typer.Option(None, help="Steps between checkpoints (each scored on the validation clips)."),
+    keep: int = typer.Option(None, help="Checkpoints kept."),
+    stop_after: int = typer.Option(0, help="End this session after N steps (checkpointed); --resume continues."),
+    json_: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    """Fine-tune a classifier on labelled clips (layer-wise lr decay, mixup/cutmix, RandAugment, drop path)."""
+    from tubelet.train.config import read_config_file
+    from tubelet.train.finetune import CONFIG_FILE, resolve_config
+    from tubelet.train.finetune import finetune as run
+
+    cli = {"data": data, "labels": labels, "init": init, "classes": classes, "val": val, "val_frac": val_frac,
+           "steps": steps, "epochs": epochs, "batch_size": batch_size, "accum_steps": accum, "base_lr": lr,
+           "layer_decay": layer_decay, "drop_path": drop_path, "smoothing": smoothing, "mixup": mixup,
+           "cutmix": cutmix, "stride": stride, "flip": flip, "precision": precision, "workers": workers,
+           "seed": seed, "device": device, "fsdp": fsdp, "compile": compile_, "save_every": save_every,
+           "keep_last": keep}
+    base = None
+    if resume:
+        saved = out / CONFIG_FILE
+        if not saved.is_file():
+            raise TubeletError(f"{out}: not a fine-tuning run directory (no {CONFIG_FILE}); nothing to resume")
+        base = read_config_file(saved)
+        if steps is not None:
+            base["epochs"] = 0
+        if epochs is not None:
+            base["steps"] = 0
+    cfg = resolve_config(cli, config, set_ or [], base=base)
+    result = run(cfg, out, resume=resume, stop_after=stop_after, progress=True)
+    summary = result.summary()
+    if json_:
+        _print_json(summary)
+        return
+    typer.echo(f"step {summary['step']}/{summary['total_steps']}  loss {summary['first_loss']} → "
+               f"{summary['last_loss']}  ({summary['clips_per_s']} clips/s, {summary['seconds']} s)")
+    if result.val is not None:
+        typer.echo(f"val top-1 {result.val.top1:.4f}  top-5 {result.val.top5:.4f}  ({result.val.num_examples} clips)")
+    typer.echo(f"checkpoint: {summary['checkpoint']}")
+
+
+@app.command()
+def probe(
+    data: str = typer.Argument(None, help=DATA_HELP),
+    labels: str = typer.Option(None, "--labels", help="Manifest: path,label[,start_s,end_s,split]."),
+    init: str = typer.Option(..., "--init", help="Encoder to probe: any checkpoint load_model reads, or a preset "
+                                                 "name (random init)."),
+    layer: int = typer.Option(None, help="Encoder block whose output is pooled (negative counts from the end; "
+                                         "default: the final normed features)."),
+    val: str = typer.Option(None, "--val", help="Manifest to score on (default: split column, else --val-frac)."),
+    val_frac: float = typer.Option(0.2, "--val-frac", help="Share of each class held out for scoring."),
+    classes: str = typer.Option(None, "--classes", help="Class list file."),
+    stride: int = typer.Option(4, help="Frame sampling rate."),
+    set_: list[str] = typer.Option(None, "--set", help="Model overrides field=value (e.g. num_frames=8)."),
+    batch_size: int = typer.Option(8, help="Clips per forward pass."),
+    workers: int = typer.Option(0, help="Data-loading worker processes."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    precision: str = typer.Option("fp32", help="bf16, fp16 or fp32 for feature extraction."),
+    seed: int = typer.Option(0, help="Seed of the split and the probe's held-out fifth."),
+    json_: bool = typer.Option(False, "--json", help="Print a JSON report on stdout."),
+) -> None:
+    """Linear probe: mean-pooled frozen features of one layer → batch norm + logistic regression; val accuracy."""
+    from tubelet.train.accuracy import format_report
+    from tubelet.train.probe import run_probe
+
+    result = run_probe(data, labels, init, layer, val, val_frac, classes, stride, _model_overrides(set_),
+                       batch_size, workers, device, precision, seed)
+    if json_:
+        _print_json(result.summary())
+        return
+    where = "final features" if layer is None else f"block {layer}"
+    typer.echo(f"linear probe on {where} ({result.feature_dim}-d, {result.train_clips} training clips, "
+               f"L2 {result.l2:g}, {result.seconds:.1f} s)")
+    typer.echo(format_report(result.report))
+
+
+@app.command()
+def evaluate(
+    data: str = typer.Argument(None, help=DATA_HELP),
+    labels: str = typer.Option(None, "--labels", help="Manifest: path,label[,start_s,end_s]."),
+    model: str = typer.Option(..., "--model", help="Classifier: tubelet/transformers dir, or an official "
+                                                   "fine-tuned .pth (give its geometry with --set)."),
+    clips: int = typer.Option(5, help="Windows per video, spread uniformly."),
+    crops: int = typer.Option(3, help="Crops per window: 1 (centre) or 3 (along the long side)."),
+    stride: int = typer.Option(4, help="Frame sampling rate."),
+    classes: str = typer.Option(None, "--classes", help="Class list, for models without class names."),
+    set_: list[str] = typer.Option(None, "--set", help="Model overrides field=value, e.g. num_frames=16 "
+                                                       "image_size=224."),
+    batch_size: int = typer.Option(2, help="Videos per batch (each with clips × crops views)."),
+    workers: int = typer.Option(0, help="Data-loading worker processes."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    precision: str = typer.Option("fp32", help="bf16, fp16 or fp32."),
+    out: Path = typer.Option(None, "--out", help="Folder for evaluation.json and confusion.png."),
+    json_: bool = typer.Option(False, "--json", help="Print the JSON report on stdout."),
+) -> None:
+    """Multi-view testing (clips × crops, softmax averaged): top-1, top-5, per-class accuracy, confusion matrix."""
+    from tubelet.train.accuracy import format_report
+    from tubelet.train.evaluate import evaluate as run
+
+    result = run(data, labels, model, clips, crops, stride, classes, _model_overrides(set_), batch_size, workers,
+                 device, precision, out)
+    if json_:
+        _print_json(result.summary())
+        return
+    typer.echo(f"{model}: {clips} clip(s) × {crops} crop(s), {result.seconds:.1f} s")
+    typer.echo(format_report(result.report))
+    if result.confusion_png:
+        typer.echo(f"confusion matrix: {result.confusion_png}")
