@@ -257,3 +257,16 @@ def test_scaled_schedule_multiplies_each_group():
     for g in opt.param_groups:
         assert g["lr"] == pytest.approx(0.5e-3 * g["lr_scale"])
     assert math.isclose(max(g["lr_scale"] for g in groups), 1.0)
+    again = ScaledWarmupCosine(torch.optim.AdamW(layer_decay_groups(model, 0.05, 0.5, 2), lr=1.0), total_steps=10,
+                               warmup_steps=0, peak=1e-3, start=0.0, final=0.0)
+    again.load_state_dict(sched.state_dict())  # resume: each group back at its own scaled lr
+    for g in again.optimizer.param_groups:
+        assert g["lr"] == pytest.approx(0.5e-3 * g["lr_scale"])
+
+
+def test_randaugment_is_fixed_by_its_generator():
+    clip, aug = _clip(), RandAugment(num_ops=4, magnitude=9)
+    a = aug(clip, torch.Generator().manual_seed(5))
+    b = aug(clip, torch.Generator().manual_seed(5))
+    outs = {aug(clip, torch.Generator().manual_seed(s)).sum().item() for s in range(6)}
+    assert torch.equal(a, b) and len(outs) > 1

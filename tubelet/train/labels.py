@@ -20,6 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tubelet.data import list_videos
 from tubelet.errors import TubeletError
 
 SPLITS = ("train", "val", "test")
@@ -236,6 +237,33 @@ def write_manifest(examples: list[Example], classes: list[str], path: str | Path
                         "" if e.end_s is None else e.end_s, e.split])
 
 
+def labels_of_videos(data: str, classes: list[str] | None = None) -> LabelSet:
+    """Labels the data layer reads off a source itself: class sub-folders of a folder, label columns of its
+    manifests."""
+    items = list_videos(data)
+    unlabelled = [it.name for it in items if it.label is None]
+    if unlabelled:
+        raise TubeletError(f"{data}: {len(unlabelled)} video(s) without a label (e.g. {unlabelled[0]}); "
+                           "give a labels manifest")
+    names = classes or sorted({str(it.label) for it in items})
+    index = {n: i for i, n in enumerate(names)}
+    unknown = sorted({str(it.label) for it in items} - set(index))
+    if unknown:
+        raise TubeletError(f"{data}: label(s) not in the class list: {', '.join(unknown[:5])}")
+    if any(it.member for it in items):
+        raise TubeletError(f"{data}: fine-tuning from tar shards needs a manifest of loose files (--labels)")
+    return LabelSet(names, [Example(it.path, index[str(it.label)], it.start_s, it.end_s) for it in items])
+
+
+def load_labels(data: str | None, manifest: str | None, classes: list[str] | None = None) -> LabelSet:
+    """A manifest's labels (relative paths from `data`), or without a manifest the labels `data` carries."""
+    if manifest:
+        return read_manifest(manifest, data or None, classes)
+    if not data:
+        raise TubeletError("give the labelled videos: a folder with class sub-folders, or a labels manifest")
+    return labels_of_videos(data, classes)
+
+
 # ---- splits ---------------------------------------------------------------------------------------
 
 def split_train_val(labels: LabelSet, val_frac: float, seed: int = 0) -> tuple[LabelSet, LabelSet]:
@@ -268,5 +296,5 @@ def _with_split(e: Example, split: str) -> Example:
     return Example(e.path, e.label, e.start_s, e.end_s, split)
 
 
-__all__ = ["Example", "LabelSet", "SPLITS", "read_class_list", "read_manifest", "split_train_val",
-           "write_class_list", "write_manifest"]
+__all__ = ["Example", "LabelSet", "SPLITS", "labels_of_videos", "load_labels", "read_class_list", "read_manifest",
+           "split_train_val", "write_class_list", "write_manifest"]

@@ -48,5 +48,10 @@ class ScaledWarmupCosine(WarmupCosine):
         lr = self.lr_at(self.last_epoch)
         return [lr * g.get("lr_scale", 1.0) for g in self.optimizer.param_groups]
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
+            group["lr"] = lr
+
 
 __all__ = ["ScaledWarmupCosine", "layer_decay_groups", "layer_id"]

@@ -9,15 +9,23 @@ on all of them. This is torch only, works on GPU features, and needs no learning
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tubelet.data import make_loader
 from tubelet.errors import TubeletError
+from tubelet.model.checkpoints import load_model
 from tubelet.model.videomae import VideoMAE
+from tubelet.train import distributed as D
+from tubelet.train.accuracy import ClassificationReport, classification_report
+from tubelet.train.evaluate import DTYPES, eval_dataset
+from tubelet.train.labels import LabelSet, load_labels, read_class_list, read_manifest, split_train_val
 
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 
@@ -113,4 +121,76 @@ def fit_probe(x: Tensor, y: Tensor, num_classes: int, l2_grid: tuple[float, ...]
     return ProbeFit(_fit(x, y, num_classes, best, max_iter), best, scores)
 
 
-__all__ = ["L2_GRID", "LinearProbe", "ProbeFit", "clip_features", "extract_features", "fit_probe"]
+
+
+# ---- the `tubelet probe` job ----------------------------------------------------------------------
+
+@dataclass
+class ProbeResult:
+    report: ClassificationReport
+    layer: int | None
+    l2: float
+    holdout_acc: dict[float, float]
+    train_clips: int
+    feature_dim: int
+    skipped: list[str]
+    seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        return {"layer": "last" if self.layer is None else self.layer, "l2": self.l2,
+                "holdout_acc": {str(k): v for k, v in self.holdout_acc.items()}, "train_clips": self.train_clips,
+                "feature_dim": self.feature_dim, **self.report.to_dict(), "skipped": self.skipped,
+                "seconds": round(self.seconds, 2)}
+
+
+def dataset_features(model: VideoMAE, labels: LabelSet, stride: int, layer: int | None, batch_size: int = 8,
+                     workers: int = 0, device: torch.device | str = "cpu",
+                     dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor, list[str]]:
+    """Features [N, D] and labels [N] of the centre clip (centre crop) of every item; and the skipped files."""
+    ds = eval_dataset(labels, model, stride)
+    loader = make_loader(ds, batch_size, workers=workers, shuffle=False, drop_last=False)
+    skipped: list[str] = []
+
+    def batches() -> Iterable[tuple[Tensor, Tensor]]:
+        for batch in loader:
+            skipped.extend(batch["skipped"])
+            yield batch["video"], batch["label"]
+
+    x, y = extract_features(model, batches(), layer, device, dtype)
+    return x, y, skipped
+
+
+def run_probe(data: str | None, labels_path: str | None, init: str, layer: int | None = None, val: str | None = None,
+              val_frac: float = 0.2, class_list: str | None = None, stride: int = 4,
+              overrides: dict[str, Any] | None = None, batch_size: int = 8, workers: int = 0, device: str = "auto",
+              precision: str = "fp32", seed: int = 0) -> ProbeResult:
+    """Linear-probe the frozen encoder of `init` on a labelled manifest: features of the training split, a probe
+    fit on them, scores on the validation split (a given manifest, its split column, or val_frac per class)."""
+    started = time.perf_counter()
+    dev = D.pick_device(device)
+    model = load_model(init, **(overrides or {})).to(dev).eval()
+    if layer is not None and not -model.config.depth <= layer < model.config.depth:
+        raise TubeletError(f"layer {layer} outside the encoder's {model.config.depth} blocks")
+    classes = read_class_list(class_list) if class_list else None
+    labels = load_labels(data, labels_path, classes)
+    if val:
+        held = read_manifest(val, data, labels.classes)
+        train, test = labels, LabelSet(labels.classes, held.examples)
+    else:
+        train, test = split_train_val(labels, val_frac, seed)
+    if not test.examples:
+        raise TubeletError(f"{labels_path or data}: no clips left to score the probe on; give --val or a larger "
+                           "--val-frac")
+    dtype = DTYPES[precision]
+    x_tr, y_tr, skipped = dataset_features(model, train, stride, layer, batch_size, workers, dev, dtype)
+    x_te, y_te, skipped_te = dataset_features(model, test, stride, layer, batch_size, workers, dev, dtype)
+    fit = fit_probe(x_tr, y_tr, labels.num_classes, seed=seed)
+    with torch.no_grad():
+        scores = fit.probe.eval()(x_te)
+    report = classification_report(scores, y_te, labels.classes)
+    return ProbeResult(report, layer, fit.l2, fit.holdout_acc, len(y_tr), x_tr.shape[1],
+                       sorted(set(skipped + skipped_te)), time.perf_counter() - started)
+
+
+__all__ = ["L2_GRID", "LinearProbe", "ProbeFit", "ProbeResult", "clip_features", "dataset_features",
+           "extract_features", "fit_probe", "run_probe"]

@@ -21,12 +21,9 @@ from tubelet.errors import TubeletError
 MAX_LEVEL = 10.0
 FILL = (124.0, 116.0, 104.0)  # ImageNet mean in 0..255: what geometric operations reveal at the borders
 
-# frames are float [T, 3, H, W] in 0..255 inside this module; `level` is the magnitude in [0, 1]
+# Frames are float [T, 3, H, W] in 0..255 inside this module. `level` is the magnitude in [-1, 1]: its size sets
+# the strength, its sign the direction for operations that have one (rotation, shear, translation, enhancement).
 Op = Callable[[Tensor, float], Tensor]
-
-
-def _sign() -> float:
-    return 1.0 if float(torch.rand(())) < 0.5 else -1.0
 
 
 def _gray(x: Tensor) -> Tensor:
@@ -40,7 +37,7 @@ def _blend(x: Tensor, other: Tensor, factor: float) -> Tensor:
 
 
 def _enhance_factor(level: float) -> float:
-    return 1.0 + 0.9 * level * _sign()
+    return 1.0 + 0.9 * level
 
 
 # ---- colour operations ----------------------------------------------------------------------------
@@ -71,18 +68,18 @@ def invert(x: Tensor, level: float) -> Tensor:
 
 
 def posterize(x: Tensor, level: float) -> Tensor:
-    bits = max(1, 4 - int(4 * level))  # increasing strength: fewer bits kept
+    bits = max(1, 4 - int(4 * abs(level)))  # increasing strength: fewer bits kept
     drop = 8 - bits
     return ((x.round().long() >> drop) << drop).to(x.dtype)
 
 
 def solarize(x: Tensor, level: float) -> Tensor:
-    threshold = 256.0 - 256.0 * level  # increasing strength: more of the range inverted
+    threshold = 256.0 - 256.0 * abs(level)  # increasing strength: more of the range inverted
     return torch.where(x >= threshold, 255.0 - x, x)
 
 
 def solarize_add(x: Tensor, level: float) -> Tensor:
-    return torch.where(x < 128, (x + 110.0 * level).clamp(max=255), x)
+    return torch.where(x < 128, (x + 110.0 * abs(level)).clamp(max=255), x)
 
 
 def color(x: Tensor, level: float) -> Tensor:
@@ -127,24 +124,24 @@ def _affine(x: Tensor, inverse: list[list[float]]) -> Tensor:
 
 
 def rotate(x: Tensor, level: float) -> Tensor:
-    a = math.radians(30.0 * level * _sign())
+    a = math.radians(30.0 * level)
     return _affine(x, [[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]])
 
 
 def shear_x(x: Tensor, level: float) -> Tensor:
-    return _affine(x, [[1.0, 0.3 * level * _sign(), 0.0], [0.0, 1.0, 0.0]])
+    return _affine(x, [[1.0, 0.3 * level, 0.0], [0.0, 1.0, 0.0]])
 
 
 def shear_y(x: Tensor, level: float) -> Tensor:
-    return _affine(x, [[1.0, 0.0, 0.0], [0.3 * level * _sign(), 1.0, 0.0]])
+    return _affine(x, [[1.0, 0.0, 0.0], [0.3 * level, 1.0, 0.0]])
 
 
 def translate_x(x: Tensor, level: float) -> Tensor:
-    return _affine(x, [[1.0, 0.0, 0.45 * level * _sign() * x.shape[-1]], [0.0, 1.0, 0.0]])
+    return _affine(x, [[1.0, 0.0, 0.45 * level * x.shape[-1]], [0.0, 1.0, 0.0]])
 
 
 def translate_y(x: Tensor, level: float) -> Tensor:
-    return _affine(x, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.45 * level * _sign() * x.shape[-2]]])
+    return _affine(x, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.45 * level * x.shape[-2]]])
 
 
 OPS: dict[str, Op] = {
@@ -173,18 +170,21 @@ class RandAugment:
         if self.num_ops < 0 or not 0 <= self.magnitude <= MAX_LEVEL or self.magnitude_std < 0 or not self.ops:
             raise TubeletError("RandAugment needs num_ops >= 0, magnitude in [0, 10], magnitude_std >= 0, some ops")
 
-    def __call__(self, clip: Tensor) -> Tensor:
-        """uint8 [T, H, W, 3] → uint8 [T, H, W, 3], every frame changed the same way."""
+    def __call__(self, clip: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """uint8 [T, H, W, 3] → uint8 [T, H, W, 3], every frame changed the same way (random choices from
+        `generator`, else torch's global one)."""
         if clip.dtype != torch.uint8 or clip.ndim != 4 or clip.shape[-1] != 3:
             raise TubeletError(f"RandAugment expects a uint8 clip [T, H, W, 3], got {clip.dtype} {list(clip.shape)}")
         if self.num_ops == 0:
             return clip
         x = clip.permute(0, 3, 1, 2).float()  # [T, 3, H, W]
-        for i in torch.randint(0, len(self.ops), (self.num_ops,)).tolist():
-            if float(torch.rand(())) >= self.prob:
+        for i in torch.randint(0, len(self.ops), (self.num_ops,), generator=generator).tolist():
+            apply, flip = torch.rand(2, generator=generator).tolist()
+            noise = float(torch.randn((), generator=generator))
+            if apply >= self.prob:
                 continue
-            m = self.magnitude + self.magnitude_std * float(torch.randn(())) if self.magnitude_std else self.magnitude
-            x = OPS[self.ops[i]](x, min(max(m, 0.0), MAX_LEVEL) / MAX_LEVEL)
+            m = min(max(self.magnitude + self.magnitude_std * noise, 0.0), MAX_LEVEL) / MAX_LEVEL
+            x = OPS[self.ops[i]](x, m if flip < 0.5 else -m)
         return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
