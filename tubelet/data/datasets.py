@@ -277,9 +277,9 @@ class _BytesReader:
 
 # --- datasets -------------------------------------------------------------------------------------------------
 
-def sample_generator(seed: int, epoch: int, index: int, attempt: int = 0) -> torch.Generator:
-    """A generator fixed by (seed, epoch, index, attempt), independent of worker and process."""
-    state = np.random.SeedSequence([seed, epoch, index, attempt]).generate_state(2, dtype=np.uint64)
+def sample_generator(seed: int, epoch: int, index: int, attempt: int = 0, purpose: int = 0) -> torch.Generator:
+    """A generator fixed by (seed, epoch, index, attempt, purpose), independent of worker and process."""
+    state = np.random.SeedSequence([seed, epoch, index, attempt, purpose]).generate_state(2, dtype=np.uint64)
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
 
@@ -327,7 +327,7 @@ class _VideoDataset(Dataset, abc.ABC):
                 i = index
             else:
                 if order is None:  # a fixed random order of the other items for this (seed, epoch, index)
-                    perm = torch.randperm(len(self), generator=sample_generator(self.seed, epoch, index, -1))
+                    perm = torch.randperm(len(self), generator=sample_generator(self.seed, epoch, index, purpose=1))
                     order = [int(j) for j in perm if int(j) != index]
                 i = order[attempt - 1]
             item = self.items[i]
