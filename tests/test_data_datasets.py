@@ -21,10 +21,11 @@ from tubelet.data import (
     list_videos,
     make_loader,
     read_clip,
+    sampling,
     sliding_windows,
+    transforms,
     write_shards,
 )
-from tubelet.data import sampling, transforms
 from tubelet.data.synthetic import write_synthetic_videos
 from tubelet.errors import TubeletError
 
@@ -122,10 +123,11 @@ def test_loader_order_resume_shards_and_workers(synth: Path) -> None:
     assert not torch.equal(torch.cat([b["index"] for b in first]), torch.cat([b["index"] for b in second]))
     loader.set_epoch(0, start_batch=2)
     resumed = list(loader)
-    assert len(resumed) == 2 and all(torch.equal(a["video"], b["video"]) for a, b in zip(first[2:], resumed))
+    assert len(resumed) == 2
+    assert all(torch.equal(a["video"], b["video"]) for a, b in zip(first[2:], resumed, strict=True))
     single = list(make_loader(ds, batch_size=2, workers=0, seed=7))  # same batches without worker processes
     assert all(torch.equal(a["video"], b["video"]) and torch.equal(a["mask"], b["mask"]) for a, b in
-               zip(first, single))
+               zip(first, single, strict=True))
     ranks = [EpochBatchSampler(10, 2, seed=1, rank=r, world_size=3, drop_last=False).indices() for r in range(3)]
     assert {i for r in ranks for i in r} == set(range(10)) and [len(r) for r in ranks] == [4, 4, 4]
     dist = torch.utils.data.DistributedSampler(range(10), num_replicas=3, rank=1, seed=1, shuffle=True)
