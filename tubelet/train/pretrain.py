@@ -26,7 +26,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from tubelet.config import ModelConfig
-from tubelet.data import PretrainDataset, list_videos, make_loader
+from tubelet.data import Loader, PretrainDataset, VideoItem, list_videos, make_loader
 from tubelet.errors import TubeletError
 from tubelet.model.checkpoints import load_model
 from tubelet.model.videomae import VideoMAE
@@ -88,29 +88,28 @@ def _deterministic() -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def _dataset(cfg: PretrainConfig, mcfg: ModelConfig) -> tuple[list[Any], PretrainDataset]:
+def _dataset(cfg: PretrainConfig, mcfg: ModelConfig) -> tuple[list[VideoItem], PretrainDataset]:
+    h, w = mcfg.image_size
+    if h != w:
+        raise TubeletError(f"pretraining crops square clips; image_size {h}×{w} is not square")
     items = list_videos(cfg.data)
     if not items:
         raise TubeletError(f"{cfg.data}: no videos found")
-    ds = PretrainDataset(items, num_frames=mcfg.num_frames, stride=cfg.stride, image_size=mcfg.image_size,
+    ds = PretrainDataset(items, num_frames=mcfg.num_frames, stride=cfg.stride, image_size=h,
                          tubelet_size=mcfg.tubelet_size, patch_size=mcfg.patch_size, mask_type=cfg.mask_type,
                          mask_ratio=cfg.mask_ratio, decoder_mask_ratio=cfg.decoder_mask_ratio, repeats=cfg.repeats,
                          seed=cfg.seed)
     return items, ds
 
 
-def _loader(cfg: PretrainConfig, ds: PretrainDataset, info: D.DistInfo, epoch: int, start: int) -> Any:
-    ds.set_epoch(epoch)
-    return make_loader(ds, cfg.batch_size, workers=cfg.workers, seed=cfg.seed, epoch=epoch, start_batch=start,
-                       rank=info.rank, world_size=info.world_size, shuffle=True, drop_last=True)
+def _loader(cfg: PretrainConfig, ds: PretrainDataset, info: D.DistInfo) -> Loader:
+    """One loader for the whole run (persistent workers); the loop sets its epoch and start batch."""
+    return make_loader(ds, cfg.batch_size, workers=cfg.workers, seed=cfg.seed, rank=info.rank,
+                       world_size=info.world_size, shuffle=True, drop_last=True)
 
 
 def _total_steps(cfg: PretrainConfig, steps_per_epoch: int) -> int:
-    if cfg.steps:
-        return cfg.steps
-    if cfg.epochs:
-        return cfg.epochs * steps_per_epoch
-    raise TubeletError("say how long to train: --steps N or --epochs N")
+    return cfg.steps or cfg.epochs * steps_per_epoch
 
 
 def build_model(cfg: PretrainConfig, start: Path | None) -> VideoMAE:
@@ -236,11 +235,11 @@ class Trainer:
 
 # ---- the loop -------------------------------------------------------------------------------------
 
-def _fixed_sample(items: list[Any], cfg: PretrainConfig, model: VideoMAE) -> tuple[Tensor, Tensor] | None:
+def _fixed_sample(items: list[VideoItem], cfg: PretrainConfig, model: VideoMAE) -> tuple[Tensor, Tensor] | None:
     """The first readable clip of the data and a fixed mask: the sample drawn at every checkpoint."""
     for item in items[:8]:
         try:
-            clip = load_clip(item.path, model.config, cfg.stride, item.start_s)
+            clip = load_clip(item.source(), model.config, cfg.stride, item.start_s)
         except TubeletError:
             continue
         return clip, clip_mask(model, cfg.mask_type, cfg.mask_ratio, cfg.seed)
@@ -277,13 +276,16 @@ def pretrain(cfg: PretrainConfig, run_dir: str | Path, resume: bool = False, sto
 def _pretrain(cfg: PretrainConfig, run_dir: Path, info: D.DistInfo, resume: bool, stop_after: int,
               progress: bool) -> PretrainResult:
     started = time.perf_counter()
+    if not (cfg.steps or cfg.epochs):
+        raise TubeletError("say how long to train: --steps N or --epochs N")
     start = prepare_run_dir(cfg, run_dir, resume)
     if cfg.deterministic:
         _deterministic()
     seed_everything(cfg.seed)
     model = build_model(cfg, start)
     items, ds = _dataset(cfg, model.config)
-    steps_per_epoch = len(_loader(cfg, ds, info, 0, 0)) // cfg.accum_steps
+    loader = _loader(cfg, ds, info)
+    steps_per_epoch = len(loader) // cfg.accum_steps
     if steps_per_epoch == 0:
         raise TubeletError(f"{cfg.data}: {len(items)} clip(s) make no full step of batch {cfg.batch_size} × "
                            f"{cfg.accum_steps} accumulation × {info.world_size} process(es); lower --batch-size")
@@ -306,7 +308,8 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, info: D.DistInfo, resume: bool
             task = bar.add_task("pretrain", total=total, completed=trainer.step, loss=float("nan"),
                                 lr=trainer.optimizer.param_groups[0]["lr"], clips_per_s=0.0)
             while trainer.step < total and not (stop_after and len(result.losses) >= stop_after):
-                it = iter(_loader(cfg, ds, info, trainer.epoch, trainer.batch))
+                loader.set_epoch(trainer.epoch, trainer.batch)
+                it = iter(loader)
                 while trainer.batch + cfg.accum_steps <= steps_per_epoch * cfg.accum_steps:
                     t0 = time.perf_counter()
                     batches = [next(it) for _ in range(cfg.accum_steps)]
@@ -361,7 +364,6 @@ def _note_skipped(paths: list[str], result: PretrainResult, log: MetricsLog | No
             result.skipped.append(path)
             if log is not None:
                 log.log({"step": step, "event": "skipped", "path": path})
-            print(f"warning: skipped unreadable video {path}", file=sys.stderr)
 
 
 __all__ = ["CONFIG_FILE", "DivergedError", "PretrainResult", "Trainer", "pretrain", "prepare_run_dir"]

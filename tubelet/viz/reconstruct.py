@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from tubelet.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
+from tubelet.data.decode import Source
 from tubelet.errors import TubeletError
 from tubelet.model.masking import make_mask
 from tubelet.model.videomae import VideoMAE
@@ -82,18 +83,17 @@ def reconstruct(model: VideoMAE, video: Tensor, mask: Tensor) -> Reconstruction:
                           mask_ratio=mask.float().mean().item(), loss=out.loss.item())
 
 
-def load_clip(path: str | Path, cfg: ModelConfig, stride: int = 4, start_s: float | None = None) -> Tensor:
-    """A clip for `cfg`'s geometry: short side resized to cover the frame, centre crop, ImageNet-normalised.
-    → [3, T, H, W]; start_s None takes the middle of the video."""
-    from tubelet.data.decode import read_clip
+def load_clip(src: Source, cfg: ModelConfig, stride: int = 4, start_s: float | None = None) -> Tensor:
+    """A clip for `cfg`'s (square) geometry as evaluation sees it: short side resized, centre crop, normalised.
+    `src` is a path or a video's bytes → [3, T, H, W]; start_s None takes the middle of the video."""
+    from tubelet.data import read_clip
+    from tubelet.data.transforms import test_views
 
-    h, w = cfg.image_size
-    frames, _ = read_clip(path, cfg.num_frames, stride, start_s, size=max(h, w))  # uint8 [T, H', W', 3]
-    top, left = (frames.shape[1] - h) // 2, (frames.shape[2] - w) // 2
-    x = frames[:, top:top + h, left:left + w].permute(3, 0, 1, 2).float() / 255  # [3, T, h, w]
-    mean = x.new_tensor(IMAGENET_MEAN).view(3, 1, 1, 1)
-    std = x.new_tensor(IMAGENET_STD).view(3, 1, 1, 1)
-    return (x - mean) / std
+    size = cfg.image_size[0]
+    if cfg.image_size[1] != size:
+        raise TubeletError(f"reconstruct draws square clips; the model's image_size is {cfg.image_size}")
+    frames, _ = read_clip(src, cfg.num_frames, stride, start_s, size=size)  # uint8 [T, H', W', 3]
+    return test_views(frames, size)[0]
 
 
 def clip_mask(model: VideoMAE, mask_type: str, ratio: float, seed: int) -> Tensor:
