@@ -1,0 +1,225 @@
+"""End-to-end: `tubelet embed`, `index add|ls|rm|stats` and `search` on the shared clips with a random-init
+vit_tiny (8 frames, 112 px; seeded, so the preset name is one fixed model)."""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from tubelet.catalog.store import Catalog
+
+VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
+CLIPS = ["carphone_talking_head_qcif.mp4", "cat_lying_blanket.mp4", "tennis_practice.mp4", "bw_film_dialogue.mp4",
+         "houseplant_static_short.mp4", "claymation_ad_cuts.webm"]
+LONG = "claymation_ad_cuts.webm"  # 30 s of stop-motion with many cuts: positions in it look different
+MODEL = ["--model", "vit_tiny", "--set", "num_frames=8", "--set", "image_size=112"]
+WINDOW_S = 2.0
+
+pytestmark = pytest.mark.skipif(not VIDEOS.is_dir(), reason="shared clips not present")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Two cores shared by several jobs: one torch thread is many times faster than two fighting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run(*args) -> tuple[int, str, str]:
+    """The real entry point (tubelet.cli.main) in-process → (exit code, stdout, stderr)."""
+    from tubelet.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    sys.argv = ["tubelet", *map(str, args)]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as e:
+        code = e.code or 0
+    finally:
+        sys.argv = argv
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_json(*args):
+    code, out, err = run(*args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def excerpt(src: Path, dst: Path, start_s: float, end_s: float) -> None:
+    """Re-encode [start_s, end_s) of src (smaller, as H.264) into a new file whose time starts at 0."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        rate = inp.streams.video[0].average_rate  # a constant-rate source: frame n of the cut is at n / rate
+        stream = out.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
+        n = 0
+        for frame in inp.decode(video=0):
+            if not start_s <= float(frame.pts * frame.time_base) < end_s:
+                continue
+            f = frame.reformat(width=320, height=180, format="yuv420p")
+            f.pts, f.time_base = n, 1 / Fraction(rate)
+            n += 1
+            for packet in stream.encode(f):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cat")
+    bad = root / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
+    report = run_json("index", "add", *[VIDEOS / c for c in CLIPS], bad, "--catalog", root / "c", *MODEL,
+                      "--commit-every", "2", "--meta", "source=shared")
+    return root / "c", report
+
+
+def test_index_add_reports_and_goes_on(catalog):
+    root, report = catalog
+    assert [Path(a["path"]).name for a in report["added"]] == CLIPS
+    assert len(report["failed"]) == 1 and "broken.mp4" in report["failed"][0]["error"]
+    videos = run_json("index", "ls", "--catalog", root)
+    assert [Path(v["path"]).name for v in videos] == CLIPS
+    by_name = {Path(v["path"]).name: v for v in videos}
+    long = by_name[LONG]
+    assert long["duration_s"] == pytest.approx(30.0, abs=0.1)
+    assert long["num_segments"] == int((long["duration_s"] - WINDOW_S) // 1.0) + 1  # 2 s windows every 1 s
+    assert by_name["houseplant_static_short.mp4"]["num_segments"] == 1  # shorter than a window: one segment
+    assert all(v["meta"] == {"source": "shared"} and len(v["id"]) == 12 for v in videos)
+    stats = run_json("index", "stats", "--catalog", root)
+    assert stats["videos"] == len(CLIPS) and stats["segments"] == sum(v["num_segments"] for v in videos)
+    assert stats["model"]["source"] == "vit_tiny" and stats["search"] == "exact"
+    code, out, _ = run("index", "stats", "--catalog", root)
+    assert code == 0 and "segments" in out
+    again = run_json("index", "add", VIDEOS / CLIPS[0], "--catalog", root)  # same content: skipped, no --model
+    assert again["added"] == [] and len(again["skipped"]) == 1
+
+
+def test_exact_copy_comes_first(catalog, tmp_path):
+    root, _ = catalog
+    copy = tmp_path / "copy of tennis.mp4"
+    shutil.copyfile(VIDEOS / "tennis_practice.mp4", copy)
+    res = run_json("search", copy, "--catalog", root, "-k", "3")
+    top = res["results"][0]
+    assert Path(top["path"]).name == "tennis_practice.mp4"
+    assert top["score"] == pytest.approx(1.0, abs=1e-4) and top["score"] > res["results"][1]["score"]
+    assert top["match"]["start_s"] == top["match"]["query_start_s"] == 0.0
+    assert len(res["results"]) == 3 and all(0 <= r["score"] <= 1 for r in res["results"])
+    code, out, _ = run("search", copy, "--catalog", root)
+    assert code == 0 and "tennis_prac" in out and "score" in out
+
+
+@pytest.mark.parametrize("start_s", [7.0, 16.4])
+def test_excerpt_is_located_within_one_window(catalog, tmp_path, start_s):
+    root, _ = catalog
+    clip = tmp_path / "excerpt.mp4"
+    excerpt(VIDEOS / LONG, clip, start_s, start_s + 6.0)
+    top = run_json("search", clip, "--catalog", root)["results"][0]
+    assert Path(top["path"]).name == LONG
+    found = top["match"]["start_s"] - top["match"]["query_start_s"]  # where the excerpt's time 0 lands
+    assert abs(found - start_s) <= WINDOW_S, top
+    assert abs(top["pair"]["start_s"] - top["pair"]["query_start_s"] - start_s) <= WINDOW_S
+
+
+def test_segment_of_a_file_and_query_by_id(catalog):
+    root, report = catalog
+    top = run_json("search", VIDEOS / LONG, "--start", "20", "--end", "24", "--catalog", root)["results"][0]
+    assert Path(top["path"]).name == LONG and top["match"]["start_s"] == 20.0 and top["match"]["end_s"] == 24.0
+    assert top["score"] == pytest.approx(1.0, abs=1e-4)
+    long_id = next(a["id"] for a in report["added"] if a["path"].endswith(LONG))
+    res = run_json("search", long_id, "--catalog", root, "-k", "50")
+    assert len(res["results"]) == len(CLIPS) - 1 and long_id not in {r["id"] for r in res["results"]}
+
+
+def test_errors_are_one_line(catalog, tmp_path):
+    root, report = catalog
+    cases = [
+        (("search", VIDEOS / CLIPS[0], "--catalog", tmp_path), "not a tubelet catalog"),
+        (("search", "no-such-id", "--catalog", root), "neither a video file nor a video id"),
+        (("search", VIDEOS / CLIPS[0], "--catalog", root, "-k", "0"), "k must be positive"),
+        (("index", "add", VIDEOS / CLIPS[0], "--catalog", root, "--model", "vit_tiny", "--set", "num_frames=4",
+          "--set", "image_size=112"), "use another catalog"),
+        (("index", "add", VIDEOS / CLIPS[0], "--catalog", tmp_path / "new"), "give --model"),
+        (("index", "add", tmp_path / "missing.mp4", "--catalog", root), "no such file"),
+        (("index", "rm", "nope", "--catalog", root), "no video with id nope"),
+        (("index", "add", VIDEOS / CLIPS[0], "--catalog", root, "--window", "3"), "same"),
+    ]
+    for args, fragment in cases:
+        code, out, err = run(*args)
+        assert code == 1 and err.startswith("error: ") and fragment in err, (args, err)
+        assert "Traceback" not in err
+
+
+def test_rm(catalog, tmp_path):
+    root, report = catalog
+    copy = tmp_path / "c"
+    shutil.copytree(root, copy)
+    gone = report["added"][0]["id"]
+    assert run_json("index", "rm", gone, "--catalog", copy)["removed"] == [gone]
+    assert gone not in {v["id"] for v in run_json("index", "ls", "--catalog", copy)}
+    assert gone in {v["id"] for v in run_json("index", "ls", "--catalog", root)}
+
+
+def test_embed_writes_parquet_and_skips_what_is_done(tmp_path):
+    out = tmp_path / "emb.parquet"
+    clips = [VIDEOS / "carphone_talking_head_qcif.mp4", VIDEOS / "houseplant_static_short.mp4"]
+    first = run_json("embed", *clips, *MODEL, "--out", out, "--window", "1.5", "--stride", "0.5")
+    assert len(first["added"]) == 2
+    table = pq.read_table(out)
+    meta = json.loads(table.schema.metadata[b"tubelet"])["model"]
+    assert meta["window_s"] == 1.5 and meta["dim"] == 192 and len(meta["id"]) == 16
+    rows = table.to_pylist()
+    assert {r["model_id"] for r in rows} == {meta["id"]}
+    segs = [r for r in rows if r["kind"] == "segment" and r["path"].endswith("carphone_talking_head_qcif.mp4")]
+    assert [r["start_s"] for r in segs] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]  # 4 s video, 1.5 s windows every 0.5 s
+    norms = np.linalg.norm(np.asarray([r["embedding"] for r in rows]), axis=1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+    second = run_json("embed", *clips, VIDEOS / "tennis_practice.mp4", *MODEL, "--out", out, "--window", "1.5",
+                      "--stride", "0.5")
+    assert len(second["skipped"]) == 2 and len(second["added"]) == 1
+    assert len({r["content_hash"] for r in pq.read_table(out).to_pylist()}) == 3
+
+
+def test_killed_index_add_leaves_a_usable_catalog(tmp_path):
+    root = tmp_path / "c"
+    clips = [VIDEOS / c for c in CLIPS[:5]]
+    cmd = [sys.executable, "-c", "from tubelet.cli import main; main()", "index", "add", *map(str, clips),
+           "--catalog", str(root), *MODEL, "--commit-every", "1", "--json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if Catalog.exists(root) and len(Catalog.open(root)) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    cat = Catalog.open(root)
+    have = cat.videos()
+    assert 2 <= len(have) < len(clips), "the kill should land mid-way"
+    seg = cat.segments()
+    for v in have:
+        assert (np.asarray(seg.ids)[seg.video] == v.id).sum() == v.num_segments > 0
+    top = run_json("search", have[0].path, "--catalog", root)["results"][0]
+    assert top["id"] == have[0].id and top["score"] == pytest.approx(1.0, abs=1e-4)
+    rest = run_json("index", "add", *clips, "--catalog", root)
+    assert len(rest["skipped"]) == len(have) and len(rest["added"]) == len(clips) - len(have)

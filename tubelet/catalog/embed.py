@@ -1,0 +1,321 @@
+"""Embeddings of whole videos: sliding windows in seconds → model → L2-normalised segment vectors + a video vector.
+
+A window [s, s + window_s) is sampled at `num_frames` evenly spaced instants (the frame on screen at
+s + (j + ½)·window_s/T), so a 2 s window at 16 frames is 8 frames/s — the density VideoMAE was trained at
+(16 frames every 4th frame at 30 fps). Windows start every `stride_s` from the start of the span; a span shorter
+than one window gives one window over the whole span. The video vector is the normalised mean of its segments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tubelet.catalog.store import ModelInfo, VideoEntry, VideoRecord
+from tubelet.config import IMAGENET_MEAN, IMAGENET_STD, PRESETS
+from tubelet.data.decode import probe, read_frames_at
+from tubelet.errors import TubeletError
+from tubelet.model.checkpoints import load_model
+from tubelet.model.videomae import VideoMAE
+
+POOLS = ("mean", "max")
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ogv", ".ogg", ".mpg", ".mpeg", ".ts",
+                    ".mts", ".flv", ".wmv", ".3gp"}
+ID_HEX = 12  # a video id is the first 12 hex digits of its content hash
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    """How a video is cut into segments and how a segment becomes one vector."""
+
+    window_s: float = 2.0
+    stride_s: float = 1.0
+    layer: int = -1  # encoder block whose output is pooled (-1: the last, normed)
+    pool: str = "mean"  # over the tokens of a window: "mean" or "max"
+    batch_size: int = 8  # windows per forward pass
+
+    def __post_init__(self) -> None:
+        if not (self.window_s > 0 and self.stride_s > 0):
+            raise TubeletError(f"window and stride must be positive seconds, got {self.window_s} and {self.stride_s}")
+        if self.pool not in POOLS:
+            raise TubeletError(f"unknown pooling {self.pool!r}; choose one of {', '.join(POOLS)}")
+        if self.batch_size <= 0:
+            raise TubeletError(f"batch size must be positive, got {self.batch_size}")
+
+
+@dataclass
+class VideoEmbedding:
+    """Everything `embed` learns about one file."""
+
+    path: str
+    content_hash: str
+    size_bytes: int
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    model_id: str
+    starts: np.ndarray  # [S] seconds, in the file's time
+    ends: np.ndarray  # [S]
+    segments: np.ndarray  # [S, D] float32, unit norm
+    vector: np.ndarray  # [D] float32, unit norm
+
+    @property
+    def id(self) -> str:
+        return self.content_hash[:ID_HEX]
+
+    def to_entry(self, meta: dict[str, Any] | None = None) -> VideoEntry:
+        rec = VideoRecord(id=self.id, path=self.path, content_hash=self.content_hash, duration_s=self.duration_s,
+                          fps=self.fps, width=self.width, height=self.height, size_bytes=self.size_bytes,
+                          num_segments=len(self.segments), added_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                          meta=dict(meta or {}))
+        return VideoEntry(rec, self.vector, self.starts, self.ends, self.segments)
+
+
+def model_identity(model: VideoMAE, layer: int, pool: str) -> str:
+    """sha256 over the config, every tensor (sorted by name) and the layer/pooling: 16 hex digits."""
+    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    h.update(f"layer={layer};pool={pool}".encode())
+    return h.hexdigest()[:16]
+
+
+class Embedder:
+    """A model in eval mode that turns clips into unit vectors, with the identity of its embedding space."""
+
+    def __init__(self, model: VideoMAE, source: str, overrides: dict[str, Any], layer: int = -1,
+                 pool: str = "mean") -> None:
+        if not -model.config.depth <= layer < model.config.depth:
+            raise TubeletError(f"layer {layer} is out of range for a {model.config.depth}-block encoder")
+        if pool not in POOLS:
+            raise TubeletError(f"unknown pooling {pool!r}; choose one of {', '.join(POOLS)}")
+        self.model = model.eval()
+        self.source, self.overrides, self.layer, self.pool = source, dict(overrides), layer, pool
+        self.id = model_identity(model, layer, pool)
+
+    @property
+    def num_frames(self) -> int:
+        return self.model.config.num_frames
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.model.config.image_size
+
+    def info(self, opts: EmbedOptions) -> ModelInfo:
+        return ModelInfo(id=self.id, source=self.source, dim=self.model.config.embed_dim, layer=self.layer,
+                         pool=self.pool, window_s=opts.window_s, stride_s=opts.stride_s, overrides=self.overrides)
+
+    @torch.inference_mode()
+    def __call__(self, clips: torch.Tensor) -> np.ndarray:
+        """clips [B, 3, T, H, W] normalised float → [B, D] float32 unit vectors."""
+        if self.layer == -1 and self.pool == "mean":
+            x = self.model.embed(clips)  # the model's own pooled embedding
+        else:
+            tokens = self.model.encode(clips, layer=self.layer)  # [B, N, D]
+            x = tokens.mean(1) if self.pool == "mean" else tokens.amax(1)
+        return torch.nn.functional.normalize(x.float(), dim=-1).numpy()
+
+
+def load_embedder(source: str | os.PathLike, layer: int = -1, pool: str = "mean", **overrides: Any) -> Embedder:
+    """An Embedder for a preset (random init, seeded so a preset name is one fixed model) or a checkpoint."""
+    src = str(source)
+    if src in PRESETS and not Path(src).exists():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = load_model(src, **overrides)
+    else:
+        src = str(Path(src).resolve())
+        model = load_model(src, **overrides)
+    return Embedder(model, src, overrides, layer, pool)
+
+
+def embedder_for(info: ModelInfo) -> Embedder:
+    """The Embedder a catalog or embeddings file was made with; TubeletError if the model changed since."""
+    emb = load_embedder(info.source, info.layer, info.pool, **info.overrides)
+    if emb.id != info.id:
+        raise TubeletError(f"{info.source}: this model is now {emb.id}, but the vectors were made by {info.id}")
+    return emb
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given, and the video files (by extension) under each directory, sorted; TubeletError if missing."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise TubeletError(f"{p}: no such file or directory")
+    return list(dict.fromkeys(out))
+
+
+def sliding_windows(duration_s: float, window_s: float, stride_s: float) -> list[tuple[float, float]]:
+    """Windows [k·stride, k·stride + window) that fit in the duration (one window over all of a shorter span).
+
+    The grid is uniform on purpose: search aligns query and catalog segments by index offset."""
+    n = int(np.floor((duration_s - window_s) / stride_s + 1e-6)) + 1
+    if n <= 0:
+        return [(0.0, float(duration_s))]
+    return [(k * stride_s, k * stride_s + window_s) for k in range(n)]
+
+
+def model_input(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Frames uint8 [T, H, W, 3] (short side already at max(size)) → centre crop, ImageNet-normalised [3, T, h, w]."""
+    h, w = size
+    top, left = (frames.shape[1] - h) // 2, (frames.shape[2] - w) // 2
+    x = frames[:, top:top + h, left:left + w].permute(3, 0, 1, 2).float().div_(255)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1, 1)
+    return (x - mean) / std
+
+
+def _window_times(windows: Sequence[tuple[float, float]], t: int) -> np.ndarray:
+    """[W, T] sampling instants: the centres of T equal slices of each window."""
+    starts = np.array([w[0] for w in windows])[:, None]
+    lengths = np.array([w[1] - w[0] for w in windows])[:, None]
+    return starts + (np.arange(t)[None] + 0.5) * lengths / t
+
+
+def embed_span(embedder: Embedder, path: str | os.PathLike, opts: EmbedOptions, start_s: float, end_s: float,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(starts [S], ends [S], vectors [S, D]) of the sliding windows over [start_s, end_s] of one file."""
+    windows = [(start_s + a, start_s + b) for a, b in sliding_windows(end_s - start_s, opts.window_s, opts.stride_s)]
+    times = _window_times(windows, embedder.num_frames)
+    vecs = []
+    for lo in range(0, len(windows), opts.batch_size):
+        chunk = times[lo:lo + opts.batch_size]
+        uniq, inverse = np.unique(np.round(chunk, 6), return_inverse=True)
+        frames, _ = read_frames_at(path, uniq.tolist(), size=max(embedder.image_size))  # [U, H, W, 3] uint8
+        clips = torch.stack([model_input(frames[idx], embedder.image_size) for idx in inverse.reshape(chunk.shape)])
+        vecs.append(embedder(clips))
+    return np.array([w[0] for w in windows]), np.array([w[1] for w in windows]), np.concatenate(vecs)
+
+
+def embed_video(embedder: Embedder, path: str | os.PathLike, opts: EmbedOptions, start_s: float | None = None,
+                end_s: float | None = None, content_hash: str | None = None) -> VideoEmbedding:
+    """Embed a whole file (or [start_s, end_s] of it): segment vectors over sliding windows and a video vector."""
+    info = probe(path)
+    if not info.has_video or info.duration_s <= 0:
+        raise TubeletError(f"{path}: no video stream with a duration")
+    a = 0.0 if start_s is None else float(start_s)
+    b = info.duration_s if end_s is None else min(float(end_s), info.duration_s)
+    if not 0 <= a < b:
+        raise TubeletError(f"{path}: empty or invalid span {a:.2f}–{b:.2f} s (video is {info.duration_s:.2f} s)")
+    starts, ends, segs = embed_span(embedder, path, opts, a, b)
+    mean = segs.mean(0)
+    return VideoEmbedding(path=str(Path(path).resolve()), content_hash=content_hash or file_sha256(path),
+                          size_bytes=os.path.getsize(path), duration_s=float(info.duration_s), fps=float(info.fps),
+                          width=int(info.width), height=int(info.height), model_id=embedder.id, starts=starts,
+                          ends=ends, segments=segs, vector=(mean / np.linalg.norm(mean)).astype(np.float32))
+
+
+@dataclass
+class Outcome:
+    """What happened to one file of a batch: embedded, skipped (already done) or failed (with the reason)."""
+
+    path: Path
+    embedding: VideoEmbedding | None = None
+    skipped: bool = False
+    error: str | None = None
+    content_hash: str = ""
+
+
+def embed_files(embedder: Embedder, files: Sequence[Path], opts: EmbedOptions, done: set[str] = frozenset(),
+                ) -> Iterator[Outcome]:
+    """Embed files one by one; files whose content hash is in `done` are skipped, failures reported, not raised."""
+    for path in files:
+        try:
+            digest = file_sha256(path)
+            if digest in done:
+                yield Outcome(path, skipped=True, content_hash=digest)
+                continue
+            yield Outcome(path, embed_video(embedder, path, opts, content_hash=digest), content_hash=digest)
+        except (TubeletError, OSError) as e:
+            msg = str(e) if isinstance(e, TubeletError) else f"{path}: {e.strerror or e}"
+            yield Outcome(path, error=msg)
+
+
+# ---- parquet files of embeddings (`tubelet embed`) ------------------------------------------------
+@dataclass
+class EmbeddingsFile:
+    """The contents of an embeddings parquet: the model and one VideoEmbedding per file."""
+
+    model: ModelInfo
+    videos: list[VideoEmbedding] = field(default_factory=list)
+
+
+def write_parquet(path: str | os.PathLike, data: EmbeddingsFile) -> None:
+    """Long format, one row per segment plus one `kind="video"` row per file; model info in the schema metadata.
+    Written to a temp file and renamed over `path`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows: dict[str, list[Any]] = {k: [] for k in ("path", "content_hash", "model_id", "kind", "segment",
+                                                 "start_s", "end_s", "duration_s", "fps", "width", "height",
+                                                 "size_bytes", "embedding")}
+    for v in data.videos:
+        kinds = ["video"] + ["segment"] * len(v.segments)
+        spans = [(0.0, v.duration_s)] + list(zip(v.starts.tolist(), v.ends.tolist(), strict=True))
+        for i, (kind, (s, e), vec) in enumerate(zip(kinds, spans, [v.vector, *v.segments], strict=True)):
+            for key, value in (("path", v.path), ("content_hash", v.content_hash), ("model_id", v.model_id),
+                               ("kind", kind), ("segment", i - 1), ("start_s", s), ("end_s", e),
+                               ("duration_s", v.duration_s), ("fps", v.fps), ("width", v.width),
+                               ("height", v.height), ("size_bytes", v.size_bytes), ("embedding", vec)):
+                rows[key].append(value)
+    dim = data.model.dim
+    emb = pa.FixedSizeListArray.from_arrays(
+        pa.array(np.asarray(rows.pop("embedding"), np.float32).reshape(-1)), dim) if rows["path"] else \
+        pa.array([], pa.list_(pa.float32(), dim))
+    table = pa.table({**rows, "embedding": emb})
+    table = table.replace_schema_metadata({"tubelet": json.dumps({"model": asdict(data.model)})})
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, out)
+
+
+def read_parquet(path: str | os.PathLike) -> EmbeddingsFile:
+    """Read a file written by `write_parquet`; TubeletError if it is not one."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+        model = ModelInfo(**json.loads(table.schema.metadata[b"tubelet"])["model"])
+    except (OSError, pa.ArrowException, KeyError, TypeError, ValueError) as e:
+        raise TubeletError(f"{path}: not a tubelet embeddings file ({e})") from None
+    cols = {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names if name != "embedding"}
+    vecs = table["embedding"].combine_chunks().flatten().to_numpy().reshape(-1, model.dim)
+    out = EmbeddingsFile(model)
+    for digest in dict.fromkeys(cols["content_hash"]):
+        rows = np.flatnonzero(cols["content_hash"] == digest)
+        seg = rows[cols["kind"][rows] == "segment"]
+        top = rows[cols["kind"][rows] == "video"][0]
+        out.videos.append(VideoEmbedding(
+            path=str(cols["path"][top]), content_hash=str(digest), size_bytes=int(cols["size_bytes"][top]),
+            duration_s=float(cols["duration_s"][top]), fps=float(cols["fps"][top]), width=int(cols["width"][top]),
+            height=int(cols["height"][top]), model_id=str(cols["model_id"][top]), starts=cols["start_s"][seg],
+            ends=cols["end_s"][seg], segments=vecs[seg], vector=vecs[top]))
+    return out

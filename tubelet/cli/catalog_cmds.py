@@ -1,0 +1,236 @@
+"""`tubelet embed`, `tubelet index add|ls|rm|stats` and `tubelet search`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from tubelet.cli import app
+from tubelet.errors import TubeletError
+
+index_app = typer.Typer(help="A persistent catalog of videos for `tubelet search`.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+CATALOG = typer.Option(..., "--catalog", help="Catalog directory.")
+JSON = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def _options(window: float | None, stride: float | None, layer: int, pool: str, batch_size: int,
+             defaults: bool) -> Any:
+    """EmbedOptions from the flags; None when none of window/stride were given and defaults are not wanted."""
+    from tubelet.catalog.embed import EmbedOptions
+
+    if window is None and stride is None and not defaults:
+        return None
+    base = EmbedOptions()
+    return EmbedOptions(window if window is not None else base.window_s,
+                        stride if stride is not None else base.stride_s, layer, pool, batch_size)
+
+
+def _parse_meta(items: list[str]) -> dict[str, Any]:
+    from tubelet.cli.model_cmds import parse_overrides
+
+    return parse_overrides(items)
+
+
+@contextmanager
+def _progress(label: str, quiet: bool) -> Iterator[tuple[Callable[[int], None], Callable[[Any], None]]]:
+    """(set total, note one outcome) callbacks driving a rich progress bar on stderr with rate and ETA; the bar
+    appears once the total is known, so set-up errors print alone."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn()]
+    bar = Progress(*columns, console=console, disable=quiet)
+    task = bar.add_task(label, total=None, rate="")
+    started = []
+
+    def total(n: int) -> None:
+        bar.update(task, total=n)
+        bar.start()
+        started.append(True)
+
+    def note(o: Any) -> None:
+        if o.error:
+            console.print(f"[yellow]skipped[/] {o.error}")
+        bar.advance(task)
+        speed = bar.tasks[task].speed
+        bar.update(task, rate=f"{speed * 60:.1f} videos/min" if speed else "")
+
+    try:
+        yield total, note
+    finally:
+        if started:
+            bar.stop()
+
+
+def _summary(report: Any, what: str) -> None:
+    typer.echo(f"{len(report.added)} {what}, {len(report.skipped)} already there, {len(report.failed)} failed",
+               err=True)
+    for f in report.failed:
+        typer.echo(f"  failed: {f['error']}", err=True)
+
+
+MODEL_HELP = "Model: preset name (random init, seeded) or checkpoint (tubelet dir, transformers dir, .pth)."
+SET_HELP = "Model config override FIELD=VALUE, e.g. num_frames=8 image_size=112."
+
+
+@app.command()
+def embed(
+    paths: list[Path] = typer.Argument(..., help="Video files or folders of videos."),
+    model: str = typer.Option(..., "--model", help=MODEL_HELP),
+    out: Path = typer.Option(..., "--out", help="Parquet file (created, or extended when it exists)."),
+    window: float = typer.Option(2.0, help="Segment window in seconds."),
+    stride: float = typer.Option(1.0, help="Seconds between window starts."),
+    layer: int = typer.Option(-1, help="Encoder block to pool (-1: last, normed)."),
+    pool: str = typer.Option("mean", help="Token pooling: mean or max."),
+    batch_size: int = typer.Option(8, help="Windows per forward pass."),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
+    as_json: bool = JSON,
+) -> None:
+    """Per-segment and per-video embeddings (L2-normalised) of video files, with the model's identity."""
+    from tubelet.catalog.indexing import embed_to_file
+    from tubelet.cli.model_cmds import parse_overrides
+
+    opts = _options(window, stride, layer, pool, batch_size, defaults=True)
+    with _progress("embedding", as_json) as (total, note):
+        report = embed_to_file(out, paths, model, opts, parse_overrides(overrides), note, total)
+    if as_json:
+        _echo_json({"out": str(out), **report.to_dict()})
+    else:
+        _summary(report, f"embedded into {out}")
+
+
+@index_app.command("add")
+def index_add(
+    paths: list[Path] = typer.Argument(..., help="Video files or folders of videos."),
+    catalog: Path = CATALOG,
+    model: str = typer.Option(None, "--model", help=MODEL_HELP + " Needed to create a catalog; an existing "
+                                                                  "one uses its own."),
+    window: float = typer.Option(None, help="Segment window in seconds (new catalog; default 2.0)."),
+    stride: float = typer.Option(None, help="Seconds between window starts (new catalog; default 1.0)."),
+    layer: int = typer.Option(-1, help="Encoder block to pool (new catalog)."),
+    pool: str = typer.Option("mean", help="Token pooling: mean or max (new catalog)."),
+    batch_size: int = typer.Option(8, help="Windows per forward pass."),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
+    meta: list[str] = typer.Option([], "--meta", help="User metadata KEY=VALUE stored with each video."),
+    commit_every: int = typer.Option(8, help="Videos per atomic write to the catalog (also at least every 30 s)."),
+    as_json: bool = JSON,
+) -> None:
+    """Embed videos and add them to a catalog (created on first use). Re-adding the same content is a no-op."""
+    from tubelet.catalog.indexing import add_to_catalog
+    from tubelet.cli.model_cmds import parse_overrides
+
+    opts = _options(window, stride, layer, pool, batch_size, defaults=not catalog.joinpath("catalog.json").exists())
+    with _progress("indexing", as_json) as (total, note):
+        report = add_to_catalog(catalog, paths, model, opts, parse_overrides(overrides), _parse_meta(meta),
+                                batch_videos=commit_every, on_outcome=note, on_files=total)
+    if as_json:
+        _echo_json({"catalog": str(catalog), **report.to_dict()})
+    else:
+        _summary(report, f"added to {catalog}")
+
+
+@index_app.command("ls")
+def index_ls(catalog: Path = CATALOG, as_json: bool = JSON) -> None:
+    """List the videos in a catalog."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tubelet.catalog.store import Catalog
+
+    videos = Catalog.open(catalog).videos()
+    if as_json:
+        _echo_json([v.to_dict() for v in videos])
+        return
+    table = Table("id", "path", "duration s", "segments", "size", "added")
+    table.columns[1].overflow = "fold"
+    for v in videos:
+        table.add_row(v.id, v.path, f"{v.duration_s:.2f}", str(v.num_segments), f"{v.width}x{v.height}",
+                      v.added_at)
+    Console().print(table)
+
+
+@index_app.command("rm")
+def index_rm(
+    ids: list[str] = typer.Argument(..., help="Video ids (see `tubelet index ls`)."),
+    catalog: Path = CATALOG,
+    as_json: bool = JSON,
+) -> None:
+    """Remove videos from a catalog (one atomic change)."""
+    from tubelet.catalog.store import Catalog
+
+    cat = Catalog.open(catalog)
+    unknown = sorted(set(ids) - cat.ids())
+    if unknown:
+        raise TubeletError(f"{catalog}: no video with id {', '.join(unknown)}")
+    removed = cat.remove(ids)
+    if as_json:
+        _echo_json({"removed": removed})
+    else:
+        typer.echo(f"removed {len(removed)} video(s) from {catalog}", err=True)
+
+
+@index_app.command("stats")
+def index_stats(catalog: Path = CATALOG, as_json: bool = JSON) -> None:
+    """Size, model and search mode of a catalog."""
+    from tubelet.catalog.store import Catalog
+
+    st = Catalog.open(catalog).stats()
+    if as_json:
+        _echo_json(st)
+        return
+    m = st["model"]
+    for key, value in [("catalog", st["catalog"]), ("videos", st["videos"]), ("segments", st["segments"]),
+                       ("hours", f"{st['duration_s'] / 3600:.3f}"), ("model", f"{m['id']} ({m['source']}, "
+                       f"dim {m['dim']}, layer {m['layer']}, {m['pool']} pool)"),
+                       ("windows", f"{m['window_s']} s every {m['stride_s']} s"),
+                       ("search", f"{st['search']} ({st['indexed_segments']} segments in the HNSW index)"),
+                       ("disk", f"{st['disk_bytes'] / 2**20:.1f} MiB in {st['fragments']} fragment(s)")]:
+        typer.echo(f"{key:>9}: {value}")
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="A video file, or the id of a catalog video."),
+    catalog: Path = CATALOG,
+    k: int = typer.Option(10, "-k", "--top", help="Videos to return."),
+    start: float = typer.Option(None, "--start", help="Search with the query from this second on."),
+    end: float = typer.Option(None, "--end", help="Search with the query up to this second."),
+    as_json: bool = JSON,
+) -> None:
+    """Videos in the catalog that look and move like the query, with where they match (seconds)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tubelet.catalog.search import make_query
+    from tubelet.catalog.search import search as run
+    from tubelet.catalog.store import Catalog
+
+    cat = Catalog.open(catalog)
+    q = make_query(cat, query, start, end)
+    hits = run(cat, q, k)
+    if as_json:
+        _echo_json({**q.to_dict(), "catalog": str(catalog), "score": "clamped cosine in [0, 1]",
+                    "results": [h.to_dict() for h in hits]})
+        return
+    table = Table("#", "score", "video (id)", "query → video, s", "best pair, s (score)",
+                  title=f"{len(hits)} most like {q.label} [{q.starts[0]:.1f}–{q.ends[-1]:.1f} s]")
+    table.columns[2].overflow = "fold"
+    for h in hits:
+        m, p = h.match, h.pair
+        table.add_row(str(h.rank), f"{h.score:.4f}", f"{Path(h.path).name} ({h.id})",
+                      f"{m.query_start_s:.1f}–{m.query_end_s:.1f} → {m.start_s:.1f}–{m.end_s:.1f}",
+                      f"{p.query_start_s:.1f}–{p.query_end_s:.1f} → {p.start_s:.1f}–{p.end_s:.1f} ({p.score:.3f})")
+    Console().print(table)
