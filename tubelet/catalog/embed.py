@@ -2,8 +2,9 @@
 
 A window [s, s + window_s) is sampled at `num_frames` evenly spaced instants (the frame on screen at
 s + (j + ½)·window_s/T), so a 2 s window at 16 frames is 8 frames/s — the density VideoMAE was trained at
-(16 frames every 4th frame at 30 fps). Windows start every `stride_s` from the start of the span; a span shorter
-than one window gives one window over the whole span. The video vector is the normalised mean of its segments.
+(16 frames every 4th frame at 30 fps). Windows are `tubelet.data.sliding_windows` over the span: every `stride_s`,
+plus one aligned to the end, or one window over a span shorter than a window. Frames are the test view (short side
+→ crop size, centre crop, ImageNet normalisation). The video vector is the normalised mean of its segments.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import numpy as np
 import torch
 
 from tubelet.catalog.store import ModelInfo, VideoEntry, VideoRecord
-from tubelet.config import IMAGENET_MEAN, IMAGENET_STD, PRESETS
-from tubelet.data.decode import probe, read_frames_at
+from tubelet.config import PRESETS
+from tubelet.data import probe, read_frames_at, sliding_windows
+from tubelet.data.transforms import test_views
 from tubelet.errors import TubeletError
 from tubelet.model.checkpoints import load_model
 from tubelet.model.videomae import VideoMAE
@@ -100,6 +102,9 @@ class Embedder:
             raise TubeletError(f"layer {layer} is out of range for a {model.config.depth}-block encoder")
         if pool not in POOLS:
             raise TubeletError(f"unknown pooling {pool!r}; choose one of {', '.join(POOLS)}")
+        h, w = model.config.image_size
+        if h != w:
+            raise TubeletError(f"embedding takes a square centre crop; this model's image_size is {h}x{w}")
         self.model = model.eval()
         self.source, self.overrides, self.layer, self.pool = source, dict(overrides), layer, pool
         self.id = model_identity(model, layer, pool)
@@ -109,8 +114,9 @@ class Embedder:
         return self.model.config.num_frames
 
     @property
-    def image_size(self) -> tuple[int, int]:
-        return self.model.config.image_size
+    def size(self) -> int:
+        """Side of the square centre crop the model sees."""
+        return self.model.config.image_size[0]
 
     def info(self, opts: EmbedOptions) -> ModelInfo:
         return ModelInfo(id=self.id, source=self.source, dim=self.model.config.embed_dim, layer=self.layer,
@@ -170,26 +176,6 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
-def sliding_windows(duration_s: float, window_s: float, stride_s: float) -> list[tuple[float, float]]:
-    """Windows [k·stride, k·stride + window) that fit in the duration (one window over all of a shorter span).
-
-    The grid is uniform on purpose: search aligns query and catalog segments by index offset."""
-    n = int(np.floor((duration_s - window_s) / stride_s + 1e-6)) + 1
-    if n <= 0:
-        return [(0.0, float(duration_s))]
-    return [(k * stride_s, k * stride_s + window_s) for k in range(n)]
-
-
-def model_input(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Frames uint8 [T, H, W, 3] (short side already at max(size)) → centre crop, ImageNet-normalised [3, T, h, w]."""
-    h, w = size
-    top, left = (frames.shape[1] - h) // 2, (frames.shape[2] - w) // 2
-    x = frames[:, top:top + h, left:left + w].permute(3, 0, 1, 2).float().div_(255)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1, 1)
-    return (x - mean) / std
-
-
 def _window_times(windows: Sequence[tuple[float, float]], t: int) -> np.ndarray:
     """[W, T] sampling instants: the centres of T equal slices of each window."""
     starts = np.array([w[0] for w in windows])[:, None]
@@ -206,8 +192,8 @@ def embed_span(embedder: Embedder, path: str | os.PathLike, opts: EmbedOptions, 
     for lo in range(0, len(windows), opts.batch_size):
         chunk = times[lo:lo + opts.batch_size]
         uniq, inverse = np.unique(np.round(chunk, 6), return_inverse=True)
-        frames, _ = read_frames_at(path, uniq.tolist(), size=max(embedder.image_size))  # [U, H, W, 3] uint8
-        clips = torch.stack([model_input(frames[idx], embedder.image_size) for idx in inverse.reshape(chunk.shape)])
+        frames, _ = read_frames_at(path, uniq.tolist(), size=embedder.size)  # [U, H, W, 3] uint8, short side = size
+        clips = torch.stack([test_views(frames[idx], embedder.size)[0] for idx in inverse.reshape(chunk.shape)])
         vecs.append(embedder(clips))
     return np.array([w[0] for w in windows]), np.array([w[1] for w in windows]), np.concatenate(vecs)
 

@@ -2,7 +2,8 @@
 
 Score of a segment pair: cosine similarity clamped to [0, 1] (1 = same direction, 0 = orthogonal or opposite).
 Query and catalog segments come from the same window and stride, so a query that is an excerpt of a catalog
-video matches it along one diagonal of the [query segments × video segments] similarity matrix. A video's score
+video matches it along one diagonal of the [query segments × video segments] similarity matrix (the windows on
+the stride grid; the extra end-aligned tail window of each is left out of the alignment). A video's score
 is the best mean similarity along a diagonal on which the shorter of the two is fully overlapped; that diagonal
 gives the matched spans (temporal grounding: where in the long video the clip happens). The single best pair on it
 is reported too. Candidates come from each query segment's nearest catalog segments (exact or HNSW, see store.py).
@@ -100,17 +101,29 @@ def diagonal_means(sim: np.ndarray, min_overlap: int) -> np.ndarray:
     return np.where(counts >= min_overlap, means, np.nan)
 
 
-def align(query: Query, starts: np.ndarray, ends: np.ndarray, vectors: np.ndarray) -> tuple[Match, Match]:
-    """Best diagonal alignment of the query with one video's segments → (aligned spans, best pair on them)."""
-    sim = np.clip(query.vectors @ vectors.T, 0.0, 1.0)  # [Q, S]
+def on_grid(starts: np.ndarray, stride_s: float) -> np.ndarray:
+    """Segments whose start is a whole number of strides after the first (drops the end-aligned tail window)."""
+    k = (starts - starts[0]) / stride_s
+    return np.abs(k - np.round(k)) < 1e-3
+
+
+def align(query: Query, starts: np.ndarray, ends: np.ndarray, vectors: np.ndarray,
+          stride_s: float) -> tuple[Match, Match]:
+    """Best diagonal alignment of the query with one video's segments → (aligned spans, best pair on them).
+
+    Only segments on the stride grid take part, so that index offsets are time offsets."""
+    qk, sk = on_grid(query.starts, stride_s), on_grid(starts, stride_s)
+    q_starts, q_ends = query.starts[qk], query.ends[qk]
+    starts, ends = starts[sk], ends[sk]
+    sim = np.clip(query.vectors[qk] @ vectors[sk].T, 0.0, 1.0)  # [Q, S]
     q, s = sim.shape
     means = diagonal_means(sim, min(q, s))
     o = int(np.nanargmax(means)) - (q - 1)  # catalog index = query index + o
     i = np.arange(max(0, -o), min(q, s - o))
     pair_i = i[int(np.argmax(sim[i, i + o]))]
-    match = Match(float(query.starts[i[0]]), float(query.ends[i[-1]]), float(starts[i[0] + o]),
-                  float(ends[i[-1] + o]), float(means[o + q - 1]))
-    pair = Match(float(query.starts[pair_i]), float(query.ends[pair_i]), float(starts[pair_i + o]),
+    match = Match(float(q_starts[i[0]]), float(q_ends[i[-1]]), float(starts[i[0] + o]), float(ends[i[-1] + o]),
+                  float(means[o + q - 1]))
+    pair = Match(float(q_starts[pair_i]), float(q_ends[pair_i]), float(starts[pair_i + o]),
                  float(ends[pair_i + o]), float(sim[pair_i, pair_i + o]))
     return match, pair
 
@@ -133,7 +146,7 @@ def search(catalog: Catalog, query: Query, k: int = 10) -> list[Hit]:
     scored = []
     for j, vid in enumerate(seg.ids):
         rows = seg.video == j
-        match, pair = align(query, seg.starts[rows], seg.ends[rows], seg.vectors[rows])
+        match, pair = align(query, seg.starts[rows], seg.ends[rows], seg.vectors[rows], catalog.model.stride_s)
         scored.append((match.score, vid, match, pair))
     scored.sort(key=lambda t: -t[0])
     return [Hit(rank=r + 1, id=vid, path=records[vid].path, duration_s=records[vid].duration_s, score=score,
