@@ -99,7 +99,7 @@ def test_pretrain_cli_end_to_end_with_a_corrupt_clip(videos, tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["nowhere/at/all"], "nowhere"),
+    (["nowhere/at/all", "--steps", "2"], "nowhere"),
     (["{videos}", "--steps", "2", "--set", "colour=blue"], "colour"),
     (["{videos}", "--steps", "2", "--preset", "vit_colossal"], "vit_colossal"),
     (["{videos}"], "--steps N or --epochs N"),
