@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
@@ -148,22 +149,24 @@ class VideoMAE(nn.Module):
         per token and channel (unbiased std + 1e-6). → [B, n, t·p·p·3] in (t, p, p, C) order."""
         cfg = self.config
         with torch.no_grad():
-            mean = video.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1, 1)
-            std = video.new_tensor(IMAGENET_STD).view(1, 3, 1, 1, 1)
-            frames = video.float() * std.float() + mean.float() if cfg.in_chans == 3 else video.float()
-            x = _select(patchify(frames, cfg.tubelet_size, cfg.patch_size, channel_last=True), rows)
-            if not cfg.norm_pix_loss:
-                return x
-            x = x.reshape(*x.shape[:2], -1, cfg.in_chans)  # [B, n, t·p·p, C]
-            x = (x - x.mean(dim=-2, keepdim=True)) / (x.var(dim=-2, unbiased=True, keepdim=True).sqrt() + 1e-6)
+            # gather the rows first (a fresh tensor), then work in place: no clip-sized temporaries
+            x = patchify(video, cfg.tubelet_size, cfg.patch_size, channel_last=True, keep=rows).float()
+            x = x.view(*x.shape[:2], x.shape[-1] // cfg.in_chans, cfg.in_chans)  # [B, n, t·p·p, C]
+            if cfg.in_chans == 3:
+                x.mul_(video.new_tensor(IMAGENET_STD).float()).add_(video.new_tensor(IMAGENET_MEAN).float())
+            if cfg.norm_pix_loss:
+                mean = x.mean(dim=-2, keepdim=True)
+                std = x.var(dim=-2, unbiased=True, keepdim=True).sqrt_().add_(1e-6)
+                x.sub_(mean).div_(std)
             return x.flatten(2)
 
     def loss(self, video: Tensor, pred: Tensor, mask: Tensor, decoder_mask: Tensor | None = None) -> Tensor:
         """MSE on the masked tokens (with a decoder mask: those both masked and decoded)."""
         query = mask if decoder_mask is None else ~decoder_mask
-        err = (pred.float() - self.targets(video, query)).pow(2).mean(dim=-1)  # [B, N_dec]
+        target = self.targets(video, query)  # [B, N_dec, t·p·p·3]
         if decoder_mask is None:
-            return err.mean()
+            return F.mse_loss(pred.float(), target)  # one fused backward instead of pow/mean/expand passes
+        err = (pred.float() - target).pow(2).mean(dim=-1)  # [B, N_dec]
         weight = _select(mask[..., None], query).squeeze(-1).float()  # [B, N_dec]: masked among decoded
         return (err * weight).sum() / weight.sum().clamp(min=1)
 

@@ -7,15 +7,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# Below this many tokens plain matmul-softmax attention beats SDPA on CPU (see benchmarks/model_speed.py).
-SDPA_MIN_TOKENS = 512
 
-
-def patchify(video: Tensor, tubelet: int, patch: int, channel_last: bool = False) -> Tensor:
+def patchify(video: Tensor, tubelet: int, patch: int, channel_last: bool = False, keep: Tensor | None = None) -> Tensor:
     """[B, C, T, H, W] → [B, N, t·p·p·C], tokens in raster order over (t', h', w').
 
     Values inside a token are ordered (C, t, p, p) — the Conv3d weight layout — or, with
     channel_last, (t, p, p, C) — the layout of the official reconstruction targets.
+    keep [B, N] bool (same count per row) returns only those tokens, [B, N_keep, t·p·p·C].
     """
     B, C, T, H, W = video.shape
     t, h, w = T // tubelet, H // patch, W // patch
@@ -24,7 +22,9 @@ def patchify(video: Tensor, tubelet: int, patch: int, channel_last: bool = False
         x = x.permute(0, 2, 4, 6, 3, 5, 7, 1)  # [B, t, h, w, tubelet, p, p, C]
     else:
         x = x.permute(0, 2, 4, 6, 1, 3, 5, 7)  # [B, t, h, w, C, tubelet, p, p]
-    return x.reshape(B, t * h * w, C * tubelet * patch * patch)
+    if keep is not None:  # gather from the strided view: one copy of the kept tokens, not of the whole clip
+        x = x[keep.view(B, t, h, w)]
+    return x.reshape(B, -1, C * tubelet * patch * patch)
 
 
 def unpatchify(tokens: Tensor, grid: tuple[int, int, int], tubelet: int, patch: int, channels: int = 3) -> Tensor:
@@ -83,7 +83,6 @@ class Attention(nn.Module):
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.scale = (dim // num_heads) ** -0.5
         self.qkv = nn.Linear(dim, dim * 3, bias=False)
         self.q_bias = nn.Parameter(torch.zeros(dim)) if qkv_bias else None
         self.v_bias = nn.Parameter(torch.zeros(dim)) if qkv_bias else None
@@ -96,11 +95,9 @@ class Attention(nn.Module):
             bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
         qkv = F.linear(x, self.qkv.weight, bias)  # [B, N, 3D]
         q, k, v = qkv.view(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)  # [B, h, N, d]
-        if N >= SDPA_MIN_TOKENS:
-            x = F.scaled_dot_product_attention(q, k, v)
-        else:
-            attn = (q * self.scale) @ k.transpose(-2, -1)  # [B, h, N, N]
-            x = attn.softmax(dim=-1) @ v
+        # SDPA at every length: on this CPU it matches or beats matmul-softmax from 160 tokens up, forward and
+        # backward, and takes the strided q/k/v views without copies (benchmarks/model_speed.py --attention).
+        x = F.scaled_dot_product_attention(q, k, v)  # [B, h, N, d]
         return self.proj(x.transpose(1, 2).reshape(B, N, D))
 
 
@@ -150,9 +147,7 @@ class TubeletEmbed(nn.Module):
 
     def forward(self, video: Tensor, keep: Tensor | None = None) -> Tensor:
         """video [B, C, T, H, W], keep [B, N] bool (same count per row) → tokens [B, N_keep, D]."""
-        x = patchify(video, self.tubelet, self.patch)  # [B, N, C·t·p·p]
-        if keep is not None:
-            x = x[keep].reshape(x.shape[0], -1, x.shape[-1])
+        x = patchify(video, self.tubelet, self.patch, keep=keep)  # [B, N_keep, C·t·p·p]
         return F.linear(x, self.proj.weight.flatten(1), self.proj.bias)
 
 
