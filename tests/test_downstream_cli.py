@@ -195,3 +195,23 @@ def test_errors_are_one_line(colour_data, tmp_path, capsys):
 def test_help(command):
     code, output = run(command, "--help")
     assert code == 0 and "--labels" in output
+
+
+def test_torchrun_two_processes(colour_data, tmp_path):
+    """DDP fine-tuning: rank 0 alone reports; validation clips are split over ranks and gathered once each."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    exe = Path(sys.executable).parent / "tubelet"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(exe),
+           "finetune", str(colour_data), "--labels", str(colour_data / "labels.csv"), "--init", "vit_tiny",
+           "--out", str(out), "--steps", "2", "--batch-size", "2", "--stride", "2", "--workers", "0",
+           "--precision", "fp32", "--val-frac", "0.25", "--json", *sum([["--set", s] for s in MICRO], [])]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["step"] == 2 and summary["finished"] and summary["val_clips"] == 9
+    from tubelet.train.checkpoint import latest_checkpoint, load_trainer_state
+
+    assert load_trainer_state(latest_checkpoint(out))["world_size"] == 2

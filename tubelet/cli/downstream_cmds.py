@@ -88,6 +88,8 @@ def finetune(
             base["steps"] = 0
     cfg = resolve_config(cli, config, set_ or [], base=base)
     result = run(cfg, out, resume=resume, stop_after=stop_after, progress=True)
+    if result.rank != 0:
+        return
     summary = result.summary()
     if json_:
         _print_json(summary)

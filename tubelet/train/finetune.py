@@ -305,6 +305,7 @@ class FinetuneResult:
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
     finished: bool = False
+    rank: int = 0  # the process that made this result (under torchrun only rank 0 reports)
 
     def summary(self) -> dict[str, Any]:
         val = self.val
@@ -365,7 +366,7 @@ def _finetune(cfg: FinetuneConfig, run_dir: Path, info: D.DistInfo, resume: bool
         save_config(cfg, run_dir / CONFIG_FILE)
         write_class_list(train_labels.classes, run_dir / CLASSES_FILE)
     log = MetricsLog(run_dir, trainer.step if start is not None else None) if info.is_main else None
-    result = FinetuneResult(run_dir, start, trainer.step, total, train_labels.classes)
+    result = FinetuneResult(run_dir, start, trainer.step, total, train_labels.classes, rank=info.rank)
     clips_per_step = cfg.batch_size * cfg.accum_steps * info.world_size
     busy = 0.0
     try:
