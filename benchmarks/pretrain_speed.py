@@ -46,12 +46,11 @@ def peer(model: VideoMAE) -> VideoMAEForPreTraining:
 
 
 def batches(cfg: PretrainConfig, info: D.DistInfo, model: VideoMAE) -> Iterator[dict]:
-    """The loader's batches, epoch after epoch."""
+    """The loader's batches, epoch after epoch (a full pass moves the loader to the next epoch)."""
     _, ds = _dataset(cfg, model.config)
-    epoch = 0
+    loader = _loader(cfg, ds, info)
     while True:
-        yield from _loader(cfg, ds, info, epoch, 0)
-        epoch += 1
+        yield from loader
 
 
 def timed(data: Iterator[dict], step: Callable[[dict], None]) -> Callable[[], tuple[float, float]]:
