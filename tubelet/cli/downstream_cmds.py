@@ -1,4 +1,8 @@
-"""`tubelet finetune`, `tubelet probe` (linear probe of frozen features) and `tubelet evaluate` (multi-view)."""
+"""`tubelet finetune`, `tubelet probe` (linear probe of frozen features) and `tubelet evaluate` (multi-view).
+
+`tubelet probe VIDEO` (describe a video file, issue #3) and `tubelet probe DATA --init CKPT` (linear probe,
+issue #5) share the name: this command owns it and hands a call without --init to the video description.
+"""
 
 from __future__ import annotations
 
@@ -103,10 +107,12 @@ def finetune(
 
 @app.command()
 def probe(
-    data: str = typer.Argument(None, help=DATA_HELP),
+    target: str = typer.Argument(None, metavar="VIDEO|DATA", help="A video file to describe, or with --init the "
+                                                                  "labelled videos to linear-probe (" + DATA_HELP +
+                                                                  ")"),
+    init: str = typer.Option(None, "--init", help="Linear probe: the encoder (any checkpoint load_model reads, or "
+                                                  "a preset name for random init)."),
     labels: str = typer.Option(None, "--labels", help="Manifest: path,label[,start_s,end_s,split]."),
-    init: str = typer.Option(..., "--init", help="Encoder to probe: any checkpoint load_model reads, or a preset "
-                                                 "name (random init)."),
     layer: int = typer.Option(None, help="Encoder block whose output is pooled (negative counts from the end; "
                                          "default: the final normed features)."),
     val: str = typer.Option(None, "--val", help="Manifest to score on (default: split column, else --val-frac)."),
@@ -119,13 +125,23 @@ def probe(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     precision: str = typer.Option("fp32", help="bf16, fp16 or fp32 for feature extraction."),
     seed: int = typer.Option(0, help="Seed of the split and the probe's held-out fifth."),
-    json_: bool = typer.Option(False, "--json", help="Print a JSON report on stdout."),
+    exact: bool = typer.Option(False, "--exact", help="Describing a video: count packets for frames and duration "
+                                                      "(reads the whole file)."),
+    json_: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
 ) -> None:
-    """Linear probe: mean-pooled frozen features of one layer → batch norm + logistic regression; val accuracy."""
+    """Describe a video (`probe VIDEO`), or linear-probe an encoder (`probe DATA --init CKPT`): mean-pooled frozen
+    features of one layer → batch norm + logistic regression; accuracy on held-out clips."""
+    if init is None:
+        from tubelet.cli.data_cmds import probe as describe_video
+
+        if target is None:
+            raise TubeletError("give a VIDEO to describe, or DATA --init CKPT to linear-probe an encoder")
+        describe_video(target, exact=exact, as_json=json_)
+        return
     from tubelet.train.accuracy import format_report
     from tubelet.train.probe import run_probe
 
-    result = run_probe(data, labels, init, layer, val, val_frac, classes, stride, _model_overrides(set_),
+    result = run_probe(target, labels, init, layer, val, val_frac, classes, stride, _model_overrides(set_),
                        batch_size, workers, device, precision, seed)
     if json_:
         _print_json(result.summary())
