@@ -182,6 +182,14 @@ def test_the_model_learns(videos, tmp_path):
     assert after < 0.95 and before - after > 0.12, (before, after)
 
 
+def test_fp16_with_accumulation_and_clipping_saves_the_scaler(videos, tmp_path):
+    cfg = micro_cfg(videos, steps=2, precision="fp16", accum_steps=2, clip_grad=1.0, deterministic=False)
+    result = pretrain(cfg, tmp_path / "run", progress=False)
+    assert result.finished and all(math.isfinite(x) for x in result.losses)
+    scaler = load_trainer_state(result.checkpoint)["scaler"]
+    assert scaler["scale"] > 0 and scaler["_growth_tracker"] == 2  # two unskipped steps
+
+
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(videos, tmp_path, monkeypatch):
     from tubelet.model.videomae import VideoMAE
 
