@@ -42,14 +42,14 @@ def fit_steps(minutes: float, out: Path) -> int:
     """Steps that fill `minutes` of training on this machine, from a few timed steps."""
     probe = out / ".calibration"
     shutil.rmtree(probe, ignore_errors=True)
-    pretrain(demo_config(CALIBRATION_STEPS), probe, progress=False)
+    pretrain(demo_config(CALIBRATION_STEPS).replace(save_every=CALIBRATION_STEPS), probe, progress=False)
     step_s = [r["step_s"] for r in read_metrics(probe) if "step_s" in r][1:]  # the first step warms up
     shutil.rmtree(probe, ignore_errors=True)
     per_step = sum(step_s) / len(step_s)
     return max(CALIBRATION_STEPS, int(minutes * 60 / per_step))
 
 
-def run_demo(out: str | Path = "tubelet-demo", minutes: float = 3.0, steps: int | None = None) -> dict[str, Any]:
+def run_demo(out: str | Path = "runs/demo", minutes: float = 3.0, steps: int | None = None) -> dict[str, Any]:
     """Pretrain on the bundled clips into `out`; returns where the checkpoint and the picture are."""
     out = Path(out)
     if minutes <= 0 and not steps:

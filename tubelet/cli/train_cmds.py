@@ -113,7 +113,7 @@ def reconstruct(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("tubelet-demo"), "--out", help="Where the run goes."),
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the run goes."),
     minutes: float = typer.Option(3.0, help="Training budget in minutes."),
     steps: int = typer.Option(None, help="Train exactly this many steps instead of a time budget."),
     json_: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
