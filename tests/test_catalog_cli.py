@@ -225,3 +225,17 @@ def test_killed_index_add_leaves_a_usable_catalog(tmp_path):
     assert top["id"] == have[0].id and top["score"] == pytest.approx(1.0, abs=1e-4)
     rest = run_json("index", "add", *clips, "--catalog", root)
     assert len(rest["skipped"]) == len(have) and len(rest["added"]) == len(clips) - len(have)
+
+
+def test_demo_search_act(tmp_path):
+    from tubelet import load_model, save_model
+    from tubelet.catalog.indexing import demo_catalog
+    from tubelet.demo import bundled_clips
+
+    ckpt = save_model(load_model("vit_tiny", num_frames=8, image_size=112), tmp_path / "ckpt")
+    said = []
+    res = demo_catalog(ckpt, bundled_clips(), tmp_path / "demo", said.append)
+    assert res["videos"] == len([p for p in bundled_clips().iterdir() if p.suffix == ".mp4"])
+    top = res["results"][0]
+    assert top["path"] == res["query"] and top["match"]["start_s"] == res["start_s"]
+    assert any("tubelet search" in line for line in said)

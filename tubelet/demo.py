@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tubelet.catalog.indexing import demo_catalog
 from tubelet.errors import TubeletError
 from tubelet.train.config import PretrainConfig
 from tubelet.train.metrics import read_metrics
@@ -71,6 +72,7 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 3.0, steps: int | N
     _say(f"reconstruction: {result.picture}")
     _say(f"try:            tubelet reconstruct {bundled_clips() / clips[0]} --model {result.checkpoint} "
          f"--out reconstruction.png")
+    summary["search"] = demo_catalog(result.checkpoint, bundled_clips(), out, _say)
     return summary
 
 

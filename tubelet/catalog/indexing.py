@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -146,3 +147,25 @@ def embed_to_file(out: str | os.PathLike, paths: Sequence[str | os.PathLike], mo
     if dirty or not out.exists():
         write_parquet(out, data)
     return report
+
+
+def demo_catalog(model: str | os.PathLike, clips: str | os.PathLike, out: str | os.PathLike,
+                 say: Callable[[str], None] = print) -> dict[str, Any]:
+    """The demo's search act: index `clips` with `model` into OUT/catalog, then search it with 4 s from the middle
+    of its longest clip, which should come back first, matched at that place."""
+    from tubelet.catalog.search import make_query, search
+
+    root = Path(out) / "catalog"
+    shutil.rmtree(root, ignore_errors=True)
+    say(f"indexing the bundled clips into {root} …")
+    report = add_to_catalog(root, [clips], str(model))
+    cat = Catalog.open(root)
+    longest = max(cat.videos(), key=lambda v: v.duration_s)
+    start = round(longest.duration_s / 2 - 2, 1)
+    hits = search(cat, make_query(cat, longest.path, start, start + 4), k=3)
+    say(f"search: {Path(longest.path).name} {start:.1f}–{start + 4:.1f} s → most alike:")
+    for h in hits:
+        say(f"  {h.rank}. {Path(h.path).name} {h.match.start_s:.1f}–{h.match.end_s:.1f} s  score {h.score:.3f}")
+    say(f"try:            tubelet search {longest.path} --start {start} --end {start + 4} --catalog {root}")
+    return {"catalog": str(root), "videos": len(report.added), "query": longest.path, "start_s": start,
+            "end_s": start + 4, "results": [h.to_dict() for h in hits]}
