@@ -469,6 +469,8 @@ def main() -> None:
     ap.add_argument("--cap-s", type=float, default=1200.0, help="time cap per build and per query phase")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--model", default="vit_small", help="calibration / throughput model (preset or checkpoint)")
+    ap.add_argument("--calib-videos", type=int, default=64, help="shared clips embedded for the calibration")
+    ap.add_argument("--calib-size", type=int, default=224, help="crop size of the calibration embeddings")
     ap.add_argument("--stats", type=Path, help="reuse calibration statistics saved by an earlier run (JSON)")
     ap.add_argument("--out", type=Path, help="also write the store table (markdown) here")
     ap.add_argument("--videos", type=int, default=8, help="shared clips in the embedding benchmark")
@@ -481,7 +483,7 @@ def main() -> None:
         if args.stats and args.stats.exists():
             stats = CorpusStats(**json.loads(args.stats.read_text()))
         else:
-            stats = measure_stats(args.model, {"num_frames": 16, "image_size": 224}, max_videos=64)
+            stats = measure_stats(args.model, {"num_frames": 16, "image_size": args.calib_size}, args.calib_videos)
             if args.stats:
                 args.stats.write_text(json.dumps(asdict(stats)))
         print(f"calibration: {stats.source}; mean ratio {stats.mean_ratio:.2f}, rho {stats.rho:.2f}, "

@@ -239,3 +239,18 @@ def test_demo_search_act(tmp_path):
     top = res["results"][0]
     assert top["path"] == res["query"] and top["match"]["start_s"] == res["start_s"]
     assert any("tubelet search" in line for line in said)
+
+
+def test_search_through_the_hnsw_index(catalog, tmp_path, monkeypatch):
+    from tubelet.catalog import store
+
+    root, _ = catalog
+    copy = tmp_path / "c"
+    shutil.copytree(root, copy)
+    monkeypatch.setattr(store, "EXACT_MAX_SEGMENTS", 20)  # this small catalog is now "large"
+    run_json("index", "add", VIDEOS / "flower_timelapse.webm", "--catalog", copy)
+    stats = run_json("index", "stats", "--catalog", copy)
+    assert stats["search"] == "hnsw" and stats["indexed_segments"] == stats["segments"]
+    top = run_json("search", VIDEOS / LONG, "--start", "10", "--end", "14", "--catalog", copy)["results"][0]
+    assert Path(top["path"]).name == LONG and top["match"]["start_s"] == 10.0
+    assert top["score"] == pytest.approx(1.0, abs=1e-4)

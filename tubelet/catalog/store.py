@@ -281,7 +281,9 @@ class Catalog:
             m = index.search(q, k)
             found = np.arange(k)[None] < np.asarray(m.counts).reshape(-1, 1)  # rows past a query's count are filler
             keys.append(m.keys.reshape(len(q), k).astype(np.uint64))
-            sims.append(np.where(found, 1 - m.distances.reshape(len(q), k), -np.inf))  # "ip" distance = 1 - dot
+            sim = np.full((len(q), k), -np.inf, np.float32)
+            sim[found] = 1 - m.distances.reshape(len(q), k)[found]  # usearch "ip" distance = 1 - dot
+            sims.append(sim)
         for t in self._fragments():
             seg_keys = _flat_vectors(t["seg_key"], 1)[:, 0]
             tail = seg_keys >= covered
@@ -290,10 +292,14 @@ class Catalog:
             vecs = _flat_vectors(t["seg_vector"], self.model.dim)
             if not tail.all():
                 vecs, seg_keys = vecs[tail], seg_keys[tail]
-            s = q @ vecs.T  # [Q, S_frag]
-            top = np.argpartition(-s, min(k, s.shape[1] - 1), axis=1)[:, :k]
-            keys.append(seg_keys[top])
-            sims.append(np.take_along_axis(s, top, 1))
+            part_k, part_s = [], []
+            for lo in range(0, len(q), 256):  # bounded [256, S_frag] similarity blocks
+                s = q[lo:lo + 256] @ vecs.T
+                top = np.argpartition(-s, min(k, s.shape[1] - 1), axis=1)[:, :k]
+                part_k.append(seg_keys[top])
+                part_s.append(np.take_along_axis(s, top, 1))
+            keys.append(np.concatenate(part_k))
+            sims.append(np.concatenate(part_s))
         keys_all, sims_all = np.concatenate(keys, 1), np.concatenate(sims, 1)
         order = np.argsort(-sims_all, axis=1)[:, :k]
         return np.take_along_axis(keys_all, order, 1), np.take_along_axis(sims_all, order, 1)
