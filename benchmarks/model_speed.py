@@ -165,19 +165,22 @@ def matmul_softmax(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.T
     return ((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1) @ v
 
 
-def attention_table(precisions: list[str], batch: int, iters: int, clock: Callable[[], float]) -> None:
+def attention_table(cfg: ModelConfig, n_vis: int, n_masked: int, n_kept: int, precisions: list[str], batch: int,
+                    iters: int, clock: Callable[[], float]) -> None:
     """SDPA vs plain matmul-softmax at the sequence lengths the model runs (q/k/v as strided views of qkv)."""
     table = Table(title=f"attention, batch {batch}: median ms per call (q, k, v strided views of one qkv tensor)")
-    for col in ("tokens × heads", "where", "pass", "precision", "SDPA", "matmul-softmax", "SDPA speed-up"):
-        table.add_column(col, justify="left" if col in ("tokens × heads", "where") else "right")
-    shapes = [(160, 6, "encoder, 90% masked"), (944, 3, "decoder, v2 dual"), (1568, 3, "decoder, v1"),
-              (1568, 6, "encoder, all tokens")]
+    for col in ("tokens × heads×dim", "where", "pass", "precision", "SDPA", "matmul-softmax", "SDPA speed-up"):
+        table.add_column(col, justify="left" if col in ("tokens × heads×dim", "where") else "right")
+    enc = (cfg.num_heads, cfg.embed_dim // cfg.num_heads)
+    dec = (cfg.decoder_heads, cfg.decoder_dim // cfg.decoder_heads)
+    shapes = [(n_vis, *enc, "encoder, visible"), (n_vis + n_kept, *dec, "decoder, v2 dual"),
+              (n_vis + n_masked, *dec, "decoder, v1"), (cfg.num_patches, *enc, "encoder, all tokens")]
     kernels = {"sdpa": torch.nn.functional.scaled_dot_product_attention, "matmul": matmul_softmax}
-    for n, heads, where in shapes:
+    for n, heads, head_dim, where in shapes:
         for backward in (False, True):
             for precision in precisions:
                 dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-                qkv = torch.randn(batch, n, 3, heads, 64, dtype=dtype, requires_grad=backward)
+                qkv = torch.randn(batch, n, 3, heads, head_dim, dtype=dtype, requires_grad=backward)
                 times: dict[str, list[float]] = {k: [] for k in kernels}
                 for i in range(iters + 1):  # the first round warms up
                     for name, f in kernels.items():
@@ -190,7 +193,7 @@ def attention_table(precisions: list[str], batch: int, iters: int, clock: Callab
                         if i:
                             times[name].append(clock() - t0)
                 sdpa, mm = (1e3 * statistics.median(times[k]) for k in kernels)
-                table.add_row(f"{n} × {heads}", where, "fwd+bwd" if backward else "fwd", precision,
+                table.add_row(f"{n} × {heads}×{head_dim}", where, "fwd+bwd" if backward else "fwd", precision,
                               f"{sdpa:.1f}", f"{mm:.1f}", f"{mm / sdpa:.2f}×")
     console.print(table)
 
@@ -205,11 +208,14 @@ def main() -> None:
     ap.add_argument("--precision", default="auto",
                     help="comma list of fp32,bf16; 'auto' = fp32, plus bf16 when its matmul peak beats fp32's")
     ap.add_argument("--peer-attn", default="sdpa,eager", help="transformers attention implementation(s) to time")
-    ap.add_argument("--adamw", default="default", choices=["default", "foreach", "fused"],
-                    help="AdamW implementation, the same for both")
+    ap.add_argument("--adamw", default="fused", choices=["default", "foreach", "fused"],
+                    help="AdamW implementation, the same for both; fused is transformers' Trainer default (torch>=2.8)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                     help="cpu: process CPU time, for comparing variants on a busy machine with --threads 1")
+    ap.add_argument("--preset", default="vit_small")
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--no-attention", action="store_true", help="skip the SDPA vs matmul-softmax table")
     args = ap.parse_args()
     if args.threads:
@@ -233,7 +239,7 @@ def main() -> None:
             console.print(f"[yellow]bf16 skipped: this CPU has no fast bf16 matmul "
                           f"({peaks['bf16'] / peaks['fp32']:.2f}× fp32); force it with --precision fp32,bf16")
 
-    cfg = preset("vit_small", num_frames=16, image_size=224)
+    cfg = preset(args.preset, num_frames=args.frames, image_size=args.size)
     B, gen = args.batch, torch.Generator().manual_seed(0)
     video = torch.randn(B, 3, cfg.num_frames, *cfg.image_size, generator=gen)  # [B, C, T, H, W]
     video_hf = video.permute(0, 2, 1, 3, 4).contiguous()  # transformers takes [B, T, C, H, W]
@@ -272,21 +278,22 @@ def main() -> None:
             time_interleaved(group, args.warmup, args.iters, clock)
             rows += group
 
-    print_table(rows, peaks)
+    print_table(rows, peaks, f"VideoMAE {cfg.name} {cfg.num_frames}×{cfg.image_size[0]}², 90% tube mask")
     if not (args.quick or args.no_attention):
-        attention_table(precisions, B, args.iters, clock)
+        attention_table(cfg, n_vis, n_masked, n_kept, precisions, B, args.iters, clock)
     load1 = os.getloadavg()[0]
     console.print(f"load average {load0:.2f} → {load1:.2f} on {os.cpu_count()} CPUs"
-                  + (" [yellow](busy machine: ratios hold, absolute numbers are low)" if load1 > 1.5 else ""))
+                  + (" [yellow](busy machine: wall-clock numbers are unreliable, multi-threaded ones most; rerun when "
+                     "quiet, or compare with --threads 1 --clock cpu)" if max(load0, load1) > 1.5 else ""))
 
 
-def print_table(rows: list[Case], peaks: dict[str, float]) -> None:
+def print_table(rows: list[Case], peaks: dict[str, float], title: str) -> None:
     """Ratios are against the fastest transformers row of the same group and precision."""
     def peer_best(group: str, precision: str) -> float:
         return max(c.clips_per_s for c in rows
                    if c.group == group and c.precision == precision and c.impl.startswith("transformers"))
 
-    table = Table(title="VideoMAE ViT-S 16×224², 90% tube mask — pretraining step and encode")
+    table = Table(title=f"{title} — pretraining step and encode")
     for col in ("config", "impl", "precision", "clips/s", "s/iter", "vs transformers", "GFLOP/s", "% of peak"):
         table.add_column(col, justify="left" if col in ("config", "impl") else "right")
     for c in rows:
