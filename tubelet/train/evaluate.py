@@ -6,7 +6,9 @@ Works with any checkpoint `load_model` reads, including released VideoMAE fine-t
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,9 +141,6 @@ def evaluate(data: str | None, labels_path: str | None, model_src: str, clips: i
              out_dir: str | Path | None = None) -> EvalResult:
     """Score `model_src` on the clips of a labelled manifest with multi-view testing; with `out_dir`, write the
     report (evaluation.json) and the confusion-matrix picture there."""
-    import json
-    import time
-
     started = time.perf_counter()
     if precision not in DTYPES:
         raise TubeletError(f"precision must be one of {', '.join(DTYPES)}")
