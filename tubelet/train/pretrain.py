@@ -11,6 +11,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,20 +147,22 @@ class Trainer:
             self.model = torch.compile(self.model)
 
     # -- one optimizer step over accum_steps micro-batches
+    def batch_loss(self, batch: dict[str, Any]) -> Tensor:
+        """Forward one micro-batch under autocast → its loss (subclasses change what is trained here)."""
+        dev, dtype = self.info.device, _DTYPES[self.cfg.precision]
+        dmask = batch.get("decoder_mask")
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+            return self.model(batch["video"].to(dev, non_blocking=True), mask=batch["mask"].to(dev, non_blocking=True),
+                              decoder_mask=None if dmask is None else dmask.to(dev, non_blocking=True)).loss
+
     def train_step(self, batches: list[dict[str, Any]]) -> tuple[float, float]:
         """Forward/backward over the micro-batches and one optimizer step → (mean loss over ranks, lr used)."""
-        cfg, dev = self.cfg, self.info.device
-        dtype = _DTYPES[cfg.precision]
+        cfg = self.cfg
         lr = self.optimizer.param_groups[0]["lr"]
         losses = []
         for k, batch in enumerate(batches):
-            video = batch["video"].to(dev, non_blocking=True)
-            mask = batch["mask"].to(dev, non_blocking=True)
-            dmask = batch.get("decoder_mask")
-            dmask = dmask.to(dev, non_blocking=True) if dmask is not None else None
             with D.no_grad_sync(self.model, skip=k < len(batches) - 1):
-                with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
-                    loss = self.model(video, mask=mask, decoder_mask=dmask).loss
+                loss = self.batch_loss(batch)
                 value = D.mean_across(loss.detach().float().item(), self.info)
                 if not math.isfinite(value):
                     raise DivergedError(self._diverged_message(value))
@@ -173,6 +176,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.step += 1
+        self.batch += len(batches)
         return sum(losses) / len(losses), lr
 
     def _diverged_message(self, value: float) -> str:
@@ -247,7 +251,7 @@ def _fixed_sample(items: list[VideoItem], cfg: PretrainConfig, model: VideoMAE) 
 
 
 def prepare_run_dir(cfg: PretrainConfig, run_dir: Path, resume: bool) -> Path | None:
-    """Create RUN_DIR and save the resolved config; the checkpoint to resume from (None: a fresh run)."""
+    """The checkpoint to resume from (None: a fresh run); a fresh run never overwrites another's checkpoints."""
     if resume:
         ckpt = latest_checkpoint(run_dir)
         if ckpt is None:
@@ -307,34 +311,27 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, info: D.DistInfo, resume: bool
         with progress_bar(progress and info.is_main) as bar:
             task = bar.add_task("pretrain", total=total, completed=trainer.step, loss=float("nan"),
                                 lr=trainer.optimizer.param_groups[0]["lr"], clips_per_s=0.0)
-            while trainer.step < total and not (stop_after and len(result.losses) >= stop_after):
-                loader.set_epoch(trainer.epoch, trainer.batch)
-                it = iter(loader)
-                while trainer.batch + cfg.accum_steps <= steps_per_epoch * cfg.accum_steps:
-                    t0 = time.perf_counter()
-                    batches = [next(it) for _ in range(cfg.accum_steps)]
-                    t1 = time.perf_counter()
-                    for b in batches:
-                        _note_skipped(b.get("skipped", []), result, log, trainer.step)
-                    loss, lr = trainer.train_step(batches)
-                    trainer.batch += cfg.accum_steps
-                    dt = time.perf_counter() - t0
-                    busy, waited = busy + dt, waited + (t1 - t0)
-                    result.losses.append(loss)
-                    interval.append(loss)
-                    bar.update(task, completed=trainer.step, loss=loss, lr=lr, clips_per_s=clips_per_step / dt)
-                    if log is not None and (trainer.step % cfg.log_every == 0 or trainer.step == total):
-                        log.log({"step": trainer.step, "epoch": trainer.epoch, "loss": sum(interval) / len(interval),
-                                 "lr": lr, "clips_per_s": clips_per_step / dt, "data_wait": (t1 - t0) / dt,
-                                 "step_s": dt, "elapsed_s": time.perf_counter() - started})
-                        interval = []
-                    done = trainer.step >= total or (stop_after and len(result.losses) >= stop_after)
-                    if trainer.step % cfg.save_every == 0 or done:
-                        _checkpoint(trainer, run_dir, sample, result)
-                    if done:
-                        break
-                else:
-                    trainer.epoch, trainer.batch = trainer.epoch + 1, 0
+            tick = time.perf_counter()
+            for batches, wait in _step_batches(loader, trainer, steps_per_epoch):
+                for b in batches:
+                    _note_skipped(b.get("skipped", []), result, log, trainer.step)
+                loss, lr = trainer.train_step(batches)
+                dt = time.perf_counter() - tick
+                busy, waited = busy + dt, waited + wait
+                result.losses.append(loss)
+                interval.append(loss)
+                bar.update(task, completed=trainer.step, loss=loss, lr=lr, clips_per_s=clips_per_step / dt)
+                if log is not None and (trainer.step % cfg.log_every == 0 or trainer.step == total):
+                    log.log({"step": trainer.step, "epoch": trainer.epoch, "loss": sum(interval) / len(interval),
+                             "lr": lr, "clips_per_s": clips_per_step / dt, "data_wait": wait / dt, "step_s": dt,
+                             "elapsed_s": time.perf_counter() - started})
+                    interval = []
+                last = trainer.step >= total or len(result.losses) == stop_after
+                if trainer.step % cfg.save_every == 0 or last:
+                    _checkpoint(trainer, run_dir, sample, result)
+                if last:
+                    break
+                tick = time.perf_counter()
     finally:
         if log is not None:
             log.close()
@@ -345,6 +342,21 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, info: D.DistInfo, resume: bool
     result.skipped = sorted({p for rank in D.gather(result.skipped, info) for p in rank})
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _step_batches(loader: Loader, trainer: Trainer, steps_per_epoch: int) -> Iterator[tuple[list[dict], float]]:
+    """The micro-batches of each optimizer step from the trainer's data position on, epoch after epoch (none when
+    the run is complete), and the seconds spent waiting for them. Batches left over at an epoch's end (fewer
+    than accum_steps) are dropped."""
+    accum = trainer.cfg.accum_steps
+    while trainer.step < trainer.total_steps:
+        loader.set_epoch(trainer.epoch, trainer.batch)
+        it = iter(loader)
+        while trainer.batch + accum <= steps_per_epoch * accum:  # train_step advances trainer.batch
+            t0 = time.perf_counter()
+            batches = [next(it) for _ in range(accum)]
+            yield batches, time.perf_counter() - t0
+        trainer.epoch, trainer.batch = trainer.epoch + 1, 0
 
 
 def _checkpoint(trainer: Trainer, run_dir: Path, sample: tuple[Tensor, Tensor] | None,
