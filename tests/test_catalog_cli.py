@@ -227,6 +227,7 @@ def test_killed_index_add_leaves_a_usable_catalog(tmp_path):
     assert len(rest["skipped"]) == len(have) and len(rest["added"]) == len(clips) - len(have)
 
 
+@pytest.mark.slow  # `tubelet demo` (tests/test_demo.py) runs this act too
 def test_demo_search_act(tmp_path):
     from tubelet import load_model, save_model
     from tubelet.catalog.indexing import demo_catalog
