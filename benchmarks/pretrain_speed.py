@@ -6,7 +6,8 @@ The table gives clips/s (clips through the model per second of step time), the r
 share of step time spent waiting for data. Cases alternate step by step so that load from other processes
 hits both alike; times are medians after warm-up steps.
 
-    .venv/bin/python benchmarks/pretrain_speed.py                 # ViT-S, 16×224², bf16, a few minutes
+    .venv/bin/python benchmarks/pretrain_speed.py                 # ViT-S, 16×224², fp32, a few minutes
+    .venv/bin/python benchmarks/pretrain_speed.py --precision bf16  # both under bf16 autocast
     .venv/bin/python benchmarks/pretrain_speed.py --quick         # smoke run
 """
 
@@ -72,7 +73,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
+    ap.add_argument("--precision", default="fp32", choices=["bf16", "fp32"], help="fp32: the engine's CPU default")
     ap.add_argument("--steps", type=int, default=6, help="timed steps per case")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="vit_tiny, 8×112², 2 timed steps")

@@ -174,6 +174,14 @@ def test_rng_state_round_trips_through_weights_only_load(tmp_path):
     assert before[0] == after[0] and before[1] == after[1] and torch.equal(before[2], after[2])
 
 
+def test_auto_precision_is_bf16_on_gpus_and_fp32_on_cpus():
+    from tubelet.train.pretrain import resolve_precision
+
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("auto", torch.device("cuda", 0)) == "bf16"
+    assert resolve_precision("fp16", torch.device("cpu")) == "fp16"
+
+
 def test_config_dataclass_is_validated_directly():
     with pytest.raises(TubeletError, match="warmup_frac"):
         PretrainConfig(data="x", steps=1, warmup_frac=1.5)

@@ -32,7 +32,7 @@ def pretrain(
     mask_ratio: float = typer.Option(None, help="Share of tubes hidden from the encoder."),
     decoder_mask_ratio: float = typer.Option(None, help="VideoMAE v2 dual masking: share dropped by the decoder."),
     repeats: int = typer.Option(None, help="Repeated augmentation: masked views per decoded clip."),
-    precision: str = typer.Option(None, help="bf16, fp16 (with a grad scaler) or fp32."),
+    precision: str = typer.Option(None, help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16 (grad scaler) or fp32."),
     clip_grad: float = typer.Option(None, help="Max gradient norm (0 = off)."),
     workers: int = typer.Option(None, help="Data-loading worker processes."),
     seed: int = typer.Option(None),
