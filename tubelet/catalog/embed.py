@@ -198,9 +198,11 @@ def embed_span(embedder: Embedder, path: str | os.PathLike, opts: EmbedOptions, 
     return np.array([w[0] for w in windows]), np.array([w[1] for w in windows]), np.concatenate(vecs)
 
 
-def embed_video(embedder: Embedder, path: str | os.PathLike, opts: EmbedOptions, start_s: float | None = None,
-                end_s: float | None = None, content_hash: str | None = None) -> VideoEmbedding:
+def embed_video(embedder: Embedder, path: str | os.PathLike, opts: EmbedOptions | None = None,
+                start_s: float | None = None, end_s: float | None = None,
+                content_hash: str | None = None) -> VideoEmbedding:
     """Embed a whole file (or [start_s, end_s] of it): segment vectors over sliding windows and a video vector."""
+    opts = opts or EmbedOptions()
     info = probe(path)
     if not info.has_video or info.duration_s <= 0:
         raise TubeletError(f"{path}: no video stream with a duration")
