@@ -92,7 +92,7 @@ def matmul_peak(dtype: torch.dtype, seconds: float, clock: Callable[[], float]) 
 # ---- cases -------------------------------------------------------------------------------------------------
 @dataclass
 class Case:
-    group: str  # "step", "encode"
+    group: str  # "step v1", "step v2 dual", "encode"
     impl: str
     precision: str
     batch: int
