@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from tubelet.cli import app
+from tubelet.cli.run_options import RunOptions, run_options
 from tubelet.errors import TubeletError
 
 DATA_HELP = "Folder the manifest's relative paths start from (or labelled videos in class sub-folders)."
@@ -32,24 +33,16 @@ def _model_overrides(sets: list[str] | None) -> dict[str, Any]:
 
 
 @app.command()
+@run_options
 def finetune(
     data: str = typer.Argument(None, help=DATA_HELP + " Read from the saved config when resuming."),
     labels: str = typer.Option(None, "--labels", help="Manifest: path,label[,start_s,end_s,split] (CSV/JSONL or "
                                                       "official `path label` lists); labels are names or ids."),
     init: str = typer.Option(None, "--init", help="Weights to start from: pretrained or fine-tuned checkpoint "
                                                   "(tubelet/transformers dir, official .pth) or a preset name."),
-    out: Path = typer.Option(..., "--out", help="Run directory: config, classes, metrics, checkpoints."),
     classes: str = typer.Option(None, "--classes", help="Class list: one name per line (or JSON list/map)."),
     val: str = typer.Option(None, "--val", help="Validation manifest (default: the split column, else --val-frac)."),
     val_frac: float = typer.Option(None, "--val-frac", help="Share of each class held out for validation."),
-    config: Path = typer.Option(None, help="TOML or YAML file of settings (see RUN_DIR/finetune.yaml)."),
-    steps: int = typer.Option(None, help="Optimizer steps to train."),
-    epochs: int = typer.Option(None, help="Epochs to train (instead of --steps)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
-    set_: list[str] = typer.Option(None, "--set", help="Override any setting: key=value, model.<field>=value."),
-    batch_size: int = typer.Option(None, help="Clips per process per micro-step."),
-    accum: int = typer.Option(None, help="Micro-steps accumulated per optimizer step."),
-    lr: float = typer.Option(None, help="Base learning rate (scaled by total batch / 256)."),
     layer_decay: float = typer.Option(None, help="Layer-wise lr decay (1 = none)."),
     drop_path: float = typer.Option(None, help="Stochastic depth rate."),
     smoothing: float = typer.Option(None, help="Label smoothing."),
@@ -58,44 +51,21 @@ def finetune(
     stride: int = typer.Option(None, help="Frame sampling rate."),
     flip: bool = typer.Option(None, "--flip/--no-flip", help="Random horizontal flip (off when left/right "
                                                               "carries the label)."),
-    precision: str = typer.Option(None, help="bf16, fp16 (with a grad scaler) or fp32."),
-    workers: int = typer.Option(None, help="Data-loading worker processes."),
-    seed: int = typer.Option(None),
-    device: str = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
-    fsdp: bool = typer.Option(None, "--fsdp", help="Shard the model with FSDP (under torchrun)."),
-    compile_: bool = typer.Option(None, "--compile", help="torch.compile the model."),
-    save_every: int = typer.Option(None, help="Steps between checkpoints (each scored on the validation clips)."),
-    keep: int = typer.Option(None, help="Checkpoints kept."),
-    stop_after: int = typer.Option(0, help="End this session after N steps (checkpointed); --resume continues."),
-    json_: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    *, run: RunOptions,
 ) -> None:
     """Fine-tune a classifier on labelled clips (layer-wise lr decay, mixup/cutmix, RandAugment, drop path)."""
-    from tubelet.train.config import read_config_file
-    from tubelet.train.finetune import CONFIG_FILE, resolve_config
-    from tubelet.train.finetune import finetune as run
+    from tubelet.train.finetune import CONFIG_FILE, FinetuneConfig
+    from tubelet.train.finetune import finetune as train
 
-    cli = {"data": data, "labels": labels, "init": init, "classes": classes, "val": val, "val_frac": val_frac,
-           "steps": steps, "epochs": epochs, "batch_size": batch_size, "accum_steps": accum, "base_lr": lr,
+    own = {"data": data, "labels": labels, "init": init, "classes": classes, "val": val, "val_frac": val_frac,
            "layer_decay": layer_decay, "drop_path": drop_path, "smoothing": smoothing, "mixup": mixup,
-           "cutmix": cutmix, "stride": stride, "flip": flip, "precision": precision, "workers": workers,
-           "seed": seed, "device": device, "fsdp": fsdp, "compile": compile_, "save_every": save_every,
-           "keep_last": keep}
-    base = None
-    if resume:
-        saved = out / CONFIG_FILE
-        if not saved.is_file():
-            raise TubeletError(f"{out}: not a fine-tuning run directory (no {CONFIG_FILE}); nothing to resume")
-        base = read_config_file(saved)
-        if steps is not None:
-            base["epochs"] = 0
-        if epochs is not None:
-            base["steps"] = 0
-    cfg = resolve_config(cli, config, set_ or [], base=base)
-    result = run(cfg, out, resume=resume, stop_after=stop_after, progress=True)
+           "cutmix": cutmix, "stride": stride, "flip": flip}
+    result = train(run.resolve(FinetuneConfig, own, CONFIG_FILE), run.out, resume=run.resume,
+                   stop_after=run.stop_after, progress=True)
     if result.rank != 0:
         return
     summary = result.summary()
-    if json_:
+    if run.json:
         _print_json(summary)
         return
     typer.echo(f"step {summary['step']}/{summary['total_steps']}  loss {summary['first_loss']} → "

@@ -1,8 +1,9 @@
-"""The pretraining recipe and run options: one validated dataclass, read from TOML/YAML plus `key=value` overrides.
+"""Training-run settings: one validated dataclass per run kind, read from TOML/YAML plus `key=value` overrides.
 
-Defaults are the VideoMAE v1 recipe (AdamW β=(0.9, 0.95), weight decay 0.05, base lr 1.5e-4 scaled by
-total batch / 256, 5 % warmup then cosine, tube masking 0.9); `recipe()` applies the v2 recipe (dual masking,
-repeated augmentation, gradient clipping) for the v2 presets.
+`RunConfig` holds what every run sets (data, weights, optimisation, run length, engine, outputs) and its rules;
+`PretrainConfig` adds masking and the model preset. Its defaults are the VideoMAE v1 recipe (AdamW β=(0.9, 0.95),
+weight decay 0.05, base lr 1.5e-4 scaled by total batch / 256, 5 % warmup then cosine, tube masking 0.9);
+`recipe()` applies the v2 recipe (dual masking, repeated augmentation, gradient clipping) for the v2 presets.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -21,24 +22,21 @@ from tubelet.errors import TubeletError
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 MASK_TYPES = ("tube", "random")
+_MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}
 
 
 @dataclass
-class PretrainConfig:
-    """Everything a pretraining run needs; saved resolved as RUN_DIR/pretrain.yaml."""
+class RunConfig:
+    """The settings every training run shares, with their rules; subclasses add their recipe's fields and checks."""
 
-    data: str = ""  # folder, csv/jsonl manifest or tar shards
-    preset: str = "vit_small"
+    kind: ClassVar[str] = "run"  # names the run in error messages
+
+    data: str = ""  # the videos: folder, csv/jsonl manifest or tar shards
     model: dict[str, Any] = field(default_factory=dict)  # ModelConfig overrides, e.g. {"num_frames": 8}
-    init: str = ""  # start from these weights (checkpoint dir, transformers dir, official .pth); "" = random
-    # clips and masking
+    init: str = ""  # start from these weights (checkpoint dir, transformers dir, official .pth)
     stride: int = 4  # frame sampling rate
-    mask_type: str = "tube"
-    mask_ratio: float = 0.9
-    decoder_mask_ratio: float = 0.0  # > 0: VideoMAE v2 dual masking (running-cell decoder mask)
-    repeats: int = 1  # repeated augmentation: views decoded once, masked R times
     # optimisation
-    batch_size: int = 8  # clips per process per micro-step (before repeats)
+    batch_size: int = 8  # clips per process per micro-step
     accum_steps: int = 1
     base_lr: float = 1.5e-4  # lr = base_lr × total batch / 256, as are min_lr and warmup_lr
     min_lr: float = 1e-5
@@ -53,7 +51,6 @@ class PretrainConfig:
     # engine
     precision: str = "auto"  # bf16 on GPUs; fp32 on CPUs, where bf16 autocast measured 3–4× slower per step
     compile: bool = False
-    grad_checkpointing: bool = False
     fsdp: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     workers: int = 2
@@ -68,17 +65,11 @@ class PretrainConfig:
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
         self.validate()
 
-    def validate(self) -> None:
-        """Raise TubeletError naming the first setting that makes no sense."""
-        checks = [
-            (self.preset in PRESETS, f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}"),
-            (self.mask_type in MASK_TYPES, f"mask_type must be one of {', '.join(MASK_TYPES)}"),
-            (0.0 <= self.mask_ratio < 1.0, f"mask_ratio must be in [0, 1), got {self.mask_ratio}"),
-            (0.0 <= self.decoder_mask_ratio < 1.0, f"decoder_mask_ratio must be in [0, 1), got "
-                                                   f"{self.decoder_mask_ratio}"),
-            (self.repeats >= 1 and self.batch_size >= 1 and self.accum_steps >= 1,
-             "repeats, batch_size and accum_steps must be >= 1"),
-            (self.stride >= 1, f"stride must be >= 1, got {self.stride}"),
+    def checks(self) -> list[tuple[bool, str]]:
+        """(holds, message) for every rule on the shared settings."""
+        return [
+            (self.stride >= 1 and self.batch_size >= 1 and self.accum_steps >= 1,
+             "stride, batch_size and accum_steps must be >= 1"),
             (self.base_lr > 0 and self.min_lr >= 0 and self.warmup_lr >= 0, "learning rates must be positive"),
             (0.0 <= self.warmup_frac < 1.0, f"warmup_frac must be in [0, 1), got {self.warmup_frac}"),
             (self.weight_decay >= 0 and self.clip_grad >= 0, "weight_decay and clip_grad must be >= 0"),
@@ -90,10 +81,102 @@ class PretrainConfig:
             (self.save_every >= 1 and self.keep_last >= 1 and self.log_every >= 1,
              "save_every, keep_last and log_every must be >= 1"),
         ]
-        for ok, message in checks:
+
+    def validate(self) -> None:
+        """Raise TubeletError naming the first setting that makes no sense."""
+        for ok, message in self.checks():
             if not ok:
-                raise TubeletError(f"invalid pretraining config: {message}")
-        self.model_config()  # unknown or inconsistent model overrides fail here
+                raise TubeletError(f"invalid {self.kind} config: {message}")
+        bad = set(self.model) - _MODEL_FIELDS
+        if bad:
+            raise TubeletError(f"unknown model setting(s): {', '.join(sorted(bad))}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        d["model"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.model.items()}
+        return d
+
+    def replace(self, **changes: Any) -> typing.Self:
+        return self.from_dict({**self.to_dict(), **changes})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> typing.Self:
+        """A validated config from a plain dict (as read from TOML/YAML)."""
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise TubeletError(f"unknown {cls.kind} config key(s): {', '.join(sorted(unknown))}")
+        if not isinstance(d.get("model", {}) or {}, dict):
+            raise TubeletError("config key 'model' must be a table of model settings")
+        return cls(**{k: cls._coerce(k, v) for k, v in d.items()})
+
+    @classmethod
+    def _coerce(cls, name: str, value: Any) -> Any:
+        """A config value converted to its field's type, or TubeletError naming the key."""
+        kind = typing.get_type_hints(cls)[name]
+        try:
+            if kind is bool:
+                if isinstance(value, str):
+                    if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                        raise ValueError(value)
+                    return value.lower() in ("true", "1", "yes")
+                return bool(value)
+            if kind in (int, float, str):
+                if kind is int and isinstance(value, float) and not value.is_integer():
+                    raise ValueError(value)
+                return kind(value)
+            if kind == tuple[float, float]:
+                return tuple(float(v) for v in value)
+            if isinstance(value, dict):
+                return dict(value)
+            raise ValueError(value)
+        except (TypeError, ValueError):
+            raise TubeletError(f"config key {name!r}: cannot use {value!r} "
+                               f"(expected {getattr(kind, '__name__', kind)})") from None
+
+    @classmethod
+    def defaults_for(cls, layers: list[dict[str, Any]]) -> dict[str, Any]:
+        """Settings under all the given layers (a recipe); none by default."""
+        return {}
+
+    @classmethod
+    def resolve(cls, cli: dict[str, Any], config_file: str | Path | None = None, sets: list[str] | None = None,
+                base: dict[str, Any] | None = None) -> typing.Self:
+        """Recipe ← base (e.g. a saved run) ← config file ← CLI options (None: not given) ← `--set` overrides."""
+        file_layer = read_config_file(config_file) if config_file else {}
+        cli = {k: v for k, v in cli.items() if v is not None}
+        layers = [base or {}, file_layer, cli, parse_set(sets or [])]
+        return cls.from_dict(merge(cls.defaults_for(layers), *layers))
+
+
+@dataclass
+class PretrainConfig(RunConfig):
+    """Everything a pretraining run needs; saved resolved as RUN_DIR/pretrain.yaml."""
+
+    kind: ClassVar[str] = "pretraining"
+
+    preset: str = "vit_small"
+    # clips and masking
+    mask_type: str = "tube"
+    mask_ratio: float = 0.9
+    decoder_mask_ratio: float = 0.0  # > 0: VideoMAE v2 dual masking (running-cell decoder mask)
+    repeats: int = 1  # repeated augmentation: views decoded once, masked R times (batch_size counts clips before)
+    grad_checkpointing: bool = False
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return [
+            (self.preset in PRESETS, f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}"),
+            (self.mask_type in MASK_TYPES, f"mask_type must be one of {', '.join(MASK_TYPES)}"),
+            (0.0 <= self.mask_ratio < 1.0, f"mask_ratio must be in [0, 1), got {self.mask_ratio}"),
+            (0.0 <= self.decoder_mask_ratio < 1.0, f"decoder_mask_ratio must be in [0, 1), got "
+                                                   f"{self.decoder_mask_ratio}"),
+            (self.repeats >= 1, f"repeats must be >= 1, got {self.repeats}"),
+            *super().checks(),
+        ]
+
+    def validate(self) -> None:
+        super().validate()
+        self.model_config()  # inconsistent model overrides fail here
 
     def model_config(self) -> ModelConfig:
         """The model this run trains: the preset with `model` overrides (and gradient checkpointing)."""
@@ -105,14 +188,11 @@ class PretrainConfig:
             raise TubeletError("invalid pretraining config: the model needs a decoder (model.decoder_depth > 0)")
         return cfg
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        d["model"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.model.items()}
-        return d
-
-    def replace(self, **changes: Any) -> PretrainConfig:
-        return from_dict({**self.to_dict(), **changes})
+    @classmethod
+    def defaults_for(cls, layers: list[dict[str, Any]]) -> dict[str, Any]:
+        """The recipe of the preset the layers choose."""
+        name = next((lay["preset"] for lay in reversed(layers) if "preset" in lay), cls.preset)
+        return recipe(str(name))
 
 
 # ---- recipes --------------------------------------------------------------------------------------
@@ -132,48 +212,6 @@ def recipe(preset_name: str) -> dict[str, Any]:
 
 
 # ---- parsing --------------------------------------------------------------------------------------
-
-_FIELDS = {f.name: f for f in dataclasses.fields(PretrainConfig)}
-_MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}
-
-
-def _coerce(name: str, value: Any) -> Any:
-    """A config value converted to its field's type, or TubeletError naming the key."""
-    kind = typing.get_type_hints(PretrainConfig)[name]
-    try:
-        if kind is bool:
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(value)
-                return value.lower() in ("true", "1", "yes")
-            return bool(value)
-        if kind in (int, float, str):
-            if kind is int and isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return kind(value)
-        if kind == tuple[float, float]:
-            return tuple(float(v) for v in value)
-        if isinstance(value, dict):
-            return dict(value)
-        raise ValueError(value)
-    except (TypeError, ValueError):
-        raise TubeletError(f"config key {name!r}: cannot use {value!r} (expected {getattr(kind, '__name__', kind)})")\
-            from None
-
-
-def from_dict(d: dict[str, Any]) -> PretrainConfig:
-    """A validated config from a plain dict (as read from TOML/YAML)."""
-    unknown = set(d) - set(_FIELDS)
-    if unknown:
-        raise TubeletError(f"unknown pretraining config key(s): {', '.join(sorted(unknown))}")
-    model = d.get("model", {}) or {}
-    if not isinstance(model, dict):
-        raise TubeletError("config key 'model' must be a table of model settings")
-    bad = set(model) - _MODEL_FIELDS
-    if bad:
-        raise TubeletError(f"unknown model setting(s): {', '.join(sorted(bad))}")
-    return PretrainConfig(**{k: _coerce(k, v) for k, v in d.items()})
-
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The settings in a TOML (.toml) or YAML (.yaml/.yml) file, as a dict."""
@@ -228,21 +266,14 @@ def merge(*layers: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def resolve(cli: dict[str, Any], config_file: str | Path | None = None, sets: list[str] | None = None,
-            base: dict[str, Any] | None = None) -> PretrainConfig:
-    """Recipe of the chosen preset ← base (e.g. a saved run) ← config file ← CLI options ← `--set` overrides."""
-    file_layer = read_config_file(config_file) if config_file else {}
-    set_layer = parse_set(sets or [])
-    cli = {k: v for k, v in cli.items() if v is not None}
-    layers = [base or {}, file_layer, cli, set_layer]
-    name = next((lay["preset"] for lay in reversed(layers) if "preset" in lay), PretrainConfig.preset)
-    return from_dict(merge(recipe(str(name)), *layers))
+from_dict = PretrainConfig.from_dict
+resolve = PretrainConfig.resolve
 
 
-def save_config(cfg: PretrainConfig, path: str | Path) -> None:
+def save_config(cfg: RunConfig, path: str | Path) -> None:
     """Write the resolved config as YAML (readable back with --config)."""
     Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-__all__ = ["PretrainConfig", "RECIPES", "from_dict", "merge", "parse_set", "read_config_file", "recipe", "resolve",
-           "save_config"]
+__all__ = ["PretrainConfig", "RECIPES", "RunConfig", "from_dict", "merge", "parse_set", "read_config_file", "recipe",
+           "resolve", "save_config"]

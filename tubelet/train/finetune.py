@@ -10,20 +10,16 @@ a progress bar, a NaN guard.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import sys
 import time
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
-import yaml
-from torch import nn
+from torch import Tensor
 
-from tubelet.config import PRESETS, ModelConfig
+from tubelet.config import PRESETS
 from tubelet.data import ClipDataset, make_loader
 from tubelet.data import transforms as T
 from tubelet.data.decode import VideoReader
@@ -32,8 +28,8 @@ from tubelet.model.checkpoints import load_model
 from tubelet.model.videomae import VideoMAE
 from tubelet.train import distributed as D
 from tubelet.train.accuracy import ClassificationReport, save_confusion_png
-from tubelet.train.config import merge, parse_set, read_config_file
-from tubelet.train.evaluate import DTYPES, eval_dataset, evaluate_dataset, to_items
+from tubelet.train.config import RunConfig, save_config
+from tubelet.train.evaluate import eval_dataset, evaluate_dataset, to_items
 from tubelet.train.labels import (
     LabelSet,
     load_labels,
@@ -45,8 +41,7 @@ from tubelet.train.labels import (
 from tubelet.train.layer_decay import ScaledWarmupCosine, layer_decay_groups
 from tubelet.train.metrics import MetricsLog, progress_bar
 from tubelet.train.mixup import MixupCutmix, soft_cross_entropy
-from tubelet.train.optim import scaled_lr
-from tubelet.train.pretrain import DivergedError, Trainer, _deterministic, prepare_run_dir, seed_everything
+from tubelet.train.pretrain import Trainer, _deterministic, prepare_run_dir, seed_everything, step_batches
 from tubelet.train.randaugment import RandAugment
 
 CONFIG_FILE = "finetune.yaml"
@@ -54,31 +49,28 @@ CLASSES_FILE = "classes.txt"
 
 
 @dataclass
-class FinetuneConfig:
-    """Everything a fine-tuning run needs; saved resolved as RUN_DIR/finetune.yaml."""
+class FinetuneConfig(RunConfig):
+    """Everything a fine-tuning run needs; saved resolved as RUN_DIR/finetune.yaml.
 
-    data: str = ""  # folder the manifest's relative paths start from (or labelled videos: class sub-folders)
+    `data` is the folder the manifest's relative paths start from (or labelled videos in class sub-folders);
+    `init` may also name a preset, for random init.
+    """
+
+    kind: ClassVar[str] = "fine-tuning"
+
     labels: str = ""  # manifest path,label[,start_s,end_s,split]; "" = labels of `data` itself
     classes: str = ""  # class list file (names in id order); "" = from the labels
     val: str = ""  # a validation manifest; "" = the manifest's split column, else val_frac of each class
     val_frac: float = 0.1
-    init: str = ""  # checkpoint (pretrained or fine-tuned) or a preset name for random init
-    model: dict[str, Any] = field(default_factory=dict)  # ModelConfig overrides, e.g. {"num_frames": 8}
-    stride: int = 4  # frame sampling rate
     flip: bool = True  # random horizontal flip (turn off when left/right carries the label)
-    # optimisation
-    batch_size: int = 8
-    accum_steps: int = 1
-    base_lr: float = 1e-3  # lr = base_lr × total batch / 256, as are min_lr and warmup_lr
+    # the fine-tuning recipe's optimisation
+    base_lr: float = 1e-3
     min_lr: float = 1e-6
-    warmup_lr: float = 1e-6
     warmup_frac: float = 0.1
-    weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.999)
     layer_decay: float = 0.75
     drop_path: float = 0.1
     head_dropout: float = 0.0
-    clip_grad: float = 0.0
     # regularisation
     smoothing: float = 0.1
     mixup: float = 0.8
@@ -88,105 +80,27 @@ class FinetuneConfig:
     randaug_ops: int = 4
     randaug_magnitude: float = 7.0
     randaug_std: float = 0.5
-    # run length: exactly one of the two
-    steps: int = 0
-    epochs: int = 0
     # validation during training (the `evaluate` command does full multi-view testing)
     eval_clips: int = 1
     eval_crops: int = 1
-    # engine
     precision: str = "bf16"
-    compile: bool = False
-    fsdp: bool = False
-    device: str = "auto"
-    workers: int = 2
-    seed: int = 0
-    deterministic: bool = False
-    save_every: int = 500
-    keep_last: int = 2
-    log_every: int = 10
 
-    def __post_init__(self) -> None:
-        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
-        self.validate()
-
-    def validate(self) -> None:
-        checks = [
+    def checks(self) -> list[tuple[bool, str]]:
+        return [
             (0.0 <= self.val_frac < 1.0, f"val_frac must be in [0, 1), got {self.val_frac}"),
-            (self.stride >= 1 and self.batch_size >= 1 and self.accum_steps >= 1,
-             "stride, batch_size and accum_steps must be >= 1"),
-            (self.base_lr > 0 and self.min_lr >= 0 and self.warmup_lr >= 0, "learning rates must be positive"),
-            (0.0 <= self.warmup_frac < 1.0, f"warmup_frac must be in [0, 1), got {self.warmup_frac}"),
             (0.0 < self.layer_decay <= 1.0, f"layer_decay must be in (0, 1], got {self.layer_decay}"),
-            (self.weight_decay >= 0 and self.clip_grad >= 0, "weight_decay and clip_grad must be >= 0"),
-            (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas must be two numbers in [0, 1)"),
             (0.0 <= self.smoothing < 1.0, "smoothing must be in [0, 1)"),
             (self.mixup >= 0 and self.cutmix >= 0 and 0 <= self.mixup_prob <= 1 and 0 <= self.mixup_switch_prob <= 1,
              "mixup/cutmix alphas must be >= 0 and their probabilities in [0, 1]"),
             (self.randaug_ops >= 0 and 0 <= self.randaug_magnitude <= 10 and self.randaug_std >= 0,
              "randaug_ops >= 0, randaug_magnitude in [0, 10], randaug_std >= 0"),
-            (self.steps >= 0 and self.epochs >= 0, "steps and epochs must be >= 0"),
-            (not (self.steps and self.epochs), "give steps or epochs, not both"),
             (self.eval_clips >= 1 and self.eval_crops in (1, 3), "eval_clips >= 1 and eval_crops 1 or 3"),
-            (self.precision in DTYPES, f"precision must be one of {', '.join(DTYPES)}"),
-            (self.workers >= 0, "workers must be >= 0"),
-            (self.save_every >= 1 and self.keep_last >= 1 and self.log_every >= 1,
-             "save_every, keep_last and log_every must be >= 1"),
+            *super().checks(),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise TubeletError(f"invalid fine-tuning config: {message}")
-        bad = set(self.model) - {f.name for f in dataclasses.fields(ModelConfig)}
-        if bad:
-            raise TubeletError(f"unknown model setting(s): {', '.join(sorted(bad))}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        d["model"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.model.items()}
-        return d
 
 
-_FIELDS = {f.name for f in dataclasses.fields(FinetuneConfig)}
-
-
-def _coerce(name: str, value: Any) -> Any:
-    kind = typing.get_type_hints(FinetuneConfig)[name]
-    try:
-        if kind is bool and isinstance(value, str):
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(value)
-            return value.lower() in ("true", "1", "yes")
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError(value)
-        if kind in (bool, int, float, str):
-            return kind(value)
-        if kind == tuple[float, float]:
-            return tuple(float(v) for v in value)
-        if isinstance(value, dict):
-            return dict(value)
-        raise ValueError(value)
-    except (TypeError, ValueError):
-        raise TubeletError(f"config key {name!r}: cannot use {value!r}") from None
-
-
-def config_from_dict(d: dict[str, Any]) -> FinetuneConfig:
-    unknown = set(d) - _FIELDS
-    if unknown:
-        raise TubeletError(f"unknown fine-tuning config key(s): {', '.join(sorted(unknown))}")
-    return FinetuneConfig(**{k: _coerce(k, v) for k, v in d.items()})
-
-
-def resolve_config(cli: dict[str, Any], config_file: str | Path | None = None, sets: list[str] | None = None,
-                   base: dict[str, Any] | None = None) -> FinetuneConfig:
-    """Defaults ← base (a saved run) ← config file ← CLI options ← `--set` overrides."""
-    file_layer = read_config_file(config_file) if config_file else {}
-    cli = {k: v for k, v in cli.items() if v is not None}
-    return config_from_dict(merge(base or {}, file_layer, cli, parse_set(sets or [])))
-
-
-def save_config(cfg: FinetuneConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+config_from_dict = FinetuneConfig.from_dict
+resolve_config = FinetuneConfig.resolve
 
 
 # ---- data -----------------------------------------------------------------------------------------
@@ -247,46 +161,29 @@ def build_classifier(cfg: FinetuneConfig, classes: list[str], start: Path | None
 # ---- the trainer ----------------------------------------------------------------------------------
 
 class FinetuneTrainer(Trainer):
-    """The pretraining trainer with layer-wise lr decay groups and a mixup + soft cross-entropy step."""
+    """The pretraining trainer with layer-wise lr decay groups and a mixup + soft cross-entropy loss."""
+
+    schedule = ScaledWarmupCosine
 
     def __init__(self, cfg: FinetuneConfig, info: D.DistInfo, model: VideoMAE, total_steps: int,
                  run_dir: Path) -> None:
-        super().__init__(cfg, info, model, total_steps, run_dir)  # type: ignore[arg-type]
-        total_batch = cfg.batch_size * cfg.accum_steps * info.world_size
-        groups = layer_decay_groups(self.module, cfg.weight_decay, cfg.layer_decay, model.config.depth)
-        self.optimizer = torch.optim.AdamW(groups, lr=self.lr, betas=cfg.betas)
-        self.scheduler = ScaledWarmupCosine(self.optimizer, total_steps, int(cfg.warmup_frac * total_steps), self.lr,
-                                            scaled_lr(cfg.warmup_lr, total_batch), scaled_lr(cfg.min_lr, total_batch))
+        super().__init__(cfg, info, model, total_steps, run_dir)
         self.mix = MixupCutmix(model.config.num_classes, cfg.mixup, cfg.cutmix, cfg.mixup_prob,
                                cfg.mixup_switch_prob, cfg.smoothing)
 
-    def train_step(self, batches: list[dict[str, Any]]) -> tuple[float, float]:
-        """Mixed clips and soft targets, forward/backward over the micro-batches, one step → (mean loss, peak lr)."""
-        cfg, dev = self.cfg, self.info.device
-        dtype = DTYPES[cfg.precision]
-        lr = max(g["lr"] for g in self.optimizer.param_groups)
-        losses = []
-        self.model.train()
-        for k, batch in enumerate(batches):
-            video, targets = self.mix(batch["video"].to(dev, non_blocking=True), batch["label"].to(dev))
-            with D.no_grad_sync(self.model, skip=k < len(batches) - 1):
-                with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
-                    logits = self.model(video).logits
-                loss = soft_cross_entropy(logits, targets)
-                value = D.mean_across(loss.detach().item(), self.info)
-                if not math.isfinite(value):
-                    raise DivergedError(self._diverged_message(value))
-                losses.append(value)
-                self.scaler.scale(loss / len(batches)).backward()
-        if cfg.clip_grad > 0:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
-        self.step += 1
-        return sum(losses) / len(losses), lr
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """AdamW with a group per (layer, decayed or not), each lr scaled by layer_decay ** depth-to-go."""
+        cfg = self.cfg
+        groups = layer_decay_groups(self.module, cfg.weight_decay, cfg.layer_decay, self.module.config.depth)
+        return torch.optim.AdamW(groups, lr=self.lr, betas=cfg.betas)
+
+    def batch_loss(self, batch: dict[str, Any]) -> Tensor:
+        """Mixed clips and soft targets → soft cross-entropy of the classifier's logits."""
+        dev = self.info.device
+        video, targets = self.mix(batch["video"].to(dev, non_blocking=True), batch["label"].to(dev))
+        with self.autocast():
+            logits = self.model(video).logits
+        return soft_cross_entropy(logits, targets)
 
 
 # ---- the loop -------------------------------------------------------------------------------------
@@ -336,7 +233,7 @@ def finetune(cfg: FinetuneConfig, run_dir: str | Path, resume: bool = False, sto
 def _finetune(cfg: FinetuneConfig, run_dir: Path, info: D.DistInfo, resume: bool, stop_after: int,
               progress: bool) -> FinetuneResult:
     started = time.perf_counter()
-    start = prepare_run_dir(cfg, run_dir, resume)  # type: ignore[arg-type]
+    start = prepare_run_dir(cfg, run_dir, resume)
     if cfg.deterministic:
         _deterministic()
     seed_everything(cfg.seed)
@@ -373,30 +270,24 @@ def _finetune(cfg: FinetuneConfig, run_dir: Path, info: D.DistInfo, resume: bool
         with progress_bar(progress and info.is_main) as bar:
             task = bar.add_task("finetune", total=total, completed=trainer.step, loss=float("nan"),
                                 lr=trainer.optimizer.param_groups[-1]["lr"], clips_per_s=0.0)
-            while trainer.step < total and not (stop_after and len(result.losses) >= stop_after):
-                loader.set_epoch(trainer.epoch, trainer.batch)
-                it = iter(loader)
-                while trainer.batch + cfg.accum_steps <= steps_per_epoch * cfg.accum_steps:
-                    t0 = time.perf_counter()
-                    batches = [next(it) for _ in range(cfg.accum_steps)]
-                    for b in batches:
-                        _note_skipped(b.get("skipped", []), result)
-                    loss, lr = trainer.train_step(batches)
-                    trainer.batch += cfg.accum_steps
-                    dt = time.perf_counter() - t0
-                    busy += dt
-                    result.losses.append(loss)
-                    bar.update(task, completed=trainer.step, loss=loss, lr=lr, clips_per_s=clips_per_step / dt)
-                    if log is not None and (trainer.step % cfg.log_every == 0 or trainer.step == total):
-                        log.log({"step": trainer.step, "epoch": trainer.epoch, "loss": loss, "lr": lr,
-                                 "clips_per_s": clips_per_step / dt, "elapsed_s": time.perf_counter() - started})
-                    done = trainer.step >= total or bool(stop_after and len(result.losses) >= stop_after)
-                    if trainer.step % cfg.save_every == 0 or done:
-                        _checkpoint(trainer, run_dir, val_ds, result, log)
-                    if done:
-                        break
-                else:
-                    trainer.epoch, trainer.batch = trainer.epoch + 1, 0
+            tick = time.perf_counter()
+            for batches, _ in step_batches(loader, trainer, steps_per_epoch):
+                for b in batches:
+                    _note_skipped(b.get("skipped", []), result)
+                loss, lr = trainer.train_step(batches)
+                dt = time.perf_counter() - tick
+                busy += dt
+                result.losses.append(loss)
+                bar.update(task, completed=trainer.step, loss=loss, lr=lr, clips_per_s=clips_per_step / dt)
+                if log is not None and (trainer.step % cfg.log_every == 0 or trainer.step == total):
+                    log.log({"step": trainer.step, "epoch": trainer.epoch, "loss": loss, "lr": lr,
+                             "clips_per_s": clips_per_step / dt, "elapsed_s": time.perf_counter() - started})
+                last = trainer.step >= total or len(result.losses) == stop_after
+                if trainer.step % cfg.save_every == 0 or last:
+                    _checkpoint(trainer, run_dir, val_ds, result, log)
+                if last:
+                    break
+                tick = time.perf_counter()
     finally:
         if log is not None:
             log.close()
@@ -416,7 +307,7 @@ def _checkpoint(trainer: FinetuneTrainer, run_dir: Path, val_ds: ClipDataset | N
     if val_ds is None:
         return
     cfg = trainer.cfg
-    report, skipped = evaluate_dataset(trainer.model, val_ds, trainer.info, cfg.batch_size, 0, cfg.precision)
+    report, skipped = evaluate_dataset(trainer.model, val_ds, trainer.info, cfg.batch_size, 0, trainer.precision)
     for s in skipped:
         _note_skipped([s], result)
     if report is None or log is None:

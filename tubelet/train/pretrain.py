@@ -33,7 +33,7 @@ from tubelet.model.checkpoints import load_model
 from tubelet.model.videomae import VideoMAE
 from tubelet.train import distributed as D
 from tubelet.train.checkpoint import latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state
-from tubelet.train.config import PretrainConfig, save_config
+from tubelet.train.config import PretrainConfig, RunConfig, save_config
 from tubelet.train.metrics import MetricsLog, progress_bar
 from tubelet.train.optim import WarmupCosine, build_optimizer, scaled_lr
 from tubelet.viz.reconstruct import clip_mask, load_clip, reconstruct, save_figure
@@ -136,38 +136,53 @@ def build_model(cfg: PretrainConfig, start: Path | None) -> VideoMAE:
 # ---- the trainer ----------------------------------------------------------------------------------
 
 class Trainer:
-    """Model, optimizer, schedule and scaler of one run, with checkpoint save/restore."""
+    """Model, optimizer, schedule and scaler of one run, with checkpoint save/restore.
 
-    def __init__(self, cfg: PretrainConfig, info: D.DistInfo, model: VideoMAE, total_steps: int,
+    A subclass trains something else by overriding `batch_loss`, and its optimizer by `make_optimizer` and
+    `schedule`."""
+
+    schedule: type[WarmupCosine] = WarmupCosine  # the per-step learning rate
+
+    def __init__(self, cfg: RunConfig, info: D.DistInfo, model: VideoMAE, total_steps: int,
                  run_dir: Path) -> None:
         self.cfg, self.info, self.total_steps, self.run_dir = cfg, info, total_steps, run_dir
         self.module = model.to(info.device)
         self.model: nn.Module = D.wrap(self.module, info, cfg.fsdp)
         total_batch = cfg.batch_size * cfg.accum_steps * info.world_size
         self.lr = scaled_lr(cfg.base_lr, total_batch)
-        self.optimizer = build_optimizer(self.module, self.lr, cfg.weight_decay, cfg.betas)
-        self.scheduler = WarmupCosine(self.optimizer, total_steps, int(cfg.warmup_frac * total_steps), self.lr,
-                                      scaled_lr(cfg.warmup_lr, total_batch), scaled_lr(cfg.min_lr, total_batch))
+        self.optimizer = self.make_optimizer()
+        self.scheduler = self.schedule(self.optimizer, total_steps, int(cfg.warmup_frac * total_steps), self.lr,
+                                       scaled_lr(cfg.warmup_lr, total_batch), scaled_lr(cfg.min_lr, total_batch))
         self.precision = resolve_precision(cfg.precision, info.device)
         self.scaler = torch.amp.GradScaler(info.device.type, enabled=self.precision == "fp16")
         self.step = self.epoch = self.batch = 0
         if cfg.compile:
             self.model = torch.compile(self.model)
 
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """AdamW over decayed and not-decayed parameters at the scaled lr."""
+        return build_optimizer(self.module, self.lr, self.cfg.weight_decay, self.cfg.betas)
+
+    def autocast(self) -> torch.autocast:
+        """The run's mixed precision for forward passes (off for fp32)."""
+        dtype = _DTYPES[self.precision]
+        return torch.autocast(self.info.device.type, dtype=dtype, enabled=dtype is not None)
+
     # -- one optimizer step over accum_steps micro-batches
     def batch_loss(self, batch: dict[str, Any]) -> Tensor:
-        """Forward one micro-batch under autocast → its loss (subclasses change what is trained here)."""
-        dev, dtype = self.info.device, _DTYPES[self.precision]
+        """Forward one micro-batch → its loss: masked reconstruction (subclasses change what is trained here)."""
+        dev = self.info.device
         dmask = batch.get("decoder_mask")
-        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+        with self.autocast():
             return self.model(batch["video"].to(dev, non_blocking=True), mask=batch["mask"].to(dev, non_blocking=True),
                               decoder_mask=None if dmask is None else dmask.to(dev, non_blocking=True)).loss
 
     def train_step(self, batches: list[dict[str, Any]]) -> tuple[float, float]:
-        """Forward/backward over the micro-batches and one optimizer step → (mean loss over ranks, lr used)."""
+        """Forward/backward over the micro-batches and one optimizer step → (mean loss over ranks, peak lr used)."""
         cfg = self.cfg
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = max(g["lr"] for g in self.optimizer.param_groups)
         losses = []
+        self.model.train()  # checkpoints may have evaluated it
         for k, batch in enumerate(batches):
             with D.no_grad_sync(self.model, skip=k < len(batches) - 1):
                 loss = self.batch_loss(batch)
@@ -258,7 +273,7 @@ def _fixed_sample(items: list[VideoItem], cfg: PretrainConfig, model: VideoMAE) 
     return None
 
 
-def prepare_run_dir(cfg: PretrainConfig, run_dir: Path, resume: bool) -> Path | None:
+def prepare_run_dir(cfg: RunConfig, run_dir: Path, resume: bool) -> Path | None:
     """The checkpoint to resume from (None: a fresh run); a fresh run never overwrites another's checkpoints."""
     if resume:
         ckpt = latest_checkpoint(run_dir)
@@ -320,7 +335,7 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, info: D.DistInfo, resume: bool
             task = bar.add_task("pretrain", total=total, completed=trainer.step, loss=float("nan"),
                                 lr=trainer.optimizer.param_groups[0]["lr"], clips_per_s=0.0)
             tick = time.perf_counter()
-            for batches, wait in _step_batches(loader, trainer, steps_per_epoch):
+            for batches, wait in step_batches(loader, trainer, steps_per_epoch):
                 for b in batches:
                     _note_skipped(b.get("skipped", []), result, log, trainer.step)
                 loss, lr = trainer.train_step(batches)
@@ -352,7 +367,7 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, info: D.DistInfo, resume: bool
     return result
 
 
-def _step_batches(loader: Loader, trainer: Trainer, steps_per_epoch: int) -> Iterator[tuple[list[dict], float]]:
+def step_batches(loader: Loader, trainer: Trainer, steps_per_epoch: int) -> Iterator[tuple[list[dict], float]]:
     """The micro-batches of each optimizer step from the trainer's data position on, epoch after epoch (none when
     the run is complete), and the seconds spent waiting for them. Batches left over at an epoch's end (fewer
     than accum_steps) are dropped."""
@@ -386,4 +401,5 @@ def _note_skipped(paths: list[str], result: PretrainResult, log: MetricsLog | No
                 log.log({"step": step, "event": "skipped", "path": path})
 
 
-__all__ = ["CONFIG_FILE", "DivergedError", "PretrainResult", "Trainer", "pretrain", "prepare_run_dir"]
+__all__ = ["CONFIG_FILE", "DivergedError", "PretrainResult", "Trainer", "prepare_run_dir", "pretrain",
+           "step_batches"]
