@@ -18,18 +18,18 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import SHARED_VIDEOS
 
 from tubelet.catalog.store import Catalog
 from tubelet.data import sliding_windows
 
-VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
 CLIPS = ["carphone_talking_head_qcif.mp4", "cat_lying_blanket.mp4", "tennis_practice.mp4", "bw_film_dialogue.mp4",
          "houseplant_static_short.mp4", "claymation_ad_cuts.webm"]
 LONG = "claymation_ad_cuts.webm"  # 30 s of stop-motion with many cuts: positions in it look different
 MODEL = ["--model", "vit_tiny", "--set", "num_frames=8", "--set", "image_size=112"]
 WINDOW_S = 2.0
 
-pytestmark = pytest.mark.skipif(not VIDEOS.is_dir(), reason="shared clips not present")
+pytestmark = pytest.mark.skipif(not SHARED_VIDEOS.is_dir(), reason="shared clips not present")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -89,7 +89,7 @@ def catalog(tmp_path_factory):
     root = tmp_path_factory.mktemp("cat")
     bad = root / "broken.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
-    report = run_json("index", "add", *[VIDEOS / c for c in CLIPS], bad, "--catalog", root / "c", *MODEL,
+    report = run_json("index", "add", *[SHARED_VIDEOS / c for c in CLIPS], bad, "--catalog", root / "c", *MODEL,
                       "--commit-every", "2", "--meta", "source=shared")
     return root / "c", report
 
@@ -111,14 +111,14 @@ def test_index_add_reports_and_goes_on(catalog):
     assert stats["model"]["source"] == "vit_tiny" and stats["search"] == "exact"
     code, out, _ = run("index", "stats", "--catalog", root)
     assert code == 0 and "segments" in out
-    again = run_json("index", "add", VIDEOS / CLIPS[0], "--catalog", root)  # same content: skipped, no --model
+    again = run_json("index", "add", SHARED_VIDEOS / CLIPS[0], "--catalog", root)  # same content: skipped, no --model
     assert again["added"] == [] and len(again["skipped"]) == 1
 
 
 def test_exact_copy_comes_first(catalog, tmp_path):
     root, _ = catalog
     copy = tmp_path / "copy of tennis.mp4"
-    shutil.copyfile(VIDEOS / "tennis_practice.mp4", copy)
+    shutil.copyfile(SHARED_VIDEOS / "tennis_practice.mp4", copy)
     res = run_json("search", copy, "--catalog", root, "-k", "3")
     top = res["results"][0]
     assert Path(top["path"]).name == "tennis_practice.mp4"
@@ -133,7 +133,7 @@ def test_exact_copy_comes_first(catalog, tmp_path):
 def test_excerpt_is_located_within_one_window(catalog, tmp_path, start_s):
     root, _ = catalog
     clip = tmp_path / "excerpt.mp4"
-    excerpt(VIDEOS / LONG, clip, start_s, start_s + 6.0)
+    excerpt(SHARED_VIDEOS / LONG, clip, start_s, start_s + 6.0)
     top = run_json("search", clip, "--catalog", root)["results"][0]
     assert Path(top["path"]).name == LONG
     found = top["match"]["start_s"] - top["match"]["query_start_s"]  # where the excerpt's time 0 lands
@@ -143,7 +143,7 @@ def test_excerpt_is_located_within_one_window(catalog, tmp_path, start_s):
 
 def test_segment_of_a_file_and_query_by_id(catalog):
     root, report = catalog
-    top = run_json("search", VIDEOS / LONG, "--start", "20", "--end", "24", "--catalog", root)["results"][0]
+    top = run_json("search", SHARED_VIDEOS / LONG, "--start", "20", "--end", "24", "--catalog", root)["results"][0]
     assert Path(top["path"]).name == LONG and top["match"]["start_s"] == 20.0 and top["match"]["end_s"] == 24.0
     assert top["score"] == pytest.approx(1.0, abs=1e-4)
     long_id = next(a["id"] for a in report["added"] if a["path"].endswith(LONG))
@@ -154,15 +154,15 @@ def test_segment_of_a_file_and_query_by_id(catalog):
 def test_errors_are_one_line(catalog, tmp_path):
     root, report = catalog
     cases = [
-        (("search", VIDEOS / CLIPS[0], "--catalog", tmp_path), "not a tubelet catalog"),
+        (("search", SHARED_VIDEOS / CLIPS[0], "--catalog", tmp_path), "not a tubelet catalog"),
         (("search", "no-such-id", "--catalog", root), "neither a video file nor a video id"),
-        (("search", VIDEOS / CLIPS[0], "--catalog", root, "-k", "0"), "k must be positive"),
-        (("index", "add", VIDEOS / CLIPS[0], "--catalog", root, "--model", "vit_tiny", "--set", "num_frames=4",
+        (("search", SHARED_VIDEOS / CLIPS[0], "--catalog", root, "-k", "0"), "k must be positive"),
+        (("index", "add", SHARED_VIDEOS / CLIPS[0], "--catalog", root, "--model", "vit_tiny", "--set", "num_frames=4",
           "--set", "image_size=112"), "use another catalog"),
-        (("index", "add", VIDEOS / CLIPS[0], "--catalog", tmp_path / "new"), "give --model"),
+        (("index", "add", SHARED_VIDEOS / CLIPS[0], "--catalog", tmp_path / "new"), "give --model"),
         (("index", "add", tmp_path / "missing.mp4", "--catalog", root), "no such file"),
         (("index", "rm", "nope", "--catalog", root), "no video with id nope"),
-        (("index", "add", VIDEOS / CLIPS[0], "--catalog", root, "--window", "3"), "same"),
+        (("index", "add", SHARED_VIDEOS / CLIPS[0], "--catalog", root, "--window", "3"), "same"),
     ]
     for args, fragment in cases:
         code, out, err = run(*args)
@@ -182,7 +182,7 @@ def test_rm(catalog, tmp_path):
 
 def test_embed_writes_parquet_and_skips_what_is_done(tmp_path):
     out = tmp_path / "emb.parquet"
-    clips = [VIDEOS / "carphone_talking_head_qcif.mp4", VIDEOS / "houseplant_static_short.mp4"]
+    clips = [SHARED_VIDEOS / "carphone_talking_head_qcif.mp4", SHARED_VIDEOS / "houseplant_static_short.mp4"]
     first = run_json("embed", *clips, *MODEL, "--out", out, "--window", "1.5", "--stride", "0.5")
     assert len(first["added"]) == 2
     table = pq.read_table(out)
@@ -195,7 +195,7 @@ def test_embed_writes_parquet_and_skips_what_is_done(tmp_path):
     assert [r["start_s"] for r in segs] == [a for a, _ in sliding_windows(segs[0]["duration_s"], 1.5, 0.5)]
     norms = np.linalg.norm(np.asarray([r["embedding"] for r in rows]), axis=1)
     np.testing.assert_allclose(norms, 1.0, atol=1e-5)
-    second = run_json("embed", *clips, VIDEOS / "tennis_practice.mp4", *MODEL, "--out", out, "--window", "1.5",
+    second = run_json("embed", *clips, SHARED_VIDEOS / "tennis_practice.mp4", *MODEL, "--out", out, "--window", "1.5",
                       "--stride", "0.5")
     assert len(second["skipped"]) == 2 and len(second["added"]) == 1
     assert len({r["content_hash"] for r in pq.read_table(out).to_pylist()}) == 3
@@ -203,7 +203,7 @@ def test_embed_writes_parquet_and_skips_what_is_done(tmp_path):
 
 def test_killed_index_add_leaves_a_usable_catalog(tmp_path):
     root = tmp_path / "c"
-    clips = [VIDEOS / c for c in CLIPS[:5]]
+    clips = [SHARED_VIDEOS / c for c in CLIPS[:5]]
     cmd = [sys.executable, "-c", "from tubelet.cli import main; main()", "index", "add", *map(str, clips),
            "--catalog", str(root), *MODEL, "--commit-every", "1", "--json"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -249,9 +249,9 @@ def test_search_through_the_hnsw_index(catalog, tmp_path, monkeypatch):
     copy = tmp_path / "c"
     shutil.copytree(root, copy)
     monkeypatch.setattr(store, "EXACT_MAX_SEGMENTS", 20)  # this small catalog is now "large"
-    run_json("index", "add", VIDEOS / "flower_timelapse.webm", "--catalog", copy)
+    run_json("index", "add", SHARED_VIDEOS / "flower_timelapse.webm", "--catalog", copy)
     stats = run_json("index", "stats", "--catalog", copy)
     assert stats["search"] == "hnsw" and stats["indexed_segments"] == stats["segments"]
-    top = run_json("search", VIDEOS / LONG, "--start", "10", "--end", "14", "--catalog", copy)["results"][0]
+    top = run_json("search", SHARED_VIDEOS / LONG, "--start", "10", "--end", "14", "--catalog", copy)["results"][0]
     assert Path(top["path"]).name == LONG and top["match"]["start_s"] == 10.0
     assert top["score"] == pytest.approx(1.0, abs=1e-4)

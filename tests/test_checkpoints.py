@@ -4,17 +4,11 @@ import json
 
 import pytest
 import torch
+from conftest import run_cli, small_config
 
 import tubelet
-from tubelet import CheckpointError, ModelConfig, VideoMAE, load_model, save_model, tube_mask
+from tubelet import CheckpointError, VideoMAE, load_model, save_model, tube_mask
 from tubelet.model.vit import interpolate_pos_embed
-
-
-def small_cfg(**kw):
-    base = dict(num_frames=4, image_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=4, mlp_dim=96,
-                decoder_dim=32, decoder_depth=1, decoder_heads=2, decoder_mlp_dim=64)
-    base.update(kw)
-    return ModelConfig(**base)
 
 
 def video(cfg, batch=2, seed=0):
@@ -32,7 +26,7 @@ def same_weights(a, b):
 # ---- own format ------------------------------------------------------------------------------------
 
 def test_round_trip_pretrain_model(tmp_path):
-    cfg = small_cfg(layer_scale_init=0.1, learnable_pos_emb=True)
+    cfg = small_config(layer_scale_init=0.1, learnable_pos_emb=True)
     model = VideoMAE(cfg)
     out = save_model(model, tmp_path / "ckpt")
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
@@ -48,7 +42,7 @@ def test_round_trip_pretrain_model(tmp_path):
 
 
 def test_round_trip_classifier_keeps_class_names(tmp_path):
-    cfg = small_cfg(decoder_depth=0, num_classes=3, class_names=["a", "b", "c"])
+    cfg = small_config(decoder_depth=0, num_classes=3, class_names=["a", "b", "c"])
     model = VideoMAE(cfg)
     loaded = load_model(save_model(model, tmp_path / "c"))
     assert loaded.config.class_names == ["a", "b", "c"]
@@ -56,7 +50,7 @@ def test_round_trip_classifier_keeps_class_names(tmp_path):
 
 
 def test_save_leaves_no_temp_files_and_overwrites_in_place(tmp_path):
-    first, second = VideoMAE(small_cfg()), VideoMAE(small_cfg())
+    first, second = VideoMAE(small_config()), VideoMAE(small_config())
     save_model(first, tmp_path / "ckpt")
     (tmp_path / "ckpt" / "trainer.pt").write_bytes(b"x")  # a trainer state beside the model survives
     save_model(second, tmp_path / "ckpt")
@@ -66,7 +60,7 @@ def test_save_leaves_no_temp_files_and_overwrites_in_place(tmp_path):
 
 
 def test_save_refuses_unknown_format_and_file_target(tmp_path):
-    model = VideoMAE(small_cfg())
+    model = VideoMAE(small_config())
     with pytest.raises(CheckpointError, match="unknown checkpoint format"):
         save_model(model, tmp_path / "x", format="onnx")
     (tmp_path / "file").write_text("hi")
@@ -82,7 +76,7 @@ def test_preset_name_builds_random_model_with_overrides():
 
 
 def test_classifier_from_pretrain_checkpoint_drops_decoder_and_encoder_norm(tmp_path):
-    pre = VideoMAE(small_cfg())
+    pre = VideoMAE(small_config())
     save_model(pre, tmp_path / "pre")
     clf = load_model(tmp_path / "pre", num_classes=5)
     assert clf.config.is_classifier and not clf.config.is_pretraining
@@ -97,7 +91,7 @@ def test_classifier_from_pretrain_checkpoint_drops_decoder_and_encoder_norm(tmp_
 
 
 def test_changing_num_classes_gives_fresh_head(tmp_path):
-    clf = VideoMAE(small_cfg(decoder_depth=0, num_classes=3, class_names=["a", "b", "c"]))
+    clf = VideoMAE(small_config(decoder_depth=0, num_classes=3, class_names=["a", "b", "c"]))
     save_model(clf, tmp_path / "c")
     other = load_model(tmp_path / "c", num_classes=7)
     assert other.head.weight.shape == (7, 48) and other.config.class_names == []
@@ -106,14 +100,14 @@ def test_changing_num_classes_gives_fresh_head(tmp_path):
 
 
 def test_geometry_override_recomputes_sinusoid_and_resamples_learnable_pos(tmp_path):
-    fixed = VideoMAE(small_cfg())
+    fixed = VideoMAE(small_config())
     save_model(fixed, tmp_path / "fixed")
     bigger = load_model(tmp_path / "fixed", num_frames=8, image_size=48)
     assert bigger.config.grid == (4, 6, 6) and bigger.encoder.pos_embed.shape == (1, 144, 48)
     bigger.eval()
     assert bigger.encode(video(bigger.config, 1)).shape == (1, 144, 48)
 
-    learn = VideoMAE(small_cfg(learnable_pos_emb=True))
+    learn = VideoMAE(small_config(learnable_pos_emb=True))
     save_model(learn, tmp_path / "learn")
     moved = load_model(tmp_path / "learn", num_frames=8, image_size=48)
     want = interpolate_pos_embed(learn.encoder.pos_embed.detach(), (2, 4, 4), (4, 6, 6))
@@ -130,7 +124,7 @@ def official_pretrain_sd(model):
 def test_official_checkpoint_with_training_state_and_namespace(tmp_path):
     import argparse
 
-    model = VideoMAE(small_cfg(embed_dim=192, num_heads=3, mlp_dim=384, decoder_dim=96, decoder_heads=3,
+    model = VideoMAE(small_config(embed_dim=192, num_heads=3, mlp_dim=384, decoder_dim=96, decoder_heads=3,
                                decoder_mlp_dim=192))
     torch.save({"model": official_pretrain_sd(model), "epoch": 799, "args": argparse.Namespace(lr=1e-3, model="x"),
                 "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]}}, tmp_path / "checkpoint-799.pth")
@@ -140,7 +134,7 @@ def test_official_checkpoint_with_training_state_and_namespace(tmp_path):
 
 
 def test_official_default_geometry_and_preset_name(tmp_path):
-    pre = VideoMAE(small_cfg(embed_dim=192, num_heads=3, mlp_dim=768, depth=12, patch_size=16))
+    pre = VideoMAE(small_config(embed_dim=192, num_heads=3, mlp_dim=768, depth=12, patch_size=16))
     sd = {k.removeprefix("encoder."): v for k, v in pre.state_dict().items()
           if k.startswith("encoder.") and not k.startswith("encoder.norm.")}
     sd.update({"fc_norm.weight": torch.ones(192), "fc_norm.bias": torch.zeros(192),
@@ -155,7 +149,7 @@ def test_official_default_geometry_and_preset_name(tmp_path):
 def test_official_learnable_table_is_resampled_to_requested_geometry(tmp_path, extra_row):
     """A fine-tuned file with a learnable table at 16×224² (1568 rows, or 1569 with a class-token slot),
     loaded at 112²: the table is read at its own grid (8, 14, 14) and resampled to (8, 7, 7)."""
-    pre = VideoMAE(small_cfg(num_frames=16, image_size=224, patch_size=16, embed_dim=192, num_heads=3, mlp_dim=64,
+    pre = VideoMAE(small_config(num_frames=16, image_size=224, patch_size=16, embed_dim=192, num_heads=3, mlp_dim=64,
                              depth=1, learnable_pos_emb=True))
     sd = {k.removeprefix("encoder."): v for k, v in pre.state_dict().items()
           if k.startswith("encoder.") and not k.startswith("encoder.norm.")}
@@ -173,7 +167,7 @@ def test_official_learnable_table_is_resampled_to_requested_geometry(tmp_path, e
 
 
 def test_unknown_width_needs_heads_hint(tmp_path):
-    model = VideoMAE(small_cfg())  # width 48 is not an official width
+    model = VideoMAE(small_config())  # width 48 is not an official width
     torch.save(official_pretrain_sd(model), tmp_path / "w.pth")
     with pytest.raises(CheckpointError, match="num_heads="):
         load_model(tmp_path / "w.pth", num_frames=4, image_size=32)
@@ -183,14 +177,14 @@ def test_unknown_width_needs_heads_hint(tmp_path):
 def test_bare_safetensors_state_dict(tmp_path):
     from safetensors.torch import save_file
 
-    model = VideoMAE(small_cfg())
+    model = VideoMAE(small_config())
     save_file(model.state_dict(), str(tmp_path / "weights.safetensors"))
     loaded = load_model(tmp_path / "weights.safetensors", num_frames=4, image_size=32, num_heads=4, decoder_heads=2)
     same_weights(model, loaded)
 
 
 def test_transformers_format_refuses_what_transformers_cannot_hold(tmp_path):
-    model = VideoMAE(small_cfg(layer_scale_init=0.1))
+    model = VideoMAE(small_config(layer_scale_init=0.1))
     with pytest.raises(CheckpointError, match="no transformers equivalent"):
         save_model(model, tmp_path / "hf", format="transformers")
     assert not (tmp_path / "hf").exists() and list(tmp_path.iterdir()) == []
@@ -229,7 +223,7 @@ def make_mp4(path):
 def _tubelet_dir(tmp_path, edit):
     from safetensors.torch import load_file, save_file
 
-    path = save_model(VideoMAE(small_cfg()), tmp_path / "ckpt")
+    path = save_model(VideoMAE(small_config()), tmp_path / "ckpt")
     sd = load_file(str(path / "model.safetensors"))
     edit(sd)
     save_file(sd, str(path / "model.safetensors"))
@@ -266,21 +260,21 @@ def _bad(tmp_path, case):
     if case == "unexpected key":
         return _tubelet_dir(tmp_path, lambda sd: sd.update({"encoder.extra": torch.zeros(1)})), "unexpected key"
     if case == "official wrong shape":
-        sd = official_pretrain_sd(VideoMAE(small_cfg()))
+        sd = official_pretrain_sd(VideoMAE(small_config()))
         sd["encoder.blocks.1.attn.proj.weight"] = torch.zeros(48, 47)
         torch.save({"model": sd}, tmp_path / "s.pth")
         return tmp_path / "s.pth", "has shape [48, 47]"
     if case == "truncated safetensors":
-        path = save_model(VideoMAE(small_cfg()), tmp_path / "ckpt")
+        path = save_model(VideoMAE(small_config()), tmp_path / "ckpt")
         data = (path / "model.safetensors").read_bytes()
         (path / "model.safetensors").write_bytes(data[: len(data) // 2])
         return path, "not a readable safetensors file"
     if case == "bad config json":
-        path = save_model(VideoMAE(small_cfg()), tmp_path / "ckpt")
+        path = save_model(VideoMAE(small_config()), tmp_path / "ckpt")
         (path / "config.json").write_text("{not json")
         return path, "cannot read config"
     if case == "unknown config field":
-        path = save_model(VideoMAE(small_cfg()), tmp_path / "ckpt")
+        path = save_model(VideoMAE(small_config()), tmp_path / "ckpt")
         meta = json.loads((path / "config.json").read_text())
         (path / "config.json").write_text(json.dumps({**meta, "wings": 2}))
         return path, "unknown model config field"
@@ -307,20 +301,6 @@ def test_malformed_checkpoint_gives_one_line_error(tmp_path, case):
 
 # ---- CLI --------------------------------------------------------------------------------------------
 
-def run_cli(monkeypatch, capsys, *args):
-    """The real entry point (tubelet.cli.main) in-process: (exit code, stdout, stderr)."""
-    from tubelet.cli import main
-
-    monkeypatch.setattr("sys.argv", ["tubelet", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 @pytest.mark.parametrize("case", ["missing path", "empty file", "mp4", "pickled code", "wrong shape", "missing key"])
 @pytest.mark.parametrize("command", ["info", "convert"])
 def test_cli_reports_malformed_checkpoint(tmp_path, monkeypatch, capsys, case, command):
@@ -337,7 +317,7 @@ def test_cli_reports_malformed_checkpoint(tmp_path, monkeypatch, capsys, case, c
 
 
 def test_cli_convert_and_info_round_trip(tmp_path, monkeypatch, capsys):
-    model = VideoMAE(small_cfg(decoder_depth=0, num_classes=3, class_names=["a", "b", "c"]))
+    model = VideoMAE(small_config(decoder_depth=0, num_classes=3, class_names=["a", "b", "c"]))
     save_model(model, tmp_path / "src")
     code, out, _ = run_cli(monkeypatch, capsys, "convert", tmp_path / "src", tmp_path / "hf", "--to", "transformers",
                            "--json")
@@ -355,7 +335,7 @@ def test_cli_convert_and_info_round_trip(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_convert_with_overrides(tmp_path, monkeypatch, capsys):
-    torch.save(VideoMAE(small_cfg()).state_dict(), tmp_path / "w.pth")  # width 48: heads must be given
+    torch.save(VideoMAE(small_config()).state_dict(), tmp_path / "w.pth")  # width 48: heads must be given
     code, _, err = run_cli(monkeypatch, capsys, "convert", tmp_path / "w.pth", tmp_path / "out")
     assert code == 1 and err.startswith("error:") and "num_heads=" in err
     code, out, _ = run_cli(monkeypatch, capsys, "convert", tmp_path / "w.pth", tmp_path / "out", "--set",

@@ -11,15 +11,13 @@ import av
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_VIDEOS
 
 import tubelet
 from tubelet.data import probe, read_clip, read_clips, read_frames_at
 from tubelet.errors import VideoError
 
-VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
-if not VIDEOS.is_dir():
-    VIDEOS = Path("/work/shared/data/videos")
-ALL = sorted(p for p in VIDEOS.glob("*") if p.suffix != ".md") if VIDEOS.is_dir() else []
+ALL = sorted(p for p in SHARED_VIDEOS.glob("*") if p.suffix != ".md") if SHARED_VIDEOS.is_dir() else []
 # the quirky ones (SOURCES.md): packed B-frames, scrambled pts, sparse cinepak, VFR webm, 4:4:4 needing
 # decoder priming after a seek, SAR, theora/ogg, shorter than a window, portrait
 QUIRKY = ["eye_makeup_ucf101.avi", "hand_rotating_box.mp4", "tree_wind_cinepak.avi", "mixed_content_cuts.webm",
@@ -64,7 +62,7 @@ def check_against_full_decode(path: Path) -> None:
 @needs_videos
 @pytest.mark.parametrize("name", QUIRKY)
 def test_quirky_clips_match_full_decode(name: str) -> None:
-    check_against_full_decode(VIDEOS / name)
+    check_against_full_decode(SHARED_VIDEOS / name)
 
 
 @needs_videos
@@ -76,17 +74,17 @@ def test_every_shared_clip_matches_full_decode(path: Path) -> None:
 
 @needs_videos
 def test_display_geometry_sar_and_size() -> None:
-    clip, _ = read_clip(VIDEOS / "arm_wrestling.mp4", 4, 2, start_s=0)  # 340x256 stored, SAR 64:51
+    clip, _ = read_clip(SHARED_VIDEOS / "arm_wrestling.mp4", 4, 2, start_s=0)  # 340x256 stored, SAR 64:51
     assert clip.shape[1:3] == (256, round(340 * 64 / 51))
-    info = probe(VIDEOS / "arm_wrestling.mp4")
+    info = probe(SHARED_VIDEOS / "arm_wrestling.mp4")
     assert (info.width, info.height, info.coded_width) == (427, 256, 340) and info.codec == "h264"
-    small, _ = read_clip(VIDEOS / "arm_wrestling.mp4", 4, 2, start_s=0, size=128)  # short side 128, aspect kept
+    small, _ = read_clip(SHARED_VIDEOS / "arm_wrestling.mp4", 4, 2, start_s=0, size=128)  # short side 128, aspect kept
     assert small.shape[1:3] == (128, round(427 * 128 / 256))
 
 
 @needs_videos
 def test_default_start_centres_and_exports() -> None:
-    path = VIDEOS / "bottles_static_table.mp4"
+    path = SHARED_VIDEOS / "bottles_static_table.mp4"
     _, ts = tubelet.read_clip(path)
     info = tubelet.probe(path)
     middle = (ts[0] + ts[-1]) / 2
@@ -95,7 +93,7 @@ def test_default_start_centres_and_exports() -> None:
 
 @needs_videos
 def test_time_based_and_multi_clip_sampling() -> None:
-    path = VIDEOS / "mixed_content_cuts.webm"  # VFR: 24/25/30 fps segments
+    path = SHARED_VIDEOS / "mixed_content_cuts.webm"  # VFR: 24/25/30 fps segments
     frames, times = full_decode(path)
     wanted = [0.0, 0.5, 3.33, 7.01, 14.9, 100.0]
     clip, ts = read_frames_at(path, wanted, size=frames[0].shape[:2])

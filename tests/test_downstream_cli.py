@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_VIDEOS
 from typer.testing import CliRunner
 
 from tubelet import load_model
@@ -18,7 +19,6 @@ from tubelet.cli import app
 from tubelet.data.synthetic import write_video
 from tubelet.train.metrics import read_metrics
 
-SHARED = Path("/work/shared/data/videos")
 REAL = ["arm_wrestling.mp4", "carphone_talking_head_qcif.mp4", "eye_makeup_ucf101.avi", "tennis_practice.mp4",
         "cleaning_pool.mp4", "basketball_gym.mp4"]  # small frames: cheap to decode
 MICRO = ["model.num_frames=4", "model.image_size=32", "model.depth=2"]
@@ -150,7 +150,7 @@ def test_real_clips_finetune_resume_evaluate_probe(tmp_path):
     for i, name in enumerate(REAL):
         folder = data / ("sports" if i % 2 else "other")
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(SHARED / name, folder / name)
+        shutil.copy(SHARED_VIDEOS / name, folder / name)
     out = tmp_path / "run"
     code, output = run("finetune", data, "--init", "vit_tiny", "--out", out, "--steps", "2", "--batch-size", "2",
                        "--val-frac", "0.34", "--workers", "1", "--save-every", "1", "--set", "log_every=1",

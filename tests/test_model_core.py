@@ -4,10 +4,11 @@ official parameter counts, gradient checkpointing."""
 import numpy as np
 import pytest
 import torch
+from conftest import small_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tubelet import ModelConfig, VideoMAE, preset, running_cell_mask, tube_mask
+from tubelet import VideoMAE, preset, running_cell_mask, tube_mask
 from tubelet.model.vit import sinusoid_table
 
 # ---- sinusoid position table ------------------------------------------------------------------------
@@ -136,10 +137,8 @@ def test_v2_giant_preset_shapes():
 
 
 def test_gradient_checkpointing_gives_same_loss_and_grads():
-    base = dict(num_frames=4, image_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=4, mlp_dim=96,
-                decoder_dim=32, decoder_depth=2, decoder_heads=2, decoder_mlp_dim=64)
-    plain = VideoMAE(ModelConfig(**base)).train()
-    ckpt = VideoMAE(ModelConfig(**base, grad_checkpointing=True)).train()
+    plain = VideoMAE(small_config()).train()
+    ckpt = VideoMAE(small_config(grad_checkpointing=True)).train()
     ckpt.load_state_dict(plain.state_dict())
     g = torch.Generator().manual_seed(0)
     video = torch.randn(2, 3, 4, 32, 32, generator=g)

@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from conftest import small_config
 
 transformers = pytest.importorskip("transformers")
 from transformers import (  # noqa: E402
@@ -19,7 +20,7 @@ from transformers import (  # noqa: E402
     VideoMAEModel,
 )
 
-from tubelet import CheckpointError, ModelConfig, VideoMAE, load_model, save_model, tube_mask  # noqa: E402
+from tubelet import CheckpointError, VideoMAE, load_model, save_model, tube_mask  # noqa: E402
 
 TOL = 1e-4
 GEOMETRY = dict(num_frames=4, image_size=32)
@@ -32,13 +33,6 @@ def hf_config(**kw):
                 use_mean_pooling=False)
     base.update(kw)
     return VideoMAEConfig(**base)
-
-
-def our_config(**kw):
-    base = dict(num_frames=4, image_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=4, mlp_dim=96,
-                decoder_dim=32, decoder_depth=2, decoder_heads=2, decoder_mlp_dim=64)
-    base.update(kw)
-    return ModelConfig(**base)
 
 
 def randomise(module, seed=0):
@@ -74,6 +68,16 @@ def close(a, b):
     return diff
 
 
+def same_pretraining(ours, hf, ratio=0.75):
+    """Both pretraining models give the same predictions and loss on one clip and mask."""
+    video, mask = clip(), mask_for(ratio=ratio)
+    with torch.no_grad():
+        want = hf(hf_in(video), bool_masked_pos=mask)
+        got = ours(video, mask=mask)
+    close(got.pred, want.logits)
+    close(got.loss, want.loss)
+
+
 def hf_from_dir(cls, path):
     model, info = cls.from_pretrained(path, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
@@ -94,32 +98,22 @@ def test_pretraining_from_transformers(tmp_path, norm_pix_loss, eps, qv_bias):
                                                     qv_bias=qv_bias)))
     ours = hf_round_trip(hf, tmp_path)
     assert ours.config.norm_pix_loss == norm_pix_loss and ours.config.qkv_bias == qv_bias
-    video, mask = clip(), mask_for()
-    with torch.no_grad():
-        want = hf(hf_in(video), bool_masked_pos=mask)
-        got = ours(video, mask=mask)
-    close(got.pred, want.logits)
-    close(got.loss, want.loss)
+    same_pretraining(ours, hf)
 
 
 @pytest.mark.parametrize("norm_pix_loss,qkv_bias", [(True, True), (False, True), (True, False)])
 def test_pretraining_to_transformers(tmp_path, norm_pix_loss, qkv_bias):
-    ours = randomise(VideoMAE(our_config(norm_pix_loss=norm_pix_loss, qkv_bias=qkv_bias)))
+    ours = randomise(VideoMAE(small_config(norm_pix_loss=norm_pix_loss, qkv_bias=qkv_bias)))
     save_model(ours, tmp_path / "hf", format="transformers")
     hf = hf_from_dir(VideoMAEForPreTraining, tmp_path / "hf")
     assert hf.config.norm_pix_loss == norm_pix_loss and hf.config.qv_bias == qkv_bias
-    video, mask = clip(), mask_for(ratio=0.5)
-    with torch.no_grad():
-        want = hf(hf_in(video), bool_masked_pos=mask)
-        got = ours(video, mask=mask)
-    close(got.pred, want.logits)
-    close(got.loss, want.loss)
+    same_pretraining(ours, hf, ratio=0.5)
 
 
 def test_decoder_norm_eps_difference_is_within_tolerance(tmp_path):
     """transformers' decoder norm uses LayerNorm's default eps 1e-5, tubelet (like the official code) norm_eps;
     the gap it leaves is measured here against a transformers model patched to the same eps."""
-    ours = randomise(VideoMAE(our_config()))
+    ours = randomise(VideoMAE(small_config()))
     save_model(ours, tmp_path / "hf", format="transformers")
     hf = hf_from_dir(VideoMAEForPreTraining, tmp_path / "hf")
     video, mask = clip(), mask_for()
@@ -145,7 +139,7 @@ def test_encoder_features_from_transformers(tmp_path):
 
 
 def test_encoder_features_to_transformers(tmp_path):
-    ours = randomise(VideoMAE(our_config(decoder_depth=0)))
+    ours = randomise(VideoMAE(small_config(decoder_depth=0)))
     save_model(ours, tmp_path / "hf", format="transformers")
     hf = hf_from_dir(VideoMAEModel, tmp_path / "hf")
     video = clip()
@@ -178,7 +172,7 @@ def test_classification_from_transformers(tmp_path, mean_pooling):
 
 @pytest.mark.parametrize("mean_pooling", [True, False])
 def test_classification_to_transformers(tmp_path, mean_pooling):
-    ours = randomise(VideoMAE(our_config(decoder_depth=0, num_classes=5, use_mean_pooling=mean_pooling)))
+    ours = randomise(VideoMAE(small_config(decoder_depth=0, num_classes=5, use_mean_pooling=mean_pooling)))
     save_model(ours, tmp_path / "hf", format="transformers")
     hf = hf_from_dir(VideoMAEForVideoClassification, tmp_path / "hf")
     video = clip()
@@ -280,12 +274,7 @@ def test_official_pretraining_checkpoint(tmp_path, variant):
     c = ours.config
     assert (c.embed_dim, c.num_heads, c.mlp_dim, c.decoder_dim, c.decoder_heads, c.decoder_mlp_dim) == \
         (192, 3, 384, 96, 3, 192)
-    video, mask = clip(), mask_for()
-    with torch.no_grad():
-        want = hf(hf_in(video), bool_masked_pos=mask)
-        got = ours(video, mask=mask)
-    close(got.pred, want.logits)
-    close(got.loss, want.loss)
+    same_pretraining(ours, hf)
 
 
 @pytest.mark.parametrize("mean_pooling", [True, False])

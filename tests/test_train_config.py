@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 import torch
+from conftest import micro_model
 
-from tubelet import VideoMAE, preset
 from tubelet.errors import CheckpointError, TubeletError
 from tubelet.train.checkpoint import (
     latest_checkpoint,
@@ -21,12 +21,6 @@ from tubelet.train.checkpoint import (
 )
 from tubelet.train.config import PretrainConfig, from_dict, parse_set, read_config_file, resolve, save_config
 from tubelet.train.optim import WarmupCosine, build_optimizer, decays, param_groups, scaled_lr, warmup_cosine
-
-
-def micro_model(**kw) -> VideoMAE:
-    torch.manual_seed(0)
-    return VideoMAE(preset("vit_tiny", num_frames=4, image_size=32, depth=2, decoder_depth=1, **kw))
-
 
 # ---- config ---------------------------------------------------------------------------------------
 

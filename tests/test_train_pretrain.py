@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -45,20 +46,6 @@ def micro_cfg(data: Path, **kw) -> PretrainConfig:
     base = dict(data=str(data), preset="vit_tiny", model=dict(MICRO), batch_size=2, workers=0, mask_ratio=0.75,
                 precision="fp32", deterministic=True, save_every=2, keep_last=5, log_every=1, base_lr=1e-3)
     return PretrainConfig(**{**base, **kw})
-
-
-def run_cli(monkeypatch, capsys, *args):
-    """The real entry point (tubelet.cli.main) in-process: (exit code, stdout, stderr)."""
-    from tubelet.cli import main
-
-    monkeypatch.setattr("sys.argv", ["tubelet", *map(str, args)])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:

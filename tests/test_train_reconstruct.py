@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import micro_model
 from PIL import Image
 
 from tubelet import VideoMAE, preset, save_model
@@ -22,14 +23,9 @@ from tubelet.viz.reconstruct import (
 )
 
 
-def micro(**kw) -> VideoMAE:
-    torch.manual_seed(0)
-    return VideoMAE(preset("vit_tiny", num_frames=4, image_size=64, depth=2, decoder_depth=1, **kw))
-
-
 @pytest.mark.parametrize("norm_pix", [True, False])
 def test_a_perfect_prediction_gives_back_the_original_pixels(norm_pix):
-    model = micro(norm_pix_loss=norm_pix)
+    model = micro_model(image_size=64, norm_pix_loss=norm_pix)
     video = torch.randn(1, 3, 4, 64, 64)
     mask = clip_mask(model, "tube", 0.75, seed=1)[None]
     target = model.targets(video, mask)[0]  # what the loss asks the decoder to output
@@ -38,7 +34,7 @@ def test_a_perfect_prediction_gives_back_the_original_pixels(norm_pix):
 
 
 def test_rows_show_original_masked_prediction_and_pasted():
-    model = micro()
+    model = micro_model(image_size=64)
     video = torch.randn(3, 4, 64, 64)
     mask = clip_mask(model, "tube", 0.75, seed=0)
     rec = reconstruct(model, video, mask)
@@ -55,7 +51,7 @@ def test_rows_show_original_masked_prediction_and_pasted():
 
 
 def test_figure_has_four_rows_and_a_column_per_frame():
-    model = micro()
+    model = micro_model(image_size=64)
     rec = reconstruct(model, torch.randn(3, 4, 64, 64), clip_mask(model, "tube", 0.9, 0))
     img = figure(rec, title="t", cell_height=64)
     assert img.size == (150 + 4 * (64 + 4), 26 + 4 * (64 + 4))
@@ -63,7 +59,7 @@ def test_figure_has_four_rows_and_a_column_per_frame():
 
 
 def test_reconstruct_video_on_a_real_clip(tmp_path):
-    model = micro()
+    model = micro_model(image_size=64)
     save_model(model, tmp_path / "ckpt")
     clip = bundled_clips() / "flower_timelapse.mp4"
     info = reconstruct_video(tmp_path / "ckpt", clip, tmp_path / "pic.png", mask_ratio=0.75)
