@@ -106,6 +106,38 @@ def test_time_based_and_multi_clip_sampling() -> None:
     assert clips.shape[:2] == (3, 8) and stamps[1, 0] >= 5.0 - 1e-6 and stamps[2, 0] >= 10.0 - 1e-6
 
 
+@needs_videos
+@pytest.mark.parametrize("name", ["two_people_indoor_1080p.mp4", "cockatoo_closeup.mp4", "arm_wrestling.mp4"])
+def test_scaled_frames_match_an_antialiased_resize(name: str) -> None:
+    """size= scales in YUV before converting (yuv420p, yuv444p, SAR): the result stays within 2 grey levels on
+    average of the full-size RGB frame resized with antialiasing in float."""
+    path = SHARED_VIDEOS / name
+    full, _ = read_clip(path, 2, 1, start_s=0)  # [2, H, W, 3] display size
+    small, _ = read_clip(path, 2, 1, start_s=0, size=160)
+    ref = torch.nn.functional.interpolate(full.permute(0, 3, 1, 2).float(), size=small.shape[1:3], mode="bilinear",
+                                          antialias=True).permute(0, 2, 3, 1)
+    assert (small.float() - ref).abs().mean() < 2.0
+
+
+@needs_videos
+def test_clips_decoded_in_a_worker_arrive_intact() -> None:
+    """A clip decoded in a DataLoader worker (allocated there in shared memory, converted on the helper thread)
+    reaches the main process with the same pixels and times as one decoded here."""
+    path = SHARED_VIDEOS / "tennis_practice.mp4"
+    here, ts = read_clip(path, 8, 4, start_s=1.0, size=96)
+
+    class One(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 1
+
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return read_clip(path, 8, 4, start_s=1.0, size=96, threads=1)
+
+    loader = torch.utils.data.DataLoader(One(), batch_size=None, num_workers=1)
+    (there, ts_there), = list(loader)
+    assert torch.equal(there, here) and torch.equal(ts_there, ts)
+
+
 # --- generated edge cases ---------------------------------------------------------------------------------------
 
 def write(path: Path, frames: np.ndarray, *, codec: str = "libx264", pix_fmt: str = "yuv420p",

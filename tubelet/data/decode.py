@@ -10,8 +10,11 @@ Choices (the ones a video-ML user would otherwise have to guess):
   width (a 340×256 stream with SAR 64:51 comes out 427×256), then the rotation from the display matrix is
   applied (a phone video stored 1920×1080 with rotation 90 comes out 1080×1920). Colour conversion uses the
   frame's colour matrix and range; 10-bit, 4:4:4 and grey inputs all come out RGB uint8.
-- A requested `size` is applied inside the same swscale call that converts to RGB, so there is one pass over
-  the pixels per frame.
+- A requested `size` is applied by swscale: YUV frames are scaled in YUV and then converted (3–7× cheaper than
+  swscale's scaling RGB path, and closer to an antialiased float resize), other formats in one call.
+- Conversion runs on a helper thread (swscale and the decoder both release the GIL) while the decoder goes on,
+  and writes straight into the clip's preallocated tensor (in shared memory inside a DataLoader worker, so the
+  clip reaches the main process without another copy): no per-frame arrays to stack.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import io
 import math
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -138,6 +142,7 @@ class VideoReader:
             stream.thread_type = "AUTO"
         stream.codec_context.thread_count = threads
         self.tb = stream.time_base
+        self._tb_s = float(self.tb)  # seconds per pts tick, for the per-frame times
         self.start_pts = stream.start_time if stream.start_time is not None else 0
         self.fps = _ratio(stream.average_rate) or _ratio(stream.guessed_rate) or _ratio(stream.base_rate) or 25.0
         self._keyframes = self._keyframe_times()
@@ -167,7 +172,7 @@ class VideoReader:
         return self.stream.frames or round(self.duration_s * self.fps)
 
     def _seconds(self, pts: int) -> float:
-        return float((pts - self.start_pts) * self.tb)
+        return (pts - self.start_pts) * self._tb_s
 
     def _keyframe_times(self) -> list[float]:
         """Keyframe times from the container index (mp4/avi/mkv cues), empty when the index is not usable."""
@@ -303,14 +308,64 @@ class VideoReader:
             out_h, out_w = out_w, out_h
         return out_w, out_h, quarter
 
-    def to_rgb(self, frame: av.VideoFrame, geometry: tuple[int, int, int]) -> np.ndarray:
-        """One frame → [H, W, 3] uint8 at the output geometry."""
+    def to_rgb(self, frame: av.VideoFrame, geometry: tuple[int, int, int], out: np.ndarray) -> None:
+        """One frame → out [H, W, 3] uint8 at the output geometry."""
         w, h, quarter = geometry
+        if (w, h) != (frame.width, frame.height) and frame.format.name.startswith("yuv"):
+            # scale the YUV planes, then convert at the new size: 3–7× cheaper than swscale's scaled RGB path
+            rng = frame.color_range or None
+            frame = frame.reformat(width=w, height=h, interpolation=INTERPOLATION, src_color_range=rng,
+                                   dst_color_range=rng)
         kwargs: dict[str, Any] = {}
         if frame.color_range:
             kwargs["src_color_range"] = frame.color_range
         rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation=INTERPOLATION, **kwargs).to_ndarray()
-        return np.rot90(rgb, quarter) if quarter else rgb
+        out[...] = np.rot90(rgb, quarter) if quarter else rgb
+
+
+class _Clip:
+    """A clip being filled: frames are converted to RGB on a helper thread into one preallocated tensor, so
+    conversion overlaps with decoding and nothing is stacked at the end."""
+
+    def __init__(self, reader: VideoReader, size: Size, num_frames: int) -> None:
+        self.reader, self.size, self.num_frames = reader, size, num_frames
+        self.geometry: tuple[int, int, int] | None = None
+        self.video: torch.Tensor | None = None  # [num_frames, H, W, 3] uint8
+        self.times = [0.0] * num_frames
+        self.pending: list[Future] = []
+
+    def put(self, slot: int, t: float, frame: av.VideoFrame) -> None:
+        """Convert `frame` into slot `slot` (asynchronously)."""
+        if self.geometry is None:
+            self.geometry = self.reader.output_geometry(frame, self.size)
+            w, h, quarter = self.geometry
+            hw = (w, h) if quarter % 2 else (h, w)
+            self.video = torch.empty((self.num_frames, *hw, 3), dtype=torch.uint8)
+            if torch.utils.data.get_worker_info() is not None:  # in a DataLoader worker: the clip crosses to the
+                self.video.share_memory_()  # main process through shared memory without another copy
+        self.times[slot] = t
+        self.pending.append(_converter().submit(self.reader.to_rgb, frame, self.geometry, self.video[slot].numpy()))
+
+    def result(self, filled: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Wait for the conversions; slots past `filled` repeat the last filled one → (video, times)."""
+        for job in self.pending:
+            job.result()
+        if filled == 0 or self.video is None:
+            raise VideoError(f"{self.reader.name}: no decodable video frames")
+        self.video[filled:] = self.video[filled - 1]
+        self.times[filled:] = [self.times[filled - 1]] * (self.num_frames - filled)
+        return self.video, torch.tensor(self.times, dtype=torch.float64)
+
+
+_CONVERTER: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _converter() -> ThreadPoolExecutor:
+    """This process's RGB conversion thread (a DataLoader worker forked from a parent makes its own)."""
+    global _CONVERTER
+    if _CONVERTER is None or _CONVERTER[0] != os.getpid():
+        _CONVERTER = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="tubelet-rgb"))
+    return _CONVERTER[1]
 
 
 def _target_size(disp_h: int, disp_w: int, size: Size) -> tuple[int, int]:
@@ -328,11 +383,6 @@ def _target_size(disp_h: int, disp_w: int, size: Size) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def _stack(frames: list[np.ndarray], times: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
-    video = torch.from_numpy(np.stack(frames))  # [T, H, W, 3] uint8
-    return video, torch.tensor(times, dtype=torch.float64)
-
-
 def window_span(num_frames: int, stride: int) -> int:
     """Frames covered by a window of num_frames taken every stride frames: (T-1)·stride + 1."""
     return (num_frames - 1) * stride + 1
@@ -344,62 +394,51 @@ def _check_window(num_frames: int, stride: int) -> None:
 
 
 def _read_window(reader: VideoReader, start_s: float, num_frames: int, stride: int, size: Size,
-                 ) -> tuple[list[np.ndarray], list[float], list[float]]:
+                 ) -> tuple[_Clip, int, list[float]]:
     """Frames start, start+stride, … counted from the first frame at or after start_s; stops after the last.
 
-    Returns (frames, their times, times of every frame decoded in this pass). If the stream ends first, the
-    stream's last frame is appended once (index clamping), so the caller only repeats it.
+    Returns (the clip, frames filled, times of every frame decoded in this pass). If the stream ends first, the
+    stream's last frame is added once (index clamping), so the caller only repeats it.
     """
-    frames: list[np.ndarray] = []
-    times: list[float] = []
+    clip = _Clip(reader, size, num_frames)
+    filled = 0
     seen: list[float] = []
-    geometry = None
     index = 0
     last: tuple[float, av.VideoFrame] | None = None
     for t, frame in reader.frames(start_s):
-        if geometry is None:
-            geometry = reader.output_geometry(frame, size)
         seen.append(t)
         last = (t, frame)
         if t < start_s - TOL_S:
             continue
         if index % stride == 0:
-            frames.append(reader.to_rgb(frame, geometry))
-            times.append(t)
-            if len(frames) == num_frames:
-                return frames, times, seen
+            clip.put(filled, t, frame)
+            filled += 1
+            if filled == num_frames:
+                return clip, filled, seen
         index += 1
-    if last is not None and (not times or last[0] > times[-1]):
-        frames.append(reader.to_rgb(last[1], geometry))
-        times.append(last[0])
-    return frames, times, seen
+    if last is not None and (not filled or last[0] > clip.times[filled - 1]):
+        clip.put(filled, *last)
+        filled += 1
+    return clip, filled, seen
 
 
 def _fit_window(reader: VideoReader, start_s: float, num_frames: int, stride: int, size: Size,
-                ) -> tuple[list[np.ndarray], list[float]]:
-    """_read_window, moved back to end exactly on the last frame when it runs off the end of the video."""
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """_read_window, moved back to end exactly on the last frame when it runs off the end of the video; a video
+    shorter than the window repeats its last frame → (uint8 [T, H, W, 3], float64 [T])."""
     span = window_span(num_frames, stride)
-    frames, times, tail = _read_window(reader, start_s, num_frames, stride, size)
-    if len(frames) == num_frames or start_s <= 0 or not tail:
-        return frames, times
+    clip, filled, tail = _read_window(reader, start_s, num_frames, stride, size)
+    if filled == num_frames or start_s <= 0 or not tail:
+        return clip.result(filled)
+    clip.result(filled)  # let the conversions finish before the frames are read again
     for _ in range(5):  # rare path: decode (without converting) further back until `span` final frames are known
         if len(tail) >= span or tail[0] <= 0:
             break
         dt = (tail[-1] - tail[0]) / (len(tail) - 1) if len(tail) > 1 else 1 / reader.fps
         tail = [t for t, _ in reader.frames(max(0.0, tail[0] - 1.5 * (span - len(tail)) * dt - 1.0))]
     start_s = tail[-span] if len(tail) >= span else 0.0
-    frames, times, _ = _read_window(reader, start_s, num_frames, stride, size)
-    return frames, times
-
-
-def _pad(frames: list[np.ndarray], times: list[float], num_frames: int, name: str,
-         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Repeat the last frame up to num_frames (videos shorter than the window) and stack."""
-    if not frames:
-        raise VideoError(f"{name}: no decodable video frames")
-    frames = frames + [frames[-1]] * (num_frames - len(frames))
-    times = times + [times[-1]] * (num_frames - len(times))
-    return _stack(frames, times)
+    clip, filled, _ = _read_window(reader, start_s, num_frames, stride, size)
+    return clip.result(filled)
 
 
 def read_clip(src: Source, num_frames: int = 16, stride: int = 4, start_s: float | None = None,
@@ -434,25 +473,20 @@ def read_clip(src: Source, num_frames: int = 16, stride: int = 4, start_s: float
 def window_from(reader: VideoReader, start_s: float, num_frames: int = 16, stride: int = 4, size: Size = None,
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """read_clip's window on an open reader (several windows from one file share the open)."""
-    return _pad(*_fit_window(reader, start_s, num_frames, stride, size), num_frames, reader.name)
+    return _fit_window(reader, start_s, num_frames, stride, size)
 
 
 def frames_at(reader: VideoReader, times_s: Sequence[float], size: Size) -> tuple[torch.Tensor, torch.Tensor]:
     """The frame on screen at each requested time (last frame with time ≤ t; clamped to first/last frame)."""
     order = sorted(range(len(times_s)), key=lambda i: times_s[i])
-    out: list[np.ndarray | None] = [None] * len(times_s)
-    out_t = [0.0] * len(times_s)
-    geometry = None
+    clip = _Clip(reader, size, len(times_s))
     k = 0
     while k < len(order):
         prev: tuple[float, av.VideoFrame] | None = None
         k0 = k  # seek again only after this pass has served a target: every pass makes progress
         for t, frame in reader.frames(max(0.0, times_s[order[k]])):
-            if geometry is None:
-                geometry = reader.output_geometry(frame, size)
             while k < len(order) and t > times_s[order[k]] + TOL_S:  # frame `prev` was on screen at the target
-                chosen = prev if prev is not None else (t, frame)
-                out[order[k]], out_t[order[k]] = reader.to_rgb(chosen[1], geometry), chosen[0]
+                clip.put(order[k], *(prev if prev is not None else (t, frame)))
                 k += 1
             prev = (t, frame)
             if k == len(order) or (k > k0 and reader.needs_seek(t, times_s[order[k]])):
@@ -461,13 +495,11 @@ def frames_at(reader: VideoReader, times_s: Sequence[float], size: Size) -> tupl
             if prev is None:
                 break
             for i in order[k:]:
-                out[i], out_t[i] = reader.to_rgb(prev[1], geometry), prev[0]
+                clip.put(i, *prev)
             k = len(order)
         if prev is None:
             break
-    if any(f is None for f in out):
-        raise VideoError(f"{reader.name}: no decodable video frames")
-    return _stack(out, out_t)  # type: ignore[arg-type]
+    return clip.result(len(times_s) if k == len(order) else 0)
 
 
 def read_frames_at(src: Source, times_s: Sequence[float], size: Size = None, *, threads: int = 0,
