@@ -39,9 +39,16 @@ from tubelet.train.labels import (
     write_class_list,
 )
 from tubelet.train.layer_decay import ScaledWarmupCosine, layer_decay_groups
-from tubelet.train.metrics import MetricsLog, progress_bar
+from tubelet.train.metrics import MetricsLog
 from tubelet.train.mixup import MixupCutmix, soft_cross_entropy
-from tubelet.train.pretrain import Trainer, _deterministic, prepare_run_dir, seed_everything, step_batches
+from tubelet.train.pretrain import (
+    RunResult,
+    Trainer,
+    _deterministic,
+    prepare_run_dir,
+    seed_everything,
+    train_loop,
+)
 from tubelet.train.randaugment import RandAugment
 
 CONFIG_FILE = "finetune.yaml"
@@ -189,34 +196,19 @@ class FinetuneTrainer(Trainer):
 # ---- the loop -------------------------------------------------------------------------------------
 
 @dataclass
-class FinetuneResult:
-    run_dir: Path
-    checkpoint: Path | None
-    step: int
-    total_steps: int
-    classes: list[str]
-    losses: list[float] = field(default_factory=list)
+class FinetuneResult(RunResult):
+    classes: list[str] = field(default_factory=list)
     val: ClassificationReport | None = None  # on the last checkpoint
     confusion_png: Path | None = None
-    clips_per_s: float = 0.0
-    skipped: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    finished: bool = False
-    rank: int = 0  # the process that made this result (under torchrun only rank 0 reports)
 
     def summary(self) -> dict[str, Any]:
         val = self.val
         return {
-            "run_dir": str(self.run_dir), "checkpoint": str(self.checkpoint) if self.checkpoint else None,
-            "step": self.step, "total_steps": self.total_steps, "finished": self.finished,
-            "num_classes": len(self.classes),
-            "first_loss": self.losses[0] if self.losses else None,
-            "last_loss": self.losses[-1] if self.losses else None,
+            **super().summary(), "num_classes": len(self.classes),
             "val_top1": val.top1 if val else None, "val_top5": val.top5 if val else None,
             "val_mean_class_acc": val.mean_class_acc if val else None,
             "val_clips": val.num_examples if val else 0,
             "confusion_png": str(self.confusion_png) if self.confusion_png else None,
-            "clips_per_s": round(self.clips_per_s, 3), "skipped": self.skipped, "seconds": round(self.seconds, 2),
         }
 
 
@@ -263,39 +255,11 @@ def _finetune(cfg: FinetuneConfig, run_dir: Path, info: D.DistInfo, resume: bool
         save_config(cfg, run_dir / CONFIG_FILE)
         write_class_list(train_labels.classes, run_dir / CLASSES_FILE)
     log = MetricsLog(run_dir, trainer.step if start is not None else None) if info.is_main else None
-    result = FinetuneResult(run_dir, start, trainer.step, total, train_labels.classes, rank=info.rank)
-    clips_per_step = cfg.batch_size * cfg.accum_steps * info.world_size
-    busy = 0.0
-    try:
-        with progress_bar(progress and info.is_main) as bar:
-            task = bar.add_task("finetune", total=total, completed=trainer.step, loss=float("nan"),
-                                lr=trainer.optimizer.param_groups[-1]["lr"], clips_per_s=0.0)
-            tick = time.perf_counter()
-            for batches, _ in step_batches(loader, trainer, steps_per_epoch):
-                for b in batches:
-                    _note_skipped(b.get("skipped", []), result)
-                loss, lr = trainer.train_step(batches)
-                dt = time.perf_counter() - tick
-                busy += dt
-                result.losses.append(loss)
-                bar.update(task, completed=trainer.step, loss=loss, lr=lr, clips_per_s=clips_per_step / dt)
-                if log is not None and (trainer.step % cfg.log_every == 0 or trainer.step == total):
-                    log.log({"step": trainer.step, "epoch": trainer.epoch, "loss": loss, "lr": lr,
-                             "clips_per_s": clips_per_step / dt, "elapsed_s": time.perf_counter() - started})
-                last = trainer.step >= total or len(result.losses) == stop_after
-                if trainer.step % cfg.save_every == 0 or last:
-                    _checkpoint(trainer, run_dir, val_ds, result, log)
-                if last:
-                    break
-                tick = time.perf_counter()
-    finally:
-        if log is not None:
-            log.close()
-    result.step = trainer.step
-    result.finished = trainer.step >= total
-    result.clips_per_s = clips_per_step * len(result.losses) / busy if busy else 0.0
-    result.skipped = sorted({p for rank in D.gather(result.skipped, info) for p in rank})
-    result.seconds = time.perf_counter() - started
+    result = FinetuneResult(run_dir, start, trainer.step, total, classes=train_labels.classes, rank=info.rank)
+    train_loop(trainer, loader, steps_per_epoch, result, log, "finetune",
+               cfg.batch_size * cfg.accum_steps * info.world_size, stop_after, progress, started,
+               lambda messages: _note_skipped(messages, result),
+               lambda: _checkpoint(trainer, run_dir, val_ds, result, log))
     return result
 
 

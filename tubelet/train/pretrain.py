@@ -11,7 +11,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,10 +56,11 @@ class DivergedError(TubeletError):
 
 
 @dataclass
-class PretrainResult:
+class RunResult:
+    """What a training session did (filled by `train_loop`)."""
+
     run_dir: Path
     checkpoint: Path | None  # the last checkpoint written
-    picture: Path | None  # the last reconstruction picture
     step: int  # optimizer steps done, over all sessions
     total_steps: int
     losses: list[float] = field(default_factory=list)  # per step, this session
@@ -68,18 +69,25 @@ class PretrainResult:
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
     finished: bool = False  # reached total_steps (not stopped by stop_after)
-    rank: int = 0  # of this process under torchrun
+    rank: int = 0  # of this process under torchrun (only rank 0 reports)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-friendly summary the CLI prints."""
         return {
             "run_dir": str(self.run_dir), "checkpoint": str(self.checkpoint) if self.checkpoint else None,
-            "reconstruction": str(self.picture) if self.picture else None, "step": self.step,
-            "total_steps": self.total_steps, "finished": self.finished,
+            "step": self.step, "total_steps": self.total_steps, "finished": self.finished,
             "first_loss": self.losses[0] if self.losses else None,
             "last_loss": self.losses[-1] if self.losses else None, "clips_per_s": round(self.clips_per_s, 3),
             "data_wait": round(self.data_wait, 4), "skipped": self.skipped, "seconds": round(self.seconds, 2),
         }
+
+
+@dataclass
+class PretrainResult(RunResult):
+    picture: Path | None = None  # the last reconstruction picture
+
+    def summary(self) -> dict[str, Any]:
+        return {**super().summary(), "reconstruction": str(self.picture) if self.picture else None}
 
 
 # ---- set-up ---------------------------------------------------------------------------------------
@@ -326,18 +334,31 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, info: D.DistInfo, resume: bool
         save_config(cfg, run_dir / CONFIG_FILE)
     sample = _fixed_sample(items, cfg, trainer.module)
     log = MetricsLog(run_dir, trainer.step if start is not None else None) if info.is_main else None
-    result = PretrainResult(run_dir, start, None, trainer.step, total, rank=info.rank)
+    result = PretrainResult(run_dir, start, trainer.step, total, rank=info.rank)
     clips_per_step = cfg.batch_size * cfg.repeats * cfg.accum_steps * info.world_size
+    train_loop(trainer, loader, steps_per_epoch, result, log, "pretrain", clips_per_step, stop_after, progress,
+               started, lambda paths: _note_skipped(paths, result, log, trainer.step),
+               lambda: _checkpoint(trainer, run_dir, sample, result))
+    return result
+
+
+def train_loop(trainer: Trainer, loader: Loader, steps_per_epoch: int, result: RunResult, log: MetricsLog | None,
+               name: str, clips_per_step: int, stop_after: int, progress: bool, started: float,
+               note_skipped: Callable[[list[str]], None], checkpoint: Callable[[], None]) -> None:
+    """Optimizer steps to the end of the run, or `stop_after` steps into this session: a progress bar, metrics
+    (loss averaged since the last record) every log_every steps, `checkpoint()` every save_every steps and at the
+    end; `result` gets the losses, timing and step reached (skipped files gathered from every rank)."""
+    cfg, total, info = trainer.cfg, trainer.total_steps, trainer.info
     busy = waited = 0.0
     interval: list[float] = []
     try:
         with progress_bar(progress and info.is_main) as bar:
-            task = bar.add_task("pretrain", total=total, completed=trainer.step, loss=float("nan"),
-                                lr=trainer.optimizer.param_groups[0]["lr"], clips_per_s=0.0)
+            task = bar.add_task(name, total=total, completed=trainer.step, loss=float("nan"),
+                                lr=max(g["lr"] for g in trainer.optimizer.param_groups), clips_per_s=0.0)
             tick = time.perf_counter()
             for batches, wait in step_batches(loader, trainer, steps_per_epoch):
                 for b in batches:
-                    _note_skipped(b.get("skipped", []), result, log, trainer.step)
+                    note_skipped(b.get("skipped", []))
                 loss, lr = trainer.train_step(batches)
                 dt = time.perf_counter() - tick
                 busy, waited = busy + dt, waited + wait
@@ -351,7 +372,7 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, info: D.DistInfo, resume: bool
                     interval = []
                 last = trainer.step >= total or len(result.losses) == stop_after
                 if trainer.step % cfg.save_every == 0 or last:
-                    _checkpoint(trainer, run_dir, sample, result)
+                    checkpoint()
                 if last:
                     break
                 tick = time.perf_counter()
@@ -364,7 +385,6 @@ def _pretrain(cfg: PretrainConfig, run_dir: Path, info: D.DistInfo, resume: bool
     result.data_wait = waited / busy if busy else 0.0
     result.skipped = sorted({p for rank in D.gather(result.skipped, info) for p in rank})
     result.seconds = time.perf_counter() - started
-    return result
 
 
 def step_batches(loader: Loader, trainer: Trainer, steps_per_epoch: int) -> Iterator[tuple[list[dict], float]]:
@@ -401,5 +421,5 @@ def _note_skipped(paths: list[str], result: PretrainResult, log: MetricsLog | No
                 log.log({"step": step, "event": "skipped", "path": path})
 
 
-__all__ = ["CONFIG_FILE", "DivergedError", "PretrainResult", "Trainer", "prepare_run_dir", "pretrain",
-           "step_batches"]
+__all__ = ["CONFIG_FILE", "DivergedError", "PretrainResult", "RunResult", "Trainer", "prepare_run_dir", "pretrain",
+           "train_loop"]
