@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 
 from tubelet.errors import VideoError
 
@@ -146,6 +147,9 @@ class VideoReader:
         self.start_pts = stream.start_time if stream.start_time is not None else 0
         self.fps = _ratio(stream.average_rate) or _ratio(stream.guessed_rate) or _ratio(stream.base_rate) or 25.0
         self._keyframes = self._keyframe_times()
+        # one swscale context each for scaling and RGB conversion, reused across frames (a frame's own
+        # reformat() builds a fresh context every time); used only from the conversion thread
+        self._scaler, self._rgb = VideoReformatter(), VideoReformatter()
 
     def close(self) -> None:
         self.container.close()
@@ -314,12 +318,13 @@ class VideoReader:
         if (w, h) != (frame.width, frame.height) and frame.format.name.startswith("yuv"):
             # scale the YUV planes, then convert at the new size: 3–7× cheaper than swscale's scaled RGB path
             rng = frame.color_range or None
-            frame = frame.reformat(width=w, height=h, interpolation=INTERPOLATION, src_color_range=rng,
-                                   dst_color_range=rng)
+            frame = self._scaler.reformat(frame, width=w, height=h, interpolation=INTERPOLATION, src_color_range=rng,
+                                          dst_color_range=rng, threads=1)
         kwargs: dict[str, Any] = {}
         if frame.color_range:
             kwargs["src_color_range"] = frame.color_range
-        rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation=INTERPOLATION, **kwargs).to_ndarray()
+        rgb = self._rgb.reformat(frame, width=w, height=h, format="rgb24", interpolation=INTERPOLATION, threads=1,
+                                 **kwargs).to_ndarray()
         out[...] = np.rot90(rgb, quarter) if quarter else rgb
 
 
