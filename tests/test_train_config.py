@@ -168,10 +168,13 @@ def test_rng_state_round_trips_through_weights_only_load(tmp_path):
     assert before[0] == after[0] and before[1] == after[1] and torch.equal(before[2], after[2])
 
 
-def test_auto_precision_is_bf16_on_gpus_and_fp32_on_cpus():
+def test_auto_precision_is_bf16_where_bf16_matmuls_are_native():
     from tubelet.train.pretrain import resolve_precision
 
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")
+    assert resolve_precision("auto", torch.device("cpu"), cpu_bf16=False) == "fp32"
+    assert resolve_precision("auto", torch.device("cpu"), cpu_bf16=True) == "bf16"
     assert resolve_precision("auto", torch.device("cuda", 0)) == "bf16"
     assert resolve_precision("fp16", torch.device("cpu")) == "fp16"
 

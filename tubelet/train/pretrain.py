@@ -44,11 +44,16 @@ _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' → bf16 autocast on CUDA, fp32 on the CPU (where bf16 autocast made steps slower, not faster)."""
+def resolve_precision(precision: str, device: torch.device, cpu_bf16: bool | None = None) -> str:
+    """'auto' → bf16 autocast on CUDA, and on CPUs with native bf16 matmuls (AVX512-BF16 or AMX, ~2.5× fp32);
+    fp32 on other CPUs, where bf16 is emulated and made whole steps 3–4× slower. `cpu_bf16` overrides detection."""
     if precision != "auto":
         return precision
-    return "bf16" if device.type == "cuda" else "fp32"
+    if device.type == "cuda":
+        return "bf16"
+    if cpu_bf16 is None:
+        cpu_bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bf16" if cpu_bf16 else "fp32"
 
 
 class DivergedError(TubeletError):
