@@ -29,8 +29,8 @@ SHARED: dict[str, tuple[Any, Any, str | None]] = {
     "accum": (int, typer.Option(None, help="Micro-steps accumulated per optimizer step."), "accum_steps"),
     "lr": (float, typer.Option(None, help="Base learning rate (scaled by total batch / 256)."), "base_lr"),
     "clip_grad": (float, typer.Option(None, help="Max gradient norm (0 = off)."), "clip_grad"),
-    "precision": (str, typer.Option(None, help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16 (grad scaler) or "
-                                               "fp32."), "precision"),
+    "precision": (str, typer.Option(None, help="auto (bf16 on GPUs and CPUs with native bf16, else "
+                                               "fp32), bf16, fp16 (grad scaler) or fp32."), "precision"),
     "workers": (int, typer.Option(None, help="Data-loading worker processes."), "workers"),
     "seed": (int, typer.Option(None), "seed"),
     "device": (str, typer.Option(None, help="auto, cpu, cuda or cuda:N."), "device"),

@@ -90,7 +90,6 @@ class FinetuneConfig(RunConfig):
     # validation during training (the `evaluate` command does full multi-view testing)
     eval_clips: int = 1
     eval_crops: int = 1
-    precision: str = "bf16"
 
     def checks(self) -> list[tuple[bool, str]]:
         return [
