@@ -1,9 +1,10 @@
-"""Real little video files for tests and the learning benchmark: a textured object moving over a textured
+"""Real little video files for tests and the learning benchmark: textured objects moving together over a textured
 background; the label is the direction of motion.
 
-Colours, textures, object shape, size, start position and speed are drawn per clip, so a single frame carries no
-label information: only motion does (a model must use time). Files are written with PyAV (H.264 when the
-encoder is available, else MPEG-4 Part 2) and listed in `labels.csv` (path,label) beside them.
+Colours, textures, object shapes, sizes, positions and the speed are drawn per clip, and objects wrap around the
+frame, so a single frame carries no label information: only motion does (a model must use time). Files are written
+with PyAV (H.264 when the encoder is available, else MPEG-4 Part 2) and listed in `labels.csv` (path,label) beside
+them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tubelet.errors import TubeletError
 DIRECTIONS = {"left": (0.0, -1.0), "right": (0.0, 1.0), "up": (-1.0, 0.0), "down": (1.0, 0.0)}
 
 
-def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+def _texture(rng: np.random.Generator, h: int, w: int, noise: float = 6.0) -> np.ndarray:
     """Smooth random colour texture [h, w, 3] uint8: a few low-frequency colour blobs plus fine noise."""
     coarse = rng.uniform(0, 255, size=(4, 4, 3))
     ys = np.linspace(0, 3, h)[:, None]
@@ -30,7 +31,7 @@ def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     fy, fx = (ys - y0)[..., None], (xs - x0)[..., None]
     img = (coarse[y0, x0] * (1 - fy) * (1 - fx) + coarse[y0 + 1, x0] * fy * (1 - fx)
            + coarse[y0, x0 + 1] * (1 - fy) * fx + coarse[y0 + 1, x0 + 1] * fy * fx)
-    img += rng.normal(0, 18, size=(h, w, 3))
+    img += rng.normal(0, noise, size=(h, w, 3))
     return img.clip(0, 255).astype(np.uint8)
 
 
@@ -56,29 +57,40 @@ def _shape_mask(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.abs(yy) + np.abs(xx) <= r
 
 
-def render_clip(rng: np.random.Generator, direction: str, num_frames: int = 32, size: int = 64) -> np.ndarray:
-    """Frames [T, size, size, 3] uint8 of one object moving in `direction` across a background."""
+def _paste(frame: np.ndarray, sprite: np.ndarray, mask: np.ndarray, y: int, x: int) -> None:
+    """Draw the masked sprite with its top-left corner at (y, x), clipped to the frame (in place)."""
+    obj, size = sprite.shape[0], frame.shape[0]
+    y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + obj, size), min(x + obj, size)
+    if y0 < y1 and x0 < x1:
+        m = mask[y0 - y:y1 - y, x0 - x:x1 - x]
+        frame[y0:y1, x0:x1][m] = sprite[y0 - y:y1 - y, x0 - x:x1 - x][m]
+
+
+def render_clip(rng: np.random.Generator, direction: str, num_frames: int = 32, size: int = 64,
+                objects: int = 1) -> np.ndarray:
+    """Frames [T, size, size, 3] uint8 of `objects` textured objects, all moving in `direction` at one speed
+    (40–80 % of the frame side over the clip) across a background.
+
+    Objects live on a torus one object wider than the frame (they leave on one side and come back on the other),
+    so where they are in any single frame is uniform whatever the direction: only motion tells the class.
+    """
     if direction not in DIRECTIONS:
         raise TubeletError(f"unknown direction {direction!r}; choose from {', '.join(DIRECTIONS)}")
+    if objects < 1:
+        raise TubeletError(f"objects must be >= 1, got {objects}")
     dy, dx = DIRECTIONS[direction]
     background = _texture(rng, size, size)
-    obj = int(rng.integers(size // 5, size // 3 + 1))
-    sprite, mask = _pattern(rng, obj), _shape_mask(rng, obj)
-    travel = size - obj  # the object stays fully inside the frame
-    speed = rng.uniform(0.5, 1.0) * travel / max(1, num_frames - 1)  # pixels per frame along the motion axis
-    span = speed * (num_frames - 1)
-    along0 = rng.uniform(0, travel - span)  # start along the motion axis (from the side it leaves)
-    across = rng.uniform(0, travel)  # fixed position on the other axis
-    frames = np.empty((num_frames, size, size, 3), dtype=np.uint8)
-    for t in range(num_frames):
-        along = along0 + speed * t
-        pos_along = along if (dy + dx) > 0 else travel - along  # left/up move towards 0
-        y, x = (pos_along, across) if dy else (across, pos_along)
-        y, x = int(round(y)), int(round(x))
-        frame = background.copy()
-        region = frame[y:y + obj, x:x + obj]
-        region[mask] = sprite[mask]
-        frames[t] = frame
+    shift = rng.uniform(0.4, 0.8) * size * np.arange(num_frames) / max(1, num_frames - 1)  # [T] pixels moved
+    frames = np.repeat(background[None], num_frames, axis=0)
+    for _ in range(objects):
+        obj = int(rng.integers(size // 5, size // 3 + 1))
+        sprite, mask = _pattern(rng, obj), _shape_mask(rng, obj)
+        period = size + obj  # torus coordinate u ↔ top-left corner at u - obj
+        y0, x0 = rng.uniform(0, period, size=2)
+        ys = np.round((y0 + dy * shift) % period - obj).astype(int)
+        xs = np.round((x0 + dx * shift) % period - obj).astype(int)
+        for t in range(num_frames):
+            _paste(frames[t], sprite, mask, ys[t], xs[t])
     return frames
 
 
@@ -117,7 +129,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 25, code
 
 def write_synthetic_videos(out_dir: str | os.PathLike, n: int, num_frames: int = 32, size: int = 64,
                            seed: int = 0, classes: Sequence[str] = ("left", "right", "up", "down"),
-                           fps: int = 25) -> list[tuple[str, str]]:
+                           fps: int = 25, objects: int = 1) -> list[tuple[str, str]]:
     """Write n clips (classes balanced, in turn) to out_dir/<label>/<i>.mp4 and out_dir/labels.csv.
 
     Returns [(path, label)]. Same arguments → same pixels (the encoder is deterministic for a given build).
@@ -134,7 +146,7 @@ def write_synthetic_videos(out_dir: str | os.PathLike, n: int, num_frames: int =
         label = classes[i % len(classes)]
         (out / label).mkdir(parents=True, exist_ok=True)
         path = out / label / f"{i:05d}.mp4"
-        write_video(path, render_clip(rng, label, num_frames, size), fps)
+        write_video(path, render_clip(rng, label, num_frames, size, objects), fps)
         rows.append((str(path), label))
     tmp = out / ".labels.csv.tmp"
     with open(tmp, "w", newline="") as f:

@@ -1,4 +1,5 @@
-"""Linear probe: frozen features from one encoder layer, mean-pooled over tokens, then a linear classifier.
+"""Linear probe: frozen features from one encoder layer, mean-pooled over tokens (or all tokens side by side),
+then a linear classifier.
 
 The classifier is batch norm without affine parameters (statistics of the training features, as in MAE's probe)
 followed by a linear layer trained to the optimum of an L2-regularised softmax cross-entropy with full-batch
@@ -30,23 +31,32 @@ from tubelet.train.labels import LabelSet, load_labels, read_class_list, read_ma
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 
 
+POOLS = ("mean", "tokens")
+
+
 @torch.no_grad()
-def clip_features(model: VideoMAE, video: Tensor, layer: int | None = None) -> Tensor:
-    """Mean over tokens of encoder layer `layer` (None = the final, normed output): [B, C, T, H, W] → [B, D]."""
-    return model.encode(video, layer=layer).float().mean(dim=1)
+def clip_features(model: VideoMAE, video: Tensor, layer: int | None = None, pool: str = "mean") -> Tensor:
+    """Features of encoder layer `layer` (None = the final, normed output) [B, C, T, H, W] → [B, D] with pool
+    "mean" (mean over tokens), [B, N·D] with "tokens" (the token map flattened in grid order: keeps where and
+    when, for tasks such as motion that the mean over positions hides)."""
+    if pool not in POOLS:
+        raise TubeletError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
+    tokens = model.encode(video, layer=layer).float()
+    return tokens.mean(dim=1) if pool == "mean" else tokens.flatten(1)
 
 
 @torch.no_grad()
 def extract_features(model: VideoMAE, batches: Iterable[tuple[Tensor, Tensor]], layer: int | None = None,
-                     device: torch.device | str = "cpu",
-                     dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
-    """Features [N, D] and labels [N] of (video, label) batches; `dtype` runs the encoder under autocast."""
+                     device: torch.device | str = "cpu", dtype: torch.dtype | None = None,
+                     pool: str = "mean") -> tuple[Tensor, Tensor]:
+    """Features [N, D] (see clip_features for `pool`) and labels [N] of (video, label) batches; `dtype` runs the
+    encoder under autocast."""
     model.eval()
     device = torch.device(device)
     feats, labels = [], []
     for video, label in batches:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            feats.append(clip_features(model, video.to(device), layer).cpu())
+            feats.append(clip_features(model, video.to(device), layer, pool).cpu())
         labels.append(label.cpu())
     if not feats:
         raise TubeletError("no clips to extract features from")
@@ -192,5 +202,5 @@ def run_probe(data: str | None, labels_path: str | None, init: str, layer: int |
                        sorted(set(skipped + skipped_te)), time.perf_counter() - started)
 
 
-__all__ = ["L2_GRID", "LinearProbe", "ProbeFit", "ProbeResult", "clip_features", "dataset_features",
+__all__ = ["L2_GRID", "POOLS", "LinearProbe", "ProbeFit", "ProbeResult", "clip_features", "dataset_features",
            "extract_features", "fit_probe", "run_probe"]
