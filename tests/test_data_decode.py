@@ -121,8 +121,8 @@ def test_scaled_frames_match_an_antialiased_resize(name: str) -> None:
 
 @needs_videos
 def test_clips_decoded_in_a_worker_arrive_intact() -> None:
-    """A clip decoded in a DataLoader worker (allocated there in shared memory, converted on the helper thread)
-    reaches the main process with the same pixels and times as one decoded here."""
+    """A clip decoded in a DataLoader worker (converted on the worker's own helper thread) reaches the main process
+    with the same pixels and times as one decoded here."""
     path = SHARED_VIDEOS / "tennis_practice.mp4"
     here, ts = read_clip(path, 8, 4, start_s=1.0, size=96)
 

@@ -13,8 +13,7 @@ Choices (the ones a video-ML user would otherwise have to guess):
 - A requested `size` is applied by swscale: YUV frames are scaled in YUV and then converted (3–7× cheaper than
   swscale's scaling RGB path, and closer to an antialiased float resize), other formats in one call.
 - Conversion runs on a helper thread (swscale and the decoder both release the GIL) while the decoder goes on,
-  and writes straight into the clip's preallocated tensor (in shared memory inside a DataLoader worker, so the
-  clip reaches the main process without another copy): no per-frame arrays to stack.
+  and writes straight into the clip's preallocated tensor: no per-frame arrays to stack.
 """
 
 from __future__ import annotations
@@ -346,8 +345,6 @@ class _Clip:
             w, h, quarter = self.geometry
             hw = (w, h) if quarter % 2 else (h, w)
             self.video = torch.empty((self.num_frames, *hw, 3), dtype=torch.uint8)
-            if torch.utils.data.get_worker_info() is not None:  # in a DataLoader worker: the clip crosses to the
-                self.video.share_memory_()  # main process through shared memory without another copy
         self.times[slot] = t
         self.pending.append(_converter().submit(self.reader.to_rgb, frame, self.geometry, self.video[slot].numpy()))
 
