@@ -432,7 +432,6 @@ def _fit_window(reader: VideoReader, start_s: float, num_frames: int, stride: in
     clip, filled, tail = _read_window(reader, start_s, num_frames, stride, size)
     if filled == num_frames or start_s <= 0 or not tail:
         return clip.result(filled)
-    clip.result(filled)  # let the conversions finish before the frames are read again
     for _ in range(5):  # rare path: decode (without converting) further back until `span` final frames are known
         if len(tail) >= span or tail[0] <= 0:
             break
