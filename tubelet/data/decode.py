@@ -424,10 +424,11 @@ def _read_window(reader: VideoReader, start_s: float, num_frames: int, stride: i
     return clip, filled, seen
 
 
-def _fit_window(reader: VideoReader, start_s: float, num_frames: int, stride: int, size: Size,
+def window_from(reader: VideoReader, start_s: float, num_frames: int = 16, stride: int = 4, size: Size = None,
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """_read_window, moved back to end exactly on the last frame when it runs off the end of the video; a video
-    shorter than the window repeats its last frame → (uint8 [T, H, W, 3], float64 [T])."""
+    """read_clip's window on an open reader (several windows from one file share the open): _read_window, moved
+    back to end exactly on the last frame when it runs off the end of the video; a video shorter than the window
+    repeats its last frame → (uint8 [T, H, W, 3], float64 [T])."""
     span = window_span(num_frames, stride)
     clip, filled, tail = _read_window(reader, start_s, num_frames, stride, size)
     if filled == num_frames or start_s <= 0 or not tail:
@@ -469,12 +470,6 @@ def read_clip(src: Source, num_frames: int = 16, stride: int = 4, start_s: float
             span_s = window_span(num_frames, stride) / reader.fps
             start_s = max(0.0, (reader.duration_s - span_s) / 2)
         return window_from(reader, start_s, num_frames, stride, size)
-
-
-def window_from(reader: VideoReader, start_s: float, num_frames: int = 16, stride: int = 4, size: Size = None,
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """read_clip's window on an open reader (several windows from one file share the open)."""
-    return _fit_window(reader, start_s, num_frames, stride, size)
 
 
 def frames_at(reader: VideoReader, times_s: Sequence[float], size: Size) -> tuple[torch.Tensor, torch.Tensor]:
