@@ -1,5 +1,5 @@
-"""End-to-end: `tubelet embed`, `index add|ls|rm|stats` and `search` on the shared clips with a random-init
-vit_tiny (8 frames, 112 px; seeded, so the preset name is one fixed model)."""
+"""End-to-end: `tubelet embed`, `index add|ls|rm|stats`, `search` and `originality` on the shared clips with a
+random-init vit_tiny (8 frames, 112 px; seeded, so the preset name is one fixed model)."""
 
 import contextlib
 import io
@@ -65,23 +65,34 @@ def run_json(*args):
     return json.loads(out)
 
 
-def excerpt(src: Path, dst: Path, start_s: float, end_s: float) -> None:
-    """Re-encode [start_s, end_s) of src (smaller, as H.264) into a new file whose time starts at 0."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        rate = inp.streams.video[0].average_rate  # a constant-rate source: frame n of the cut is at n / rate
-        stream = out.add_stream("libx264", rate=rate)
+def splice(pieces: list[tuple[Path, float, float]], dst: Path, fps: int = 25) -> None:
+    """Re-encode the spans [start_s, end_s) of the sources one after the other (320×180 H.264 at `fps`, time
+    from 0): output frame n shows the source frame on screen at the piece's start + its own time."""
+    with av.open(str(dst), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
         n = 0
-        for frame in inp.decode(video=0):
-            if not start_s <= float(frame.pts * frame.time_base) < end_s:
-                continue
-            f = frame.reformat(width=320, height=180, format="yuv420p")
-            f.pts, f.time_base = n, 1 / Fraction(rate)
-            n += 1
-            for packet in stream.encode(f):
-                out.mux(packet)
+        for src, start_s, end_s in pieces:
+            with av.open(str(src)) as inp:
+                shown, due = None, start_s  # the source frame on screen; the source time of the next output frame
+                for frame in inp.decode(video=0):
+                    t = float(frame.pts * frame.time_base)
+                    while shown is not None and due < min(t, end_s):
+                        f = shown.reformat(width=320, height=180, format="yuv420p")
+                        f.pts, f.time_base = n, Fraction(1, fps)
+                        n, due = n + 1, due + 1 / fps
+                        for packet in stream.encode(f):
+                            out.mux(packet)
+                    if t >= end_s:
+                        break
+                    shown = frame
         for packet in stream.encode():
             out.mux(packet)
+
+
+def excerpt(src: Path, dst: Path, start_s: float, end_s: float) -> None:
+    """Re-encode [start_s, end_s) of src (smaller, as H.264) into a new file whose time starts at 0."""
+    splice([(src, start_s, end_s)], dst)
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +152,34 @@ def test_excerpt_is_located_within_one_window(catalog, tmp_path, start_s):
     assert abs(top["pair"]["start_s"] - top["pair"]["query_start_s"] - start_s) <= WINDOW_S
 
 
+@pytest.mark.parametrize("copied_s, fresh_s", [(11.0, 3.0), (5.0, 7.0)])
+def test_originality_locates_the_copied_part(catalog, tmp_path, copied_s, fresh_s):
+    """A clip made of a re-encoded piece of an indexed video and a piece of one that is not indexed."""
+    root, _ = catalog
+    clip = tmp_path / "compilation.mp4"
+    splice([(SHARED_VIDEOS / LONG, 7.0, 7.0 + copied_s), (SHARED_VIDEOS / "dog_with_owner.mp4", 0.0, fresh_s)], clip)
+    res = run_json("originality", clip, "--catalog", root)
+    share = copied_s / (copied_s + fresh_s)
+    assert res["share"] == pytest.approx(share, abs=WINDOW_S / (copied_s + fresh_s)), res
+    assert res["originality"] == pytest.approx(1 - res["share"]) and res["flagged"] == (share >= 0.7)
+    assert res["threshold_source"] == "catalog" and 0 < res["threshold"] < 1
+    (span,) = res["spans"]
+    assert Path(span["path"]).name == LONG and span["query_start_s"] == 0.0
+    assert abs(span["start_s"] - 7.0) <= WINDOW_S / 2 and abs(span["end_s"] - (7.0 + copied_s)) <= WINDOW_S / 2
+    code, out, _ = run("originality", clip, "--catalog", root)
+    assert code == 0 and f"originality {1 - res['share']:.2f}" in out and LONG[:12] in out
+
+
+def test_originality_of_original_and_indexed_videos(catalog):
+    root, report = catalog
+    fresh = run_json("originality", SHARED_VIDEOS / "dog_with_owner.mp4", "--catalog", root)
+    assert fresh["spans"] == [] and fresh["originality"] == 1.0 and not fresh["flagged"]
+    long_id = next(a["id"] for a in report["added"] if a["path"].endswith(LONG))
+    assert run_json("originality", long_id, "--catalog", root)["originality"] == 1.0  # not compared with itself
+    same = run_json("originality", SHARED_VIDEOS / LONG, "--catalog", root, "--threshold", "0.999")
+    assert same["share"] == 1.0 and same["flagged"] and same["threshold_source"] == "given"
+
+
 def test_segment_of_a_file_and_query_by_id(catalog):
     root, report = catalog
     top = run_json("search", SHARED_VIDEOS / LONG, "--start", "20", "--end", "24", "--catalog", root)["results"][0]
@@ -157,6 +196,8 @@ def test_errors_are_one_line(catalog, tmp_path):
         (("search", SHARED_VIDEOS / CLIPS[0], "--catalog", tmp_path), "not a tubelet catalog"),
         (("search", "no-such-id", "--catalog", root), "neither a video file nor a video id"),
         (("search", SHARED_VIDEOS / CLIPS[0], "--catalog", root, "-k", "0"), "k must be positive"),
+        (("originality", SHARED_VIDEOS / CLIPS[0], "--catalog", root, "--flag-at", "0"), "flag_at must be in"),
+        (("originality", "no-such-id", "--catalog", root), "neither a video file nor a video id"),
         (("index", "add", SHARED_VIDEOS / CLIPS[0], "--catalog", root, "--model", "vit_tiny", "--set", "num_frames=4",
           "--set", "image_size=112"), "use another catalog"),
         (("index", "add", SHARED_VIDEOS / CLIPS[0], "--catalog", tmp_path / "new"), "give --model"),

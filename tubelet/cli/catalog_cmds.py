@@ -1,4 +1,4 @@
-"""`tubelet embed`, `tubelet index add|ls|rm|stats` and `tubelet search`."""
+"""`tubelet embed`, `tubelet index add|ls|rm|stats`, `tubelet search` and `tubelet originality`."""
 
 from __future__ import annotations
 
@@ -234,3 +234,40 @@ def search(
                       f"{m.query_start_s:.1f}–{m.query_end_s:.1f} → {m.start_s:.1f}–{m.end_s:.1f}",
                       f"{p.query_start_s:.1f}–{p.query_end_s:.1f} → {p.start_s:.1f}–{p.end_s:.1f} ({p.score:.3f})")
     Console().print(table)
+
+
+@app.command()
+def originality(
+    query: str = typer.Argument(..., help="A video file, or the id of a catalog video (compared with the others)."),
+    catalog: Path = CATALOG,
+    threshold: float = typer.Option(None, "--threshold",
+                                    help="Segment similarity that counts as a copy (default: calibrated on the "
+                                         "catalog)."),
+    min_run: int = typer.Option(2, "--min-run", help="Consecutive matching segments a copied span needs."),
+    flag_at: float = typer.Option(0.7, "--flag-at", help="Flag the video when it shares this fraction or more."),
+    as_json: bool = JSON,
+) -> None:
+    """How much of a video repeats indexed videos: originality score, flag, and the copied spans with sources."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tubelet.catalog.copies import find_copies
+    from tubelet.catalog.search import make_query
+    from tubelet.catalog.store import Catalog
+
+    cat = Catalog.open(catalog)
+    report = find_copies(cat, make_query(cat, query), threshold, min_run, flag_at)
+    if as_json:
+        _echo_json({**report.to_dict(), "catalog": str(catalog)})
+        return
+    verdict = "FLAGGED: mostly copied" if report.flagged else "original enough"
+    typer.echo(f"{report.query}: originality {report.originality:.2f} — shares {report.copied_s:.1f} of "
+               f"{report.compared_s:.1f} s compared ({report.share:.0%}) with the catalog; {verdict} "
+               f"(flag at {report.flag_at:.0%}; copy threshold {report.threshold:.4f}, {report.threshold_source})")
+    if report.spans:
+        table = Table("query, s", "source (id)", "source, s", "similarity", "segments", title="copied spans")
+        table.columns[1].overflow = "fold"
+        for s in report.spans:
+            table.add_row(f"{s.query_start_s:.1f}–{s.query_end_s:.1f}", f"{Path(s.path).name} ({s.id})",
+                          f"{s.start_s:.1f}–{s.end_s:.1f}", f"{s.score:.4f}", str(s.segments))
+        Console().print(table)
