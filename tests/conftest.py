@@ -1,7 +1,9 @@
 """Shared test helpers: where the team's real clips live, tiny model configs, the CLI run in-process."""
 
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import torch
 
 from tubelet import ModelConfig, VideoMAE, preset
@@ -38,3 +40,38 @@ def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
         code = e.code or 0
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def splice(pieces: list[tuple[Path, float, float]], dst: Path, fps: int = 25) -> None:
+    """Re-encode the spans [start_s, end_s) of the sources one after the other (320×180 H.264 at `fps`, time
+    from 0): each piece is round((end_s − start_s)·fps) frames, frame k showing the source frame on screen at
+    start_s + k/fps (the last one past the source's end)."""
+    with av.open(str(dst), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
+        n = 0
+
+        def emit(frame: av.VideoFrame) -> None:
+            nonlocal n
+            f = frame.reformat(width=320, height=180, format="yuv420p")
+            f.pts, f.time_base = n, Fraction(1, fps)
+            n += 1
+            for packet in stream.encode(f):
+                out.mux(packet)
+
+        for src, start_s, end_s in pieces:
+            count, k, shown = round((end_s - start_s) * fps), 0, None
+            with av.open(str(src)) as inp:
+                for frame in inp.decode(video=0):
+                    t = float(frame.pts * frame.time_base)
+                    while shown is not None and k < count and start_s + k / fps < t:
+                        emit(shown)
+                        k += 1
+                    if k == count:
+                        break
+                    shown = frame
+                while k < count:
+                    emit(shown)
+                    k += 1
+        for packet in stream.encode():
+            out.mux(packet)

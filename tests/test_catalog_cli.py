@@ -10,15 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import SHARED_VIDEOS
+from conftest import SHARED_VIDEOS, splice
 
 from tubelet.catalog.store import Catalog
 from tubelet.data import sliding_windows
@@ -63,31 +61,6 @@ def run_json(*args):
     code, out, err = run(*args, "--json")
     assert code == 0, err
     return json.loads(out)
-
-
-def splice(pieces: list[tuple[Path, float, float]], dst: Path, fps: int = 25) -> None:
-    """Re-encode the spans [start_s, end_s) of the sources one after the other (320×180 H.264 at `fps`, time
-    from 0): output frame n shows the source frame on screen at the piece's start + its own time."""
-    with av.open(str(dst), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
-        n = 0
-        for src, start_s, end_s in pieces:
-            with av.open(str(src)) as inp:
-                shown, due = None, start_s  # the source frame on screen; the source time of the next output frame
-                for frame in inp.decode(video=0):
-                    t = float(frame.pts * frame.time_base)
-                    while shown is not None and due < min(t, end_s):
-                        f = shown.reformat(width=320, height=180, format="yuv420p")
-                        f.pts, f.time_base = n, Fraction(1, fps)
-                        n, due = n + 1, due + 1 / fps
-                        for packet in stream.encode(f):
-                            out.mux(packet)
-                    if t >= end_s:
-                        break
-                    shown = frame
-        for packet in stream.encode():
-            out.mux(packet)
 
 
 def excerpt(src: Path, dst: Path, start_s: float, end_s: float) -> None:
@@ -178,6 +151,25 @@ def test_originality_of_original_and_indexed_videos(catalog):
     assert run_json("originality", long_id, "--catalog", root)["originality"] == 1.0  # not compared with itself
     same = run_json("originality", SHARED_VIDEOS / LONG, "--catalog", root, "--threshold", "0.999")
     assert same["share"] == 1.0 and same["flagged"] and same["threshold_source"] == "given"
+
+
+def test_analyze_against_the_catalog(catalog, tmp_path):
+    """`tubelet analyze --catalog`: a clip that shows an indexed piece twice around an unindexed one."""
+    root, _ = catalog
+    clip = tmp_path / "again.mp4"
+    piece = (SHARED_VIDEOS / LONG, 7.0, 11.0)
+    splice([piece, (SHARED_VIDEOS / "dog_with_owner.mp4", 0.0, 4.0), piece], clip)
+    res = run_json("analyze", clip, "--catalog", root, "--out", tmp_path / "report")
+    (rep,) = res["repeats"]
+    assert abs(rep["start_s"] - 8.0) <= WINDOW_S / 2 and abs(rep["repeats_start_s"]) <= WINDOW_S / 2, rep
+    assert rep["end_s"] - rep["start_s"] == pytest.approx(rep["repeats_end_s"] - rep["repeats_start_s"])
+    o = res["originality"]
+    assert o["share"] == pytest.approx(8 / 12, abs=WINDOW_S / 12) and not o["flagged"]
+    assert {Path(s["path"]).name for s in o["spans"]} == {LONG} and len(o["spans"]) == 2
+    d = res["distinctiveness"]
+    assert Path(d["nearest_path"]).name in CLIPS and 0 <= d["percentile"] <= 1 and -1 <= d["nearest_similarity"] <= 1
+    assert any("shows" in f and "again" in f for f in res["findings"])
+    assert "Copied spans" in (tmp_path / "report" / "report.html").read_text()
 
 
 def test_segment_of_a_file_and_query_by_id(catalog):

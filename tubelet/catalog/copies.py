@@ -104,6 +104,41 @@ def covered_seconds(spans: list[tuple[float, float]]) -> float:
     return total
 
 
+def copy_threshold(catalog: Catalog, threshold: float | None = None) -> tuple[float, str]:
+    """(threshold, where it comes from): the given one, else calibrated on the catalog, else the default."""
+    if threshold is not None:
+        if not -1 <= threshold <= 1:
+            raise TubeletError(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
+        return float(threshold), "given"
+    calibrated = calibrate_threshold(catalog)
+    return (calibrated, "catalog") if calibrated is not None else (DEFAULT_THRESHOLD, "default")
+
+
+Run = tuple[int, int, int, float]  # first and last query index, offset (catalog index = query index + o), mean sim
+
+
+def diagonal_runs(sim: np.ndarray, threshold: float, min_run: int, min_offset: int | None = None) -> list[Run]:
+    """Every run of ≥ min_run consecutive entries ≥ threshold along every diagonal j = i + o of sim [Q, S]
+    (only o ≥ min_offset when given)."""
+    q, s = sim.shape
+    found = []
+    for o in range(-(q - 1) if min_offset is None else min_offset, s):
+        i = np.arange(max(0, -o), min(q, s - o))
+        d = sim[i, i + o]
+        found += [(int(i[a]), int(i[b - 1]), o, float(d[a:b].mean())) for a, b in runs(d >= threshold, min_run)]
+    return found
+
+
+def best_runs(found: list[Run]) -> list[Run]:
+    """The longest, then most similar, runs whose query ranges do not overlap: still or slow content also
+    matches one stride off its true alignment."""
+    kept: list[Run] = []
+    for run in sorted(found, key=lambda r: (r[0] - r[1], -r[3])):
+        if all(run[1] < k[0] or run[0] > k[1] for k in kept):
+            kept.append(run)
+    return kept
+
+
 def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, min_run: int = 2,
                 flag_at: float = FLAG_AT, k: int = 32) -> CopyReport:
     """Copied spans of `query` with their sources, and the share of the query they cover."""
@@ -111,11 +146,7 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
         raise TubeletError(f"min_run must be at least 1, got {min_run}")
     if not 0 < flag_at <= 1:
         raise TubeletError(f"flag_at must be in (0, 1], got {flag_at}")
-    source = "given"
-    if threshold is None:
-        threshold, source = calibrate_threshold(catalog), "catalog"
-        if threshold is None:
-            threshold, source = DEFAULT_THRESHOLD, "default"
+    threshold, source = copy_threshold(catalog, threshold)
     stride = catalog.model.stride_s
     grid = on_grid(query.starts, stride)  # index offsets are time offsets on the stride grid
     q_starts, q_ends, q_vecs = query.starts[grid], query.ends[grid], query.vectors[grid]
@@ -134,19 +165,9 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
             keep = on_grid(seg.starts[rows], stride)
             starts, ends, vecs = seg.starts[rows][keep], seg.ends[rows][keep], seg.vectors[rows][keep]
             sim = q_vecs @ vecs.T  # [Q, S]
-            found = []  # (query index range, offset, mean similarity) of every run on every diagonal
-            for o in range(-(len(q_starts) - 1), len(starts)):  # catalog index = query index + o
-                i = np.arange(max(0, -o), min(len(q_starts), len(starts) - o))
-                d = sim[i, i + o]
-                found += [(i[a], i[b - 1], o, float(d[a:b].mean())) for a, b in runs(d >= threshold, min_run)]
-            # still or slow content also matches one stride off the true alignment: per video, keep the longest,
-            # then most similar, runs whose query ranges do not overlap
-            taken = np.zeros(len(q_starts), bool)
-            for a, b, o, score in sorted(found, key=lambda r: (r[0] - r[1], -r[3])):
-                if not taken[a:b + 1].any():
-                    taken[a:b + 1] = True
-                    spans.append(CopiedSpan(float(q_starts[a]), float(q_ends[b]), vid, records[vid].path,
-                                            float(starts[a + o]), float(ends[b + o]), score, int(b - a + 1)))
+            for a, b, o, score in best_runs(diagonal_runs(sim, threshold, min_run)):
+                spans.append(CopiedSpan(float(q_starts[a]), float(q_ends[b]), vid, records[vid].path,
+                                        float(starts[a + o]), float(ends[b + o]), score, b - a + 1))
     spans.sort(key=lambda s: (s.query_start_s, -s.score))
     copied = covered_seconds([(s.query_start_s, s.query_end_s) for s in spans])
     share = min(1.0, copied / compared) if compared > 0 else 0.0

@@ -249,6 +249,14 @@ class Catalog:
         return Segments(names, cat(video), cat(keys), cat(starts), cat(ends),
                         vecs[0] if len(vecs) == 1 else cat(vecs))
 
+    def video_vectors(self) -> tuple[list[str], np.ndarray]:
+        """Every video's id and its video vector [V, D] (the normalised mean of its segments), catalog order."""
+        ids, vecs = [], []
+        for t in self._fragments():
+            ids += t["id"].to_pylist()
+            vecs.append(_flat_vectors(t["vector"], self.model.dim))
+        return ids, np.concatenate(vecs) if vecs else np.zeros((0, self.model.dim), np.float32)
+
     def stats(self) -> dict[str, Any]:
         files = [self.root / f["file"] for f in self._manifest["fragments"]]
         ann = self._manifest["ann"]

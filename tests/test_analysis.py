@@ -1,0 +1,125 @@
+"""Pre-publish analysis: cut detection, pacing and dead stretches on synthetic signals and on a real spliced
+video with known cuts, repeats and distinctiveness on synthetic vectors, and `tubelet analyze` end to end."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import SHARED_VIDEOS, run_cli, splice
+from test_catalog_search import MODEL, entry, walk
+
+from tubelet.analysis.pacing import Span, dead_stretches, detect_cuts, pacing, shots_between
+from tubelet.analysis.report import distinctiveness, repeats_within
+from tubelet.analysis.signals import Signals, frame_signals
+from tubelet.catalog.search import Query
+from tubelet.catalog.store import Catalog
+from tubelet.data.synthetic import write_video
+
+FPS = 25.0
+
+
+def signals(change: np.ndarray, grid: np.ndarray | None = None, brightness: np.ndarray | None = None) -> Signals:
+    n = len(change)
+    grid = np.zeros((n, 16, 16), np.float32) if grid is None else grid
+    bright = np.full(n, 0.5) if brightness is None else brightness
+    contrast = np.where(bright < 0.07, 0.0, 0.2)
+    return Signals("x.mp4", FPS, np.arange(n) / FPS, change, grid, bright, contrast)
+
+
+def test_cuts_are_isolated_spikes():
+    c = np.full(250, 0.01)
+    c[50] = 0.6  # a hard cut (2.0 s)
+    c[100] = 0.1  # a soft cut: small, but 10× its neighbourhood (4.0 s)
+    c[150:175] = 0.2  # sustained change: motion, not cuts
+    c[160] = 0.3
+    c[200], c[201] = 0.2, 0.15  # a cut spread over two frames: one cut, at the stronger (8.0 s)
+    c[3] = 0.9  # a fade-in in the first 0.25 s is not a first shot
+    np.testing.assert_allclose(detect_cuts(signals(c)), [2.0, 4.0, 8.0])
+
+
+def test_pacing_flags_irregular_shots():
+    shots = shots_between(np.array([1.0, 2.0, 3.0, 8.0, 8.2, 9.2]), 10.0)
+    assert [round(s.duration_s, 2) for s in shots] == [1.0, 1.0, 1.0, 5.0, 0.2, 1.0, 0.8]
+    p = pacing(shots)
+    assert p["shots"] == 7 and p["median_shot_s"] == 1.0 and p["cuts_per_min"] == pytest.approx(36.0)
+    assert [(s["kind"], s["start_s"]) for s in p["irregular"]] == [("long shot", 3.0), ("short shot", 8.0)]
+    assert pacing([Span("shot", 0, 4)])["irregular"] == []
+
+
+def test_dead_stretches_black_and_still():
+    n = 250  # 10 s
+    rng = np.random.default_rng(0)
+    grid = rng.random((n, 16, 16)).astype(np.float32)  # everything moves …
+    grid[100:200] = grid[100]  # … except a frozen picture from 4 to 8 s
+    bright = np.full(n, 0.5)
+    bright[25:50] = 0.02  # black from 1 to 2 s
+    got = [(s.kind, s.start_s, s.end_s) for s in dead_stretches(signals(np.zeros(n), grid, bright))]
+    assert got == [("black", 1.0, 2.0), ("still", 4.0, 8.0)]
+
+
+def test_repeats_within_a_video():
+    a, b = walk(1, 20)[:6], walk(2, 20)[:4]
+    vecs = np.concatenate([a, b, a])  # A B A: 10–16 s show 0–6 s again
+    n = len(vecs)
+    q = Query("v", np.arange(n, dtype=float), np.arange(n, dtype=float) + 2, vecs)
+    (r,) = repeats_within(q, 1.0, 2.0, 0.99)
+    assert (r["start_s"], r["end_s"], r["repeats_start_s"], r["repeats_end_s"]) == (10.0, 17.0, 0.0, 7.0)
+    assert r["score"] == pytest.approx(1.0)
+    assert repeats_within(Query("w", q.starts[:10], q.ends[:10], vecs[:10]), 1.0, 2.0, 0.99) == []
+
+
+def test_distinctiveness_ranks_against_the_catalog(tmp_path):
+    cat = Catalog.create(tmp_path / "c", MODEL)
+    cat.add([entry(i, 12) for i in range(8)], MODEL.id)
+    same = walk(3, 12)
+    d = distinctiveness(cat, Query("dup", np.arange(12.0), np.arange(12.0) + 2, same))
+    assert d["nearest_id"] == "vid3" and d["nearest_similarity"] == pytest.approx(1.0, abs=1e-5)
+    assert d["percentile"] == 0.0  # no catalog video has a closer neighbour than an exact duplicate
+    far = -cat.video_vectors()[1].mean(0, keepdims=True)  # opposite to the catalog's centre
+    d = distinctiveness(cat, Query("far", np.zeros(1), np.full(1, 2.0), far / np.linalg.norm(far)))
+    assert d["percentile"] == 1.0 and d["nearest_similarity"] < d["catalog_median_nearest_similarity"]
+
+
+@pytest.fixture(scope="module")
+def spliced(tmp_path_factory):
+    """Three real shots, 1 s of black and 3 s of a frozen frame: cuts at 2.0, 4.5, 6.5 (black), 7.5 (still)."""
+    root = tmp_path_factory.mktemp("an")
+    black, frozen = root / "black.mp4", root / "frozen.mp4"
+    write_video(black, np.zeros((25, 180, 320, 3), np.uint8), fps=25)
+    frame = np.zeros((180, 320, 3), np.uint8)
+    frame[:, :160] = (200, 60, 40)
+    frame[60:120, 200:300] = (30, 160, 220)
+    write_video(frozen, np.repeat(frame[None], 75, 0), fps=25)
+    clip = root / "spliced.mp4"
+    splice([(SHARED_VIDEOS / "tennis_practice.mp4", 0.0, 2.0), (SHARED_VIDEOS / "cat_lying_blanket.mp4", 0.0, 2.5),
+            (SHARED_VIDEOS / "bw_film_dialogue.mp4", 1.0, 3.0), (black, 0.0, 1.0), (frozen, 0.0, 3.0)], clip)
+    return clip
+
+
+@pytest.mark.skipif(not SHARED_VIDEOS.is_dir(), reason="shared clips not present")
+def test_real_cuts_and_dead_stretches(spliced):
+    sig = frame_signals(spliced)
+    assert sig.duration_s == pytest.approx(10.5, abs=0.05) and len(sig.times) == pytest.approx(262, abs=2)
+    np.testing.assert_allclose(detect_cuts(sig), [2.0, 4.5, 6.5, 7.5], atol=1.5 / FPS)
+    dead = dead_stretches(sig)
+    assert [s.kind for s in dead] == ["black", "still"]
+    assert dead[0].start_s == pytest.approx(6.5, abs=0.1) and dead[0].end_s == pytest.approx(7.5, abs=0.1)
+    assert dead[1].start_s == pytest.approx(7.5, abs=0.3) and dead[1].end_s == pytest.approx(10.5, abs=0.1)
+
+
+@pytest.mark.skipif(not SHARED_VIDEOS.is_dir(), reason="shared clips not present")
+def test_analyze_cli_writes_html_and_json(spliced, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "report"
+    code, stdout, err = run_cli(monkeypatch, capsys, "analyze", spliced, "--out", out, "--json")
+    assert code == 0, err
+    res = json.loads(stdout)
+    assert len(res["cuts_s"]) == 4 and res["pacing"]["shots"] == 5
+    assert [d["kind"] for d in res["dead"]] == ["black", "still"]
+    assert res["originality"] is None and res["repeats"] is None  # no catalog given
+    assert json.loads((out / "report.json").read_text())["cuts_s"] == res["cuts_s"]
+    page = (out / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 2 and "Black from 6.5" in page
+    code, stdout, _ = run_cli(monkeypatch, capsys, "analyze", spliced, "--out", out)
+    assert code == 0 and "5 shots" in stdout and "report.html" in stdout
+    code, _, err = run_cli(monkeypatch, capsys, "analyze", tmp_path / "none.mp4")
+    assert code == 1 and err.startswith("error: ") and "no such file" in err

@@ -1,0 +1,107 @@
+"""Per-frame signals of a whole video, from one decode at low resolution: how much the colours change from the
+previous frame (for cuts), a 16×16 luma grid (for motion at any time lag), how bright and how flat it is."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import av
+import numpy as np
+
+from tubelet.data.decode import VideoReader
+from tubelet.errors import VideoError
+
+BINS = 4  # per channel: a 64-bin colour histogram, coarse enough for 64-pixel frames
+
+
+@dataclass
+class Signals:
+    """One row per decoded frame (change is 0 for the first)."""
+
+    path: str
+    fps: float
+    times: np.ndarray  # [F] seconds
+    change: np.ndarray  # [F] half the L1 distance of colour histograms to the previous frame, in [0, 1]
+    grid: np.ndarray  # [F, 16, 16] float32 block-mean luma in [0, 1]
+    brightness: np.ndarray  # [F] mean luma / 255
+    contrast: np.ndarray  # [F] std of luma / 255
+    thumbs: dict[int, np.ndarray] = field(default_factory=dict)  # frame index → uint8 [h, w, 3]
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.times[-1] + 1 / self.fps) if len(self.times) else 0.0
+
+    def motion(self, lag_s: float = 0.2) -> np.ndarray:
+        """[F] mean |Δ luma grid| against the frame `lag_s` earlier (0 for the first frames): how much moves."""
+        lag = max(1, round(lag_s * self.fps))
+        out = np.zeros(len(self.times))
+        out[lag:] = np.abs(self.grid[lag:] - self.grid[:-lag]).mean((1, 2))
+        return out
+
+    def thumb_at(self, t: float) -> np.ndarray:
+        """The kept thumbnail nearest to time t."""
+        keys = np.fromiter(self.thumbs, int)
+        return self.thumbs[int(keys[np.argmin(np.abs(self.times[keys] - t))])]
+
+
+def _histogram(rgb: np.ndarray) -> np.ndarray:
+    q = (rgb.astype(np.uint16) * BINS) >> 8  # [h, w, 3] in 0..BINS-1
+    idx = (q[..., 0] * BINS + q[..., 1]) * BINS + q[..., 2]
+    return np.bincount(idx.ravel(), minlength=BINS**3) / idx.size
+
+
+def _grid(luma: np.ndarray, n: int = 16) -> np.ndarray:
+    """[h, w] → [n, n] block means (blocks as even as the size allows)."""
+    ys = np.linspace(0, luma.shape[0], n + 1).astype(int)
+    xs = np.linspace(0, luma.shape[1], n + 1).astype(int)
+    rows = np.add.reduceat(luma, ys[:-1], axis=0) / np.diff(ys)[:, None]
+    return (np.add.reduceat(rows, xs[:-1], axis=1) / np.diff(xs)[None, :]).astype(np.float32)
+
+
+def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float = 0.5, candidate: float = 0.2,
+                  on_frame: Callable[[float], None] | None = None) -> Signals:
+    """Decode every frame of `path` at short side `size` and measure it. Thumbnails are kept every
+    `thumbs_every_s` and on both sides of every change above `candidate` (possible cuts)."""
+    times, change, grids, bright, contrast = [], [], [], [], []
+    thumbs: dict[int, np.ndarray] = {}
+    prev_hist = prev_rgb = None
+    next_thumb = 0.0
+    with VideoReader(path) as reader:
+        fps = reader.fps
+        out = None
+        try:
+            for t, frame in reader.frames(0.0):
+                geometry = reader.output_geometry(frame, size)
+                if out is None or out.shape[:2] != (geometry[1], geometry[0]) or geometry[2] % 2:
+                    out = np.empty((geometry[1], geometry[0], 3) if geometry[2] % 2 == 0
+                                   else (geometry[0], geometry[1], 3), np.uint8)
+                reader.to_rgb(frame, geometry, out)
+                rgb = out.copy()
+                luma = rgb @ np.array([0.299, 0.587, 0.114]) / 255
+                hist = _histogram(rgb)
+                change.append(0.5 * float(np.abs(hist - prev_hist).sum()) if prev_hist is not None else 0.0)
+                grids.append(_grid(luma))
+                bright.append(float(luma.mean()))
+                contrast.append(float(luma.std()))
+                i = len(times)
+                times.append(t)
+                if t >= next_thumb:
+                    thumbs[i] = rgb
+                    next_thumb = t + thumbs_every_s
+                if change[-1] >= candidate:
+                    thumbs[i] = rgb
+                    if prev_rgb is not None:
+                        thumbs[i - 1] = prev_rgb
+                prev_hist, prev_rgb = hist, rgb
+                if on_frame is not None:
+                    on_frame(t)
+        except av.FFmpegError as e:
+            if not times:
+                raise VideoError(f"{reader.name}: cannot decode ({e})") from e
+    if not times:
+        raise VideoError(f"{os.fspath(path)}: no decodable video frames")
+    arr = np.asarray
+    return Signals(os.fspath(path), fps, arr(times), arr(change), np.stack(grids), arr(bright), arr(contrast),
+                   thumbs)

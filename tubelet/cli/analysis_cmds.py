@@ -1,0 +1,60 @@
+"""`tubelet analyze`: a pre-publish report on one video (pacing, dead stretches, and against a catalog: repeats,
+distinctiveness, originality), as HTML with pictures and JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+
+from tubelet.cli import app
+
+
+@app.command()
+def analyze(
+    video: Path = typer.Argument(..., help="The video file to analyse."),
+    catalog: Path = typer.Option(None, "--catalog",
+                                 help="Compare with this catalog: repeats, distinctiveness, originality."),
+    out: Path = typer.Option(None, "--out", help="Report directory (default: <video name>.report beside it)."),
+    threshold: float = typer.Option(None, "--threshold",
+                                    help="Segment similarity that counts as the same content (default: "
+                                         "calibrated on the catalog)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the analysis as JSON on stdout."),
+) -> None:
+    """Pre-publish report: cuts and pacing, black/still stretches, repeated segments, distinctiveness and
+    originality against a catalog; report.html (pictures) and report.json."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from tubelet.analysis import analyze as run
+    from tubelet.analysis import write_report
+    from tubelet.catalog.store import Catalog
+    from tubelet.data import probe
+    from tubelet.errors import TubeletError
+
+    if not video.is_file():
+        raise TubeletError(f"{video}: no such file")
+    cat = Catalog.open(catalog) if catalog is not None else None
+    total = probe(video).duration_s
+    columns = [TextColumn("decoding {task.description}"), BarColumn(),
+               TextColumn("{task.completed:.1f}/{task.total:.1f} s {task.fields[rate]}"), TextColumn("ETA"),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=Console(stderr=True), disable=as_json) as bar:
+        task = bar.add_task(video.name, total=total or None, rate="")
+        started = time.perf_counter()
+
+        def on_frame(t: float) -> None:
+            bar.update(task, completed=t, rate=f"({t / max(time.perf_counter() - started, 1e-3):.1f}× real time)")
+
+        analysis, sig = run(video, cat, threshold, on_frame=on_frame)
+    out_dir = out or video.with_name(f"{video.name}.report")
+    json_path, html_path = write_report(analysis, sig, out_dir)
+    if as_json:
+        typer.echo(json.dumps({**analysis.to_dict(), "report_html": str(html_path), "report_json": str(json_path)},
+                              indent=2))
+        return
+    for line in analysis.findings:
+        typer.echo(f"- {line}")
+    typer.echo(f"report: {html_path} (and {json_path.name})")
