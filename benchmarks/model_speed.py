@@ -311,7 +311,8 @@ def print_table(rows: list[Case], peaks: dict[str, float], title: str) -> None:
                       f"{100 * achieved / peaks[c.precision]:.0f}%")
     console.print(table)
     console.print("vs transformers: clips/s over the fastest transformers attention implementation at the same "
-                  "precision; % of peak: matmul FLOP/s over the same-dtype square-matmul peak of this run.")
+                  "precision; % of peak: matmul FLOP/s over the same-dtype square-matmul peak of this run "
+                  "(the faster of a @ b and F.linear).")
 
 
 if __name__ == "__main__":
