@@ -25,8 +25,8 @@ class Signals:
     times: np.ndarray  # [F] seconds
     change: np.ndarray  # [F] half the L1 distance of colour histograms to the previous frame, in [0, 1]
     grid: np.ndarray  # [F, 16, 16] float32 block-mean luma in [0, 1]
-    brightness: np.ndarray  # [F] mean luma / 255
-    contrast: np.ndarray  # [F] std of luma / 255
+    brightness: np.ndarray  # [F] mean luma in [0, 1]
+    contrast: np.ndarray  # [F] std of luma in [0, 1]
     thumbs: dict[int, np.ndarray] = field(default_factory=dict)  # frame index → uint8 [h, w, 3]
 
     @property
@@ -70,15 +70,11 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
     next_thumb = 0.0
     with VideoReader(path) as reader:
         fps = reader.fps
-        out = None
         try:
             for t, frame in reader.frames(0.0):
-                geometry = reader.output_geometry(frame, size)
-                if out is None or out.shape[:2] != (geometry[1], geometry[0]) or geometry[2] % 2:
-                    out = np.empty((geometry[1], geometry[0], 3) if geometry[2] % 2 == 0
-                                   else (geometry[0], geometry[1], 3), np.uint8)
-                reader.to_rgb(frame, geometry, out)
-                rgb = out.copy()
+                w, h, quarter = geometry = reader.output_geometry(frame, size)
+                rgb = np.empty((w, h, 3) if quarter % 2 else (h, w, 3), np.uint8)  # display orientation
+                reader.to_rgb(frame, geometry, rgb)
                 luma = rgb @ np.array([0.299, 0.587, 0.114]) / 255
                 hist = _histogram(rgb)
                 change.append(0.5 * float(np.abs(hist - prev_hist).sum()) if prev_hist is not None else 0.0)

@@ -32,10 +32,7 @@ def analyze(
     from tubelet.analysis import write_report
     from tubelet.catalog.store import Catalog
     from tubelet.data import probe
-    from tubelet.errors import TubeletError
 
-    if not video.is_file():
-        raise TubeletError(f"{video}: no such file")
     cat = Catalog.open(catalog) if catalog is not None else None
     total = probe(video).duration_s
     columns = [TextColumn("decoding {task.description}"), BarColumn(),
