@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tubelet.analysis.signals import Signals
+from tubelet.catalog.copies import runs
 
 
 @dataclass(frozen=True)
@@ -36,19 +37,19 @@ class Span:
 def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard: float = 0.5,
                 window_s: float = 0.25, min_shot_s: float = 0.25) -> np.ndarray:
     """Times (s) of the first frame of every new shot."""
-    c, n = sig.change, len(sig.change)
+    c = sig.change
     w = max(2, round(window_s * sig.fps))
     padded = np.concatenate([np.zeros(w), c, np.zeros(w)])
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1)  # [F, 2w+1], frame t at column w
     around = np.maximum(windows[:, :w - 1].max(1), windows[:, w + 2:].max(1))  # the frames beside t do not count:
     # a cut re-encoded with a blended frame spreads over two
     is_cut = (c >= hard) | ((c >= min_change) & (c >= spike * np.maximum(around, 1e-6)))
-    is_cut &= (sig.times >= sig.times[0] + min_shot_s) if n else is_cut  # a fade-in is not a first shot
+    is_cut &= sig.times >= sig.times[0] + min_shot_s  # a fade-in is not a first shot
     kept: list[int] = []
     for i in sorted(np.flatnonzero(is_cut), key=lambda i: -c[i]):  # strongest first
         if all(abs(sig.times[i] - sig.times[j]) >= min_shot_s for j in kept):
             kept.append(int(i))
-    return np.sort(sig.times[kept]) if n else np.zeros(0)
+    return np.sort(sig.times[kept])
 
 
 def shots_between(cuts: np.ndarray, duration_s: float) -> list[Span]:
@@ -78,13 +79,8 @@ def pacing(shots: list[Span], irregular_factor: float = 3.0) -> dict[str, Any]:
 
 def _stretches(flags: np.ndarray, times: np.ndarray, end_s: float, min_s: float) -> list[tuple[float, float]]:
     """(start, end) seconds of the runs of True frames lasting at least min_s."""
-    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
-    out = []
-    for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
-        start, stop = float(times[a]), float(times[b]) if b < len(times) else end_s
-        if stop - start >= min_s:
-            out.append((start, stop))
-    return out
+    spans = [(float(times[a]), float(times[b]) if b < len(times) else end_s) for a, b in runs(flags, 1)]
+    return [(start, stop) for start, stop in spans if stop - start >= min_s]
 
 
 def dead_stretches(sig: Signals, still: float = 0.004, min_still_s: float = 2.0, black_luma: float = 0.07,
@@ -95,7 +91,7 @@ def dead_stretches(sig: Signals, still: float = 0.004, min_still_s: float = 2.0,
     spans = [Span("black", a, b, "dark, flat picture") for a, b in
              _stretches(black, sig.times, sig.duration_s, min_black_s)]
     moving = sig.motion(0.2)
-    lag = max(1, round(0.2 * sig.fps))
+    lag = sig.lag_frames(0.2)
     moving[:lag] = moving[lag] if len(moving) > lag else 0.0  # the first frames have no earlier frame to compare
     still_frames = (moving < still) & ~black
     # a frame is still when it matches the one 0.2 s before: the stretch starts at that earlier frame

@@ -21,7 +21,7 @@ import numpy as np
 
 from tubelet.analysis.pacing import Span, dead_stretches, detect_cuts, pacing, shots_between
 from tubelet.analysis.signals import Signals, frame_signals
-from tubelet.catalog.copies import best_runs, copy_threshold, diagonal_runs, find_copies
+from tubelet.catalog.copies import best_runs, diagonal_runs, find_copies
 from tubelet.catalog.search import Query, make_query, on_grid
 from tubelet.catalog.store import Catalog
 
@@ -120,11 +120,11 @@ def analyze(path: str | os.PathLike, catalog: Catalog | None = None, threshold: 
                  pacing(shots), dead_stretches(sig))
     if catalog is not None:
         query = make_query(catalog, path)
-        thr, source = copy_threshold(catalog, threshold)
+        copies = find_copies(catalog, query, threshold)  # resolves the threshold (given, or calibrated)
         model = catalog.model
-        a.repeats = repeats_within(query, model.stride_s, model.window_s, thr)
+        a.repeats = repeats_within(query, model.stride_s, model.window_s, copies.threshold)
         a.distinctiveness = distinctiveness(catalog, query)
-        a.originality = find_copies(catalog, query, thr).to_dict() | {"threshold_source": source}
+        a.originality = copies.to_dict()
     a.findings = _findings(a)
     return a, sig
 

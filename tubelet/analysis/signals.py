@@ -33,9 +33,13 @@ class Signals:
     def duration_s(self) -> float:
         return float(self.times[-1] + 1 / self.fps) if len(self.times) else 0.0
 
+    def lag_frames(self, lag_s: float) -> int:
+        """Frames in `lag_s` seconds (at least one)."""
+        return max(1, round(lag_s * self.fps))
+
     def motion(self, lag_s: float = 0.2) -> np.ndarray:
         """[F] mean |Δ luma grid| against the frame `lag_s` earlier (0 for the first frames): how much moves."""
-        lag = max(1, round(lag_s * self.fps))
+        lag = self.lag_frames(lag_s)
         out = np.zeros(len(self.times))
         out[lag:] = np.abs(self.grid[lag:] - self.grid[:-lag]).mean((1, 2))
         return out
