@@ -38,8 +38,6 @@ def _writable_parent(path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise TubeletError(f"{path.parent}: cannot create directory ({e.strerror or e})") from None
-    if path.is_dir():
-        raise TubeletError(f"{path}: is a directory, expected a file path")
 
 
 @contextmanager
@@ -50,6 +48,8 @@ def atomic_open(path: str | Path, mode: str = "w", *, durable: bool = True) -> I
         raise ValueError(f"atomic_open writes only ('w' or 'wb'), not {mode!r}")
     path = Path(path)
     _writable_parent(path)
+    if path.is_dir():
+        raise TubeletError(f"{path}: is a directory, expected a file path")
     tmp = _temp_name(path)
     try:
         f = open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
