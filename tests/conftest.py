@@ -75,3 +75,23 @@ def splice(pieces: list[tuple[Path, float, float]], dst: Path, fps: int = 25) ->
                     k += 1
         for packet in stream.encode():
             out.mux(packet)
+
+
+def unwritable_dir(tmp_path: Path) -> Path:
+    """A directory in which creating anything fails: a read-only folder, or for root (whom file modes do not stop)
+    a sysfs folder, which refuses new files to everyone."""
+    import os
+
+    import pytest
+
+    if os.geteuid() != 0:
+        d = tmp_path / "read-only"
+        d.mkdir()
+        d.chmod(0o555)
+        return d
+    d = Path("/sys/fs")
+    try:
+        (d / "tubelet-probe").touch()
+    except OSError:
+        return d
+    pytest.skip("no unwritable directory on this machine")

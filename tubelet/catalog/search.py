@@ -77,13 +77,16 @@ def make_query(catalog: Catalog, query: str | os.PathLike, start_s: float | None
     if str(query) not in catalog.ids():
         raise TubeletError(f"{query}: neither a video file nor a video id in catalog {catalog.root}")
     seg = catalog.segments([str(query)])
-    keep = np.ones(len(seg.starts), bool)
-    if start_s is not None:
-        keep &= seg.ends > start_s
-    if end_s is not None:
-        keep &= seg.starts < end_s
-    if not keep.any():
-        raise TubeletError(f"{query}: no segment of this video lies in {start_s}–{end_s} s")
+    lo = -np.inf if start_s is None else float(start_s)
+    hi = np.inf if end_s is None else float(end_s)
+    if not lo < hi:  # NaN fails this too
+        raise TubeletError(f"{query}: empty or invalid span {start_s}–{end_s} s")
+    keep = (seg.starts >= lo - 1e-6) & (seg.ends <= hi + 1e-6)  # the segments inside the span
+    if not keep.any():  # a span shorter than a window: the segment that overlaps it most
+        overlap = np.minimum(seg.ends, hi) - np.maximum(seg.starts, lo)
+        if not len(overlap) or overlap.max() <= 0:
+            raise TubeletError(f"{query}: no segment of this video lies in {start_s}–{end_s} s")
+        keep = np.arange(len(overlap)) == int(np.argmax(overlap))
     return Query(str(query), seg.starts[keep], seg.ends[keep], seg.vectors[keep], exclude=str(query))
 
 
