@@ -24,7 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from tubelet.errors import TubeletError
-from tubelet.serve.guard import WriteGuard, install_error_handlers, token_problem
+from tubelet.serve.guard import Edge, install_error_handlers, token_problem
 from tubelet.serve.jobs import Job, Jobs
 from tubelet.serve.service import THUMB_HEIGHTS, NotFound, Service, remove_tree
 from tubelet.serve.uploads import Upload, UploadError, receive
@@ -62,7 +62,7 @@ BEARER = HTTPBearer(auto_error=False, description="The token the server was star
 
 
 def writer(request: Request, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> None:
-    """Writes need the server's token (WriteGuard has checked it before the body was read; checked again here)."""
+    """Writes need the server's token (Edge has checked it before the body was read; checked again here)."""
     problem = token_problem(request.app.state.settings.token, f"Bearer {cred.credentials}" if cred else None)
     if problem:
         raise UploadError(problem[1], problem[0])
@@ -86,16 +86,16 @@ def create_app(settings: ServeSettings) -> FastAPI:
         jobs.shutdown()
         remove_tree(workdir)
 
-    app = FastAPI(title="tubelet", lifespan=lifespan, max_body_size=settings.max_upload_bytes + 2**20,
+    app = FastAPI(title="tubelet", lifespan=lifespan,
                   description="Search a video catalog by what videos look like and how they move; originality "
                               "and pre-publish analysis of uploads. The web page is at /.")
-    app.add_middleware(WriteGuard, token=settings.token,
+    app.add_middleware(Edge, token=settings.token, max_body=settings.max_upload_bytes + 2**16,
                        is_write=lambda method, path: any(m == method and p.match(path) for m, p in WRITES))
 
     def scrub(message: str) -> str:
         return message.replace(str(workdir), "upload").replace(str(root), root.name)
 
-    install_error_handlers(app, settings.max_upload_bytes, scrub)
+    install_error_handlers(app, scrub)
     async def take(file: UploadFile) -> Upload:
         return await run_in_threadpool(receive, file.file, file.filename, workdir, settings.max_upload_bytes)
 

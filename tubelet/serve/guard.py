@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tubelet.errors import TubeletError
 from tubelet.serve.jobs import Busy
@@ -35,21 +35,43 @@ def token_problem(expected: str | None, authorization: str | None) -> tuple[int,
     return None
 
 
-class WriteGuard:
-    """ASGI middleware: requests that `is_write` must carry the token, checked before their body is read."""
+class Edge:
+    """ASGI middleware: request bodies are capped at `max_body` bytes (by Content-Length up front, else as they
+    stream in), and requests that `is_write` must carry the token, checked before their body is read."""
 
-    def __init__(self, app: ASGIApp, token: str | None, is_write: Callable[[str, str], bool]) -> None:
-        self.app, self.token, self.is_write = app, token, is_write
+    def __init__(self, app: ASGIApp, token: str | None, max_body: int, is_write: Callable[[str, str], bool]) -> None:
+        self.app, self.token, self.max_body, self.is_write = app, token, max_body, is_write
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.is_write(scope["method"], scope["path"]):
-            auth = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
-            problem = token_problem(self.token, auth)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if self.is_write(scope["method"], scope["path"]):
+            problem = token_problem(self.token, headers.get(b"authorization", b"").decode("latin-1") or None)
             if problem:
                 await JSONResponse({"error": problem[1]}, problem[0],
                                    headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_body:
+            await JSONResponse({"error": too_large(self.max_body)}, 413)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body:
+                raise HTTPException(413, too_large(self.max_body))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def too_large(max_body: int) -> str:
+    return f"request body larger than this server's limit of {max_body / 2**20:.1f} MiB"
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -61,7 +83,7 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def install_error_handlers(app: FastAPI, max_body: int, scrub: Callable[[str], str]) -> None:
+def install_error_handlers(app: FastAPI, scrub: Callable[[str], str]) -> None:
     """JSON errors everywhere; `scrub` takes server paths out of messages."""
 
     @app.exception_handler(RequestValidationError)
@@ -71,9 +93,7 @@ def install_error_handlers(app: FastAPI, max_body: int, scrub: Callable[[str], s
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         message = str(exc.detail)
-        if exc.status_code == 413:
-            message = f"request body larger than this server's limit of {max_body / 2**20:.0f} MiB"
-        elif exc.status_code == 404 and message == "Not Found":
+        if exc.status_code == 404 and message == "Not Found":
             message = "no such endpoint (the API is listed at /docs)"
         elif exc.status_code == 405:
             message = "method not allowed on this endpoint (the API is listed at /docs)"

@@ -61,7 +61,7 @@ def receive(src: BinaryIO, client_name: str | None, workdir: Path, max_bytes: in
                 size += len(block)
                 if size > max_bytes:
                     raise UploadError(f"{name}: larger than this server's upload limit of "
-                                      f"{max_bytes / 2**20:.0f} MiB", 413)
+                                      f"{max_bytes / 2**20:.1f} MiB", 413)
                 out.write(block)
         if size == 0:
             raise UploadError(f"{name}: empty file (0 bytes)", 415)
