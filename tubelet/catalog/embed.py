@@ -27,6 +27,7 @@ from tubelet.data import VideoInfo, probe, read_frames_at, sliding_windows
 from tubelet.data.transforms import center_crop_box, crop, normalize, resize_short
 from tubelet.errors import TubeletError
 from tubelet.model.checkpoints import load_model
+from tubelet.model.hub import download, is_hub_id, parse_hub_id
 from tubelet.model.videomae import VideoMAE
 
 POOLS = ("mean", "max")
@@ -134,12 +135,17 @@ class Embedder:
 
 
 def load_embedder(source: str | os.PathLike, layer: int = -1, pool: str = "mean", **overrides: Any) -> Embedder:
-    """An Embedder for a preset (random init, seeded so a preset name is one fixed model) or a checkpoint."""
+    """An Embedder for a preset (random init, seeded so a preset name is one fixed model), a checkpoint or a Hub
+    model id (recorded with the commit it resolved to)."""
     src = str(source)
     if src in PRESETS and not Path(src).exists():
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model = load_model(src, **overrides)
+    elif is_hub_id(src):
+        folder, commit = download(src)  # recorded at its commit, so the catalog reloads these very weights
+        src = f"{parse_hub_id(src)[0]}@{commit}"
+        model = load_model(folder, **overrides)
     else:
         src = str(Path(src).resolve())
         model = load_model(src, **overrides)
