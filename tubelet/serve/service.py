@@ -113,7 +113,8 @@ class Service:
         snap = self.snapshot()
         st = snap.catalog.stats()
         model = dict(st["model"])
-        model["source"] = Path(model["source"]).name
+        if Path(model["source"]).is_absolute():  # a checkpoint on the server: its name only (Hub ids stay whole)
+            model["source"] = Path(model["source"]).name
         return {**{k: v for k, v in st.items() if k not in ("catalog", "model")}, "name": self.root.name,
                 "model": model}
 
