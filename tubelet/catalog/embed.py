@@ -26,6 +26,7 @@ from tubelet.atomic import atomic_open
 from tubelet.catalog.store import ModelInfo, VideoEntry, VideoRecord
 from tubelet.config import PRESETS
 from tubelet.data import VideoInfo, probe, read_frames_at, sliding_windows
+from tubelet.data.sources import list_folder
 from tubelet.data.transforms import center_crop_box, crop, normalize, resize_short
 from tubelet.errors import TubeletError
 from tubelet.model.checkpoints import load_model
@@ -33,8 +34,6 @@ from tubelet.model.hub import download, is_hub_id, parse_hub_id
 from tubelet.model.videomae import VideoMAE
 
 POOLS = ("mean", "max")
-VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ogv", ".ogg", ".mpg", ".mpeg", ".ts",
-                    ".mts", ".flv", ".wmv", ".3gp"}
 ID_HEX = 12  # a video id is the first 12 hex digits of its content hash
 SECONDS_RANGE = (0.1, 3600.0)  # window and stride: a tenth of a second (3 frames at 30 fps) to an hour
 MAX_BATCH = 4096
@@ -176,11 +175,12 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given, and the video files (by extension) under each directory, sorted; TubeletError if missing."""
+    """Files as given, and the video files under each directory (as `data.sources` lists them); TubeletError if
+    missing."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+            out += [Path(s.path) for s in list_folder(p)]
         elif p.is_file():
             out.append(p)
         else:
