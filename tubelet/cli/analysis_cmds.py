@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from tubelet.cli import app
+from tubelet.errors import TubeletError
 
 
 @app.command()
@@ -33,6 +34,8 @@ def analyze(
     from tubelet.catalog.store import Catalog
     from tubelet.data import probe
 
+    if out is not None and out.exists() and not out.is_dir():
+        raise TubeletError(f"{out}: exists and is not a directory; --out takes the report's directory")
     cat = Catalog.open(catalog) if catalog is not None else None
     total = probe(video).duration_s
     columns = [TextColumn("decoding {task.description}"), BarColumn(),

@@ -72,6 +72,8 @@ def reconstruct(
     """Draw original / masked / reconstruction rows of a clip (the VideoMAE paper's picture)."""
     from tubelet.viz.reconstruct import reconstruct_video
 
+    if out.suffix.lower() != ".png" or out.is_dir():
+        raise TubeletError(f"{out}: --out takes the path of a .png file to write")
     info = reconstruct_video(model, video, out, mask_ratio=mask_ratio, mask_type=mask_type, start_s=start,
                              stride=stride, seed=seed)
     if json_:
