@@ -40,10 +40,10 @@ def main() -> None:
         _fail("interrupted", 130)
     except SystemExit:
         raise
-    except click.exceptions.ClickException as e:  # usage errors arrive here in non-standalone mode
-        e.show()
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.ClickException, typer.TyperException) as e:  # usage errors (typer's own click too)
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        _fail(f"{message} (see `{_command_line()} --help`)", getattr(e, "exit_code", 2))
+    except (click.exceptions.Abort, typer.Abort):
         sys.exit(1)
     except OSError as e:  # unreadable input, read-only output folder, a directory where a file was meant, …
         why = (e.strerror or str(e)).lower() + (f" ({e.filename2})" if e.filename2 else "")
@@ -53,6 +53,19 @@ def main() -> None:
             raise
         _fail(f"internal error: {type(e).__name__}: {str(e).strip() or 'no message'} (set TUBELET_DEBUG=1 for the "
               f"traceback, and please report it)", 2)
+
+
+def _command_line() -> str:
+    """`tubelet` and the sub-command words of this call (up to its first option or argument value)."""
+    commands = typer.main.get_command(app)
+    words = ["tubelet"]
+    for arg in sys.argv[1:]:
+        sub = getattr(commands, "commands", {}).get(arg)
+        if sub is None:
+            break
+        words.append(arg)
+        commands = sub
+    return " ".join(words)
 
 
 def _fail(message: str, code: int) -> None:
