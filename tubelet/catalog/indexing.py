@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tubelet.catalog.embed import (
+    Embedder,
     EmbeddingsFile,
     EmbedOptions,
     Outcome,
@@ -47,6 +48,26 @@ class Report:
         return {"added": self.added, "skipped": self.skipped, "failed": self.failed}
 
 
+ENGINES = ("torch", "ray")
+
+
+def check_engine(engine: str, address: str | None) -> None:
+    if engine not in ENGINES:
+        raise TubeletError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if address is not None and engine != "ray":
+        raise TubeletError("--address is for --engine ray")
+
+
+def outcomes(embedder: Embedder, files: Sequence[Path], opts: EmbedOptions, done: set[str], engine: str = "torch",
+             address: str | None = None) -> Iterator[Outcome]:
+    """Embed the files in this process ("torch") or on a Ray cluster ("ray", at `address`; None: a local one)."""
+    if engine == "ray":
+        from tubelet.catalog.ray_engine import ray_embed_files
+
+        return ray_embed_files(embedder, files, opts, done, address)
+    return embed_files(embedder, files, opts, done)
+
+
 def _check_same_segmenting(have: EmbedOptions, asked: EmbedOptions | None, where: str) -> None:
     if asked is not None and (asked.window_s, asked.stride_s) != (have.window_s, have.stride_s):
         raise TubeletError(f"{where}: made with --window {have.window_s} --stride {have.stride_s}; "
@@ -56,13 +77,15 @@ def _check_same_segmenting(have: EmbedOptions, asked: EmbedOptions | None, where
 def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.PathLike], model: str | None = None,
                    opts: EmbedOptions | None = None, overrides: dict[str, Any] | None = None,
                    meta: dict[str, Any] | None = None, batch_videos: int = 8,
-                   on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None) -> Report:
+                   on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None,
+                   engine: str = "torch", address: str | None = None) -> Report:
     """`tubelet index add`: embed the files and add them, `batch_videos` per atomic commit (or every 30 s).
 
     A new catalog takes the model and options given; an existing one keeps its own, and refuses another model.
     """
     if batch_videos <= 0:
         raise TubeletError(f"videos per commit must be positive, got {batch_videos}")
+    check_engine(engine, address)
     files = expand_paths(paths)
     if Catalog.exists(catalog_dir):
         cat = Catalog.open(catalog_dir)
@@ -97,7 +120,7 @@ def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.Path
         pending.clear()
         last = time.monotonic()
 
-    for o in embed_files(embedder, files, opts, done):
+    for o in outcomes(embedder, files, opts, done, engine, address):
         report.note(o)
         if o.embedding is not None:
             pending.append(o.embedding.to_entry(meta))
@@ -113,8 +136,10 @@ def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.Path
 
 def embed_to_file(out: str | os.PathLike, paths: Sequence[str | os.PathLike], model: str,
                   opts: EmbedOptions | None = None, overrides: dict[str, Any] | None = None,
-                  on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None) -> Report:
+                  on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None,
+                  engine: str = "torch", address: str | None = None) -> Report:
     """`tubelet embed`: embeddings of the files into one parquet; files already in it (same model) are skipped."""
+    check_engine(engine, address)
     opts = opts or EmbedOptions()
     embedder = load_embedder(model, opts.layer, opts.pool, **(overrides or {}))
     info = embedder.info(opts)
@@ -132,7 +157,7 @@ def embed_to_file(out: str | os.PathLike, paths: Sequence[str | os.PathLike], mo
     report = Report()
     done = {v.content_hash for v in data.videos}
     last, dirty = time.monotonic(), False
-    for o in embed_files(embedder, files, opts, done):
+    for o in outcomes(embedder, files, opts, done, engine, address):
         report.note(o)
         if o.embedding is not None:
             data.videos.append(o.embedding)
