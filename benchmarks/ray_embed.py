@@ -90,7 +90,8 @@ def main() -> None:
                     help="model override FIELD=VALUE (default: num_frames=8, image_size=112)")
     args = ap.parse_args()
 
-    from tubelet.catalog.embed import VIDEO_EXTENSIONS, read_parquet
+    from tubelet.catalog.embed import read_parquet
+    from tubelet.data.sources import VIDEO_EXTENSIONS
 
     clips = sorted(p for p in args.clips.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
     clips = clips[:args.limit] if args.limit else clips
