@@ -35,7 +35,7 @@ from av.video.reformatter import VideoReformatter
 
 from tubelet.errors import VideoError
 
-Source = str | os.PathLike | bytes | BinaryIO
+VideoInput = str | os.PathLike | bytes | BinaryIO
 Size = int | tuple[int, int] | None
 
 TOL_S = 1e-4  # two times closer than this are the same instant
@@ -75,7 +75,7 @@ class VideoInfo:
         return asdict(self)
 
 
-def source_name(src: Source) -> str:
+def source_name(src: VideoInput) -> str:
     """The name used in messages: the path, or a file object's name."""
     if isinstance(src, str | os.PathLike):
         return os.fspath(src)
@@ -89,7 +89,7 @@ def _reason(e: BaseException) -> str:
     return " ".join(str(text).split())
 
 
-def _open(src: Source, name: str) -> av.container.InputContainer:
+def _open(src: VideoInput, name: str) -> av.container.InputContainer:
     if isinstance(src, str | os.PathLike):
         p = Path(src)
         if not p.exists():
@@ -128,7 +128,7 @@ class VideoReader:
     `threads`: decoder threads (0 = FFmpeg's choice, 1 = single-threaded, best inside DataLoader workers).
     """
 
-    def __init__(self, src: Source, threads: int = 0, name: str | None = None) -> None:
+    def __init__(self, src: VideoInput, threads: int = 0, name: str | None = None) -> None:
         self.name = name or source_name(src)
         self.container = _open(src, self.name)
         stream = _video_stream(self.container)
@@ -443,7 +443,7 @@ def window_from(reader: VideoReader, start_s: float, num_frames: int = 16, strid
     return clip.result(filled)
 
 
-def read_clip(src: Source, num_frames: int = 16, stride: int = 4, start_s: float | None = None,
+def read_clip(src: VideoInput, num_frames: int = 16, stride: int = 4, start_s: float | None = None,
               size: Size = None, *, fps: float | None = None, threads: int = 0,
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode one clip → (uint8 [T, H, W, 3] RGB at display geometry, float64 [T] frame times in seconds).
@@ -498,7 +498,7 @@ def frames_at(reader: VideoReader, times_s: Sequence[float], size: Size) -> tupl
     return clip.result(len(times_s) if k == len(order) else 0)
 
 
-def read_frames_at(src: Source, times_s: Sequence[float], size: Size = None, *, threads: int = 0,
+def read_frames_at(src: VideoInput, times_s: Sequence[float], size: Size = None, *, threads: int = 0,
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """The frames on screen at the given times (segment / fps sampling) → (uint8 [T, H, W, 3], float64 [T]).
 
@@ -511,7 +511,7 @@ def read_frames_at(src: Source, times_s: Sequence[float], size: Size = None, *, 
         return frames_at(reader, list(times_s), size)
 
 
-def read_clips(src: Source, starts_s: Sequence[float], num_frames: int = 16, stride: int = 4, size: Size = None,
+def read_clips(src: VideoInput, starts_s: Sequence[float], num_frames: int = 16, stride: int = 4, size: Size = None,
                *, threads: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Several windows from one open file (multi-clip testing) → (uint8 [V, T, H, W, 3], float64 [V, T])."""
     _check_window(num_frames, stride)
@@ -524,7 +524,7 @@ def read_clips(src: Source, starts_s: Sequence[float], num_frames: int = 16, str
     return torch.stack(clips), torch.stack(stamps)
 
 
-def probe(src: Source, exact: bool = False) -> VideoInfo:
+def probe(src: VideoInput, exact: bool = False) -> VideoInfo:
     """Container facts plus the first frame (rotation, pixel format). `exact` counts packets for num_frames
     and duration instead of trusting the container (demuxes the whole file, decodes nothing more)."""
     name = source_name(src)
