@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tubelet.atomic import atomic_open
 from tubelet.catalog.store import ModelInfo, VideoEntry, VideoRecord
 from tubelet.config import PRESETS
 from tubelet.data import VideoInfo, probe, read_frames_at, sliding_windows
@@ -33,6 +35,8 @@ from tubelet.model.videomae import VideoMAE
 
 POOLS = ("mean", "max")
 ID_HEX = 12  # a video id is the first 12 hex digits of its content hash
+SECONDS_RANGE = (0.1, 3600.0)  # window and stride: a tenth of a second (3 frames at 30 fps) to an hour
+MAX_BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -46,12 +50,14 @@ class EmbedOptions:
     batch_size: int = 8  # windows per forward pass
 
     def __post_init__(self) -> None:
-        if not (self.window_s > 0 and self.stride_s > 0):
-            raise TubeletError(f"window and stride must be positive seconds, got {self.window_s} and {self.stride_s}")
+        lo, hi = SECONDS_RANGE
+        for name, value in (("window", self.window_s), ("stride", self.stride_s)):
+            if not lo <= value <= hi:  # NaN fails this too
+                raise TubeletError(f"--{name} must be between {lo:g} and {hi:g} seconds, got {value}")
         if self.pool not in POOLS:
             raise TubeletError(f"unknown pooling {self.pool!r}; choose one of {', '.join(POOLS)}")
-        if self.batch_size <= 0:
-            raise TubeletError(f"batch size must be positive, got {self.batch_size}")
+        if not 0 < self.batch_size <= MAX_BATCH:
+            raise TubeletError(f"batch size must be between 1 and {MAX_BATCH}, got {self.batch_size}")
 
 
 @dataclass
@@ -233,11 +239,11 @@ def embed_video(embedder: Embedder, path: str | os.PathLike, opts: EmbedOptions 
     """Embed a whole file (or [start_s, end_s] of it): segment vectors over sliding windows and a video vector."""
     opts = opts or EmbedOptions()
     info = probe(path)
-    if not info.has_video or info.duration_s <= 0:
+    if not info.has_video or not 0 < info.duration_s < math.inf:
         raise TubeletError(f"{path}: no video stream with a duration")
     a = 0.0 if start_s is None else float(start_s)
     b = info.duration_s if end_s is None else min(float(end_s), info.duration_s)
-    if not 0 <= a < b:
+    if not 0 <= a < b:  # NaN fails this too
         raise TubeletError(f"{path}: empty or invalid span {a:.2f}–{b:.2f} s (video is {info.duration_s:.2f} s)")
     starts, ends, segs = embed_span(embedder, path, opts, a, b, progress)
     return video_embedding(path, info, content_hash or file_sha256(path), embedder.id, starts, ends, segs)
@@ -290,7 +296,7 @@ class EmbeddingsFile:
 
 def write_parquet(path: str | os.PathLike, data: EmbeddingsFile) -> None:
     """Long format, one row per segment plus one `kind="video"` row per file; model info in the schema metadata.
-    Written to a temp file and renamed over `path`."""
+    Written atomically (tubelet.atomic)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -312,11 +318,8 @@ def write_parquet(path: str | os.PathLike, data: EmbeddingsFile) -> None:
         pa.array([], pa.list_(pa.float32(), dim))
     table = pa.table({**rows, "embedding": emb})
     table = table.replace_schema_metadata({"tubelet": json.dumps({"model": asdict(data.model)})})
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, out)
+    with atomic_open(path, "wb") as f:
+        pq.write_table(table, f)
 
 
 def read_parquet(path: str | os.PathLike) -> EmbeddingsFile:
@@ -326,7 +329,10 @@ def read_parquet(path: str | os.PathLike) -> EmbeddingsFile:
 
     try:
         table = pq.read_table(path)
-        model = ModelInfo(**json.loads(table.schema.metadata[b"tubelet"])["model"])
+        stamp = (table.schema.metadata or {}).get(b"tubelet")
+        if stamp is None:
+            raise ValueError("no tubelet model stamp in its metadata")
+        model = ModelInfo(**json.loads(stamp)["model"])
     except (OSError, pa.ArrowException, KeyError, TypeError, ValueError) as e:
         raise TubeletError(f"{path}: not a tubelet embeddings file ({e})") from None
     cols = {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names if name != "embedding"}

@@ -91,13 +91,16 @@ def id_query(catalog: Catalog, video_id: str, start_s: float | None = None, end_
     if video_id not in catalog.ids():
         raise TubeletError(f"{video_id}: neither a video file nor a video id in catalog {catalog.root}")
     seg = catalog.segments([video_id])
-    keep = np.ones(len(seg.starts), bool)
-    if start_s is not None:
-        keep &= seg.ends > start_s
-    if end_s is not None:
-        keep &= seg.starts < end_s
-    if not keep.any():
-        raise TubeletError(f"{video_id}: no segment of this video lies in {start_s}–{end_s} s")
+    lo = -np.inf if start_s is None else float(start_s)
+    hi = np.inf if end_s is None else float(end_s)
+    if not lo < hi:  # NaN fails this too
+        raise TubeletError(f"{video_id}: empty or invalid span {start_s}–{end_s} s")
+    keep = (seg.starts >= lo - 1e-6) & (seg.ends <= hi + 1e-6)  # the segments inside the span
+    if not keep.any():  # a span shorter than a window: the segment that overlaps it most
+        overlap = np.minimum(seg.ends, hi) - np.maximum(seg.starts, lo)
+        if not len(overlap) or overlap.max() <= 0:
+            raise TubeletError(f"{video_id}: no segment of this video lies in {start_s}–{end_s} s")
+        keep = np.arange(len(overlap)) == int(np.argmax(overlap))
     return Query(video_id, seg.starts[keep], seg.ends[keep], seg.vectors[keep], exclude=video_id)
 
 
