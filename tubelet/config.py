@@ -40,6 +40,8 @@ class ModelConfig:
     # classification head
     num_classes: int = 0
     use_mean_pooling: bool = True
+    norm_after_pool: bool = False  # an encoder without a head that norms its mean-pooled tokens (fc_norm), without
+    # a final encoder norm: the VideoMAE v2 Hub encoders
     head_dropout: float = 0.0
     class_names: list[str] = field(default_factory=list)
 
@@ -100,7 +102,8 @@ class ModelConfig:
     @property
     def has_encoder_norm(self) -> bool:
         """Official layout: a final encoder norm unless a mean-pooling classifier normalises after pooling."""
-        return not (self.num_classes > 0 and self.use_mean_pooling) or self.decoder_depth > 0
+        pools_then_norms = self.use_mean_pooling and (self.num_classes > 0 or self.norm_after_pool)
+        return not pools_then_norms or self.decoder_depth > 0
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with fields changed (validated)."""

@@ -4,6 +4,7 @@ window detectors, and the calibration of every score on normal footage the banks
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections import deque
@@ -17,13 +18,14 @@ import torch
 from tubelet.anomaly.config import AnomalyConfig
 from tubelet.anomaly.detectors import Ticks
 from tubelet.anomaly.features import FeatureExtractor, TickFeatures
-from tubelet.anomaly.frames import open_reader, ticks
+from tubelet.anomaly.frames import ticks
 from tubelet.anomaly.mae import WindowScores, adapt
 from tubelet.anomaly.normal import NormalModel
 from tubelet.anomaly.score import clip_of
-from tubelet.catalog.embed import expand_paths, file_sha256, model_identity
+from tubelet.catalog.embed import file_sha256, model_identity
 from tubelet.config import PRESETS
-from tubelet.data import probe
+from tubelet.data import VideoReader, probe
+from tubelet.data.sources import Source, list_sources
 from tubelet.errors import TubeletError
 from tubelet.model.checkpoints import load_model
 from tubelet.model.videomae import VideoMAE
@@ -59,17 +61,17 @@ def _keep_window(fo: Footage, clip: np.ndarray, segment: int, cap: int, rng: np.
         fo.windows[j], fo.window_segment[j] = clip, segment
 
 
-def read_footage(files: Sequence[Path], cfg: AnomalyConfig, size: tuple[int, int], luma_every: int,
+def read_footage(files: Sequence[Source], cfg: AnomalyConfig, size: tuple[int, int], luma_every: int,
                  progress: Progress | None, total_s: float) -> Footage:
     fo = Footage()
     rng = np.random.default_rng(cfg.seed)
     tpb, done_s = cfg.ticks_per_bin, 0.0
-    for path in files:
+    for src in files:
         fx = FeatureExtractor(cfg.cell)
         frames: deque[tuple[int, np.ndarray]] = deque(maxlen=cfg.window_ticks + 2 * tpb)
         next_window = 0  # this file's first segment whose window is not yet taken
         k = -1
-        with open_reader(path) as reader:
+        with VideoReader(src.input(), name=src.name) as reader:
             for k, tick in enumerate(ticks(reader, lambda *_: size, cfg.rate_hz)):
                 f = fx(tick.rgb)
                 if len(fo.feats) % luma_every == 0 and len(fo.luma) < LUMA_TICKS:
@@ -86,7 +88,7 @@ def read_footage(files: Sequence[Path], cfg: AnomalyConfig, size: tuple[int, int
                 if progress and k % 50 == 0:
                     progress("reading", done_s + tick.t, total_s)
         if k < 0:
-            raise TubeletError(f"{path}: no decodable video frames")
+            raise TubeletError(f"{src.name}: no decodable video frames")
         last = k // tpb
         while next_window <= last:
             _keep_window(fo, clip_of(frames, cfg.window_of(next_window)), fo.segments + next_window,
@@ -101,6 +103,12 @@ def _by_segment(values: np.ndarray, segment: np.ndarray, reduce: Callable[[np.nd
     """Per-tick values → one value per segment id (0..max), by `reduce` over the segment's ticks."""
     bounds = np.flatnonzero(np.diff(segment)) + 1
     return np.array([reduce(chunk) for chunk in np.split(values, bounds)])
+
+
+def _sha256(source: Source) -> str:
+    if source.member is None:
+        return file_sha256(source.path)
+    return hashlib.sha256(source.input()).hexdigest()
 
 
 def load_mae(source: str, cfg: AnomalyConfig, size: tuple[int, int]) -> VideoMAE:
@@ -123,13 +131,13 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
     checkpoint, default cfg.model; None-like 'none' skips the MAE detectors)."""
     cfg = cfg or AnomalyConfig()
     started = time.perf_counter()
-    files = expand_paths(paths)
+    files = list_sources(list(paths))
     if not files:
         raise TubeletError(f"no video files in {', '.join(map(str, paths))}")
-    infos = [probe(f) for f in files]
+    infos = [probe(f.input()) for f in files]
     first = infos[0]
     if not first.has_video:
-        raise TubeletError(f"{files[0]}: no video stream")
+        raise TubeletError(f"{files[0].name}: no video stream")
     size = cfg.frame_size(first.height, first.width)
     total_s = sum(i.duration_s for i in infos)
     luma_every = max(1, int(total_s * cfg.rate_hz / LUMA_TICKS) + 1)
@@ -183,7 +191,7 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
     cal.fit_combined(zs)
     normal.info = {
         "model": {"source": source, "identity": model_identity(mae, -1, "mean") if mae is not None else None},
-        "normal": [{"path": str(Path(f).resolve()), "sha256": file_sha256(f), "duration_s": round(i.duration_s, 3)}
+        "normal": [{"path": f.name, "sha256": _sha256(f), "duration_s": round(i.duration_s, 3)}
                    for f, i in zip(files, infos, strict=True)],
         "fit": {**fit_info, "seconds": round(time.perf_counter() - started, 1)},
     }

@@ -21,7 +21,8 @@ from torch import Tensor
 
 from tubelet.config import PRESETS, ModelConfig, preset
 from tubelet.errors import CheckpointError, TubeletError
-from tubelet.model.official_ckpt import from_official, state_dict_of
+from tubelet.model.hub import download, is_hub_id
+from tubelet.model.official_ckpt import from_hub_v2, from_official, state_dict_of
 from tubelet.model.transformers_ckpt import config_from_transformers, from_transformers, to_transformers
 from tubelet.model.videomae import VideoMAE
 from tubelet.model.vit import interpolate_pos_embed
@@ -43,7 +44,7 @@ class Checkpoint:
 
     config: ModelConfig
     state_dict: StateDict
-    source_format: str  # "tubelet" | "transformers" | "official"
+    source_format: str  # "tubelet" | "transformers" | "videomae-v2" (OpenGVLab Hub) | "official"
 
 
 # ---- reading --------------------------------------------------------------------------------------
@@ -116,21 +117,28 @@ def _read_tubelet_dir(path: Path, meta: dict[str, Any]) -> Checkpoint:
     return Checkpoint(cfg, _read_safetensors(_require(path / WEIGHTS_FILE)), FORMAT_NAME)
 
 
-def _read_transformers_dir(path: Path, meta: dict[str, Any]) -> Checkpoint:
+def _read_weights(path: Path) -> StateDict:
+    """model.safetensors, else pytorch_model.bin (read with weights_only=True)."""
     if (path / WEIGHTS_FILE).is_file():
-        sd = _read_safetensors(path / WEIGHTS_FILE)
-    elif (path / HF_BIN_FILE).is_file():
-        sd = state_dict_of(_load_pth(path / HF_BIN_FILE), str(path / HF_BIN_FILE))
-    else:
-        raise CheckpointError(f"{path}: no {WEIGHTS_FILE} or {HF_BIN_FILE}")
+        return _read_safetensors(path / WEIGHTS_FILE)
+    if (path / HF_BIN_FILE).is_file():
+        return state_dict_of(_load_pth(path / HF_BIN_FILE), str(path / HF_BIN_FILE))
+    raise CheckpointError(f"{path}: no {WEIGHTS_FILE} or {HF_BIN_FILE}")
+
+
+def _read_transformers_dir(path: Path, meta: dict[str, Any]) -> Checkpoint:
+    sd = _read_weights(path)
     cfg = config_from_transformers(meta, sd, str(path))
     return Checkpoint(cfg, from_transformers(sd, _model_keys(cfg), str(path)), "transformers")
 
 
 def read_checkpoint(src: str | os.PathLike, hints: dict[str, Any] | None = None) -> Checkpoint:
-    """Read a checkpoint directory (tubelet or transformers) or file (official .pth, bare state dict in .pth or
-    .safetensors) into tubelet's layout, without building a model. `hints` (num_heads, decoder_heads, num_frames,
-    image_size) help infer the architecture of files that carry no config."""
+    """Read a checkpoint directory (tubelet, transformers or OpenGVLab VideoMAE v2 Hub layout), file (official
+    .pth, bare state dict in .pth or .safetensors) or Hub model id (`owner/name[@revision]`, downloaded into the
+    Hugging Face cache) into tubelet's layout, without building a model. `hints` (num_heads, decoder_heads,
+    num_frames, image_size) help infer the architecture of files that carry no config."""
+    if isinstance(src, str) and is_hub_id(src):
+        src = download(src)[0]
     path = Path(src)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or directory")
@@ -140,7 +148,10 @@ def read_checkpoint(src: str | os.PathLike, hints: dict[str, Any] | None = None)
             return _read_tubelet_dir(path, meta)
         if meta.get("model_type") == "videomae":
             return _read_transformers_dir(path, meta)
-        raise CheckpointError(f"{path}: config.json is neither a tubelet nor a transformers VideoMAE config")
+        if isinstance(meta.get("model_config"), dict):
+            return Checkpoint(*from_hub_v2(meta["model_config"], _read_weights(path), str(path)), "videomae-v2")
+        raise CheckpointError(f"{path}: config.json is neither a tubelet, a transformers VideoMAE nor a VideoMAE v2 "
+                              f"Hub config")
     obj = _read_safetensors(path) if path.suffix == ".safetensors" else _load_pth(path)
     cfg, sd = from_official(obj, str(path), hints or {})
     return Checkpoint(cfg, sd, "official")
@@ -164,7 +175,7 @@ def adapt_state_dict(sd: StateDict, old: ModelConfig, new: ModelConfig) -> State
     if not new.has_encoder_norm:
         sd = _drop(sd, ("encoder.norm.",))
     if not new.is_classifier:
-        sd = _drop(sd, ("head.", "fc_norm."))
+        sd = _drop(sd, ("head.",) if new.norm_after_pool else ("head.", "fc_norm."))
     elif "head.weight" in sd and sd["head.weight"].shape[0] != new.num_classes:
         sd = _drop(sd, ("head.",))
     if not new.use_mean_pooling:
@@ -212,7 +223,8 @@ def _few(keys: list[str], n: int = 4) -> str:
 
 
 def load_model(src: str | os.PathLike, **overrides: Any) -> VideoMAE:
-    """A VideoMAE from a preset name (random init) or a checkpoint (tubelet dir, transformers dir, official .pth).
+    """A VideoMAE from a preset name (random init), a checkpoint (tubelet dir, transformers dir, official .pth) or a
+    Hub model id (`MCG-NJU/videomae-base`, `OpenGVLab/VideoMAEv2-Base@<commit>`).
 
     Overrides are ModelConfig fields, e.g. load_model("ckpt/", num_classes=10) builds a classifier on a
     pretrained encoder; num_frames / image_size change the token grid (learnable position tables are resampled).
