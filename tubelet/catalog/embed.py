@@ -136,7 +136,7 @@ class Embedder:
         else:
             tokens = self.model.encode(clips, layer=self.layer)  # [B, N, D]
             x = tokens.mean(1) if self.pool == "mean" else tokens.amax(1)
-        return torch.nn.functional.normalize(x.float(), dim=-1).numpy()
+        return torch.nn.functional.normalize(x.float(), dim=-1).cpu().numpy()
 
 
 def load_embedder(source: str | os.PathLike, layer: int = -1, pool: str = "mean", **overrides: Any) -> Embedder:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tubelet.catalog.embed import (
+    Embedder,
     EmbeddingsFile,
     EmbedOptions,
     Outcome,
@@ -47,6 +48,26 @@ class Report:
         return {"added": self.added, "skipped": self.skipped, "failed": self.failed}
 
 
+ENGINES = ("torch", "ray")
+
+
+def check_engine(engine: str, address: str | None) -> None:
+    if engine not in ENGINES:
+        raise TubeletError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if address is not None and engine != "ray":
+        raise TubeletError("--address is for --engine ray")
+
+
+def outcomes(embedder: Embedder, files: Sequence[Path], opts: EmbedOptions, done: set[str], engine: str = "torch",
+             address: str | None = None) -> Iterator[Outcome]:
+    """Embed the files in this process ("torch") or on a Ray cluster ("ray", at `address`; None: a local one)."""
+    if engine == "ray":
+        from tubelet.catalog.ray_engine import ray_embed_files
+
+        return ray_embed_files(embedder, files, opts, done, address)
+    return embed_files(embedder, files, opts, done)
+
+
 FLAGS = {"window_s": "--window", "stride_s": "--stride", "layer": "--layer", "pool": "--pool"}
 
 
@@ -71,7 +92,7 @@ def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.Path
                    opts: EmbedOptions | None = None, overrides: dict[str, Any] | None = None,
                    meta: dict[str, Any] | None = None, batch_videos: int = 8,
                    on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None,
-                   given: dict[str, Any] | None = None) -> Report:
+                   given: dict[str, Any] | None = None, engine: str = "torch", address: str | None = None) -> Report:
     """`tubelet index add`: embed the files and add them, `batch_videos` per atomic commit (or every 30 s).
 
     A new catalog takes the model and options given; an existing one keeps its own, and refuses another model or
@@ -79,6 +100,7 @@ def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.Path
     """
     if batch_videos <= 0:
         raise TubeletError(f"videos per commit must be positive, got {batch_videos}")
+    check_engine(engine, address)
     files = expand_paths(paths)
     if Catalog.exists(catalog_dir):
         cat = Catalog.open(catalog_dir)
@@ -113,7 +135,7 @@ def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.Path
         pending.clear()
         last = time.monotonic()
 
-    for o in embed_files(embedder, files, opts, done):
+    for o in outcomes(embedder, files, opts, done, engine, address):
         report.note(o)
         if o.embedding is not None:
             pending.append(o.embedding.to_entry(meta))
@@ -130,8 +152,9 @@ def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.Path
 def embed_to_file(out: str | os.PathLike, paths: Sequence[str | os.PathLike], model: str,
                   opts: EmbedOptions | None = None, overrides: dict[str, Any] | None = None,
                   on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None,
-                  given: dict[str, Any] | None = None) -> Report:
+                  given: dict[str, Any] | None = None, engine: str = "torch", address: str | None = None) -> Report:
     """`tubelet embed`: embeddings of the files into one parquet; files already in it (same model) are skipped."""
+    check_engine(engine, address)
     out = Path(out)
     if out.is_dir():
         raise TubeletError(f"{out}: is a directory; --out takes a .parquet file path (created, or extended)")
@@ -152,7 +175,7 @@ def embed_to_file(out: str | os.PathLike, paths: Sequence[str | os.PathLike], mo
     report = Report()
     done = {v.content_hash for v in data.videos}
     last, dirty = time.monotonic(), False
-    for o in embed_files(embedder, files, opts, done):
+    for o in outcomes(embedder, files, opts, done, engine, address):
         report.note(o)
         if o.embedding is not None:
             data.videos.append(o.embedding)

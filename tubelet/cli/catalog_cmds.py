@@ -18,6 +18,10 @@ app.add_typer(index_app, name="index")
 
 CATALOG = typer.Option(..., "--catalog", help="Catalog directory.")
 JSON = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+ENGINE = typer.Option("torch", "--engine", help="torch: embed in this process; ray: on a Ray cluster with Ray Data "
+                                                "(decode on CPU workers, model actors on GPUs when present).")
+ADDRESS = typer.Option(None, "--address", help="Ray cluster to use with --engine ray ('auto': the one this machine "
+                                               "belongs to; default: start a local one).")
 
 
 def _echo_json(data: Any) -> None:
@@ -102,6 +106,8 @@ def embed(
     pool: str = typer.Option(None, help="Token pooling: mean (default) or max."),
     batch_size: int = typer.Option(8, help="Windows per forward pass."),
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
+    engine: str = ENGINE,
+    address: str = ADDRESS,
     as_json: bool = JSON,
 ) -> None:
     """Per-segment and per-video embeddings (L2-normalised) of video files, with the model's identity."""
@@ -110,7 +116,8 @@ def embed(
 
     opts, given = _options(window, stride, layer, pool, batch_size)
     with _progress("embedding", as_json) as (total, note):
-        report = embed_to_file(out, paths, model, opts, parse_overrides(overrides), note, total, given)
+        report = embed_to_file(out, paths, model, opts, parse_overrides(overrides), note, total, given, engine,
+                               address)
     if as_json:
         _echo_json({"out": str(out), **report.to_dict()})
     else:
@@ -132,6 +139,8 @@ def index_add(
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
     meta: list[str] = typer.Option([], "--meta", help="User metadata KEY=VALUE stored with each video."),
     commit_every: int = typer.Option(8, help="Videos per atomic write to the catalog (also at least every 30 s)."),
+    engine: str = ENGINE,
+    address: str = ADDRESS,
     as_json: bool = JSON,
 ) -> None:
     """Embed videos and add them to a catalog (created on first use). Re-adding the same content is a no-op."""
@@ -141,7 +150,8 @@ def index_add(
     opts, given = _options(window, stride, layer, pool, batch_size)
     with _progress("indexing", as_json) as (total, note):
         report = add_to_catalog(catalog, paths, model, opts, parse_overrides(overrides), _parse_meta(meta),
-                                batch_videos=commit_every, on_outcome=note, on_files=total, given=given)
+                                batch_videos=commit_every, on_outcome=note, on_files=total, given=given,
+                                engine=engine, address=address)
     if as_json:
         _echo_json({"catalog": str(catalog), **report.to_dict()})
     else:
