@@ -73,3 +73,22 @@ def test_a_binary_manifest_is_one_line(tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(monkeypatch, capsys, "pretrain", tmp_path / "m.csv", "--out", tmp_path / "run",
                            "--preset", "vit_tiny", "--steps", "1")
     one_line_error(code, err, "m.csv: cannot read manifest")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--set", "steps=inf"], "steps must be an integer"), (["--set", "batch_size=nan"], "batch_size must be an int"),
+    (["--set", "base_lr=nan"], "base_lr must be a finite number"), (["--lr", "inf"], "base_lr must be a finite"),
+    (["--set", "workers=100000"], "workers must be in 0–256"), (["--set", "model.num_heads=0"], "num_heads=0"),
+    (["--set", "model.image_size=abc"], "image_size must be an integer or a pair"),
+    (["--set", "clip_grad=-inf"], "clip_grad must be a finite number"), (["--steps", "99999999999999999999"], None),
+])
+def test_run_settings_are_finite_and_in_range(tmp_path, monkeypatch, capsys, args, fragment):
+    from tubelet.train.config import PretrainConfig
+
+    if fragment is None:  # a huge but valid run length is taken as asked (--stop-after ends a session)
+        assert PretrainConfig.resolve({"steps": 99999999999999999999, "data": "x"}).steps == 99999999999999999999
+        return
+    code, _, err = run_cli(monkeypatch, capsys, "pretrain", CLIP, "--out", tmp_path / "run", "--preset", "vit_tiny",
+                           *args)
+    one_line_error(code, err, fragment)
+    assert not (tmp_path / "run").exists()
