@@ -92,3 +92,13 @@ def test_run_settings_are_finite_and_in_range(tmp_path, monkeypatch, capsys, arg
                            *args)
     one_line_error(code, err, fragment)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_dataset_where_nothing_decodes_is_one_line_from_workers_too(tmp_path, monkeypatch, capsys):
+    (tmp_path / "bad").mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (tmp_path / "bad" / name).write_bytes(os.urandom(5000))
+    code, _, err = run_cli(monkeypatch, capsys, "pretrain", tmp_path / "bad", "--out", tmp_path / "run",
+                           "--preset", "vit_tiny", "--set", "model.num_frames=4", "--set", "model.image_size=32",
+                           "--set", "model.depth=1", "--steps", "1", "--batch-size", "1", "--workers", "1")
+    one_line_error(code, err, "no video in the dataset could be decoded (2 tried; first: ")

@@ -70,6 +70,10 @@ def _command_line() -> str:
 
 
 def _fail(message: str, code: int) -> None:
+    """Print `error: <the message's first line>` and exit; an error raised again from a DataLoader worker carries
+    the worker's traceback in its message, and its last line is the reason."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Caught ") and "worker" in lines[0]:
+        lines = [lines[-1].split(": ", 1)[-1]]
     print(f"error: {lines[0] if lines else 'failed'}", file=sys.stderr)
     sys.exit(code)
