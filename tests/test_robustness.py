@@ -23,7 +23,7 @@ def ckpt(tmp_path_factory):
 
 
 def one_line_error(code: int, err: str, fragment: str) -> None:
-    assert code == 1 and "Traceback" not in err and err.count("error: ") == 1, err
+    assert code in (1, 2) and "Traceback" not in err and err.count("error: ") == 1, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: ") and fragment in last, err
 
@@ -37,6 +37,8 @@ def test_reconstruct_refuses_what_it_cannot_write_or_read(ckpt, tmp_path, monkey
     for start in ("nan", "inf", "-inf"):
         code, _, err = run_cli(monkeypatch, capsys, *base, "--out", tmp_path / "a.png", "--start", start)
         one_line_error(code, err, "not a finite number of seconds")
+    code, _, err = run_cli(monkeypatch, capsys, *base, "--out", tmp_path / "a.png", "--seed", str(2**64))
+    assert code == 2 and "--seed" in err.strip().splitlines()[-1] and "Traceback" not in err, err
     code, _, err = run_cli(monkeypatch, capsys, *base, "--out", tmp_path / "a.png", "--mask-ratio", "0.0")
     one_line_error(code, err, "hides none of the")
     assert not list(tmp_path.glob("*.png"))
@@ -81,6 +83,7 @@ def test_a_binary_manifest_is_one_line(tmp_path, monkeypatch, capsys):
     (["--set", "workers=100000"], "workers must be in 0–256"), (["--set", "model.num_heads=0"], "num_heads=0"),
     (["--set", "model.image_size=abc"], "image_size must be an integer or a pair"),
     (["--set", "clip_grad=-inf"], "clip_grad must be a finite number"), (["--steps", "99999999999999999999"], None),
+    (["--seed", "99999999999999999999"], "'--seed'"), (["--set", "seed=99999999999999999999"], "seed must be in"),
 ])
 def test_run_settings_are_finite_and_in_range(tmp_path, monkeypatch, capsys, args, fragment):
     from tubelet.train.config import PretrainConfig

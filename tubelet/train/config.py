@@ -78,6 +78,7 @@ class RunConfig:
             (not (self.steps and self.epochs), "give steps or epochs, not both"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
             (0 <= self.workers <= 256, f"workers must be in 0–256, got {self.workers}"),
+            (0 <= self.seed < 2**32, f"seed must be in 0–{2**32 - 1}, got {self.seed}"),
             (self.save_every >= 1 and self.keep_last >= 1 and self.log_every >= 1,
              "save_every, keep_last and log_every must be >= 1"),
         ]
