@@ -111,15 +111,16 @@ def _findings(a: Analysis) -> list[str]:
 
 
 def analyze(path: str | os.PathLike, catalog: Catalog | None = None, threshold: float | None = None,
-            on_frame: Callable[[float], None] | None = None) -> tuple[Analysis, Signals]:
-    """Analyse one video (against `catalog` when given) → (the analysis, the frame signals behind it)."""
+            on_frame: Callable[[float], None] | None = None, engine: Any = None) -> tuple[Analysis, Signals]:
+    """Analyse one video (against `catalog` when given; its model run by `engine`, an embed.Engine, default the
+    catalog's own) → (the analysis, the frame signals behind it)."""
     sig = frame_signals(path, on_frame=on_frame)
     cuts = detect_cuts(sig)
     shots = shots_between(cuts, sig.duration_s)
     a = Analysis(os.fspath(path), sig.duration_s, sig.fps, len(sig.times), [float(c) for c in cuts], shots,
                  pacing(shots), dead_stretches(sig))
     if catalog is not None:
-        query = make_query(catalog, path)
+        query = make_query(catalog, path, engine=engine)
         copies = find_copies(catalog, query, threshold)  # resolves the threshold (given, or calibrated)
         model = catalog.model
         a.repeats = repeats_within(query, model.stride_s, model.window_s, copies.threshold)

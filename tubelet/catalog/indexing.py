@@ -13,7 +13,9 @@ from typing import Any
 from tubelet.catalog.embed import (
     EmbeddingsFile,
     EmbedOptions,
+    Engine,
     Outcome,
+    check_same_space,
     embed_files,
     embedder_for,
     expand_paths,
@@ -56,10 +58,13 @@ def _check_same_segmenting(have: EmbedOptions, asked: EmbedOptions | None, where
 def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.PathLike], model: str | None = None,
                    opts: EmbedOptions | None = None, overrides: dict[str, Any] | None = None,
                    meta: dict[str, Any] | None = None, batch_videos: int = 8,
-                   on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None) -> Report:
+                   on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None,
+                   engine: Engine | None = None) -> Report:
     """`tubelet index add`: embed the files and add them, `batch_videos` per atomic commit (or every 30 s).
 
-    A new catalog takes the model and options given; an existing one keeps its own, and refuses another model.
+    A new catalog takes the model and options given; an existing one keeps its own, and refuses another model or
+    vectors that differ beyond 1e-4 (int8, another token fraction). `engine` runs the model (default torch, or for
+    an existing catalog the one it was made with).
     """
     if batch_videos <= 0:
         raise TubeletError(f"videos per commit must be positive, got {batch_videos}")
@@ -69,19 +74,17 @@ def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.Path
         have = EmbedOptions(cat.model.window_s, cat.model.stride_s, cat.model.layer, cat.model.pool)
         _check_same_segmenting(have, opts, str(catalog_dir))
         opts = EmbedOptions(have.window_s, have.stride_s, have.layer, have.pool,
-                            opts.batch_size if opts else have.batch_size)
+                            opts.batch_size if opts else have.batch_size, cat.model.tokens)
         if model is None:
-            embedder = embedder_for(cat.model)
+            embedder = embedder_for(cat.model, engine)
         else:
-            embedder = load_embedder(model, opts.layer, opts.pool, **(overrides or {}))
-            if embedder.id != cat.model.id:
-                raise TubeletError(f"{catalog_dir}: the catalog holds vectors of model {cat.model.id} "
-                                   f"({cat.model.source}); {model} is model {embedder.id}: use another catalog")
+            embedder = load_embedder(model, opts.layer, opts.pool, opts.tokens, engine, **(overrides or {}))
+            check_same_space(cat.model, embedder, str(catalog_dir))
     else:
         if model is None:
             raise TubeletError(f"{catalog_dir}: no catalog here yet; give --model to create one")
         opts = opts or EmbedOptions()
-        embedder = load_embedder(model, opts.layer, opts.pool, **(overrides or {}))
+        embedder = load_embedder(model, opts.layer, opts.pool, opts.tokens, engine, **(overrides or {}))
         cat = Catalog.create(catalog_dir, embedder.info(opts))
     if on_files:
         on_files(len(files))
@@ -113,18 +116,17 @@ def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.Path
 
 def embed_to_file(out: str | os.PathLike, paths: Sequence[str | os.PathLike], model: str,
                   opts: EmbedOptions | None = None, overrides: dict[str, Any] | None = None,
-                  on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None) -> Report:
+                  on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None,
+                  engine: Engine | None = None) -> Report:
     """`tubelet embed`: embeddings of the files into one parquet; files already in it (same model) are skipped."""
     opts = opts or EmbedOptions()
-    embedder = load_embedder(model, opts.layer, opts.pool, **(overrides or {}))
+    embedder = load_embedder(model, opts.layer, opts.pool, opts.tokens, engine, **(overrides or {}))
     info = embedder.info(opts)
     out = Path(out)
     data = EmbeddingsFile(info)
     if out.exists():
         data = read_parquet(out)
-        if data.model.id != embedder.id:
-            raise TubeletError(f"{out}: holds embeddings of model {data.model.id} ({data.model.source}); "
-                               f"{model} is model {embedder.id}: write to another file")
+        check_same_space(data.model, embedder, str(out))
         _check_same_segmenting(EmbedOptions(data.model.window_s, data.model.stride_s), opts, str(out))
     files = expand_paths(paths)
     if on_files:

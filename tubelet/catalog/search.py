@@ -65,14 +65,16 @@ class Query:
 
 
 def make_query(catalog: Catalog, query: str | os.PathLike, start_s: float | None = None,
-               end_s: float | None = None) -> Query:
-    """A query from a video file (embedded with the catalog's model) or from a catalog video id."""
+               end_s: float | None = None, engine: Any = None) -> Query:
+    """A query from a video file (embedded with the catalog's model, run by `engine`: an embed.Engine, default the
+    catalog's own) or from a catalog video id."""
     path = Path(query)
     if path.is_file():
         from tubelet.catalog.embed import EmbedOptions, embed_video, embedder_for
 
         model = catalog.model
-        emb = embed_video(embedder_for(model), path, EmbedOptions(model.window_s, model.stride_s), start_s, end_s)
+        opts = EmbedOptions(model.window_s, model.stride_s)
+        emb = embed_video(embedder_for(model, engine), path, opts, start_s, end_s)
         return Query(str(path), emb.starts, emb.ends, emb.segments)
     if str(query) not in catalog.ids():
         raise TubeletError(f"{query}: neither a video file nor a video id in catalog {catalog.root}")

@@ -21,6 +21,9 @@ def analyze(
     threshold: float = typer.Option(None, "--threshold",
                                     help="Segment similarity that counts as the same content (default: "
                                          "calibrated on the catalog)."),
+    engine: str = typer.Option(None, "--engine", help="What runs the catalog's model: torch or onnx (default: the "
+                               "catalog's own)."),
+    int8: bool = typer.Option(False, "--int8", help="With --engine onnx: int8 weights (must match the catalog)."),
     as_json: bool = typer.Option(False, "--json", help="Print the analysis as JSON on stdout."),
 ) -> None:
     """Pre-publish report: cuts and pacing, black/still stretches, repeated segments, distinctiveness and
@@ -31,6 +34,7 @@ def analyze(
     from tubelet.analysis import analyze as run
     from tubelet.analysis import write_report
     from tubelet.catalog.store import Catalog
+    from tubelet.cli.catalog_cmds import engine_of
     from tubelet.data import probe
 
     cat = Catalog.open(catalog) if catalog is not None else None
@@ -45,7 +49,7 @@ def analyze(
         def on_frame(t: float) -> None:
             bar.update(task, completed=t, rate=f"({t / max(time.perf_counter() - started, 1e-3):.1f}× real time)")
 
-        analysis, sig = run(video, cat, threshold, on_frame=on_frame)
+        analysis, sig = run(video, cat, threshold, on_frame=on_frame, engine=engine_of(engine, int8))
     out_dir = out or video.with_name(f"{video.name}.report")
     json_path, html_path = write_report(analysis, sig, out_dir)
     if as_json:

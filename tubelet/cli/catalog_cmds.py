@@ -25,7 +25,7 @@ def _echo_json(data: Any) -> None:
 
 
 def _options(window: float | None, stride: float | None, layer: int, pool: str, batch_size: int,
-             defaults: bool) -> Any:
+             defaults: bool, tokens: float = 1.0) -> Any:
     """EmbedOptions from the flags; None when none of window/stride were given and defaults are not wanted."""
     from tubelet.catalog.embed import EmbedOptions
 
@@ -33,7 +33,23 @@ def _options(window: float | None, stride: float | None, layer: int, pool: str, 
         return None
     base = EmbedOptions()
     return EmbedOptions(window if window is not None else base.window_s,
-                        stride if stride is not None else base.stride_s, layer, pool, batch_size)
+                        stride if stride is not None else base.stride_s, layer, pool, batch_size, tokens)
+
+
+ENGINE_HELP = ("What runs the model: torch, or onnx (ONNX Runtime on the exported graph, exported once into "
+               "~/.cache/tubelet; fp32 vectors match torch within 1e-4).")
+INT8_HELP = "With --engine onnx: int8 weights (cosine ≥ 0.99 to fp32; a catalog keeps int8 and fp32 apart)."
+TOKENS_HELP = ("Fraction of the tubes the encoder sees, spread evenly (0.5 = a 3-D checkerboard): faster, "
+               "cosine ≥ 0.99 to all tokens on the shared clips at 0.5 (benchmarks/embed_speed.py).")
+
+
+def engine_of(engine: str | None, int8: bool) -> Any:
+    """An embed.Engine from --engine/--int8; None (the catalog's own) when neither was given."""
+    from tubelet.catalog.embed import Engine
+
+    if engine is None and not int8:
+        return None
+    return Engine(engine or "onnx", int8)
 
 
 def _parse_meta(items: list[str]) -> dict[str, Any]:
@@ -97,15 +113,19 @@ def embed(
     pool: str = typer.Option("mean", help="Token pooling: mean or max."),
     batch_size: int = typer.Option(8, help="Windows per forward pass."),
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
+    tokens: float = typer.Option(1.0, "--tokens", help=TOKENS_HELP),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + " Default torch."),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
     as_json: bool = JSON,
 ) -> None:
     """Per-segment and per-video embeddings (L2-normalised) of video files, with the model's identity."""
     from tubelet.catalog.indexing import embed_to_file
     from tubelet.cli.model_cmds import parse_overrides
 
-    opts = _options(window, stride, layer, pool, batch_size, defaults=True)
+    opts = _options(window, stride, layer, pool, batch_size, defaults=True, tokens=tokens)
     with _progress("embedding", as_json) as (total, note):
-        report = embed_to_file(out, paths, model, opts, parse_overrides(overrides), note, total)
+        report = embed_to_file(out, paths, model, opts, parse_overrides(overrides), note, total,
+                               engine=engine_of(engine, int8))
     if as_json:
         _echo_json({"out": str(out), **report.to_dict()})
     else:
@@ -126,16 +146,21 @@ def index_add(
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
     meta: list[str] = typer.Option([], "--meta", help="User metadata KEY=VALUE stored with each video."),
     commit_every: int = typer.Option(8, help="Videos per atomic write to the catalog (also at least every 30 s)."),
+    tokens: float = typer.Option(1.0, "--tokens", help=TOKENS_HELP + " New catalog."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + " Default: the catalog's own (torch when new)."),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
     as_json: bool = JSON,
 ) -> None:
     """Embed videos and add them to a catalog (created on first use). Re-adding the same content is a no-op."""
     from tubelet.catalog.indexing import add_to_catalog
     from tubelet.cli.model_cmds import parse_overrides
 
-    opts = _options(window, stride, layer, pool, batch_size, defaults=not catalog.joinpath("catalog.json").exists())
+    opts = _options(window, stride, layer, pool, batch_size, defaults=not catalog.joinpath("catalog.json").exists(),
+                    tokens=tokens)
     with _progress("indexing", as_json) as (total, note):
         report = add_to_catalog(catalog, paths, model, opts, parse_overrides(overrides), _parse_meta(meta),
-                                batch_videos=commit_every, on_outcome=note, on_files=total)
+                                batch_videos=commit_every, on_outcome=note, on_files=total,
+                                engine=engine_of(engine, int8))
     if as_json:
         _echo_json({"catalog": str(catalog), **report.to_dict()})
     else:
@@ -208,6 +233,8 @@ def search(
     k: int = typer.Option(10, "-k", "--top", help="Videos to return."),
     start: float = typer.Option(None, "--start", help="Search with the query from this second on."),
     end: float = typer.Option(None, "--end", help="Search with the query up to this second."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + " Default: the catalog's own."),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP + " Must match the catalog."),
     as_json: bool = JSON,
 ) -> None:
     """Videos in the catalog that look and move like the query, with where they match (seconds)."""
@@ -219,7 +246,7 @@ def search(
     from tubelet.catalog.store import Catalog
 
     cat = Catalog.open(catalog)
-    q = make_query(cat, query, start, end)
+    q = make_query(cat, query, start, end, engine_of(engine, int8))
     hits = run(cat, q, k)
     if as_json:
         _echo_json({**q.to_dict(), "catalog": str(catalog), "score": "clamped cosine in [0, 1]",
@@ -245,6 +272,8 @@ def originality(
                                          "catalog)."),
     min_run: int = typer.Option(2, "--min-run", help="Consecutive matching segments a copied span needs."),
     flag_at: float = typer.Option(0.7, "--flag-at", help="Flag the video when it shares this fraction or more."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + " Default: the catalog's own."),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP + " Must match the catalog."),
     as_json: bool = JSON,
 ) -> None:
     """How much of a video repeats indexed videos: originality score, flag, and the copied spans with sources."""
@@ -256,7 +285,7 @@ def originality(
     from tubelet.catalog.store import Catalog
 
     cat = Catalog.open(catalog)
-    report = find_copies(cat, make_query(cat, query), threshold, min_run, flag_at)
+    report = find_copies(cat, make_query(cat, query, engine=engine_of(engine, int8)), threshold, min_run, flag_at)
     if as_json:
         _echo_json({**report.to_dict(), "catalog": str(catalog)})
         return
