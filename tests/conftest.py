@@ -101,3 +101,19 @@ def hub(tmp_path, monkeypatch):
     server = StandInHub(HUB_PORT).start()
     yield server
     server.stop()
+
+
+def unwritable_dir(tmp_path: Path) -> Path:
+    """A directory in which creating anything fails: a read-only folder, or for root (whom file modes do not stop)
+    a sysfs folder, which refuses new files to everyone."""
+    if os.geteuid() != 0:
+        d = tmp_path / "read-only"
+        d.mkdir()
+        d.chmod(0o555)
+        return d
+    d = Path("/sys/fs")
+    try:
+        (d / "tubelet-probe").touch()
+    except OSError:
+        return d
+    pytest.skip("no unwritable directory on this machine")

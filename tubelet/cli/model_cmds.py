@@ -24,14 +24,14 @@ PARTS = {"encoder": ("encoder.",), "decoder": ("decoder.", "encoder_to_decoder."
          "head": ("fc_norm.", "head.")}
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
+def parse_overrides(items: list[str], option: str = "--set", form: str = "FIELD=VALUE") -> dict[str, Any]:
     """['num_frames=8', 'class_names=["a","b"]'] → {'num_frames': 8, 'class_names': ['a', 'b']} (JSON values,
     else strings)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise TubeletError(f"--set expects FIELD=VALUE, got {item!r}")
+        if not sep or not key.strip():
+            raise TubeletError(f"{option} expects {form}, got {item!r}")
         try:
             out[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
