@@ -64,28 +64,37 @@ class EmbedOptions:
             raise TubeletError(f"token fraction must be in (0, 1], got {self.tokens}")
 
 
-ENGINES = ("torch", "onnx")
+ENGINES = ("torch", "onnx", "ray")
 
 
 @dataclass(frozen=True)
 class Engine:
-    """What runs the model: torch, or ONNX Runtime on an exported graph with fp32 or int8 weights.
+    """What runs the model: torch; ONNX Runtime on an exported graph with fp32 or int8 weights; or torch on a Ray
+    cluster at `address` (None: a local one; batch embedding only, catalog.ray_engine).
 
-    torch and onnx fp32 agree within 1e-4 (tests), so their vectors share an embedding space; int8 vectors are
-    within cosine 0.99 of fp32 only, so they are another space: a catalog refuses to mix them."""
+    torch (here or on Ray) and onnx fp32 agree within 1e-4 (tests), so their vectors share an embedding space; int8
+    vectors are within cosine 0.99 of fp32 only, so they are another space: a catalog refuses to mix them."""
 
     name: str = "torch"
     int8: bool = False
+    address: str | None = None
 
     def __post_init__(self) -> None:
         if self.name not in ENGINES:
             raise TubeletError(f"unknown engine {self.name!r}; choose one of {', '.join(ENGINES)}")
         if self.int8 and self.name != "onnx":
             raise TubeletError("int8 weights need the onnx engine: add --engine onnx")
+        if self.address is not None and self.name != "ray":
+            raise TubeletError("--address is for --engine ray")
 
     @property
     def precision(self) -> str:
         return "int8" if self.int8 else "fp32"
+
+    @property
+    def model_engine(self) -> str:
+        """What computes the vectors, as a catalog records it: onnx, or torch (also under Ray)."""
+        return "onnx" if self.name == "onnx" else "torch"
 
 
 @dataclass
@@ -168,14 +177,14 @@ class Embedder:
     def info(self, opts: EmbedOptions) -> ModelInfo:
         return ModelInfo(id=self.id, source=self.source, dim=self.model.config.embed_dim, layer=self.layer,
                          pool=self.pool, window_s=opts.window_s, stride_s=opts.stride_s, overrides=self.overrides,
-                         tokens=self.tokens, engine=self.engine.name, precision=self.engine.precision)
+                         tokens=self.tokens, engine=self.engine.model_engine, precision=self.engine.precision)
 
     @torch.inference_mode()
     def __call__(self, clips: torch.Tensor) -> np.ndarray:
         """clips [B, 3, T, H, W] normalised float → [B, D] float32 unit vectors."""
         if self.runner is not None:
             return self.runner(clips)["embedding"]
-        return self.graph(clips)[0].numpy()
+        return self.graph(clips)[0].cpu().numpy()
 
 
 def load_embedder(source: str | os.PathLike, layer: int = -1, pool: str = "mean", tokens: float = 1.0,

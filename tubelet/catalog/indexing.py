@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tubelet.catalog.embed import (
+    Embedder,
     EmbeddingsFile,
     EmbedOptions,
     Engine,
@@ -47,6 +48,16 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {"added": self.added, "skipped": self.skipped, "failed": self.failed}
+
+
+def outcomes(embedder: Embedder, files: Sequence[Path], opts: EmbedOptions, done: set[str],
+             engine: Engine | None = None) -> Iterator[Outcome]:
+    """Embed the files in this process, or on a Ray cluster for engine "ray" (at its address; None: a local one)."""
+    if engine is not None and engine.name == "ray":
+        from tubelet.catalog.ray_engine import ray_embed_files
+
+        return ray_embed_files(embedder, files, opts, done, engine.address)
+    return embed_files(embedder, files, opts, done)
 
 
 FLAGS = {"window_s": "--window", "stride_s": "--stride", "layer": "--layer", "pool": "--pool", "tokens": "--tokens"}
@@ -115,7 +126,7 @@ def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.Path
         pending.clear()
         last = time.monotonic()
 
-    for o in embed_files(embedder, files, opts, done):
+    for o in outcomes(embedder, files, opts, done, engine):
         report.note(o)
         if o.embedding is not None:
             pending.append(o.embedding.to_entry(meta))
@@ -152,7 +163,7 @@ def embed_to_file(out: str | os.PathLike, paths: Sequence[str | os.PathLike], mo
     report = Report()
     done = {v.content_hash for v in data.videos}
     last, dirty = time.monotonic(), False
-    for o in embed_files(embedder, files, opts, done):
+    for o in outcomes(embedder, files, opts, done, engine):
         report.note(o)
         if o.embedding is not None:
             data.videos.append(o.embedding)

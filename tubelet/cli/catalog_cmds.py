@@ -18,6 +18,8 @@ app.add_typer(index_app, name="index")
 
 CATALOG = typer.Option(..., "--catalog", help="Catalog directory.")
 JSON = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+ADDRESS = typer.Option(None, "--address", help="Ray cluster to use with --engine ray ('auto': the one this machine "
+                                               "belongs to; default: start a local one).")
 
 
 def _echo_json(data: Any) -> None:
@@ -34,20 +36,25 @@ def _options(window: float | None, stride: float | None, layer: int | None, pool
     return EmbedOptions(**given, batch_size=batch_size), given
 
 
-ENGINE_HELP = ("What runs the model: torch, or onnx (ONNX Runtime on the exported graph, exported once into "
-               "~/.cache/tubelet; fp32 vectors match torch within 1e-4).")
+ENGINE_HELP = ("What runs the model: torch; onnx (ONNX Runtime on the exported graph, exported once into "
+               "~/.cache/tubelet; fp32 vectors match torch within 1e-4)")
+RAY_HELP = ("; or ray: torch on a Ray cluster with Ray Data (decode on CPU workers, model actors on GPUs when "
+            "present).")
 INT8_HELP = "With --engine onnx: int8 weights (cosine ≥ 0.99 to fp32; a catalog keeps int8 and fp32 apart)."
 TOKENS_HELP = ("Fraction of the tubes the encoder sees, spread evenly (0.5 = a 3-D checkerboard): faster, and "
                "another embedding space (benchmarks/embed_speed.py measures the cosine to all tokens).")
 
 
-def engine_of(engine: str | None, int8: bool) -> Any:
-    """An embed.Engine from --engine/--int8; None (the catalog's own) when neither was given."""
+def engine_of(engine: str | None, int8: bool, address: str | None = None, batch: bool = False) -> Any:
+    """An embed.Engine from --engine/--int8/--address; None (the catalog's own) when none was given. `ray` only
+    for the batch commands."""
     from tubelet.catalog.embed import Engine
 
-    if engine is None and not int8:
+    if engine == "ray" and not batch:
+        raise TubeletError("--engine ray is for the batch commands (embed, index add); use torch or onnx here")
+    if engine is None and not int8 and address is None:
         return None
-    return Engine(engine or "onnx", int8)
+    return Engine(engine or ("onnx" if int8 else "torch"), int8, address)
 
 
 def _parse_meta(items: list[str]) -> dict[str, Any]:
@@ -119,8 +126,9 @@ def embed(
     batch_size: int = typer.Option(8, help="Windows per forward pass."),
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
     tokens: float = typer.Option(None, "--tokens", help=TOKENS_HELP + " Default 1 (all)."),
-    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + " Default torch."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + RAY_HELP + " Default torch."),
     int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
+    address: str = ADDRESS,
     as_json: bool = JSON,
 ) -> None:
     """Per-segment and per-video embeddings (L2-normalised) of video files, with the model's identity."""
@@ -130,7 +138,7 @@ def embed(
     opts, given = _options(window, stride, layer, pool, batch_size, tokens)
     with _progress("embedding", as_json) as (total, note):
         report = embed_to_file(out, paths, model, opts, parse_overrides(overrides), note, total, given,
-                               engine=engine_of(engine, int8))
+                               engine=engine_of(engine, int8, address, batch=True))
     if as_json:
         _echo_json({"out": str(out), **report.to_dict()})
     else:
@@ -154,8 +162,10 @@ def index_add(
     commit_every: int = typer.Option(8, help="Videos per atomic write to the catalog (also at least every 30 s)."),
     tokens: float = typer.Option(None, "--tokens", help=TOKENS_HELP + " New catalog (default 1); an existing one "
                                                                        "keeps its own."),
-    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + " Default: the catalog's own (torch when new)."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + RAY_HELP + " Default: the catalog's "
+                                                                  "own (torch when new)."),
     int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
+    address: str = ADDRESS,
     as_json: bool = JSON,
 ) -> None:
     """Embed videos and add them to a catalog (created on first use). Re-adding the same content is a no-op."""
@@ -166,7 +176,7 @@ def index_add(
     with _progress("indexing", as_json) as (total, note):
         report = add_to_catalog(catalog, paths, model, opts, parse_overrides(overrides), _parse_meta(meta),
                                 batch_videos=commit_every, on_outcome=note, on_files=total, given=given,
-                                engine=engine_of(engine, int8))
+                                engine=engine_of(engine, int8, address, batch=True))
     if as_json:
         _echo_json({"catalog": str(catalog), **report.to_dict()})
     else:
@@ -240,7 +250,7 @@ def search(
     k: int = typer.Option(10, "-k", "--top", help="Videos to return."),
     start: float = typer.Option(None, "--start", help="Search with the query from this second on."),
     end: float = typer.Option(None, "--end", help="Search with the query up to this second."),
-    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + " Default: the catalog's own."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + ". Default: the catalog's own."),
     int8: bool = typer.Option(False, "--int8", help=INT8_HELP + " Must match the catalog."),
     as_json: bool = JSON,
 ) -> None:
@@ -279,7 +289,7 @@ def originality(
                                          "catalog)."),
     min_run: int = typer.Option(2, "--min-run", help="Consecutive matching segments a copied span needs."),
     flag_at: float = typer.Option(0.7, "--flag-at", help="Flag the video when it shares this fraction or more."),
-    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + " Default: the catalog's own."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + ". Default: the catalog's own."),
     int8: bool = typer.Option(False, "--int8", help=INT8_HELP + " Must match the catalog."),
     as_json: bool = JSON,
 ) -> None:
