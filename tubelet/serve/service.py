@@ -75,8 +75,13 @@ def _stamp(root: Path) -> tuple[int, int, int]:
 class Service:
     """The catalog behind the server: read snapshots, the embedder, and one writer at a time."""
 
-    def __init__(self, root: Path, media: Path) -> None:
+    def __init__(self, root: Path, media: Path, anomaly: Path | None = None) -> None:
         self.root, self.media = root, media
+        self.normal = None
+        if anomaly is not None:  # the operator's normal model of a camera (`tubelet anomaly fit`), loaded once
+            from tubelet.anomaly import NormalModel
+
+            self.normal = NormalModel.load(anomaly)
         self._snapshot: Snapshot | None = None
         self._embedder: Embedder | None = None
         self._lock = threading.Lock()
@@ -244,6 +249,21 @@ class Service:
             d = out["distinctiveness"]
             d["nearest_name"] = d.pop("nearest_path")
         return out
+
+    def anomaly_upload(self, up: Upload, job: Job, threshold: float | None, out_dir: Path) -> dict[str, Any]:
+        """Unusual events in an upload against the server's normal model, with a timeline picture."""
+        from tubelet.anomaly import score_source
+        from tubelet.anomaly.timeline import draw_timeline
+
+        if self.normal is None:
+            raise NotFound("this server has no anomaly model: start it with --anomaly MODEL_DIR")
+        thr = self.normal.config.threshold if threshold is None else threshold
+        duration = max(up.info.duration_s, 1e-3)
+        result = score_source(self.normal, up.path, threshold=thr,
+                              on_segment=lambda seg: job.report("scoring", seg.end_s / duration))
+        job.report("drawing the timeline", 0.0)
+        job.files["timeline"] = str(draw_timeline(result, thr, out_dir / "timeline.png"))
+        return {**result.to_dict(), "path": up.name, "threshold": thr, "detectors": result.detectors}
 
     # ---- writing ------------------------------------------------------------------------------------------
     def add_upload(self, up: Upload, job: Job, meta: dict[str, Any]) -> dict[str, Any]:
