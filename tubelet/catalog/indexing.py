@@ -47,6 +47,48 @@ class Report:
         return {"added": self.added, "skipped": self.skipped, "failed": self.failed}
 
 
+MANIFESTS = (".csv", ".jsonl")
+
+
+def list_sources(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, dict[str, Any]]]:
+    """(file, metadata) for each video named by `paths`: files and folders (no metadata) and manifests."""
+    out: list[tuple[Path, dict[str, Any]]] = []
+    for p in map(Path, paths):
+        if p.suffix.lower() in MANIFESTS and p.is_file():
+            out += read_manifest(p)
+        else:
+            out += [(f, {}) for f in expand_paths([p])]
+    return list({f: (f, m) for f, m in out}.values())
+
+
+def read_manifest(path: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Rows of a CSV (header) or JSON-lines manifest: `path` (relative to the manifest) and any other columns."""
+    import csv
+    import json
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise TubeletError(f"{path}: unreadable manifest ({e})") from None
+    if path.suffix.lower() == ".csv":
+        rows = list(csv.DictReader(text.splitlines()))
+    else:
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise TubeletError(f"{path}:{n}: not a JSON object ({e.msg})") from None
+    out = []
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or not row.get("path"):
+            raise TubeletError(f"{path}: row {n} has no `path`")
+        meta = {k: v for k, v in row.items() if k != "path" and v not in (None, "")}
+        out.append((path.parent / str(row["path"]), meta))
+    return out
+
+
 def _check_same_segmenting(have: EmbedOptions, asked: EmbedOptions | None, where: str) -> None:
     if asked is not None and (asked.window_s, asked.stride_s) != (have.window_s, have.stride_s):
         raise TubeletError(f"{where}: made with --window {have.window_s} --stride {have.stride_s}; "
@@ -59,11 +101,16 @@ def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.Path
                    on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None) -> Report:
     """`tubelet index add`: embed the files and add them, `batch_videos` per atomic commit (or every 30 s).
 
+    `paths` are files, folders or manifests (.csv/.jsonl: a `path` column and metadata columns); `meta` is added
+    to every video's metadata (over a manifest's values).
+
     A new catalog takes the model and options given; an existing one keeps its own, and refuses another model.
     """
     if batch_videos <= 0:
         raise TubeletError(f"videos per commit must be positive, got {batch_videos}")
-    files = expand_paths(paths)
+    sources = list_sources(paths)
+    files = [f for f, _ in sources]
+    file_meta = {f: m for f, m in sources}
     if Catalog.exists(catalog_dir):
         cat = Catalog.open(catalog_dir)
         have = EmbedOptions(cat.model.window_s, cat.model.stride_s, cat.model.layer, cat.model.pool)
@@ -100,7 +147,7 @@ def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.Path
     for o in embed_files(embedder, files, opts, done):
         report.note(o)
         if o.embedding is not None:
-            pending.append(o.embedding.to_entry(meta))
+            pending.append(o.embedding.to_entry({**file_meta.get(o.path, {}), **(meta or {})}))
             done.add(o.content_hash)
         if len(pending) >= batch_videos or (pending and time.monotonic() - last > COMMIT_EVERY_S):
             commit()

@@ -114,7 +114,8 @@ def embed(
 
 @index_app.command("add")
 def index_add(
-    paths: list[Path] = typer.Argument(..., help="Video files or folders of videos."),
+    paths: list[Path] = typer.Argument(..., help="Video files, folders of videos, or manifests (.csv/.jsonl with a "
+                                                 "`path` column; other columns, e.g. uploaded_at, become metadata)."),
     catalog: Path = CATALOG,
     model: str = typer.Option(None, "--model", help=MODEL_HELP + " Needed to create a catalog; an existing "
                                                                   "one uses its own."),
@@ -124,7 +125,8 @@ def index_add(
     pool: str = typer.Option("mean", help="Token pooling: mean or max (new catalog)."),
     batch_size: int = typer.Option(8, help="Windows per forward pass."),
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
-    meta: list[str] = typer.Option([], "--meta", help="User metadata KEY=VALUE stored with each video."),
+    meta: list[str] = typer.Option([], "--meta", help="Metadata KEY=VALUE stored with each video (e.g. "
+                                                      "uploaded_at=2026-11-30T08:00Z, creator=ana)."),
     commit_every: int = typer.Option(8, help="Videos per atomic write to the catalog (also at least every 30 s)."),
     as_json: bool = JSON,
 ) -> None:
