@@ -60,29 +60,29 @@ def liked_vectors(catalog: Catalog, liked: Sequence[str]) -> tuple[np.ndarray, s
     return np.stack(out), known
 
 
+def scores(z: np.ndarray, labels: np.ndarray, z_liked: np.ndarray, liked_labels: np.ndarray) -> np.ndarray:
+    """Score in [0, 1] of each candidate (unit vectors z [N, D], clusters [N]) for liked unit vectors [L, D] with
+    their clusters [L]: half nearness to the nearest liked video, half the share of liked videos in its cluster."""
+    count = int(max(labels.max(initial=-1), liked_labels.max(initial=-1))) + 1
+    weight = np.bincount(liked_labels[liked_labels >= 0], minlength=count) / max(len(liked_labels), 1)
+    near = (1 + (z @ z_liked.T).max(1)) / 2
+    return 0.5 * near + 0.5 * np.where(labels >= 0, weight[np.maximum(labels, 0)], 0.0)
+
+
 def recommend(catalog: Catalog, clustering: Clustering, liked: Sequence[str], k: int = 10) -> list[Recommendation]:
     """The k catalog videos most worth showing after `liked`, best first."""
     if k <= 0:
         raise TubeletError(f"k must be positive, got {k}")
     liked_vecs, liked_ids = liked_vectors(catalog, liked)
     z_liked = clustering.space(liked_vecs)
-    label = clustering.label_of()
     ids, vectors = catalog.video_vectors()
-    z = clustering.space(vectors)
-    own = [label.get(v, -1) for v in ids]
-    labels_liked = clustering.place(z_liked)
+    label = clustering.label_of()
+    labels = np.array([label.get(v, -1) for v in ids], np.int64)
     row = {v: i for i, v in enumerate(ids)}
-    for j, item in enumerate(liked):  # a liked catalog video keeps the label it has (fitted or placed)
-        if item in row:
-            labels_liked[j] = own[row[item]]
-    weight = np.zeros(clustering.num_clusters + 1)
-    for c in labels_liked[labels_liked >= 0]:
-        weight[c] += 1 / len(labels_liked)
-    sim = (1 + (z @ z_liked.T).max(1)) / 2
-    cl = np.array(own, np.int64)
-    score = 0.5 * sim + 0.5 * np.where(cl >= 0, weight[np.maximum(cl, 0)], 0.0)
+    liked_labels = clustering.place(z_liked)  # a liked catalog video keeps the label it has (fitted or placed)
+    liked_labels = np.array([labels[row[x]] if x in row else lab for x, lab in zip(liked, liked_labels, strict=True)])
+    score = scores(clustering.space(vectors), labels, z_liked, liked_labels)
     score[[row[v] for v in liked_ids]] = -np.inf
-    order = np.argsort(-score, kind="stable")[:k]
+    order = [i for i in np.argsort(-score, kind="stable")[:k] if np.isfinite(score[i])]
     records = {v.id: v for v in catalog.videos([ids[i] for i in order])}
-    return [Recommendation(ids[i], records[ids[i]].path, float(score[i]), int(cl[i])) for i in order
-            if np.isfinite(score[i])]
+    return [Recommendation(ids[i], records[ids[i]].path, float(score[i]), int(labels[i])) for i in order]

@@ -70,7 +70,7 @@ def find_trends(times: np.ndarray, labels: np.ndarray, window: float, period: fl
     n_periods = max(1, int(np.ceil((now - first) / period + 1e-9)))
     starts = now - period * np.arange(n_periods, 0, -1)
     # period i covers (starts[i], starts[i] + period]; the first also takes anything at its start
-    idx = np.clip(np.ceil((times - now) / period + 1e-9).astype(np.int64) + n_periods - 1, 0, n_periods - 1)
+    idx = np.clip(np.ceil(np.round((times - now) / period, 9)).astype(np.int64) + n_periods - 1, 0, n_periods - 1)
     count = int(labels.max()) + 1 if len(labels) else 0
     grid = np.zeros((count + 1, n_periods), np.int64)  # last row: noise
     np.add.at(grid, (np.where(labels >= 0, labels, count), idx), 1)
