@@ -170,6 +170,15 @@ def test_analyze_against_the_catalog(catalog, tmp_path):
     assert Path(d["nearest_path"]).name in CLIPS and 0 <= d["percentile"] <= 1 and -1 <= d["nearest_similarity"] <= 1
     assert any("shows" in f and "again" in f for f in res["findings"])
     assert "Copied spans" in (tmp_path / "report" / "report.html").read_text()
+    # the fix list names the repeat and the copied spans; distinctiveness over time covers the video on the grid
+    assert {"repeat", "copied"} <= {f["kind"] for f in res["fixes"]}
+    segs = d["segments"]
+    assert segs[0]["start_s"] == 0 and segs[-1]["end_s"] >= 11 and all(0 <= s["percentile"] <= 1 for s in segs)
+    # pacing against the catalog: every indexed video measured once, cached by content hash
+    v = res["pacing_vs_catalog"]
+    assert v["videos"] == len(CLIPS) and 0 <= v["cuts_per_min_percentile"] <= 1
+    cache = json.loads((root / "analysis_pace.json").read_text())
+    assert set(cache["fast/1"]) == {r.content_hash for r in Catalog.open(root).videos()}
 
 
 def test_segment_of_a_file_and_query_by_id(catalog):

@@ -210,7 +210,7 @@ class Service:
                        out_dir: Path) -> dict[str, Any]:
         """The pre-publish analysis of an upload (against the catalog unless told not to, or it is empty):
         JSON for the result, report.html kept as the job's file."""
-        from tubelet.analysis import analyze, write_report
+        from tubelet.analysis import analyze, to_json, write_report
 
         snap = self.snapshot()
         cat = snap.catalog if with_catalog and len(snap.catalog) else None
@@ -219,11 +219,11 @@ class Service:
         analysis, sig = analyze(up.path, cat, given, on_frame=lambda t: job.report("decoding", t / duration))
         analysis.path = up.name
         if analysis.originality:
-            analysis.originality["threshold_source"] = source
+            analysis.originality.threshold_source = source
         job.report("writing the report", 0.0)
         write_report(analysis, sig, out_dir)
         job.files["report"] = str(out_dir / "report.html")
-        out = analysis.to_dict()
+        out = to_json(analysis)
         if out.get("originality"):
             out["originality"] = {**out["originality"], "query": up.name,
                                   "spans": [self._public_span(snap, s) for s in out["originality"]["spans"]]}
