@@ -87,7 +87,7 @@ class Clustering:
 
     def clusters(self, vectors: np.ndarray) -> tuple[list[Cluster], list[str]]:
         """(clusters with their exemplars: the members nearest their cluster's mean direction; noise ids), given the
-        space vectors [N, D'] of `ids`."""
+        space vectors [N, D] of `ids`."""
         out = []
         for c in range(self.num_clusters):
             rows = np.flatnonzero(self.labels == c)
