@@ -84,7 +84,7 @@ def baseline(words: tuple[str, ...], cmd, world, call_dir: Path) -> list[str]:
              ("embed",): ["--model", "vit_tiny", *[f"--set={k}={v}" for k, v in SMALL.items()]]}
     args, options = [], []
     for p in cmd.params:
-        if not p.required:
+        if not p.required and p.name != "out":  # an optional --out too: nothing is written beside the inputs
             continue
         value = fill.get(p.name, "x")
         if getattr(p, "param_type_name", "") == "option":
