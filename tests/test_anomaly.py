@@ -128,3 +128,21 @@ def test_growing_file_reports_the_event_before_it_ends(model_dir, footage, tmp_p
     writer.join()
     assert proc.returncode == 0, proc.stderr.read()
     assert early is True, "the event was reported only after the file was complete"
+
+
+@pytest.mark.slow
+def test_default_model_adapts_and_scores(footage, monkeypatch, capsys):
+    """The default MAE (vit_tiny adapted to the camera, briefly here) joins the detectors end to end."""
+    d = footage["dir"]
+    code, out, err = run_cli(monkeypatch, capsys, "anomaly", "fit", d / "normal.mp4", "--out", d / "mae.normal",
+                             "--adapt-steps", "5", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["detectors"][-2:] == ["mae_reconstruction", "mae_embedding"] and summary["adapt_steps"] == 5
+    assert (d / "mae.normal" / "mae" / "model.safetensors").is_file()
+    code, out, err = run_cli(monkeypatch, capsys, "anomaly", "score", d / "dark.mp4", "--normal", d / "mae.normal",
+                             "--out", d / "mae.report", "--json")
+    assert code == 0, err
+    a, b = footage["event"]
+    events = json.loads(out)["videos"][0]["events"]
+    assert any(abs(e["start_s"] - a) <= 1.0 and abs(e["end_s"] - b) <= 1.0 for e in events), events

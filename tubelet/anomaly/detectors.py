@@ -57,10 +57,11 @@ class Detector:
         """Forget the previous ticks (a new video starts)."""
 
     def state(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """Arrays to save (none for detectors that learn nothing beyond their calibration)."""
+        return {}
 
     def load(self, state: dict[str, np.ndarray]) -> None:
-        raise NotImplementedError
+        """Restore what `state` returned."""
 
 
 class CellKNN(Detector):
@@ -131,7 +132,8 @@ class CellKNN(Detector):
 
 class Frozen(Detector):
     """A picture that stops changing: −log10 of the change of its liveliest cell (a live camera always has some
-    noise or motion somewhere; a frozen picture has none anywhere); a segment is as frozen as its liveliest tick."""
+    noise or motion somewhere; a frozen picture has none anywhere); a segment takes its median tick (an encoder
+    refining a repeated picture changes it for a frame or two)."""
 
     name, kind, floor = "frozen", FROZEN, 1.0  # a decade below the normal spread
 
@@ -146,13 +148,7 @@ class Frozen(Detector):
         return float(self._raw(f.motion))
 
     def reduce(self, scores: np.ndarray) -> float:
-        return float(np.min(scores))
-
-    def state(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def load(self, state: dict[str, np.ndarray]) -> None:
-        pass
+        return float(np.median(scores))
 
 
 class Lighting(Detector):
@@ -272,12 +268,6 @@ class Jump(Detector):
 
     def reduce(self, scores: np.ndarray) -> float:
         return float(np.max(scores))
-
-    def state(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def load(self, state: dict[str, np.ndarray]) -> None:
-        pass
 
 
 def frame_detectors(cap: int, seed: int) -> list[Detector]:
