@@ -107,7 +107,7 @@ def main() -> None:
 
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "tubelet.cli", "serve", "--catalog", str(work / "catalog"),
-                               "--port", str(port)], stderr=subprocess.DEVNULL,
+                               "--port", str(port)],
                               env={**os.environ, "TMPDIR": str(work), **threads_env(args.threads)})
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
@@ -116,6 +116,8 @@ def main() -> None:
                     if client.get("/api/health").status_code == 200:
                         break
                 except httpx.TransportError:
+                    if server.poll() is not None:
+                        raise SystemExit("the server did not start") from None
                     time.sleep(0.2)
             # 1. search by id
             for vid in picks[:5]:

@@ -63,10 +63,11 @@ def decode_file(row: dict[str, Any], opts: EmbedOptions, num_frames: int, size: 
 class EmbedActor:
     """A model replica. Batches are one row: a chunk of one file's windows in, their unit vectors out."""
 
-    def __init__(self, source: str, layer: int, pool: str, overrides: dict[str, Any], model_id: str) -> None:
+    def __init__(self, source: str, layer: int, pool: str, overrides: dict[str, Any], model_id: str,
+                 tokens: float = 1.0) -> None:
         import torch
 
-        self.embedder = load_embedder(source, layer, pool, **overrides)
+        self.embedder = load_embedder(source, layer, pool, tokens, **overrides)
         if self.embedder.id != model_id:
             raise TubeletError(f"{source}: on this Ray worker the model is {self.embedder.id}, not {model_id}")
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -115,7 +116,8 @@ def ray_embed_files(embedder: Embedder, files: Sequence[Path], opts: EmbedOption
     ds = ds.map_batches(EmbedActor, batch_size=1, compute=actors_pool, num_gpus=1 if gpus else 0,
                         num_cpus=0 if gpus else 1, batch_format="numpy", fn_constructor_kwargs={
                             "source": embedder.source, "layer": embedder.layer, "pool": embedder.pool,
-                            "overrides": embedder.overrides, "model_id": embedder.id})
+                            "overrides": embedder.overrides, "model_id": embedder.id,
+                            "tokens": embedder.tokens})
     parts: dict[str, dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     for row in ds.iter_rows():
         path = Path(row["path"])
