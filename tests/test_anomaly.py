@@ -55,6 +55,7 @@ def test_fit_writes_a_complete_model_dir(model_dir, footage):
     manifest = json.loads((model_dir / "anomaly.json").read_text())
     assert manifest["format"] == "tubelet-anomaly" and manifest["detectors"][:3] == ["frozen", "lighting", "shift"]
     assert manifest["normal"][0]["sha256"] and manifest["normal"][0]["duration_s"] > 5
+    assert manifest["calibration"]["normal_quantiles"]["p99"] == pytest.approx(1.0, abs=1e-3)  # 1.0 = normal p99
     assert {p.name for p in model_dir.iterdir()} == {"anomaly.json", "detectors.safetensors"}  # no pickle, no temp
     assert not list(model_dir.parent.glob(".camera.normal*"))
     normal = NormalModel.load(model_dir)

@@ -71,8 +71,6 @@ class SegmentScorer:
         self.bins: deque[_Bin] = deque()
         self.n = 0  # ticks seen
         self.guards = np.array([k in GUARDS for k in normal.kinds])
-        for det in normal.detectors:
-            det.reset()
 
 
     def push(self, tick: Tick) -> list[Segment]:
