@@ -46,7 +46,7 @@ def footage(tmp_path_factory) -> dict:
 def model_dir(footage) -> Path:
     out = footage["dir"] / "camera.normal"
     code = subprocess.run([sys.executable, "-m", "tubelet.cli", "anomaly", "fit", str(footage["dir"] / "normal.mp4"),
-                           "--out", str(out), "--model", "none", "--json"], capture_output=True, text=True)
+                           "--out", str(out), "--json"], capture_output=True, text=True)
     assert code.returncode == 0, code.stderr
     return out
 
@@ -133,10 +133,10 @@ def test_growing_file_reports_the_event_before_it_ends(model_dir, footage, tmp_p
 
 @pytest.mark.slow
 def test_default_model_adapts_and_scores(footage, monkeypatch, capsys):
-    """The default MAE (vit_tiny adapted to the camera, briefly here) joins the detectors end to end."""
+    """The MAE detectors (vit_tiny adapted to the camera, briefly here) join the frame detectors end to end."""
     d = footage["dir"]
     code, out, err = run_cli(monkeypatch, capsys, "anomaly", "fit", d / "normal.mp4", "--out", d / "mae.normal",
-                             "--adapt-steps", "5", "--json")
+                             "--model", "vit_tiny", "--adapt-steps", "5", "--json")
     assert code == 0, err
     summary = json.loads(out)
     assert summary["detectors"][-2:] == ["mae_reconstruction", "mae_embedding"] and summary["adapt_steps"] == 5

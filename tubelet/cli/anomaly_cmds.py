@@ -41,9 +41,10 @@ def _duration(video: str) -> float | None:
 def fit(
     normal: list[Path] = typer.Argument(..., help="Normal footage of one camera: files or folders."),
     out: Path = typer.Option(..., "--out", help="MODEL_DIR to write (replaced whole if it exists)."),
-    model: str = typer.Option("vit_tiny", "--model",
-                              help="MAE to adapt: a preset (fixed random init) or a pretraining checkpoint; "
-                                   "'none' uses the frame detectors only."),
+    model: str = typer.Option("none", "--model",
+                              help="Add the MAE detectors: a preset such as vit_tiny (fixed random init) or a "
+                                   "pretraining checkpoint, adapted to the camera (default none: the frame detectors "
+                                   "alone, which measured better; see the README)."),
     adapt_steps: int = typer.Option(None, "--adapt-steps", help="Adaptation steps on the normal footage "
                                                                 "(default 100; 0 keeps the model as it is)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
