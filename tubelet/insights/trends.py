@@ -22,6 +22,7 @@ from tubelet.errors import TubeletError
 ALPHA = 0.01
 MIN_COUNT = 3
 PERIODS_PER_WINDOW = 7  # a 7-day window is counted day by day
+MAX_PERIODS = 100_000
 
 
 @dataclass
@@ -65,9 +66,14 @@ def find_trends(times: np.ndarray, labels: np.ndarray, window: float, period: fl
         raise TubeletError("no videos with an upload time")
     now = float(times.max()) if now is None else float(now)
     keep = times <= now
+    if not keep.any():
+        raise TubeletError(f"no upload at or before {now}")
     times, labels = times[keep], labels[keep]
     first = float(times.min())
     n_periods = max(1, int(np.ceil((now - first) / period + 1e-9)))
+    if n_periods > MAX_PERIODS:
+        raise TubeletError(f"a period of {period:g} cuts the {now - first:g} of uploads into {n_periods} periods; "
+                           f"give a longer --period or --window (at most {MAX_PERIODS} periods)")
     starts = now - period * np.arange(n_periods, 0, -1)
     # period i covers (starts[i], starts[i] + period]; the first also takes anything at its start
     idx = np.clip(np.ceil(np.round((times - now) / period, 9)).astype(np.int64) + n_periods - 1, 0, n_periods - 1)
