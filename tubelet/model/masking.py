@@ -21,8 +21,6 @@ def _check_ratio(ratio: float) -> None:
 
 def _random_rows(batch: int, n: int, n_masked: int, generator: torch.Generator | None) -> Tensor:
     """[batch, n] bool with exactly n_masked True per row, positions uniform at random."""
-    if n_masked < 1:
-        raise TubeletError(f"this mask ratio hides none of the {n} positions it masks: use at least {1 / n:.3g}")
     noise = torch.rand(batch, n, generator=generator)
     idx = noise.argsort(dim=1)[:, :n_masked]
     return torch.zeros(batch, n, dtype=torch.bool).scatter_(1, idx, True)
@@ -90,4 +88,7 @@ def make_mask(kind: str, grid: Grid, ratio: float, batch: int = 1,
     """An encoder mask by name: 'tube' or 'random'."""
     if kind not in MASKS:
         raise TubeletError(f"unknown mask type {kind!r}; choose one of {', '.join(MASKS)}")
-    return MASKS[kind](grid, ratio, batch, generator)
+    mask = MASKS[kind](grid, ratio, batch, generator)
+    if not mask.any(-1).all():  # nothing to reconstruct: the loss would be over no tubes
+        raise TubeletError(f"mask ratio {ratio} hides none of the {mask.shape[-1]} tubes of a {grid} grid; raise it")
+    return mask
