@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tubelet.atomic import atomic_open
 from tubelet.catalog.store import ModelInfo, VideoEntry, VideoRecord
 from tubelet.config import PRESETS
 from tubelet.data import VideoInfo, probe, read_frames_at, sliding_windows
@@ -312,11 +313,8 @@ def write_parquet(path: str | os.PathLike, data: EmbeddingsFile) -> None:
         pa.array([], pa.list_(pa.float32(), dim))
     table = pa.table({**rows, "embedding": emb})
     table = table.replace_schema_metadata({"tubelet": json.dumps({"model": asdict(data.model)})})
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, out)
+    with atomic_open(path, "wb") as f:
+        pq.write_table(table, f)
 
 
 def read_parquet(path: str | os.PathLike) -> EmbeddingsFile:

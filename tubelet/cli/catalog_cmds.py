@@ -37,9 +37,9 @@ def _options(window: float | None, stride: float | None, layer: int, pool: str, 
 
 
 def _parse_meta(items: list[str]) -> dict[str, Any]:
-    from tubelet.cli.model_cmds import parse_overrides
+    from tubelet.settings import parse_set
 
-    return parse_overrides(items)
+    return parse_set(items, "--meta", nested=False)
 
 
 @contextmanager
@@ -101,11 +101,11 @@ def embed(
 ) -> None:
     """Per-segment and per-video embeddings (L2-normalised) of video files, with the model's identity."""
     from tubelet.catalog.indexing import embed_to_file
-    from tubelet.cli.model_cmds import parse_overrides
+    from tubelet.settings import model_overrides
 
     opts = _options(window, stride, layer, pool, batch_size, defaults=True)
     with _progress("embedding", as_json) as (total, note):
-        report = embed_to_file(out, paths, model, opts, parse_overrides(overrides), note, total)
+        report = embed_to_file(out, paths, model, opts, model_overrides(overrides), note, total)
     if as_json:
         _echo_json({"out": str(out), **report.to_dict()})
     else:
@@ -130,11 +130,11 @@ def index_add(
 ) -> None:
     """Embed videos and add them to a catalog (created on first use). Re-adding the same content is a no-op."""
     from tubelet.catalog.indexing import add_to_catalog
-    from tubelet.cli.model_cmds import parse_overrides
+    from tubelet.settings import model_overrides
 
     opts = _options(window, stride, layer, pool, batch_size, defaults=not catalog.joinpath("catalog.json").exists())
     with _progress("indexing", as_json) as (total, note):
-        report = add_to_catalog(catalog, paths, model, opts, parse_overrides(overrides), _parse_meta(meta),
+        report = add_to_catalog(catalog, paths, model, opts, model_overrides(overrides), _parse_meta(meta),
                                 batch_videos=commit_every, on_outcome=note, on_files=total)
     if as_json:
         _echo_json({"catalog": str(catalog), **report.to_dict()})

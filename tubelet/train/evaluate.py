@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tubelet.atomic import atomic_write
 from tubelet.data import ClipDataset, make_loader
 from tubelet.errors import TubeletError
 from tubelet.model.checkpoints import load_model
@@ -168,7 +169,7 @@ def evaluate(data: str | None, labels_path: str | None, model_src: str, clips: i
     result = EvalResult(report, str(model_src), clips, crops, skipped, labels.missing, png,
                         time.perf_counter() - started)
     if out_dir is not None and info.is_main:
-        (Path(out_dir) / REPORT_FILE).write_text(json.dumps(result.summary(), indent=2) + "\n")
+        atomic_write(Path(out_dir) / REPORT_FILE, json.dumps(result.summary(), indent=2) + "\n")
     return result
 
 
