@@ -67,6 +67,7 @@ def teacher_dir(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow  # ~2 CPU minutes: 60 steps over every real clip, then both models over them again
 def test_distilled_student_agrees_with_the_teacher_better_than_its_init(teacher_dir, tmp_path, monkeypatch,
                                                                         capsys):
     """On the real clips (the shared set, or the bundled clips): cosine and nearest-neighbour overlap rise above

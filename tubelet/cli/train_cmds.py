@@ -32,14 +32,20 @@ def pretrain(
     """Pretrain a VideoMAE on unlabeled videos (masked tube reconstruction)."""
     from tubelet.train.config import PretrainConfig
     from tubelet.train.pretrain import Pretraining
-    from tubelet.train.pretrain import pretrain as train
 
     own = {"data": data, "preset": preset, "init": init, "mask_ratio": mask_ratio,
            "decoder_mask_ratio": decoder_mask_ratio, "repeats": repeats, "grad_checkpointing": grad_checkpointing}
-    cfg = run.resolve(PretrainConfig, own, Pretraining.config_file)
+    _train(run, PretrainConfig, Pretraining, own, "tubelet pretrain DATA --out RUN_DIR")
+
+
+def _train(run: RunOptions, config_cls: type, recipe_cls: type, own: dict, usage: str) -> None:
+    """Resolve the run's config, train the recipe on the engine, report (rank 0 only)."""
+    from tubelet.train.engine import run as train
+
+    cfg = run.resolve(config_cls, own, recipe_cls.config_file)
     if not cfg.data:
-        raise TubeletError("give the videos to train on: tubelet pretrain DATA --out RUN_DIR")
-    result = train(cfg, run.out, resume=run.resume, stop_after=run.stop_after, progress=True)
+        raise TubeletError(f"give the videos to train on: {usage}")
+    result = train(recipe_cls(cfg), run.out, resume=run.resume, stop_after=run.stop_after, progress=True)
     if result.rank != 0:
         return
     if run.json:
@@ -76,20 +82,10 @@ def distill(
     """Distill a teacher into a smaller student (VideoMAE v2): its tokens through a learned projection and
     interpolated token grids, and its logits when the teacher is a classifier."""
     from tubelet.train.distill import Distillation, DistillConfig
-    from tubelet.train.distill import distill as train
 
     own = {"data": data, "teacher": teacher, "student": student, "labels": labels, "temperature": temperature,
            "stride": stride}
-    cfg = run.resolve(DistillConfig, own, Distillation.config_file)
-    if not cfg.data:
-        raise TubeletError("give the videos: tubelet distill --teacher MODEL --student PRESET DATA --out RUN_DIR")
-    result = train(cfg, run.out, resume=run.resume, stop_after=run.stop_after, progress=True)
-    if result.rank != 0:
-        return
-    if run.json:
-        _print_json(result.summary())
-    else:
-        _report(result.summary())
+    _train(run, DistillConfig, Distillation, own, "tubelet distill --teacher MODEL --student PRESET DATA --out RUN_DIR")
 
 
 @app.command()
