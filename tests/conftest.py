@@ -51,10 +51,18 @@ def clip(name: str) -> Path:
     pytest.skip(f"{name}: only in the shared clips (../shared/data/videos is absent)")
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def _which_clips() -> str:
     count = sum(1 for p in VIDEOS.iterdir() if p.suffix != ".md")
     which = "the shared set" if HAVE_SHARED else "the bundled clips (../shared/data/videos is absent)"
     return f"real clips: {which}, {count} files in {VIDEOS}"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return _which_clips()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.write_line(_which_clips())  # also under -q, which hides the header
 
 
 def small_config(**kw) -> ModelConfig:
@@ -130,3 +138,19 @@ def hub(tmp_path, monkeypatch):
     server = StandInHub(HUB_PORT).start()
     yield server
     server.stop()
+
+
+def unwritable_dir(tmp_path: Path) -> Path:
+    """A directory in which creating anything fails: a read-only folder, or for root (whom file modes do not stop)
+    a sysfs folder, which refuses new files to everyone."""
+    if os.geteuid() != 0:
+        d = tmp_path / "read-only"
+        d.mkdir()
+        d.chmod(0o555)
+        return d
+    d = Path("/sys/fs")
+    try:
+        (d / "tubelet-probe").touch()
+    except OSError:
+        return d
+    pytest.skip("no unwritable directory on this machine")

@@ -31,7 +31,7 @@ def parse_value(raw: str) -> Any:
     return value if isinstance(value, str | int | float | bool | list | dict) else text
 
 
-def parse_set(items: list[str], option: str = "--set", nested: bool = True) -> dict[str, Any]:
+def parse_set(items: list[str], option: str = "--set", form: str = "key=value", nested: bool = True) -> dict[str, Any]:
     """`--set` items → {key: value}, with `model.<field>` keys gathered under "model" (`nested`; otherwise keys
     are kept whole, as `--meta` wants them)."""
     out: dict[str, Any] = {}
@@ -39,7 +39,7 @@ def parse_set(items: list[str], option: str = "--set", nested: bool = True) -> d
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise TubeletError(f"{option} {item!r}: expected key=value")
+            raise TubeletError(f"{option} expects {form}, got {item!r}")
         head, dot, sub = key.partition(".")
         if dot and nested:
             if head != "model" or not sub:

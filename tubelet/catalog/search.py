@@ -68,10 +68,13 @@ class Query:
 
 
 def make_query(catalog: Catalog, query: str | os.PathLike, start_s: float | None = None,
-               end_s: float | None = None) -> Query:
-    """A query from a video file (embedded with the catalog's model) or from a catalog video id."""
+               end_s: float | None = None, engine: Any = None) -> Query:
+    """A query from a video file (embedded with the catalog's model, run by `engine`: an embed.Engine, default the
+    catalog's own) or from a catalog video id."""
     if Path(query).is_file():
-        return file_query(catalog, query, start_s, end_s)
+        from tubelet.catalog.embed import embedder_for
+
+        return file_query(catalog, query, start_s, end_s, embedder_for(catalog.model, engine))
     return id_query(catalog, str(query), start_s, end_s)
 
 
@@ -91,13 +94,16 @@ def id_query(catalog: Catalog, video_id: str, start_s: float | None = None, end_
     if video_id not in catalog.ids():
         raise TubeletError(f"{video_id}: neither a video file nor a video id in catalog {catalog.root}")
     seg = catalog.segments([video_id])
-    keep = np.ones(len(seg.starts), bool)
-    if start_s is not None:
-        keep &= seg.ends > start_s
-    if end_s is not None:
-        keep &= seg.starts < end_s
-    if not keep.any():
-        raise TubeletError(f"{video_id}: no segment of this video lies in {start_s}–{end_s} s")
+    lo = -np.inf if start_s is None else float(start_s)
+    hi = np.inf if end_s is None else float(end_s)
+    if not lo < hi:  # NaN fails this too
+        raise TubeletError(f"{video_id}: empty or invalid span {start_s}–{end_s} s")
+    keep = (seg.starts >= lo - 1e-6) & (seg.ends <= hi + 1e-6)  # the segments inside the span
+    if not keep.any():  # a span shorter than a window: the segment that overlaps it most
+        overlap = np.minimum(seg.ends, hi) - np.maximum(seg.starts, lo)
+        if not len(overlap) or overlap.max() <= 0:
+            raise TubeletError(f"{video_id}: no segment of this video lies in {start_s}–{end_s} s")
+        keep = np.arange(len(overlap)) == int(np.argmax(overlap))
     return Query(video_id, seg.starts[keep], seg.ends[keep], seg.vectors[keep], exclude=video_id)
 
 

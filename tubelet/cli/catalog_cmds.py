@@ -18,28 +18,55 @@ app.add_typer(index_app, name="index")
 
 CATALOG = typer.Option(..., "--catalog", help="Catalog directory.")
 JSON = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+ADDRESS = typer.Option(None, "--address", help="Ray cluster to use with --engine ray ('auto': the one this machine "
+                                               "belongs to; default: start a local one).")
 
 
 def _echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
-def _options(window: float | None, stride: float | None, layer: int, pool: str, batch_size: int,
-             defaults: bool) -> Any:
-    """EmbedOptions from the flags; None when none of window/stride were given and defaults are not wanted."""
+def _options(window: float | None, stride: float | None, layer: int | None, pool: str | None,
+             batch_size: int, tokens: float | None = None) -> tuple[Any, dict[str, Any]]:
+    """(EmbedOptions from the flags, defaults where not given; the segmenting flags that were given)."""
     from tubelet.catalog.embed import EmbedOptions
 
-    if window is None and stride is None and not defaults:
+    given = {k: v for k, v in (("window_s", window), ("stride_s", stride), ("layer", layer), ("pool", pool),
+                               ("tokens", tokens)) if v is not None}
+    return EmbedOptions(**given, batch_size=batch_size), given
+
+
+ENGINE_HELP = ("What runs the model: torch; onnx (ONNX Runtime on the exported graph, exported once into "
+               "~/.cache/tubelet; fp32 vectors match torch within 1e-4)")
+RAY_HELP = ("; or ray: torch on a Ray cluster with Ray Data (decode on CPU workers, model actors on GPUs when "
+            "present).")
+INT8_HELP = "With --engine onnx: int8 weights (cosine ≥ 0.99 to fp32; a catalog keeps int8 and fp32 apart)."
+TOKENS_HELP = ("Fraction of the tubes the encoder sees, spread evenly (0.5 = a 3-D checkerboard): faster, and "
+               "another embedding space (benchmarks/embed_speed.py measures the cosine to all tokens).")
+
+
+def engine_of(engine: str | None, int8: bool, address: str | None = None, batch: bool = False) -> Any:
+    """An embed.Engine from --engine/--int8/--address; None (the catalog's own) when none was given. `ray` only
+    for the batch commands."""
+    from tubelet.catalog.embed import Engine
+
+    if engine == "ray" and not batch:
+        raise TubeletError("--engine ray is for the batch commands (embed, index add); use torch or onnx here")
+    if engine is None and not int8 and address is None:
         return None
-    base = EmbedOptions()
-    return EmbedOptions(window if window is not None else base.window_s,
-                        stride if stride is not None else base.stride_s, layer, pool, batch_size)
+    return Engine(engine or ("onnx" if int8 else "torch"), int8, address)
 
 
 def _parse_meta(items: list[str]) -> dict[str, Any]:
     from tubelet.settings import parse_set
 
-    return parse_set(items, "--meta", nested=False)
+    return parse_set(items, "--meta", "KEY=VALUE", nested=False)
+
+
+def _fail_if_nothing_worked(report: Any, what: str) -> None:
+    """A batch in which every input failed did nothing useful: exit ≠ 0 (after the per-file report)."""
+    if report.failed and not report.added and not report.skipped:
+        raise TubeletError(f"{what}: none of the {len(report.failed)} input file(s) could be used")
 
 
 @contextmanager
@@ -91,25 +118,32 @@ def embed(
     paths: list[Path] = typer.Argument(..., help="Video files or folders of videos."),
     model: str = typer.Option(..., "--model", help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", help="Parquet file (created, or extended when it exists)."),
-    window: float = typer.Option(2.0, help="Segment window in seconds."),
-    stride: float = typer.Option(1.0, help="Seconds between window starts."),
-    layer: int = typer.Option(-1, help="Encoder block to pool (-1: last, normed)."),
-    pool: str = typer.Option("mean", help="Token pooling: mean or max."),
+    window: float = typer.Option(None, help="Segment window in seconds (default 2.0; an existing file keeps its "
+                                             "own)."),
+    stride: float = typer.Option(None, help="Seconds between window starts (default 1.0)."),
+    layer: int = typer.Option(None, help="Encoder block to pool (default -1: last, normed)."),
+    pool: str = typer.Option(None, help="Token pooling: mean (default) or max."),
     batch_size: int = typer.Option(8, help="Windows per forward pass."),
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
+    tokens: float = typer.Option(None, "--tokens", help=TOKENS_HELP + " Default 1 (all)."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + RAY_HELP + " Default torch."),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
+    address: str = ADDRESS,
     as_json: bool = JSON,
 ) -> None:
     """Per-segment and per-video embeddings (L2-normalised) of video files, with the model's identity."""
     from tubelet.catalog.indexing import embed_to_file
     from tubelet.settings import model_overrides
 
-    opts = _options(window, stride, layer, pool, batch_size, defaults=True)
+    opts, given = _options(window, stride, layer, pool, batch_size, tokens)
     with _progress("embedding", as_json) as (total, note):
-        report = embed_to_file(out, paths, model, opts, model_overrides(overrides), note, total)
+        report = embed_to_file(out, paths, model, opts, model_overrides(overrides), note, total, given,
+                               engine=engine_of(engine, int8, address, batch=True))
     if as_json:
         _echo_json({"out": str(out), **report.to_dict()})
     else:
         _summary(report, f"embedded into {out}")
+    _fail_if_nothing_worked(report, str(out))
 
 
 @index_app.command("add")
@@ -120,26 +154,34 @@ def index_add(
                                                                   "one uses its own."),
     window: float = typer.Option(None, help="Segment window in seconds (new catalog; default 2.0)."),
     stride: float = typer.Option(None, help="Seconds between window starts (new catalog; default 1.0)."),
-    layer: int = typer.Option(-1, help="Encoder block to pool (new catalog)."),
-    pool: str = typer.Option("mean", help="Token pooling: mean or max (new catalog)."),
+    layer: int = typer.Option(None, help="Encoder block to pool (new catalog; default -1: last, normed)."),
+    pool: str = typer.Option(None, help="Token pooling: mean (default) or max (new catalog)."),
     batch_size: int = typer.Option(8, help="Windows per forward pass."),
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
     meta: list[str] = typer.Option([], "--meta", help="User metadata KEY=VALUE stored with each video."),
     commit_every: int = typer.Option(8, help="Videos per atomic write to the catalog (also at least every 30 s)."),
+    tokens: float = typer.Option(None, "--tokens", help=TOKENS_HELP + " New catalog (default 1); an existing one "
+                                                                       "keeps its own."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + RAY_HELP + " Default: the catalog's "
+                                                                  "own (torch when new)."),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
+    address: str = ADDRESS,
     as_json: bool = JSON,
 ) -> None:
     """Embed videos and add them to a catalog (created on first use). Re-adding the same content is a no-op."""
     from tubelet.catalog.indexing import add_to_catalog
     from tubelet.settings import model_overrides
 
-    opts = _options(window, stride, layer, pool, batch_size, defaults=not catalog.joinpath("catalog.json").exists())
+    opts, given = _options(window, stride, layer, pool, batch_size, tokens)
     with _progress("indexing", as_json) as (total, note):
         report = add_to_catalog(catalog, paths, model, opts, model_overrides(overrides), _parse_meta(meta),
-                                batch_videos=commit_every, on_outcome=note, on_files=total)
+                                batch_videos=commit_every, on_outcome=note, on_files=total, given=given,
+                                engine=engine_of(engine, int8, address, batch=True))
     if as_json:
         _echo_json({"catalog": str(catalog), **report.to_dict()})
     else:
         _summary(report, f"added to {catalog}")
+    _fail_if_nothing_worked(report, str(catalog))
 
 
 @index_app.command("ls")
@@ -208,6 +250,8 @@ def search(
     k: int = typer.Option(10, "-k", "--top", help="Videos to return."),
     start: float = typer.Option(None, "--start", help="Search with the query from this second on."),
     end: float = typer.Option(None, "--end", help="Search with the query up to this second."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + ". Default: the catalog's own."),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP + " Must match the catalog."),
     as_json: bool = JSON,
 ) -> None:
     """Videos in the catalog that look and move like the query, with where they match (seconds)."""
@@ -219,7 +263,7 @@ def search(
     from tubelet.catalog.store import Catalog
 
     cat = Catalog.open(catalog)
-    q = make_query(cat, query, start, end)
+    q = make_query(cat, query, start, end, engine_of(engine, int8))
     hits = run(cat, q, k)
     if as_json:
         _echo_json({**q.to_dict(), "catalog": str(catalog), "score": "clamped cosine in [0, 1]",
@@ -245,6 +289,8 @@ def originality(
                                          "catalog)."),
     min_run: int = typer.Option(2, "--min-run", help="Consecutive matching segments a copied span needs."),
     flag_at: float = typer.Option(0.7, "--flag-at", help="Flag the video when it shares this fraction or more."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + ". Default: the catalog's own."),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP + " Must match the catalog."),
     as_json: bool = JSON,
 ) -> None:
     """How much of a video repeats indexed videos: originality score, flag, and the copied spans with sources."""
@@ -256,7 +302,7 @@ def originality(
     from tubelet.catalog.store import Catalog
 
     cat = Catalog.open(catalog)
-    report = find_copies(cat, make_query(cat, query), threshold, min_run, flag_at)
+    report = find_copies(cat, make_query(cat, query, engine=engine_of(engine, int8)), threshold, min_run, flag_at)
     if as_json:
         _echo_json({**report.to_dict(), "catalog": str(catalog)})
         return

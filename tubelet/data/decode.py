@@ -90,7 +90,9 @@ def _reason(e: BaseException) -> str:
 
 
 def _open(src: VideoInput, name: str) -> av.container.InputContainer:
-    if isinstance(src, str | os.PathLike):
+    if isinstance(src, str) and "://" in src:  # rtsp://, http://, … : FFmpeg opens the stream itself
+        target: Any = src
+    elif isinstance(src, str | os.PathLike):
         p = Path(src)
         if not p.exists():
             raise VideoError(f"{name}: no such file")
@@ -98,7 +100,7 @@ def _open(src: VideoInput, name: str) -> av.container.InputContainer:
             raise VideoError(f"{name}: is a directory, not a video file")
         if p.stat().st_size == 0:
             raise VideoError(f"{name}: empty file (0 bytes)")
-        target: Any = str(p)
+        target = str(p)
     elif isinstance(src, bytes | bytearray | memoryview):
         if len(src) == 0:
             raise VideoError(f"{name}: empty file (0 bytes)")
@@ -116,6 +118,14 @@ def _video_stream(container: av.container.InputContainer) -> av.video.stream.Vid
         if not s.disposition & av.stream.Disposition.attached_pic:  # skip cover art
             return s
     return None
+
+
+def check_times(name: str, times_s: Sequence[float]) -> None:
+    """VideoError unless every time is a finite number of seconds (NaN would never be reached, inf cannot be
+    sought to)."""
+    for t in times_s:
+        if not isinstance(t, int | float | np.floating | np.integer) or not math.isfinite(t):
+            raise VideoError(f"{name}: time {t!r} is not a finite number of seconds")
 
 
 def _ratio(x: Any) -> float:
@@ -256,6 +266,7 @@ class VideoReader:
         decoder reports the frame after a seek as corrupt (some H.264 4:4:4 streams need state from their first
         packet), it decodes the first packet and seeks again; a container that cannot seek is read from its start.
         """
+        check_times(self.name, [from_s])
         back = 0.0
         while True:
             seek_s = from_s - back
@@ -429,6 +440,7 @@ def window_from(reader: VideoReader, start_s: float, num_frames: int = 16, strid
     """read_clip's window on an open reader (several windows from one file share the open): _read_window, moved
     back to end exactly on the last frame when it runs off the end of the video; a video shorter than the window
     repeats its last frame → (uint8 [T, H, W, 3], float64 [T])."""
+    check_times(reader.name, [start_s])
     span = window_span(num_frames, stride)
     clip, filled, tail = _read_window(reader, start_s, num_frames, stride, size)
     if filled == num_frames or start_s <= 0 or not tail:
@@ -461,8 +473,8 @@ def read_clip(src: VideoInput, num_frames: int = 16, stride: int = 4, start_s: f
     _check_window(num_frames, stride)
     with VideoReader(src, threads) as reader:
         if fps is not None:
-            if fps <= 0:
-                raise VideoError(f"fps must be positive, got {fps}")
+            if not 0 < fps < math.inf:
+                raise VideoError(f"{reader.name}: fps must be a finite positive number, got {fps}")
             if start_s is None:
                 start_s = max(0.0, (reader.duration_s - num_frames / fps) / 2)
             return frames_at(reader, [start_s + k / fps for k in range(num_frames)], size)
@@ -474,6 +486,7 @@ def read_clip(src: VideoInput, num_frames: int = 16, stride: int = 4, start_s: f
 
 def frames_at(reader: VideoReader, times_s: Sequence[float], size: Size) -> tuple[torch.Tensor, torch.Tensor]:
     """The frame on screen at each requested time (last frame with time ≤ t; clamped to first/last frame)."""
+    check_times(reader.name, times_s)
     order = sorted(range(len(times_s)), key=lambda i: times_s[i])
     clip = _Clip(reader, size, len(times_s))
     k = 0

@@ -24,9 +24,9 @@ from tubelet.model.checkpoints import load_model
 from tubelet.model.videomae import VideoMAE
 from tubelet.train import distributed as D
 from tubelet.train.accuracy import ClassificationReport, classification_report, format_report, save_confusion_png
+from tubelet.train.engine import DTYPES
 from tubelet.train.labels import LabelSet, load_labels, read_class_list
 
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 CONFUSION_FILE = "confusion.png"
 REPORT_FILE = "evaluation.json"
 

@@ -25,7 +25,8 @@ from tubelet.model.checkpoints import load_model
 from tubelet.model.videomae import VideoMAE
 from tubelet.train import distributed as D
 from tubelet.train.accuracy import ClassificationReport, classification_report
-from tubelet.train.evaluate import DTYPES, eval_dataset
+from tubelet.train.engine import DTYPES
+from tubelet.train.evaluate import eval_dataset
 from tubelet.train.labels import LabelSet, load_labels, read_class_list, read_labels, split_train_val
 
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
