@@ -98,7 +98,7 @@ def reconstruct(
     mask_type: str = typer.Option("tube", help="tube or random."),
     start: float = typer.Option(None, help="Clip start in seconds (default: the middle of the video)."),
     stride: int = typer.Option(4, help="Frame sampling rate."),
-    seed: int = typer.Option(0, help="Seed of the mask."),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="Seed of the mask."),
     json_: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Draw original / masked / reconstruction rows of a clip (the VideoMAE paper's picture)."""
@@ -106,6 +106,8 @@ def reconstruct(
     from tubelet.train.run_state import latest_checkpoint
     from tubelet.viz.reconstruct import reconstruct_video
 
+    if out.suffix.lower() != ".png" or out.is_dir():
+        raise TubeletError(f"{out}: --out takes the path of a .png file to write")
     src = Path(model)
     if src.is_dir() and not (src / "config.json").exists():
         src = latest_checkpoint(src) or src
