@@ -20,8 +20,6 @@ Grid = tuple[int, int, int]
 
 def _random_rows(batch: int, n: int, n_masked: int, generator: torch.Generator | None) -> Tensor:
     """[batch, n] bool with exactly n_masked True per row, positions uniform at random."""
-    if n_masked < 1:
-        raise TubeletError(f"this mask ratio hides none of the {n} positions it masks: use at least {1 / n:.3g}")
     noise = torch.rand(batch, n, generator=generator)
     idx = noise.argsort(dim=1)[:, :n_masked]
     return torch.zeros(batch, n, dtype=torch.bool).scatter_(1, idx, True)
@@ -36,6 +34,13 @@ def _tube(grid: Grid, ratio: float, batch: int, generator: torch.Generator | Non
 def _random(grid: Grid, ratio: float, batch: int, generator: torch.Generator | None) -> Tensor:
     n = grid[0] * grid[1] * grid[2]
     return _random_rows(batch, n, int(ratio * n), generator)
+
+
+def _check_running_cell(grid: Grid, ratio: float) -> None:
+    if not 0 < int(4 * ratio) < 4:
+        raise TubeletError(f"running-cell ratio must give 1–3 dropped slots of 4, got ratio {ratio}")
+    if grid[1] % 2 or grid[2] % 2:
+        raise TubeletError(f"running-cell masking needs an even token grid, got {grid[1]}×{grid[2]}")
 
 
 def _running_cell(grid: Grid, ratio: float, batch: int, generator: torch.Generator | None) -> Tensor:
@@ -85,12 +90,12 @@ class Masking:
             raise TubeletError(f"unknown mask type {self.kind!r}; choose one of {', '.join(MASKS)}")
         if not 0.0 <= self.ratio < 1.0:
             raise TubeletError(f"mask ratio must be in [0, 1), got {self.ratio}")
+        t, h, w = self.grid
+        n = h * w if self.kind == "tube" else t * h * w  # the positions one mask chooses among
+        if int(self.ratio * n) < 1:
+            raise TubeletError(f"this mask ratio hides none of the {n} positions it masks: use at least {1 / n:.3g}")
         if self.decoder_ratio:
-            if not 0 < int(4 * self.decoder_ratio) < 4:
-                raise TubeletError(f"running-cell ratio must give 1–3 dropped slots of 4, got ratio "
-                                   f"{self.decoder_ratio}")
-            if self.grid[1] % 2 or self.grid[2] % 2:
-                raise TubeletError(f"running-cell masking needs an even token grid, got {self.grid[1]}×{self.grid[2]}")
+            _check_running_cell(self.grid, self.decoder_ratio)
 
     def draw(self, batch: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """{"mask": [B, N]} and, with dual masking, {"decoder_mask": [B, N]}: the model's keyword inputs."""
@@ -117,7 +122,7 @@ def random_mask(grid: Grid, ratio: float, batch: int = 1, generator: torch.Gener
 def running_cell_mask(grid: Grid, ratio: float = 0.5, batch: int = 1,
                       generator: torch.Generator | None = None) -> Tensor:
     """VideoMAE v2 decoder mask (see Masking). True = dropped by the decoder. → [B, N]."""
-    Masking(grid, "tube", 0.0, ratio)  # checks the ratio and the grid
+    _check_running_cell(grid, ratio)
     return _running_cell(grid, ratio, batch, generator)
 
 
