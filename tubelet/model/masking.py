@@ -90,12 +90,14 @@ class Masking:
             raise TubeletError(f"unknown mask type {self.kind!r}; choose one of {', '.join(MASKS)}")
         if not 0.0 <= self.ratio < 1.0:
             raise TubeletError(f"mask ratio must be in [0, 1), got {self.ratio}")
-        t, h, w = self.grid
-        n = h * w if self.kind == "tube" else t * h * w  # the positions one mask chooses among
-        if int(self.ratio * n) < 1:
-            raise TubeletError(f"this mask ratio hides none of the {n} positions it masks: use at least {1 / n:.3g}")
         if self.decoder_ratio:
             _check_running_cell(self.grid, self.decoder_ratio)
+
+    @property
+    def positions(self) -> int:
+        """The positions one encoder mask chooses among: h'·w' cells for tubes, all N tokens for random masks."""
+        t, h, w = self.grid
+        return h * w if self.kind == "tube" else t * h * w
 
     def draw(self, batch: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """{"mask": [B, N]} and, with dual masking, {"decoder_mask": [B, N]}: the model's keyword inputs."""
