@@ -19,6 +19,7 @@ Two plug in:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,25 +65,43 @@ class ShotDetector(ABC):
 
 
 # ---- hard cuts ---------------------------------------------------------------------------------------------------
-def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard: float = 0.5,
-                window_s: float = 0.25, min_shot_s: float = 0.25, stays: float = 0.5) -> np.ndarray:
-    """Times (s) of the first frame of every new shot: a histogram change of at least `hard`, or of at least
-    `min_change` and `spike`× any change 2 frames to `window_s` around it, where the pictures 0.2 s before and
-    after still differ by `stays`× the jump (a flash comes back); closer than `min_shot_s`, the
-    stronger one."""
-    c = sig.change
-    w = max(2, round(window_s * sig.fps))
-    padded = np.concatenate([np.zeros(w), c, np.zeros(w)])
+def _spikes(change: np.ndarray, w: int, min_change: float, spike: float, hard: float) -> np.ndarray:
+    """[F] bool: a change of at least `hard`, or of at least `min_change` and `spike`× any change 2 to w frames
+    around it (the frames beside it do not count: a cut re-encoded with a blended frame spreads over two)."""
+    padded = np.concatenate([np.zeros(w), change, np.zeros(w)])
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1)  # [F, 2w+1], frame t at column w
-    around = np.maximum(windows[:, :w - 1].max(1), windows[:, w + 2:].max(1))  # the frames beside t do not count:
-    # a cut re-encoded with a blended frame spreads over two
-    is_cut = (c >= hard) | ((c >= min_change) & (c >= spike * np.maximum(around, 1e-6)))
-    is_cut &= sig.times >= sig.times[0] + min_shot_s  # a fade-in is not a first shot
-    idx = np.flatnonzero(is_cut)
-    lag = sig.lag_frames(0.2)
-    idx = idx[sig.distance(np.maximum(idx - lag, 0), np.minimum(idx + lag, len(c) - 1)) >= stays * c[idx]]
+    around = np.maximum(windows[:, :w - 1].max(1), windows[:, w + 2:].max(1))
+    return (change >= hard) | ((change >= min_change) & (change >= spike * np.maximum(around, 1e-6)))
+
+
+def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard: float = 0.5,
+                layout_change: float = 0.03, layout_spike: float = 5.0, window_s: float = 0.25,
+                min_shot_s: float = 0.25, stays: float = 0.5) -> np.ndarray:
+    """Times (s) of the first frame of every new shot: an isolated spike of the colour-histogram change (at least
+    `hard`, or at least `min_change` and `spike`× any change 2 frames to `window_s` around it) or of the luma
+    grid's change (at least `layout_change` and `layout_spike`× its surroundings: a jump cut in one framing keeps
+    the colours but moves the picture), where the pictures 0.2 s and 0.4 s before and after still differ by
+    `stays`× the jump (a flash, or a burst of them, comes back); closer than `min_shot_s`, the stronger one."""
+    n, last = len(sig.times), len(sig.times) - 1
+    w, lag = max(2, round(window_s * sig.fps)), sig.lag_frames(0.2)
+    grid = sig.grid.reshape(n, -1)
+    layout = np.zeros(n)
+    layout[1:] = np.abs(np.diff(grid, axis=0)).mean(1)
+
+    def lasting(idx: np.ndarray, dist: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+        return np.minimum(dist(np.maximum(idx - lag, 0), np.minimum(idx + lag, last)),
+                          dist(np.maximum(idx - 2 * lag, 0), np.minimum(idx + 2 * lag, last)))
+
+    def apart(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return np.abs(grid[i] - grid[j]).mean(-1)
+
+    late = sig.times >= sig.times[0] + min_shot_s  # a fade-in is not a first shot
+    idx = np.flatnonzero(_spikes(sig.change, w, min_change, spike, hard) & late)
+    found = set(idx[lasting(idx, sig.distance) >= stays * sig.change[idx]].tolist())
+    idx = np.flatnonzero(_spikes(layout, w, layout_change, layout_spike, np.inf) & late)
+    found |= set(idx[lasting(idx, apart) >= stays * layout[idx]].tolist())
     kept: list[int] = []
-    for i in sorted(idx, key=lambda i: -c[i]):  # strongest first
+    for i in sorted(found, key=lambda i: -(sig.change[i] + layout[i])):  # strongest first
         if all(abs(sig.times[i] - sig.times[j]) >= min_shot_s for j in kept):
             kept.append(int(i))
     return np.sort(sig.times[kept])
@@ -172,9 +191,12 @@ class FastDetector(ShotDetector):
 
     def detect(self, sig: Signals) -> list[Transition]:
         gradual, steps = self.gradual(sig)
+        spikes = detect_cuts(sig)
+        # a hard cut inside a blend or a wipe: a cut next to motion, not a gradual transition
+        gradual = [g for g in gradual if g.family == "fade" or not any(g.start_s < t < g.end_s for t in spikes)]
         near = 3 / sig.fps  # a cut this close to a fade is its fast half (xfade's fadeblack goes out in 20 %)
         cuts = []
-        for t in sorted({*detect_cuts(sig), *steps}):
+        for t in sorted({*spikes, *steps}):
             i = next((i for i, g in enumerate(gradual) if g.start_s - near <= t <= g.end_s + near), None)
             if i is None:
                 cuts.append(Transition("cut", float(t), float(t)))
