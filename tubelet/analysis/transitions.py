@@ -321,15 +321,18 @@ def flat_colour(brightness: float) -> str:
 
 
 def typed(sig: Signals, a: int, b: int, wipe: bool, score: float, flat: float = 0.03) -> Transition:
-    """The transition over frames a..b: a fade when it starts or ends on a flat frame, else a wipe or a dissolve."""
-    times = sig.times
-    end_s = float(times[b]) if b < len(times) else sig.duration_s
-    first_flat, last_flat = sig.contrast[a] < flat, sig.contrast[b] < flat
-    if last_flat and not first_flat:
-        return Transition("fade-out", float(times[a]), end_s, flat_colour(sig.brightness[b]), score)
-    if first_flat and not last_flat:
-        return Transition("fade-in", float(times[a]), end_s, flat_colour(sig.brightness[a]), score)
-    return Transition("wipe" if wipe else "dissolve", float(times[a]), end_s, "", score)
+    """The transition over frames a..b: a fade when it passes through a flat frame (fade-out when that is at its
+    end, fade-in at its start, fade through it in the middle), else a wipe or a dissolve."""
+    n = len(sig.times)
+    end_s = float(sig.times[b]) if b < n else sig.duration_s
+    lo, hi = max(0, a - 1), min(n - 1, b + 1)
+    flats = np.flatnonzero(sig.contrast[lo:hi + 1] < flat) + lo
+    if not len(flats):
+        return Transition("wipe" if wipe else "dissolve", float(sig.times[a]), end_s, "", score)
+    colour = flat_colour(float(sig.brightness[flats[np.argmin(sig.contrast[flats])]]))
+    third = max(1, (b - a) // 3)
+    kind = ("fade-out" if flats.min() >= b - third else "fade-in" if flats.max() <= a + third else "fade")
+    return Transition(kind, float(sig.times[a]), end_s, colour, score)
 
 
 # ---- TransNetV2 ----------------------------------------------------------------------------------------------------
@@ -352,28 +355,36 @@ class TransNetV2Detector(ShotDetector):
         torch.use_deterministic_algorithms(deterministic)
         self.threshold = threshold
 
-    def predict(self, sig: Signals) -> np.ndarray:
-        """[F] probability that each frame is the last of its shot or inside a transition."""
+    def predict(self, sig: Signals) -> tuple[np.ndarray, np.ndarray]:
+        """([F] probability that a transition is centred on each frame, [F] that each frame is inside one)."""
         import torch
 
         if sig.small is None:
             raise TubeletError(f"{sig.path}: TransNetV2 needs the 48×27 frames (frame_signals(keep_small=True))")
         with torch.inference_mode():
-            single, _ = self.model.predict_frames(torch.from_numpy(sig.small), quiet=True)
-        return single.numpy()
+            single, many = self.model.predict_frames(torch.from_numpy(sig.small), quiet=True)
+        return single.numpy(), many.numpy()
 
     def detect(self, sig: Signals) -> list[Transition]:
-        prob = self.predict(sig)
-        out = []
-        n = len(sig.times)
-        for a, b in runs(prob > self.threshold, 1):  # frames a..b−1 are flagged; b is the first of the new shot
-            score = float(prob[a:b].max())
-            if b - a <= 2:
-                at = float(sig.times[min(b, n - 1)] if b < n else sig.duration_s)
+        """A transition per run of frames whose single-frame probability passes `threshold` (at its peak); its
+        span is the run of frames around the peak that the all-frames head puts inside a transition."""
+        single, many = self.predict(sig)
+        n, out = len(sig.times), []
+        for a, b in runs(single > self.threshold, 1):
+            peak = a + int(np.argmax(single[a:b]))
+            inside = many > self.threshold
+            lo = hi = peak
+            while lo > 0 and inside[lo - 1]:
+                lo -= 1
+            while hi < n - 1 and inside[hi + 1]:
+                hi += 1
+            score = float(single[peak])
+            if hi - lo <= 1:  # the last frame of the old shot (and a blended one): a cut
+                at = float(sig.times[min(peak + 1, n - 1)])
                 out.append(Transition("cut", at, at, "", score))
                 continue
-            r = fit_ramp(sig.grid, max(0, a - 2), min(n - 1, b + 1))
-            out.append(typed(sig, a, min(b, n - 1), r is not None and r.wipe, score))
+            r = fit_ramp(sig.grid, max(0, lo - 2), min(n - 1, hi + 2))
+            out.append(typed(sig, lo, min(hi + 1, n - 1), r is not None and r.wipe, score))
         return out
 
 
