@@ -28,8 +28,6 @@ from tubelet.analysis.signals import Signals
 from tubelet.catalog.copies import runs
 from tubelet.errors import TubeletError
 
-GRADUAL = ("dissolve", "fade", "fade-in", "fade-out", "wipe")
-
 
 @dataclass(frozen=True)
 class Transition:
@@ -181,6 +179,12 @@ class FastConfig:
     merge_gap_s: float = 0.5  # a fade out and a fade in closer than this are one fade through black/white
 
 
+@dataclass
+class Gradual:
+    transitions: list[Transition]
+    cut_times: list[float]  # ramps whose change sits in one frame: cuts next to motion
+
+
 class FastDetector(ShotDetector):
     """Hard cuts from histogram spikes, gradual transitions from straight ramps of the luma grid."""
 
@@ -190,13 +194,13 @@ class FastDetector(ShotDetector):
         self.config = config or FastConfig()
 
     def detect(self, sig: Signals) -> list[Transition]:
-        gradual, steps = self.gradual(sig)
-        spikes = detect_cuts(sig)
+        found = self.gradual(sig)
+        gradual, spikes = found.transitions, detect_cuts(sig)
         # a hard cut inside a blend or a wipe: a cut next to motion, not a gradual transition
         gradual = [g for g in gradual if g.family == "fade" or not any(g.start_s < t < g.end_s for t in spikes)]
         near = 3 / sig.fps  # a cut this close to a fade is its fast half (xfade's fadeblack goes out in 20 %)
         cuts = []
-        for t in sorted({*spikes, *steps}):
+        for t in sorted({*spikes, *found.cut_times}):
             i = next((i for i, g in enumerate(gradual) if g.start_s - near <= t <= g.end_s + near), None)
             if i is None:
                 cuts.append(Transition("cut", float(t), float(t)))
@@ -208,8 +212,8 @@ class FastDetector(ShotDetector):
                 gradual[i] = Transition("fade", g.start_s, float(t), g.detail, g.score)
         return sorted(cuts + gradual, key=lambda t: t.start_s)
 
-    def gradual(self, sig: Signals) -> tuple[list[Transition], list[float]]:
-        """(the gradual transitions, times of cuts found as one-frame ramps next to motion)."""
+    def gradual(self, sig: Signals) -> Gradual:
+        """The gradual transitions, and the cuts found as one-frame ramps next to motion."""
         cfg = self.config
         flat = [(r, "flat") for r in self._fades(sig)]
         ramps = flat + [(r, self._judge(sig, r)) for r in self._candidates(sig)]
@@ -227,7 +231,7 @@ class FastDetector(ShotDetector):
                 merged[-1] = Transition("fade", prev.start_s, t.end_s, t.detail, min(prev.score, t.score))
             else:
                 merged.append(t)
-        return merged, steps
+        return Gradual(merged, steps)
 
     @staticmethod
     def _steepest(sig: Signals, r: Ramp) -> int:
@@ -398,5 +402,5 @@ def detector(name: str) -> ShotDetector:
     return DETECTORS[name]()
 
 
-__all__ = ["DETECTORS", "GRADUAL", "FastConfig", "FastDetector", "ShotDetector", "Transition", "TransNetV2Detector",
+__all__ = ["DETECTORS", "FastConfig", "FastDetector", "ShotDetector", "Transition", "TransNetV2Detector",
            "detect_cuts", "detector", "fit_ramp"]
