@@ -94,6 +94,11 @@ def test_score_reports_a_bad_file_and_goes_on(model_dir, footage, monkeypatch, c
     code, _, err = run_cli(monkeypatch, capsys, "anomaly", "score", footage["dir"] / "later.mp4", "--normal",
                            tmp_path, "--out", tmp_path / "r")
     assert code == 1 and "not an anomaly model directory" in err
+    code, _, err = run_cli(monkeypatch, capsys, "anomaly", "score", footage["dir"] / "later.mp4", "--normal",
+                           model_dir, "--threshold", "nan")
+    assert code == 1 and "--threshold" in err
+    code, _, err = run_cli(monkeypatch, capsys, "anomaly", "fit", footage["dir"] / "normal.mp4", "--out", bad)
+    assert code == 1 and "not an anomaly model directory" in err and bad.read_bytes().startswith(b"not a video")
 
 
 def test_growing_file_reports_the_event_before_it_ends(model_dir, footage, tmp_path):

@@ -52,7 +52,9 @@ def fit(
     """Learn what normal looks like for one camera; everything the detectors need goes to MODEL_DIR."""
     from tubelet.anomaly.config import AnomalyConfig
     from tubelet.anomaly.fit import fit_normal
+    from tubelet.anomaly.normal import NormalModel
 
+    NormalModel.check_target(out)  # before the work, not after
     cfg = AnomalyConfig() if adapt_steps is None else AnomalyConfig(adapt_steps=adapt_steps)
     if cfg.adapt_steps < 0:
         raise TubeletError(f"--adapt-steps must be ≥ 0, got {cfg.adapt_steps}")
@@ -103,8 +105,10 @@ def score(
 
     model = NormalModel.load(normal)
     thr = model.config.threshold if threshold is None else threshold
-    if not thr > 0:
-        raise TubeletError(f"--threshold must be positive, got {thr}")
+    if not 0 < thr < float("inf"):
+        raise TubeletError(f"--threshold must be a positive number, got {thr}")
+    if not 0 <= idle < float("inf"):
+        raise TubeletError(f"--idle must be a non-negative number of seconds, got {idle}")
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if as_json else \
         (lambda line: print(line, flush=True))
     docs, failed = [], []
