@@ -105,3 +105,28 @@ def test_a_dataset_where_nothing_decodes_is_one_line_from_workers_too(tmp_path, 
                            "--preset", "vit_tiny", "--set", "model.num_frames=4", "--set", "model.image_size=32",
                            "--set", "model.depth=1", "--steps", "1", "--batch-size", "1", "--workers", "1")
     one_line_error(code, err, "no video in the dataset could be decoded (2 tried; first: ")
+
+
+def test_windows_of_one_video_are_bounded():
+    from tubelet.data.sampling import MAX_WINDOWS, sliding_windows
+
+    assert len(sliding_windows(3600.0, 2.0, 0.1)) == 35981  # an hour every 0.1 s: fine
+    with pytest.raises(TubeletError, match="would be over 100,000 windows; use a longer stride"):
+        sliding_windows(36_000.0, 2.0, 0.1)
+    with pytest.raises(TubeletError, match="finite positive"):
+        sliding_windows(10.0, 2.0, float("nan"))
+    assert MAX_WINDOWS == 100_000
+
+
+def test_a_shard_row_with_a_nan_start_is_refused(tmp_path):
+    import io
+    import json
+    import tarfile
+
+    with tarfile.open(tmp_path / "s.tar", "w") as tar:
+        for name, data in (("a.mp4", CLIP.read_bytes()), ("a.json", json.dumps({"start_s": float("nan")}).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(TubeletError, match="start_s .* must be a finite"):
+        list_sources(tmp_path / "s.tar")
