@@ -25,6 +25,7 @@ from tubelet.catalog.embed import (
     write_parquet,
 )
 from tubelet.catalog.store import Catalog, ModelInfo, VideoEntry
+from tubelet.data.sources import MANIFEST_EXTENSIONS, read_manifest
 from tubelet.errors import TubeletError
 
 COMMIT_EVERY_S = 30.0  # a batch is written at least this often, so a killed run loses little
@@ -80,12 +81,30 @@ def _given(opts: EmbedOptions | None, given: dict[str, Any] | None) -> dict[str,
     return {} if opts is None else {"window_s": opts.window_s, "stride_s": opts.stride_s}
 
 
+def _videos(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, dict[str, Any]]]:
+    """(file, metadata) of each video: files and folders as given (no metadata), manifests (.csv/.jsonl…) through
+    `data.sources`, whose columns other than path become metadata (a label too). Manifest rows are whole videos."""
+    out: list[tuple[Path, dict[str, Any]]] = []
+    for p in map(Path, paths):
+        if not (p.is_file() and p.suffix.lower() in MANIFEST_EXTENSIONS):
+            out += [(f, {}) for f in expand_paths([p])]
+            continue
+        for src in read_manifest(p):
+            if src.start_s is not None or src.end_s is not None or src.member is not None:
+                raise TubeletError(f"{p}: {src.name}: the catalog indexes whole video files; drop start_s/end_s")
+            out.append((Path(src.path), {**src.meta, **({"label": src.label} if src.label else {})}))
+    return list({f: (f, m) for f, m in out}.values())
+
+
 def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.PathLike], model: str | None = None,
                    opts: EmbedOptions | None = None, overrides: dict[str, Any] | None = None,
                    meta: dict[str, Any] | None = None, batch_videos: int = 8,
                    on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None,
                    given: dict[str, Any] | None = None, engine: Engine | None = None) -> Report:
     """`tubelet index add`: embed the files and add them, `batch_videos` per atomic commit (or every 30 s).
+
+    `paths` are files, folders or manifests (.csv/.jsonl: a `path` column, other columns become metadata); `meta`
+    is added to every video's metadata (over a manifest's values).
 
     A new catalog takes the model and options given; an existing one keeps its own, and refuses another model,
     other settings in `given` (the segmenting flags typed; default: opts' window and stride) or vectors that differ
@@ -94,7 +113,9 @@ def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.Path
     """
     if batch_videos <= 0:
         raise TubeletError(f"videos per commit must be positive, got {batch_videos}")
-    files = expand_paths(paths)
+    sources = _videos(paths)
+    files = [f for f, _ in sources]
+    file_meta = {str(f): m for f, m in sources}
     if Catalog.exists(catalog_dir):
         cat = Catalog.open(catalog_dir)
         _check_same_segmenting(cat.model, _given(opts, given), str(catalog_dir))
@@ -129,7 +150,7 @@ def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.Path
     for o in outcomes(embedder, files, opts, done, engine):
         report.note(o)
         if o.embedding is not None:
-            pending.append(o.embedding.to_entry(meta))
+            pending.append(o.embedding.to_entry({**file_meta.get(str(o.path), {}), **(meta or {})}))
             done.add(o.content_hash)
         if len(pending) >= batch_videos or (pending and time.monotonic() - last > COMMIT_EVERY_S):
             commit()

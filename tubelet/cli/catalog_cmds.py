@@ -148,7 +148,8 @@ def embed(
 
 @index_app.command("add")
 def index_add(
-    paths: list[Path] = typer.Argument(..., help="Video files or folders of videos."),
+    paths: list[Path] = typer.Argument(..., help="Video files, folders of videos, or manifests (.csv/.jsonl with a "
+                                                 "`path` column; other columns, e.g. uploaded_at, become metadata)."),
     catalog: Path = CATALOG,
     model: str = typer.Option(None, "--model", help=MODEL_HELP + " Needed to create a catalog; an existing "
                                                                   "one uses its own."),
@@ -158,7 +159,8 @@ def index_add(
     pool: str = typer.Option(None, help="Token pooling: mean (default) or max (new catalog)."),
     batch_size: int = typer.Option(8, help="Windows per forward pass."),
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
-    meta: list[str] = typer.Option([], "--meta", help="User metadata KEY=VALUE stored with each video."),
+    meta: list[str] = typer.Option([], "--meta", help="Metadata KEY=VALUE stored with each video (e.g. "
+                                                      "uploaded_at=2026-11-30T08:00Z, creator=ana)."),
     commit_every: int = typer.Option(8, help="Videos per atomic write to the catalog (also at least every 30 s)."),
     tokens: float = typer.Option(None, "--tokens", help=TOKENS_HELP + " New catalog (default 1); an existing one "
                                                                        "keeps its own."),

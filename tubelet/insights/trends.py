@@ -1,0 +1,148 @@
+"""Trends: clusters whose share of recent uploads rises (or falls) against the share they held before.
+
+Uploads are counted per cluster in periods ending at `now` (the latest upload, or a time given). The *recent*
+window is the last `window` of time; the *baseline* is everything before it. A cluster is rising when its recent
+count is improbably high for its baseline share — a one-sided binomial test, recent count ~ Bin(recent uploads,
+baseline share), with the baseline share smoothed by one upload (a cluster unseen before still has a small share,
+not zero) — at `alpha`, with at least `min_count` recent uploads; fading is the mirror test. A trend's score is the
+change of share, recent minus baseline (in [0, 1] for rising, its size for fading), and rising trends are ranked by
+it. `since` is when the rise (fall) began: the change point of a CUSUM — the start of the stretch of periods up to
+now with the largest total excess (deficit) of uploads over what the baseline share predicts.
+Noise is not a trend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tubelet.errors import TubeletError
+
+if TYPE_CHECKING:
+    from tubelet.catalog.store import Catalog
+    from tubelet.insights.clusters import Clustering
+
+ALPHA = 0.01
+MIN_COUNT = 3
+PERIODS_PER_WINDOW = 7  # a 7-day window is counted day by day
+MAX_PERIODS = 100_000
+
+
+@dataclass
+class Trend:
+    cluster: int
+    direction: str  # "rising" | "fading"
+    score: float
+    since: float  # a time in the unit of the input times
+    counts: list[int]  # uploads of this cluster per period, oldest first
+    recent_share: float
+    baseline_share: float
+    p_value: float
+
+
+@dataclass
+class TrendReport:
+    trends: list[Trend]  # rising (best first), then fading (strongest first)
+    periods: list[float]  # start of each counted period
+    period: float
+    window: float
+    now: float
+    totals: list[int]  # uploads per period (all clusters and noise)
+    shares: dict[int, list[float]]  # cluster → its share of each period's uploads
+
+
+def find_trends(times: np.ndarray, labels: np.ndarray, window: float, period: float | None = None,
+                now: float | None = None, alpha: float = ALPHA, min_count: int = MIN_COUNT) -> TrendReport:
+    """Rising and fading clusters from upload times [N] and cluster labels [N] (−1 = noise). Videos after `now`
+    are left out."""
+    from scipy.stats import binom
+
+    times, labels = np.asarray(times, np.float64), np.asarray(labels, np.int64)
+    if len(times) != len(labels):
+        raise TubeletError(f"{len(times)} upload times for {len(labels)} videos")
+    if not window > 0:
+        raise TubeletError(f"window must be positive, got {window}")
+    period = window / PERIODS_PER_WINDOW if period is None else period
+    if not period > 0:
+        raise TubeletError(f"period must be positive, got {period}")
+    if not len(times):
+        raise TubeletError("no videos with an upload time")
+    now = float(times.max()) if now is None else float(now)
+    keep = times <= now
+    if not keep.any():
+        raise TubeletError(f"no upload at or before {now}")
+    times, labels = times[keep], labels[keep]
+    first = float(times.min())
+    n_periods = max(1, int(np.ceil((now - first) / period + 1e-9)))
+    if n_periods > MAX_PERIODS:
+        raise TubeletError(f"a period of {period:g} cuts the {now - first:g} of uploads into {n_periods} periods; "
+                           f"give a longer --period or --window (at most {MAX_PERIODS} periods)")
+    starts = now - period * np.arange(n_periods, 0, -1)
+    # period i covers (starts[i], starts[i] + period]; the first also takes anything at its start
+    idx = np.clip(np.ceil(np.round((times - now) / period, 9)).astype(np.int64) + n_periods - 1, 0, n_periods - 1)
+    count = int(labels.max()) + 1 if len(labels) else 0
+    grid = np.zeros((count + 1, n_periods), np.int64)  # last row: noise
+    np.add.at(grid, (np.where(labels >= 0, labels, count), idx), 1)
+    totals = grid.sum(0)
+    recent = times > now - window
+    n_recent, n_before = int(recent.sum()), int((~recent).sum())
+    r = np.bincount(labels[recent & (labels >= 0)], minlength=count)[:count]
+    b = np.bincount(labels[~recent & (labels >= 0)], minlength=count)[:count]
+    share_before = (b + 1) / (n_before + count + 1) if count else np.zeros(0)
+    p_rise = binom.sf(r - 1, n_recent, share_before) if n_recent else np.ones(count)
+    p_fade = binom.cdf(r, n_recent, share_before) if n_recent else np.ones(count)
+    share_recent = r / max(n_recent, 1)
+    base = b / max(n_before, 1)
+    shares = grid[:count] / np.maximum(totals, 1)
+    trends = []
+    for c in range(count):
+        # since: the change point — the start of the stretch to the end with the largest total excess (deficit)
+        # of uploads over what the earlier share predicts (CUSUM); ties go to the latest, shortest stretch
+        excess = np.cumsum((grid[c] - share_before[c] * totals)[::-1])[::-1]
+        if n_before and p_rise[c] < alpha and r[c] >= min_count and share_recent[c] > base[c]:
+            k = n_periods - 1 - int(np.argmax(excess[::-1]))
+            trends.append(Trend(c, "rising", float(share_recent[c] - base[c]), float(starts[k]), grid[c].tolist(),
+                                float(share_recent[c]), float(base[c]), float(p_rise[c])))
+        elif n_before and p_fade[c] < alpha and b[c] >= min_count and share_recent[c] < base[c]:
+            k = n_periods - 1 - int(np.argmin(excess[::-1]))
+            trends.append(Trend(c, "fading", float(base[c] - share_recent[c]), float(starts[k]), grid[c].tolist(),
+                                float(share_recent[c]), float(base[c]), float(p_fade[c])))
+    trends.sort(key=lambda t: (t.direction != "rising", -t.score, t.cluster))
+    return TrendReport(trends, starts.tolist(), period, window, now, totals.tolist(),
+                       {c: shares[c].tolist() for c in range(count)})
+
+
+def catalog_trends(cat: Catalog, clustering: Clustering, time_field: str = "uploaded_at", window: str = "7d",
+                   period: str | None = None, now: str | None = None) -> tuple[TrendReport, bool, dict[str, Any]]:
+    """Trends of a catalog's clusters over its videos' `time_field` metadata → (the report, whether the times are
+    ISO-8601, the JSON document of `tubelet trends`)."""
+    from tubelet.insights.times import format_time, parse_time, parse_window
+
+    label = clustering.label_of()
+    times, labels, iso = [], [], set()
+    for v in cat.videos():
+        if time_field not in v.meta:
+            continue
+        t, is_iso = parse_time(v.meta[time_field], f"{v.path}: {time_field}")
+        times.append(t)
+        labels.append(label.get(v.id, -1))
+        iso.add(is_iso)
+    if not times:
+        raise TubeletError(f"{cat.root}: no video has a `{time_field}` in its metadata; add videos with a manifest "
+                           f"or --meta {time_field}=…")
+    if len(iso) > 1:
+        raise TubeletError(f"{cat.root}: `{time_field}` mixes ISO-8601 times and numbers")
+    iso_times = iso.pop()
+    length, _ = parse_window(window)
+    step = parse_window(period)[0] if period else None
+    at = parse_time(now, "--now")[0] if now is not None else None
+    report = find_trends(times, labels, length, step, at)
+    fmt = lambda t: format_time(t, iso_times)  # noqa: E731
+    data = {"time_field": time_field, "window": window, "now": fmt(report.now),
+            "periods": [fmt(t) for t in report.periods], "totals": report.totals,
+            "trends": [{"cluster": t.cluster, "score": t.score, "since": fmt(t.since), "counts": t.counts,
+                        "direction": t.direction, "recent_share": t.recent_share,
+                        "baseline_share": t.baseline_share, "p_value": t.p_value} for t in report.trends]}
+    return report, iso_times, data
