@@ -55,10 +55,11 @@ def repeats_within(query: Query, stride_s: float, window_s: float, threshold: fl
     starts, ends, vecs = query.starts[grid], query.ends[grid], query.vectors[grid]
     apart = int(np.ceil(window_s / stride_s - 1e-9))  # windows this many strides apart do not overlap
     found = [r for r in diagonal_runs(vecs @ vecs.T, threshold, REPEAT_MIN_RUN, min_offset=apart)
-             if ends[r[1]] <= starts[r[0] + r[2]]]  # the repeat starts after the original ends (else: a slow shot)
+             if ends[r.last] <= starts[r.first + r.offset]]  # the repeat starts after the original ends (else: slow)
     found = best_runs(found)
-    return sorted(({"start_s": float(starts[a + o]), "end_s": float(ends[b + o]), "repeats_start_s": float(starts[a]),
-                    "repeats_end_s": float(ends[b]), "score": score} for a, b, o, score in found),
+    return sorted(({"start_s": float(starts[r.first + r.offset]), "end_s": float(ends[r.last + r.offset]),
+                    "repeats_start_s": float(starts[r.first]), "repeats_end_s": float(ends[r.last]),
+                    "score": r.score} for r in found),
                   key=lambda r: r["start_s"])
 
 

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from tubelet.catalog.fingerprint import DIM as FP_DIM
+from tubelet.catalog.fingerprint import FrameSampler
 from tubelet.catalog.store import ModelInfo, VideoEntry, VideoRecord
 from tubelet.config import PRESETS
 from tubelet.data import probe, read_frames_at, sliding_windows
@@ -70,6 +72,8 @@ class VideoEmbedding:
     ends: np.ndarray  # [S]
     segments: np.ndarray  # [S, D] float32, unit norm
     vector: np.ndarray  # [D] float32, unit norm
+    fp_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [F] seconds of the frame fingerprints
+    fp_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # [F, FP_DIM]
 
     @property
     def id(self) -> str:
@@ -80,7 +84,7 @@ class VideoEmbedding:
                           fps=self.fps, width=self.width, height=self.height, size_bytes=self.size_bytes,
                           num_segments=len(self.segments), added_at=datetime.now(UTC).isoformat(timespec="seconds"),
                           meta=dict(meta or {}))
-        return VideoEntry(rec, self.vector, self.starts, self.ends, self.segments)
+        return VideoEntry(rec, self.vector, self.starts, self.ends, self.segments, self.fp_times, self.fp_vectors)
 
 
 def model_identity(model: VideoMAE, layer: int, pool: str) -> str:
@@ -184,8 +188,9 @@ def _window_times(windows: Sequence[tuple[float, float]], t: int) -> np.ndarray:
 
 
 def embed_span(embedder: Embedder, path: str | os.PathLike, opts: EmbedOptions, start_s: float, end_s: float,
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(starts [S], ends [S], vectors [S, D]) of the sliding windows over [start_s, end_s] of one file."""
+               frames_to: FrameSampler | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(starts [S], ends [S], vectors [S, D]) of the sliding windows over [start_s, end_s] of one file; every
+    decoded frame is also offered to `frames_to` (for the fingerprints)."""
     windows = [(start_s + a, start_s + b) for a, b in sliding_windows(end_s - start_s, opts.window_s, opts.stride_s)]
     times = _window_times(windows, embedder.num_frames)
     vecs = []
@@ -193,6 +198,9 @@ def embed_span(embedder: Embedder, path: str | os.PathLike, opts: EmbedOptions, 
         chunk = times[lo:lo + opts.batch_size]
         uniq, inverse = np.unique(np.round(chunk, 6), return_inverse=True)
         frames, _ = read_frames_at(path, uniq.tolist(), size=embedder.size)  # [U, H, W, 3] uint8, short side = size
+        if frames_to is not None:
+            for t, frame in zip(uniq, frames.numpy(), strict=True):
+                frames_to.offer(float(t), frame)
         clips = torch.stack([test_views(frames[idx], embedder.size)[0] for idx in inverse.reshape(chunk.shape)])
         vecs.append(embedder(clips))
     return np.array([w[0] for w in windows]), np.array([w[1] for w in windows]), np.concatenate(vecs)
@@ -210,12 +218,15 @@ def embed_video(embedder: Embedder, path: str | os.PathLike, opts: EmbedOptions 
     b = info.duration_s if end_s is None else min(float(end_s), info.duration_s)
     if not 0 <= a < b:
         raise TubeletError(f"{path}: empty or invalid span {a:.2f}–{b:.2f} s (video is {info.duration_s:.2f} s)")
-    starts, ends, segs = embed_span(embedder, path, opts, a, b)
+    sampler = FrameSampler(a, b)
+    starts, ends, segs = embed_span(embedder, path, opts, a, b, sampler)
+    fp = sampler.fingerprints()
     mean = segs.mean(0)
     return VideoEmbedding(path=str(Path(path).resolve()), content_hash=content_hash or file_sha256(path),
                           size_bytes=os.path.getsize(path), duration_s=float(info.duration_s), fps=float(info.fps),
                           width=int(info.width), height=int(info.height), model_id=embedder.id, starts=starts,
-                          ends=ends, segments=segs, vector=(mean / np.linalg.norm(mean)).astype(np.float32))
+                          ends=ends, segments=segs, vector=(mean / np.linalg.norm(mean)).astype(np.float32),
+                          fp_times=fp.times, fp_vectors=fp.vectors)
 
 
 @dataclass

@@ -2,7 +2,10 @@
 
 Layout of a catalog directory:
     catalog.json        manifest: format, the model that made every vector, the live fragments, the ANN index
-    frag-<uuid>.arrow   Arrow IPC file, one row per video (metadata, video vector, its segments' times and vectors)
+    frag-<uuid>.arrow   Arrow IPC file, one row per video (metadata, video vector, its segments' times and vectors,
+                        its frame fingerprints' times and vectors)
+    norm-<uuid>.npz     how the catalog's spaces are normalised (centring + whitening, chance levels), fitted on its
+                        own vectors at every commit (tubelet/catalog/normalise.py)
     ann-<uuid>.usearch  HNSW index over segment keys, memory-mapped when searched (present above the exact limit)
 
 Atomicity: a write makes new files under fresh names, then replaces catalog.json (temp file + fsync + os.replace).
@@ -27,10 +30,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tubelet.catalog.fingerprint import DIM as FP_DIM
+from tubelet.catalog.normalise import Normalisation, fit_normalisation
 from tubelet.errors import TubeletError
 
 FORMAT = "tubelet-catalog"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: frame fingerprints and the normalisation
 MANIFEST = "catalog.json"
 EXACT_MAX_SEGMENTS = 100_000  # exact search up to here, HNSW above (benchmarks/store_comparison.md)
 MAX_FRAGMENTS = 32  # more than this many fragment files: merge them on the next write
@@ -80,6 +85,18 @@ class VideoEntry:
     starts: np.ndarray  # [S] seconds
     ends: np.ndarray  # [S] seconds
     segments: np.ndarray  # [S, D]
+    fp_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [F] seconds
+    fp_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # [F, FP_DIM]
+
+
+@dataclass
+class Frames:
+    """Fingerprint rows of some videos, in catalog order: `video[i]` indexes `ids`."""
+
+    ids: list[str]
+    video: np.ndarray  # [F] int
+    times: np.ndarray  # [F] seconds
+    vectors: np.ndarray  # [F, FP_DIM] float32
 
 
 @dataclass
@@ -102,6 +119,7 @@ def _schema(dim: int) -> pa.Schema:
         ("size_bytes", pa.int64()), ("added_at", pa.string()), ("meta", pa.string()),
         ("vector", vec), ("seg_key", pa.list_(pa.uint64())), ("seg_start_s", pa.list_(pa.float64())),
         ("seg_end_s", pa.list_(pa.float64())), ("seg_vector", pa.list_(vec)),
+        ("fp_time_s", pa.list_(pa.float64())), ("fp_vector", pa.list_(pa.list_(pa.float32(), FP_DIM))),
     ])
 
 
@@ -141,6 +159,7 @@ class Catalog:
         self._manifest = manifest
         self._tables: dict[str, pa.Table] = {}
         self._key_map: tuple[np.ndarray, np.ndarray] | None = None
+        self._norm: tuple[str, Normalisation] | None = None
 
     # ---- opening -------------------------------------------------------------------------------
     @classmethod
@@ -153,7 +172,7 @@ class Catalog:
             raise TubeletError(f"{root}: exists and is not an empty directory; choose a new catalog directory")
         root.mkdir(parents=True, exist_ok=True)
         manifest = {"format": FORMAT, "version": FORMAT_VERSION, "model": asdict(model), "generation": 0,
-                    "next_key": 0, "fragments": [], "ann": None}
+                    "next_key": 0, "fragments": [], "ann": None, "norm": None}
         cat = cls(root, manifest)
         cat._commit(manifest)
         return cat
@@ -248,6 +267,32 @@ class Catalog:
         cat = np.concatenate
         return Segments(names, cat(video), cat(keys), cat(starts), cat(ends),
                         vecs[0] if len(vecs) == 1 else cat(vecs))
+
+    def frames(self, ids: Sequence[str] | None = None) -> Frames:
+        """Fingerprint rows of the given videos (all when None)."""
+        names, video, times, vecs = [], [], [], []
+        for t in self._fragments():
+            t = self._select(t, ids)
+            if not t.num_rows:
+                continue
+            counts = pc.list_value_length(t["fp_time_s"]).to_numpy()
+            video.append(np.repeat(np.arange(len(names), len(names) + t.num_rows), counts))
+            names += t["id"].to_pylist()
+            times.append(_flat_vectors(t["fp_time_s"], 1)[:, 0])
+            vecs.append(_flat_vectors(t["fp_vector"], FP_DIM))
+        if not names:
+            return Frames([], np.zeros(0, int), np.zeros(0), np.zeros((0, FP_DIM), np.float32))
+        cat = np.concatenate
+        return Frames(names, cat(video), cat(times), vecs[0] if len(vecs) == 1 else cat(vecs))
+
+    def normalisation(self) -> Normalisation | None:
+        """How this catalog's spaces are normalised (fitted on its contents at the last commit); None when empty."""
+        norm = self._manifest.get("norm")
+        if norm is None:
+            return None
+        if self._norm is None or self._norm[0] != norm["file"]:
+            self._norm = (norm["file"], Normalisation.load(self.root / norm["file"]))
+        return self._norm[1]
 
     def video_vectors(self) -> tuple[list[str], np.ndarray]:
         """Every video's id and its video vector [V, D] (the normalised mean of its segments), catalog order."""
@@ -365,10 +410,11 @@ class Catalog:
     def _collect_garbage(self) -> None:
         """Remove files no manifest refers to (left by a killed writer, or replaced by the last commit)."""
         live = {f["file"] for f in self._manifest["fragments"]} | {MANIFEST, ".lock"}
-        if self._manifest["ann"]:
-            live.add(self._manifest["ann"]["file"])
+        for part in ("ann", "norm"):
+            if self._manifest.get(part):
+                live.add(self._manifest[part]["file"])
         for p in self.root.iterdir():
-            if p.name not in live and (p.name.startswith((".", "frag-", "ann-"))):
+            if p.name not in live and (p.name.startswith((".", "frag-", "ann-", "norm-"))):
                 self._tables.pop(p.name, None)
                 p.unlink(missing_ok=True)
 
@@ -412,6 +458,8 @@ class Catalog:
                 columns["seg_start_s"].append(np.asarray(e.starts, np.float64))
                 columns["seg_end_s"].append(np.asarray(e.ends, np.float64))
                 columns["seg_vector"].append(list(np.asarray(e.segments, np.float32)))
+                columns["fp_time_s"].append(np.asarray(e.fp_times, np.float64))
+                columns["fp_vector"].append(list(np.asarray(e.fp_vectors, np.float32).reshape(-1, FP_DIM)))
                 next_key += len(e.segments)
             manifest["fragments"].append(self._write_fragment(pa.table(columns, schema=_schema(self.model.dim))))
             manifest["next_key"] = next_key
@@ -449,6 +497,14 @@ class Catalog:
             merged = pa.concat_tables([self._table(frags[i]["file"]), self._table(frags[i + 1]["file"])])
             frags[i:i + 2] = [self._write_fragment(merged.combine_chunks())]
         self._manifest = manifest
+        self._key_map = None
+        norm = fit_normalisation(self)
+        if norm is None:
+            manifest["norm"] = None
+        else:
+            name = f"norm-{uuid.uuid4().hex}.npz"
+            norm.save(self.root / name)
+            manifest["norm"] = {"file": name, "videos": norm.videos}
         total = sum(f["segments"] for f in manifest["fragments"])
         ann = manifest["ann"]
         if total <= EXACT_MAX_SEGMENTS:
