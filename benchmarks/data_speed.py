@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tubelet.data import PretrainDataset, VideoItem, list_videos, read_clip
+from tubelet.data import PretrainDataset, Source, list_sources, read_clip
 from tubelet.data.decode import VideoReader, window_span
 
 NUM_FRAMES, STRIDE = 16, 4
@@ -37,7 +37,7 @@ def jobs(videos: Path, limit: int, seed: int = 0) -> list[tuple[str, float, int]
     """(path, start_s, total frames) with a start chosen so the window fits (as a training sampler would)."""
     rng = np.random.default_rng(seed)
     out = []
-    for item in list_videos(videos)[:limit]:
+    for item in list_sources(videos)[:limit]:
         with VideoReader(item.path, threads=1) as r:
             times = [t for t, _ in r.frames(0.0)]
         start = times[int(rng.integers(0, max(1, len(times) - SPAN + 1)))]
@@ -102,7 +102,7 @@ def main() -> None:
     print(f"{len(todo)} videos ({len(long)} longer than the {SPAN}-frame window), {NUM_FRAMES} frames at "
           f"stride {STRIDE}, one window each")
     print(f"{'workers':>7} {'row':<12} {'clips/s':>8} {'frames/clip':>12} {'vs raw-needed':>14}")
-    items = [VideoItem(p, None, s, None) for p, s, _ in todo]
+    items = [Source(p, None, s, None) for p, s, _ in todo]
     datasets = {mode: Jobs(todo, mode) for mode in ("raw-needed", "tubelet", "decode-all", "raw-all")}
     datasets["tubelet+aug"] = PretrainDataset(items, NUM_FRAMES, STRIDE, threads=1)
     for workers in args.workers:

@@ -46,7 +46,7 @@ from tubelet.data.synthetic import write_synthetic_videos
 from tubelet.model.videomae import VideoMAE
 from tubelet.train.config import PretrainConfig
 from tubelet.train.evaluate import eval_dataset
-from tubelet.train.labels import LabelSet, read_manifest
+from tubelet.train.labels import LabelSet, read_labels
 from tubelet.train.pretrain import pretrain
 from tubelet.train.probe import extract_features, fit_probe
 
@@ -173,7 +173,7 @@ def main() -> None:
         cpu_pre = cpu() - t
 
         t = cpu()
-        probe_set, test_set = read_manifest(sets["probe"]), read_manifest(sets["test"])
+        probe_set, test_set = read_labels(sets["probe"]), read_labels(sets["test"])
         pretrained = load_model(result.checkpoint)
         random_init = VideoMAE(pretrained.config)
         rows = {

@@ -1,12 +1,26 @@
-"""Shared test helpers: where the team's real clips live, tiny model configs, the CLI run in-process."""
+"""Shared test helpers: where the team's real clips live, tiny model configs, the CLI run in-process, the stand-in
+Hub."""
 
-from fractions import Fraction
-from pathlib import Path
+import os
+import socket
 
-import av
-import torch
+# Before huggingface_hub is imported anywhere: every Hub request of the test session goes to a stand-in on
+# 127.0.0.1 (`hub` fixture), never to the internet.
+with socket.socket() as _s:
+    _s.bind(("127.0.0.1", 0))
+    HUB_PORT = _s.getsockname()[1]
+os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
-from tubelet import ModelConfig, VideoMAE, preset
+from fractions import Fraction  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import av  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hub_stub import StandInHub  # noqa: E402
+
+from tubelet import ModelConfig, VideoMAE, preset  # noqa: E402
 
 # ../shared/data/videos beside the repository, else the team's copy (a clone elsewhere on this machine)
 SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
@@ -75,3 +89,31 @@ def splice(pieces: list[tuple[Path, float, float]], dst: Path, fps: int = 25) ->
                     k += 1
         for packet in stream.encode():
             out.mux(packet)
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """The stand-in Hub, running, with an empty Hugging Face cache of this test's own and offline mode off."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    server = StandInHub(HUB_PORT).start()
+    yield server
+    server.stop()
+
+
+def unwritable_dir(tmp_path: Path) -> Path:
+    """A directory in which creating anything fails: a read-only folder, or for root (whom file modes do not stop)
+    a sysfs folder, which refuses new files to everyone."""
+    if os.geteuid() != 0:
+        d = tmp_path / "read-only"
+        d.mkdir()
+        d.chmod(0o555)
+        return d
+    d = Path("/sys/fs")
+    try:
+        (d / "tubelet-probe").touch()
+    except OSError:
+        return d
+    pytest.skip("no unwritable directory on this machine")

@@ -1,5 +1,6 @@
 """Pre-publish analysis: cut detection, pacing and dead stretches on synthetic signals and on a real spliced
-video with known cuts, repeats and distinctiveness on synthetic vectors, and `tubelet analyze` end to end."""
+video with known cuts, repeats and distinctiveness on synthetic vectors, and `tubelet analyze` end to end
+(transitions on real edits are in test_analysis_transitions.py, the page in a browser in test_analysis_page.py)."""
 
 import json
 
@@ -8,9 +9,11 @@ import pytest
 from conftest import SHARED_VIDEOS, run_cli, splice
 from test_catalog_search import MODEL, entry, walk
 
-from tubelet.analysis.pacing import Span, dead_stretches, detect_cuts, pacing, shots_between
-from tubelet.analysis.report import distinctiveness, repeats_within
+from tubelet.analysis.distinctiveness import distinctiveness
+from tubelet.analysis.pacing import Span, dead_stretches, pacing, shots_between
+from tubelet.analysis.repeats import repeats_within
 from tubelet.analysis.signals import Signals, frame_signals
+from tubelet.analysis.transitions import detect_cuts
 from tubelet.catalog.search import Query
 from tubelet.catalog.store import Catalog
 from tubelet.data.synthetic import write_video
@@ -18,32 +21,40 @@ from tubelet.data.synthetic import write_video
 FPS = 25.0
 
 
-def signals(change: np.ndarray, grid: np.ndarray | None = None, brightness: np.ndarray | None = None) -> Signals:
+def signals(change: np.ndarray, grid: np.ndarray | None = None, brightness: np.ndarray | None = None,
+            shot: np.ndarray | None = None) -> Signals:
+    """Signals of n frames; `shot` numbers each frame's picture (its colour histogram: one bin per shot)."""
     n = len(change)
     grid = np.zeros((n, 16, 16), np.float32) if grid is None else grid
     bright = np.full(n, 0.5) if brightness is None else brightness
     contrast = np.where(bright < 0.07, 0.0, 0.2)
-    return Signals("x.mp4", FPS, np.arange(n) / FPS, change, grid, bright, contrast)
+    hist = np.eye(64, dtype=np.float32)[np.zeros(n, int) if shot is None else shot % 64]
+    return Signals("x.mp4", FPS, np.arange(n) / FPS, change, hist, grid, bright, contrast, np.full((n, 2), 0.1))
 
 
-def test_cuts_are_isolated_spikes():
+def test_cuts_are_isolated_spikes_that_last():
     c = np.full(250, 0.01)
+    shot = np.zeros(250, int)
     c[50] = 0.6  # a hard cut (2.0 s)
     c[100] = 0.1  # a soft cut: small, but 10× its neighbourhood (4.0 s)
     c[150:175] = 0.2  # sustained change: motion, not cuts
     c[160] = 0.3
     c[200], c[201] = 0.2, 0.15  # a cut spread over two frames: one cut, at the stronger (8.0 s)
+    for at in (50, 100, 200):
+        shot[at:] += 1
     c[3] = 0.9  # a fade-in in the first 0.25 s is not a first shot
-    np.testing.assert_allclose(detect_cuts(signals(c)), [2.0, 4.0, 8.0])
+    c[225], c[227] = 0.8, 0.8  # a two-frame flash: the picture comes back, no cut
+    shot[225:227] = 99
+    np.testing.assert_allclose(detect_cuts(signals(c, shot=shot)), [2.0, 4.0, 8.0])
 
 
 def test_pacing_flags_irregular_shots():
     shots = shots_between(np.array([1.0, 2.0, 3.0, 8.0, 8.2, 9.2]), 10.0)
     assert [round(s.duration_s, 2) for s in shots] == [1.0, 1.0, 1.0, 5.0, 0.2, 1.0, 0.8]
     p = pacing(shots)
-    assert p["shots"] == 7 and p["median_shot_s"] == 1.0 and p["cuts_per_min"] == pytest.approx(36.0)
-    assert [(s["kind"], s["start_s"]) for s in p["irregular"]] == [("long shot", 3.0), ("short shot", 8.0)]
-    assert pacing([Span("shot", 0, 4)])["irregular"] == []
+    assert p.shots == 7 and p.median_shot_s == 1.0 and p.cuts_per_min == pytest.approx(36.0)
+    assert [(s.kind, s.start_s) for s in p.irregular] == [("long shot", 3.0), ("short shot", 8.0)]
+    assert pacing([Span("shot", 0, 4)]).irregular == []
 
 
 def test_dead_stretches_black_and_still():
@@ -63,8 +74,8 @@ def test_repeats_within_a_video():
     n = len(vecs)
     q = Query("v", np.arange(n, dtype=float), np.arange(n, dtype=float) + 2, vecs)
     (r,) = repeats_within(q, 1.0, 2.0, 0.99)
-    assert (r["start_s"], r["end_s"], r["repeats_start_s"], r["repeats_end_s"]) == (10.0, 17.0, 0.0, 7.0)
-    assert r["score"] == pytest.approx(1.0)
+    assert (r.start_s, r.end_s, r.repeats_start_s, r.repeats_end_s) == (10.0, 17.0, 0.0, 7.0)
+    assert r.score == pytest.approx(1.0)
     assert repeats_within(Query("w", q.starts[:10], q.ends[:10], vecs[:10]), 1.0, 2.0, 0.99) == []
 
 
@@ -73,11 +84,14 @@ def test_distinctiveness_ranks_against_the_catalog(tmp_path):
     cat.add([entry(i, 12) for i in range(8)], MODEL.id)
     same = walk(3, 12)
     d = distinctiveness(cat, Query("dup", np.arange(12.0), np.arange(12.0) + 2, same))
-    assert d["nearest_id"] == "vid3" and d["nearest_similarity"] == pytest.approx(1.0, abs=1e-5)
-    assert d["percentile"] == 0.0  # no catalog video has a closer neighbour than an exact duplicate
+    assert d.nearest_id == "vid3" and d.nearest_similarity == pytest.approx(1.0, abs=1e-5)
+    assert d.percentile == 0.0  # no catalog video has a closer neighbour than an exact duplicate
+    # over time: a duplicate's segments sit exactly on catalog segments: more crowded than most catalog segments
+    assert len(d.segments) == 12 and np.mean([s.percentile for s in d.segments]) > 0.5
     far = -cat.video_vectors()[1].mean(0, keepdims=True)  # opposite to the catalog's centre
     d = distinctiveness(cat, Query("far", np.zeros(1), np.full(1, 2.0), far / np.linalg.norm(far)))
-    assert d["percentile"] == 1.0 and d["nearest_similarity"] < d["catalog_median_nearest_similarity"]
+    assert d.percentile == 1.0 and d.nearest_similarity < d.catalog_median_nearest_similarity
+    assert d.segments[0].percentile == 0.0 and d.crowding_percentile == 0.0  # nothing like it: stands out
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +133,13 @@ def test_analyze_cli_writes_html_and_json(spliced, tmp_path, monkeypatch, capsys
     assert json.loads((out / "report.json").read_text())["cuts_s"] == res["cuts_s"]
     page = (out / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == 2 and "Black from 6.5" in page
+    # the fix list: nothing clearly moves in the opening tennis shot (its first 2.6 s are still in the source; the
+    # cut at 2 s is not motion) and a slow opening weighs most; then the frozen 3 s before the 1 s of black
+    kinds = [(f["kind"], round(f["start_s"], 1)) for f in res["fixes"]]
+    assert kinds == [("slow opening", 0.0), ("dead", 7.5), ("dead", 6.5)], kinds
+    assert res["fixes"][0]["end_s"] == res["opening"]["first_motion_s"] >= 2.0 and "nothing clearly moves" in page
+    assert res["opening"]["first_cut_s"] == pytest.approx(2.0, abs=0.1)
+    assert [t["kind"] for t in res["transitions"]] == ["cut"] * 4 and res["shot_detector"] == "fast"
     code, stdout, _ = run_cli(monkeypatch, capsys, "analyze", spliced, "--out", out)
     assert code == 0 and "5 shots" in stdout and "report.html" in stdout
     code, _, err = run_cli(monkeypatch, capsys, "analyze", tmp_path / "none.mp4")

@@ -172,6 +172,15 @@ def test_analyze_against_the_catalog(catalog, tmp_path):
     assert Path(d["nearest_path"]).name in CLIPS and 0 <= d["percentile"] <= 1 and -1 <= d["nearest_similarity"] <= 1
     assert any("shows" in f and "again" in f for f in res["findings"])
     assert "Copied spans" in (tmp_path / "report" / "report.html").read_text()
+    # the fix list names the repeat and the copied spans; distinctiveness over time covers the video on the grid
+    assert {"repeat", "copied"} <= {f["kind"] for f in res["fixes"]}
+    segs = d["segments"]
+    assert segs[0]["start_s"] == 0 and segs[-1]["end_s"] >= 11 and all(0 <= s["percentile"] <= 1 for s in segs)
+    # pacing against the catalog: every indexed video measured once, cached by content hash
+    v = res["pacing_vs_catalog"]
+    assert v["videos"] == len(CLIPS) and 0 <= v["cuts_per_min_percentile"] <= 1
+    cache = json.loads((root / "analysis_pace.json").read_text())
+    assert set(cache["fast/1"]) == {r.content_hash for r in Catalog.open(root).videos()}
 
 
 def test_segment_of_a_file_and_query_by_id(catalog):
@@ -318,3 +327,63 @@ def test_search_through_the_hnsw_index(catalog, tmp_path, monkeypatch):
     top = run_json("search", SHARED_VIDEOS / LONG, "--start", "10", "--end", "14", "--catalog", copy)["results"][0]
     assert Path(top["path"]).name == LONG and top["match"]["start_s"] == 10.0
     assert top["score"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_search_by_id_reports_the_span_it_searched_with(catalog):
+    root, report = catalog
+    long_id = next(a["id"] for a in report["added"] if a["path"].endswith(LONG))
+    res = run_json("search", long_id, "--start", "2", "--end", "4", "--catalog", root)
+    assert (res["start_s"], res["end_s"], res["segments"]) == (2.0, 4.0, 1)  # the 2–4 s window, not 1–5 s
+    res = run_json("search", long_id, "--start", "2", "--end", "6", "--catalog", root)
+    assert (res["start_s"], res["end_s"], res["segments"]) == (2.0, 6.0, 3)
+    res = run_json("search", long_id, "--start", "2.2", "--end", "2.7", "--catalog", root)  # inside one window
+    assert res["segments"] == 1 and res["start_s"] <= 2.2 and res["end_s"] >= 2.7
+    for start, end in (("nan", "4"), ("5", "4"), ("inf", "inf")):
+        code, _, err = run("search", long_id, "--start", start, "--end", end, "--catalog", root)
+        assert code == 1 and err.startswith("error: ") and "span" in err and err.count("\n") == 1, err
+
+
+def test_settings_an_existing_catalog_was_made_with_are_not_silently_replaced(catalog):
+    root, _ = catalog
+    for flag, value in (("--layer", "0"), ("--pool", "max"), ("--window", "3"), ("--stride", "0.5")):
+        code, _, err = run("index", "add", SHARED_VIDEOS / CLIPS[0], "--catalog", root, flag, value)
+        assert code == 1 and f"give the same {flag}" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("flag,value", [("--stride", "inf"), ("--stride", "nan"), ("--stride", "0"),
+                                        ("--window", "0.001"), ("--window", "1e9"), ("--batch-size", "0")])
+def test_absurd_segmenting_is_refused_before_anything_is_stored(tmp_path, flag, value):
+    code, _, err = run("index", "add", SHARED_VIDEOS / CLIPS[0], "--catalog", tmp_path / "c", *MODEL, flag, value)
+    assert code == 1 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert not Catalog.exists(tmp_path / "c")
+
+
+def test_batch_commands_fail_when_every_input_failed(tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
+    code, _, err = run("index", "add", bad, "--catalog", tmp_path / "c", *MODEL)
+    assert code == 1 and "none of the 1 input file(s) could be used" in err and "broken.mp4" in err, err
+    code, _, err = run("embed", bad, "--out", tmp_path / "e.parquet", *MODEL)
+    assert code == 1 and "none of the 1 input file(s) could be used" in err, err
+
+
+def test_unclear_messages_are_clear(tmp_path):
+    clip = SHARED_VIDEOS / "houseplant_static_short.mp4"
+    code, _, err = run("embed", clip, "--out", tmp_path, *MODEL)
+    assert code == 1 and "is a directory; --out takes a .parquet file" in err, err
+    code, _, err = run("index", "add", clip, "--catalog", tmp_path / "c", *MODEL, "--meta", "novalue")
+    assert code == 1 and "--meta expects KEY=VALUE, got 'novalue'" in err, err
+
+
+def test_an_unwritable_destination_is_one_line(tmp_path):
+    from conftest import unwritable_dir
+
+    ro = unwritable_dir(tmp_path)
+    clip = SHARED_VIDEOS / "houseplant_static_short.mp4"
+    for args in (("index", "add", clip, "--catalog", ro / "c", *MODEL),
+                 ("embed", clip, "--out", ro / "e.parquet", *MODEL),
+                 ("convert", "vit_tiny", ro / "ckpt", "--set", "num_frames=4", "--set", "image_size=32",
+                  "--set", "depth=1")):
+        code, _, err = run(*args)
+        assert code == 1 and err.count("error: ") == 1 and "Traceback" not in err, (args, err)
+        assert err.splitlines()[-1].startswith(f"error: {ro}"), (args, err)

@@ -64,7 +64,7 @@ def test_query_by_id_leaves_the_video_itself_out(tmp_path):
     cat = Catalog.create(tmp_path / "c", MODEL)
     cat.add([entry(i, 8) for i in range(5)], MODEL.id)
     q = make_query(cat, "vid2", start_s=3.0, end_s=5.0)
-    assert list(q.starts) == [2.0, 3.0, 4.0]  # the segments overlapping 3–5 s
+    assert list(q.starts) == [3.0] and list(q.ends) == [5.0]  # the segment inside 3–5 s, not those overlapping it
     hits = search(cat, q, k=10)
     assert len(hits) == 4 and "vid2" not in {h.id for h in hits}
     with pytest.raises(TubeletError, match="neither a video file nor a video id"):

@@ -152,3 +152,185 @@ def test_sigkill_during_writes_leaves_whole_videos(tmp_path):
             want = entry(n, 1 + n % 7 if n < 100_000 else 3).segments
             np.testing.assert_array_equal(seg.vectors[np.asarray(seg.ids)[seg.video] == v.id], want)
         cat.add([entry(999_999, 3)], MODEL.id)  # and it is writable again
+
+
+def test_a_reader_keeps_its_view_while_writers_replace_fragments(tmp_path):
+    root = tmp_path / "c"
+    Catalog.create(root, MODEL).add([entry(0), entry(1)], MODEL.id)
+    reader = Catalog.open(root)
+    writer = Catalog.open(root)
+    writer.remove(["v0000"])  # rewrites the fragment the reader's manifest names, and deletes the old one
+    writer.add([entry(2)], MODEL.id)
+    assert not (root / reader._manifest["fragments"][0]["file"]).exists()
+    assert [v.id for v in reader.videos()] == ["v0000", "v0001"]  # the view it opened, whole
+    np.testing.assert_array_equal(reader.segments(["v0000"]).vectors, entry(0).segments)
+    assert [v.id for v in Catalog.open(root).videos()] == ["v0001", "v0002"]
+
+
+def test_a_reader_that_finds_a_file_gone_takes_the_newer_manifest(tmp_path, monkeypatch):
+    root = tmp_path / "c"
+    cat = Catalog.create(root, MODEL)
+    cat.add([entry(0), entry(1)], MODEL.id)
+    stale = store._read_manifest(root)
+    cat.remove(["v0001"])  # the stale manifest's fragment is gone now
+    calls = []
+    real = store._read_manifest
+
+    def first_stale(r):
+        calls.append(r)
+        return stale if len(calls) == 1 else real(r)
+
+    monkeypatch.setattr(store, "_read_manifest", first_stale)
+    assert [v.id for v in Catalog.open(root).videos()] == ["v0000"]
+    assert len(calls) == 2
+    monkeypatch.setattr(store, "_read_manifest", lambda r: stale)  # same generation, file gone: a clear error
+    with pytest.raises(TubeletError, match="is missing"):
+        Catalog.open(root)
+
+
+def test_a_writer_waits_for_the_lock_then_gives_up_clearly(tmp_path):
+    import fcntl
+    import threading
+
+    root = tmp_path / "c"
+    cat = Catalog.create(root, MODEL)
+    other = open(root / ".lock", "a+")
+    fcntl.flock(other, fcntl.LOCK_EX)
+    threading.Timer(0.6, lambda: fcntl.flock(other, fcntl.LOCK_UN)).start()
+    t0 = time.monotonic()
+    assert cat.add([entry(0)], MODEL.id) == ["v0000"]  # waited for the other writer instead of failing
+    assert time.monotonic() - t0 >= 0.5
+    fcntl.flock(other, fcntl.LOCK_EX)
+    cat.lock_timeout_s = 0.3
+    with pytest.raises(TubeletError, match="kept writing to this catalog for 0.3 s"):
+        cat.add([entry(1)], MODEL.id)
+    other.close()
+    assert [v.id for v in Catalog.open(root).videos()] == ["v0000"]
+
+
+def test_a_lock_that_is_a_directory_is_a_clear_error(tmp_path):
+    root = tmp_path / "c"
+    Catalog.create(root, MODEL)
+    (root / ".lock").unlink()
+    (root / ".lock").mkdir()
+    with pytest.raises(TubeletError, match=r"\.lock: is a directory"):
+        Catalog.open(root).add([entry(0)], MODEL.id)
+
+
+def test_a_half_created_catalog_is_finished(tmp_path):
+    root = tmp_path / "c"
+    root.mkdir()
+    (root / ".catalog.json.5f3a.tmp").write_text('{"format": "tube')  # what a creation killed mid-write leaves
+    (root / ".lock").touch()
+    assert not Catalog.exists(root)
+    Catalog.create(root, MODEL).add([entry(0)], MODEL.id)
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == [".lock"]
+    assert [v.id for v in Catalog.open(root).videos()] == ["v0000"]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "frag-x.arrow").write_text("?")  # someone's data: never replaced
+    with pytest.raises(TubeletError, match="not an empty directory"):
+        Catalog.create(tmp_path / "other", MODEL)
+
+
+@pytest.mark.parametrize("field", ["window_s", "stride_s"])
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 0.0, -1.0])
+def test_non_finite_settings_are_refused_before_they_are_stored(tmp_path, field, value):
+    import dataclasses
+
+    with pytest.raises(TubeletError, match=f"{field} must be a finite positive"):
+        Catalog.create(tmp_path / "c", dataclasses.replace(MODEL, **{field: value}))
+    assert not Catalog.exists(tmp_path / "c")
+
+
+def test_a_poisoned_or_broken_manifest_is_one_clear_line(tmp_path):
+    import json
+
+    root = tmp_path / "c"
+    Catalog.create(root, MODEL).add([entry(0)], MODEL.id)
+    good = json.loads((root / "catalog.json").read_text())
+
+    def broken(change, message):
+        m = json.loads(json.dumps(good))
+        change(m)
+        (root / "catalog.json").write_text(json.dumps(m))
+        with pytest.raises(TubeletError, match=message) as e:
+            Catalog.open(root).videos()
+        assert "\n" not in str(e.value)
+
+    for key in ("model", "generation", "next_key", "fragments", "ann"):
+        broken(lambda m, k=key: m.pop(k), f"malformed catalog manifest: {key} is missing")
+    for key in ("model", "generation", "next_key", "fragments"):
+        broken(lambda m, k=key: m.update({k: None}), f"malformed catalog manifest: {key} is null")
+    broken(lambda m: m["model"].update(stride_s=float("inf")), "non-finite number Infinity")
+    broken(lambda m: m["model"].update(window_s=None), "model.window_s is null")
+    broken(lambda m: m["model"].pop("dim"), "model.dim is missing")
+    broken(lambda m: m["fragments"][0].pop("file"), r"fragments\[0\].file is missing")
+    broken(lambda m: m["fragments"][0].update(file="../../etc/passwd"), r"fragments\[0\].file must be a frag-")
+    broken(lambda m: m["fragments"][0].update(segments="many"), r"fragments\[0\].segments must be a non-negative")
+    broken(lambda m: m.update(fragments=[7]), r"fragments\[0\] must be an object")
+
+
+def test_non_finite_metadata_or_vectors_are_refused(tmp_path):
+    cat = Catalog.create(tmp_path / "c", MODEL)
+    e = entry(0)
+    e.record.meta["score"] = float("nan")
+    with pytest.raises(TubeletError, match="non-finite"):
+        cat.add([e], MODEL.id)
+    e = entry(1)
+    e.segments[0, 0] = np.inf
+    with pytest.raises(TubeletError, match="non-finite"):
+        cat.add([e], MODEL.id)
+    assert len(Catalog.open(tmp_path / "c")) == 0
+
+
+CHURN = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from test_catalog_store import MODEL, entry
+    from tubelet.catalog.store import Catalog
+    cat = Catalog.open({root!r})
+    for i in range(10_000):  # add two videos, remove one: fragments are rewritten, merged and deleted all along
+        cat.add([entry(10 + 2 * i, 3), entry(11 + 2 * i, 4)], MODEL.id)
+        cat.remove([f"v{{10 + 2 * i:04d}}"])
+        print(i, flush=True)
+""")
+
+
+def searches_while_a_writer_churns(root, seconds: float) -> tuple[int, list[str], int]:
+    """(searches done, their failures, writer commits) while another process adds and removes videos."""
+    from tubelet.catalog.search import Query, search
+
+    cat = Catalog.create(root, MODEL)
+    cat.add([entry(i) for i in range(4)], MODEL.id)
+    q = entry(1)
+    query = Query("q", q.starts, q.ends, q.segments)
+    proc = subprocess.Popen([sys.executable, "-c", CHURN.format(tests=os.path.dirname(__file__), root=str(root))],
+                            stdout=subprocess.PIPE, text=True)
+    proc.stdout.readline()
+    done, failures = 0, []
+    t_end = time.monotonic() + seconds
+    try:
+        while time.monotonic() < t_end:
+            try:
+                hits = search(Catalog.open(root), query, k=3)
+                assert hits[0].id == "v0001", hits
+            except (TubeletError, AssertionError) as e:
+                failures.append(str(e))
+            done += 1
+    finally:
+        proc.kill()
+        out, _ = proc.communicate()
+    return done, failures, 1 + len(out.split())
+
+
+def test_searches_never_fail_while_another_process_adds_and_removes(tmp_path):
+    done, failures, commits = searches_while_a_writer_churns(tmp_path / "c", 4.0)
+    assert done > 20 and commits > 20, (done, commits)
+    assert not failures, f"{len(failures)} of {done} searches failed, e.g. {failures[0]}"
+
+
+@pytest.mark.slow
+def test_searches_never_fail_under_a_long_churn(tmp_path):
+    done, failures, commits = searches_while_a_writer_churns(tmp_path / "c", 60.0)
+    assert done > 100 and commits > 100, (done, commits)
+    assert not failures, f"{len(failures)} of {done} searches failed, e.g. {failures[0]}"

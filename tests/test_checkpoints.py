@@ -245,7 +245,7 @@ def _bad(tmp_path, case):
         return tmp_path / "clip.mp4", "not a PyTorch checkpoint"
     if case == "pickled code":
         torch.save({"model": Evil(str(tmp_path / "pwned"))}, tmp_path / "evil.pth")
-        return tmp_path / "evil.pth", "refused to unpickle"
+        return tmp_path / "evil.pth", "holds code and was not loaded"
     if case == "no tensors":
         torch.save({"model": {"a": 1}}, tmp_path / "n.pth")
         return tmp_path / "n.pth", "no state dict of tensors"
@@ -307,10 +307,6 @@ def test_cli_reports_malformed_checkpoint(tmp_path, monkeypatch, capsys, case, c
     path, fragment = _bad(tmp_path, case)
     args = [command, path] + ([tmp_path / "out"] if command == "convert" else [])
     code, out, err = run_cli(monkeypatch, capsys, *args)
-    if command == "info" and case in ("wrong shape", "missing key"):
-        # info reads without building a model: shapes and keys are only checked when loading
-        assert code == 0
-        return
     assert code == 1 and err.startswith("error:") and fragment in err
     assert err.count("\n") == 1 and "Traceback" not in err and out == ""
     assert not (tmp_path / "out").exists()
@@ -363,3 +359,79 @@ def test_cli_info_preset_counts_parameters_on_meta(monkeypatch, capsys):
     info = json.loads(out)
     assert code == 0 and info["format"] == "preset" and info["parameters"] == 94_210_944
     assert info["tokens"] == 1568 and info["parameters_by_part"]["decoder"] == 94_210_944 - 86_227_200
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("change,message", [
+    ({"depth": 100000}, "depth=100000 is out of range"),
+    ({"embed_dim": 1e9}, "embed_dim=1000000000 is out of range"),
+    ({"image_size": [160000, 160000]}, "image_size=160000 is out of range"),
+    ({"num_heads": 0}, "num_heads=0 is out of range"),
+    ({"patch_size": 0}, "patch_size=0 is out of range"),
+    ({"mlp_dim": -8}, "mlp_dim=-8 is out of range"),
+    ({"image_size": "abc"}, "image_size must be an integer or a pair"),
+    ({"depth": 2.5}, "depth must be an integer"),
+    ({"norm_eps": None}, "norm_eps must be a finite number"),
+    ({"embed_dim": 4096, "num_heads": 4096 // 64, "mlp_dim": 131072, "depth": 256}, "parameters is more than"),
+    ({"depth": 3}, r"config.json does not match model.safetensors: missing key\(s\) encoder.blocks.2"),
+    ({"embed_dim": 96, "num_heads": 4}, "config.json does not match model.safetensors: .* has shape"),
+])
+def test_config_json_is_checked_before_anything_is_allocated(tmp_path, monkeypatch, capsys, change, message):
+    save_model(VideoMAE(small_config()), tmp_path / "ckpt")
+    cfg = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps({**cfg, **change}))
+    with pytest.raises(CheckpointError, match=message) as e:
+        load_model(tmp_path / "ckpt")
+    assert "\n" not in str(e.value)
+    code, out, err = run_cli(monkeypatch, capsys, "info", tmp_path / "ckpt")  # info checks as much as loading
+    assert code == 1 and err.startswith("error: ") and err.count("\n") == 1 and out == "", err
+
+
+@pytest.mark.parametrize("sets,message", [
+    (["num_heads=0"], "num_heads=0 is out of range"), (["patch_size=0"], "patch_size=0 is out of range"),
+    (["image_size=abc"], "image_size must be an integer or a pair"), (["embed_dim=-192"], "embed_dim=-192"),
+    (["num_frames=nan"], "num_frames must be an integer"), (["depth=1e300"], "depth must be an integer"),
+    (["depth=10000000000000000000000"], "depth=1e+22 is out"),
+    (["drop_path=inf"], "drop_path must be a finite number"), (["num_classes=true"], "num_classes must be an int"),
+])
+def test_absurd_set_values_are_one_line(tmp_path, monkeypatch, capsys, sets, message):
+    args = [a for s in sets for a in ("--set", s)]
+    code, _, err = run_cli(monkeypatch, capsys, "convert", "vit_tiny", tmp_path / "out", *args)
+    assert code == 1 and message in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_a_pickle_that_holds_code_is_named_not_run(tmp_path, monkeypatch, capsys):
+    import os
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    files = {"zip.pth": lambda p: torch.save({"model": Payload()}, p),
+             "legacy.pth": lambda p: torch.save({"model": Payload()}, p, _use_new_zipfile_serialization=False),
+             "bare.pth": lambda p: p.write_bytes(pickle.dumps({"model": Payload()}, protocol=4))}
+    for name, write in files.items():
+        write(tmp_path / name)
+        with pytest.raises(CheckpointError) as e:
+            load_model(tmp_path / name)
+        assert "holds code and was not loaded (it tries to call posix.system)" in str(e.value), str(e.value)
+        assert "weights_only" not in str(e.value)
+        code, _, err = run_cli(monkeypatch, capsys, "info", tmp_path / name)
+        assert code == 1 and "holds code and was not loaded" in err and err.count("\n") == 1, err
+    assert not marker.exists()
+
+
+def test_a_run_directory_means_its_latest_checkpoint(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    with pytest.raises(CheckpointError, match="run directory without a complete checkpoint"):
+        load_model(run)
+    save_model(VideoMAE(small_config(depth=1)), run / "checkpoints" / "step_00000010")
+    save_model(VideoMAE(small_config(depth=2)), run / "checkpoints" / "step_00000020")
+    (run / "checkpoints" / ".step_00000030.tmp").mkdir()  # an interrupted save
+    assert load_model(run).config.depth == 2
+    code, out, err = run_cli(monkeypatch, capsys, "info", run, "--json")
+    assert code == 0 and json.loads(out)["config"]["depth"] == 2, err

@@ -17,8 +17,8 @@ from tubelet.data import (
     EpochBatchSampler,
     PretrainDataset,
     SegmentDataset,
-    VideoItem,
-    list_videos,
+    Source,
+    list_sources,
     make_loader,
     read_clip,
     sampling,
@@ -40,10 +40,10 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_synthetic_videos_are_real_and_labelled(synth: Path) -> None:
-    items = list_videos(synth / "labels.csv")
+    items = list_sources(synth / "labels.csv")
     assert [it.label for it in items] == ["left", "right", "up", "down"] * 2
-    assert list_videos(synth) == sorted(list_videos(synth), key=lambda it: it.path)  # folder: label = subfolder
-    assert {it.label for it in list_videos(synth)} == {"left", "right", "up", "down"}
+    assert list_sources(synth) == sorted(list_sources(synth), key=lambda it: it.path)  # folder: label = subfolder
+    assert {it.label for it in list_sources(synth)} == {"left", "right", "up", "down"}
     clip, ts = read_clip(items[1].path, 24, 1, start_s=0)  # "right": the object's column moves right
     diff = (clip[:, :, :, :].float() - clip.float().median(0).values).abs().sum(-1)  # [T, H, W] foreground
     cols = torch.arange(48).float()
@@ -57,28 +57,28 @@ def test_manifests(tmp_path: Path, synth: Path) -> None:
     (tmp_path / "b.csv").write_text(f"path,label\n{video},run\n")
     (tmp_path / "c.txt").write_text(f"{video} 7\n")  # official `path label` lists
     (tmp_path / "d.jsonl").write_text(json.dumps({"path": str(video), "label": "x", "start_s": 0.5}) + "\n")
-    assert list_videos(tmp_path / "a.csv")[0] == VideoItem(str(video), "walk", 1.0, 2.5)
-    assert list_videos(tmp_path / "a.csv")[1].label is None
-    assert list_videos(tmp_path / "b.csv")[0].label == "run"
-    assert list_videos(tmp_path / "c.txt")[0].label == "7"
-    assert list_videos(tmp_path / "d.jsonl")[0].start_s == 0.5
+    assert list_sources(tmp_path / "a.csv")[0] == Source(str(video), "walk", 1.0, 2.5)
+    assert list_sources(tmp_path / "a.csv")[1].label is None
+    assert list_sources(tmp_path / "b.csv")[0].label == "run"
+    assert list_sources(tmp_path / "c.txt")[0].label == "7"
+    assert list_sources(tmp_path / "d.jsonl")[0].start_s == 0.5
     (tmp_path / "bad.csv").write_text(f"{video},a,3,1\n")
     with pytest.raises(TubeletError, match="bad.csv:1"):
-        list_videos(tmp_path / "bad.csv")
+        list_sources(tmp_path / "bad.csv")
     with pytest.raises(TubeletError, match="no such file"):
-        list_videos(tmp_path / "nope")
+        list_sources(tmp_path / "nope")
 
 
 def test_tar_shards_read_in_place(tmp_path: Path, synth: Path) -> None:
-    items = list_videos(synth / "labels.csv")
+    items = list_sources(synth / "labels.csv")
     write_shards(items, tmp_path / "shards", per_shard=3)
-    sharded = list_videos(tmp_path / "shards")
+    sharded = list_sources(tmp_path / "shards")
     assert len(sharded) == 8 and [it.label for it in sharded] == [it.label for it in items]
     assert sharded[0].member and sharded[0].name.endswith(".mp4")
     a, _ = read_clip(items[5].path, 4, 2, start_s=0)
-    b, _ = read_clip(sharded[5].source(), 4, 2, start_s=0)
+    b, _ = read_clip(sharded[5].input(), 4, 2, start_s=0)
     assert torch.equal(a, b)
-    assert len(list_videos(str(tmp_path / "shards" / "*.tar"))) == 8
+    assert len(list_sources(str(tmp_path / "shards" / "*.tar"))) == 8
 
 
 def test_pretrain_sample_shapes_masks_and_determinism(synth: Path) -> None:
@@ -95,10 +95,10 @@ def test_pretrain_sample_shapes_masks_and_determinism(synth: Path) -> None:
 
 
 def test_bad_files_are_skipped_deterministically(tmp_path: Path, synth: Path, caplog) -> None:
-    good = list_videos(synth)[:3]
+    good = list_sources(synth)[:3]
     (tmp_path / "zero.mp4").write_bytes(b"")
     (tmp_path / "text.mp4").write_text("hello")
-    bad = [VideoItem(str(tmp_path / "zero.mp4")), VideoItem(str(tmp_path / "text.mp4"))]
+    bad = [Source(str(tmp_path / "zero.mp4")), Source(str(tmp_path / "text.mp4"))]
     ds = PretrainDataset(bad + good, **KW)
     with caplog.at_level(logging.WARNING, logger="tubelet.data"):
         s0 = ds[0]

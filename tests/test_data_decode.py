@@ -273,3 +273,16 @@ def test_bytes_source_and_window_past_end(tmp_path: Path) -> None:
     path = write(tmp_path / "n.mp4", numbered(30))
     clip, ts = read_clip(path.read_bytes(), 4, 4, start_s=5.0)  # past the end: moved back onto the last frames
     assert frame_ids(clip) == [17, 21, 25, 29]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_times_are_refused_not_hung_on(bad: float) -> None:
+    clip = tubelet.data.decode.Path(tubelet.__file__).parent / "assets" / "clips"
+    path = sorted(clip.glob("*.mp4"))[0]
+    calls = [lambda: read_clip(path, 4, 2, start_s=bad), lambda: read_clips(path, [0.0, bad], 4, 2),
+             lambda: read_frames_at(path, [0.5, bad]), lambda: read_clip(path, 4, fps=bad)]
+    for call in calls:
+        with pytest.raises(VideoError, match=r"(not a finite number of seconds|must be a finite positive)") as e:
+            call()
+        assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)

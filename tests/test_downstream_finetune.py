@@ -9,8 +9,8 @@ import torch
 from tubelet import VideoMAE, preset, save_model
 from tubelet.data.synthetic import write_synthetic_videos
 from tubelet.errors import TubeletError
-from tubelet.train.finetune import FinetuneConfig, build_classifier, read_labels, resolve_config, train_dataset
-from tubelet.train.labels import labels_of_videos
+from tubelet.train.finetune import FinetuneConfig, build_classifier, resolve_config, train_dataset, train_val_labels
+from tubelet.train.labels import read_labels
 
 
 def test_config_defaults_are_the_recipe_and_overrides_apply(tmp_path):
@@ -49,7 +49,7 @@ def test_training_dataset_augments_every_frame_alike_and_is_seeded(tmp_path):
     write_synthetic_videos(tmp_path / "v", 4, num_frames=12, size=32, seed=0)
     cfg = FinetuneConfig(data=str(tmp_path / "v"), labels=str(tmp_path / "v" / "labels.csv"), stride=2,
                          val_frac=0.0, randaug_magnitude=9)
-    train, val = read_labels(cfg)
+    train, val = train_val_labels(cfg)
     assert len(train.examples) == 4 and not val.examples and train.classes == ["down", "left", "right", "up"]
     model = VideoMAE(preset("vit_tiny", depth=1, num_frames=4, image_size=32, decoder_depth=0, num_classes=4))
     ds = train_dataset(cfg, train, model)
@@ -63,7 +63,7 @@ def test_training_dataset_augments_every_frame_alike_and_is_seeded(tmp_path):
 def test_labels_from_class_folders(tmp_path):
     write_synthetic_videos(tmp_path / "v", 4, num_frames=8, size=16, seed=0)
     (tmp_path / "v" / "labels.csv").unlink()
-    labels = labels_of_videos(str(tmp_path / "v"))
+    labels = read_labels(str(tmp_path / "v"))
     assert labels.classes == ["down", "left", "right", "up"] and labels.counts() == [1, 1, 1, 1]
     with pytest.raises(TubeletError, match="not in the class list"):
-        labels_of_videos(str(tmp_path / "v"), ["left", "right"])
+        read_labels(str(tmp_path / "v"), classes=["left", "right"])

@@ -14,7 +14,7 @@ from tubelet.model import VideoMAE
 from tubelet.train.labels import (
     LabelSet,
     read_class_list,
-    read_manifest,
+    read_labels,
     split_train_val,
     write_class_list,
     write_manifest,
@@ -35,14 +35,14 @@ def _files(tmp_path, names):
 def test_manifest_csv_with_header_names_and_class_list(tmp_path):
     _files(tmp_path, ["a.mp4", "b.mp4", "c.mp4"])
     (tmp_path / "m.csv").write_text("path,label,start_s,end_s\na.mp4,run,1.5,3\nb.mp4,jump,,\nc.mp4,run,,\n")
-    labels = read_manifest(tmp_path / "m.csv")
+    labels = read_labels(tmp_path / "m.csv")
     assert labels.classes == ["jump", "run"]  # sorted distinct names without a class list
-    assert [e.label for e in labels.examples] == [1, 0, 1]
+    assert labels.ids() == [1, 0, 1] and [e.label for e in labels.examples] == ["run", "jump", "run"]
     assert labels.examples[0].start_s == 1.5 and labels.examples[0].end_s == 3.0
     assert labels.examples[1].start_s is None
     (tmp_path / "classes.txt").write_text("run\njump\nsit\n")
-    labels = read_manifest(tmp_path / "m.csv", classes=read_class_list(tmp_path / "classes.txt"))
-    assert labels.num_classes == 3 and [e.label for e in labels.examples] == [0, 1, 0]
+    labels = read_labels(tmp_path / "m.csv", classes=read_class_list(tmp_path / "classes.txt"))
+    assert labels.num_classes == 3 and labels.ids() == [0, 1, 0]
     assert labels.counts() == [2, 1, 0]
 
 
@@ -51,8 +51,8 @@ def test_manifest_official_space_separated_ids_and_root(tmp_path):
     root.mkdir()
     _files(root, ["x.avi", "y.avi"])
     (tmp_path / "list.txt").write_text("x.avi 3\ny.avi 0\n")
-    labels = read_manifest(tmp_path / "list.txt", root=root)
-    assert labels.classes == ["0", "1", "2", "3"] and [e.label for e in labels.examples] == [3, 0]
+    labels = read_labels(tmp_path / "list.txt", root=root)
+    assert labels.classes == ["0", "1", "2", "3"] and labels.ids() == [3, 0]
     assert labels.examples[0].path == str(root / "x.avi")
 
 
@@ -60,24 +60,24 @@ def test_manifest_jsonl_ids_with_names_missing_files_reported(tmp_path):
     _files(tmp_path, ["a.mp4"])
     rows = [{"path": "a.mp4", "label": 1}, {"path": "gone.mp4", "label": "left"}]
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    labels = read_manifest(tmp_path / "m.jsonl", classes=["left", "right"])
-    assert [e.label for e in labels.examples] == [1]
+    labels = read_labels(tmp_path / "m.jsonl", classes=["left", "right"])
+    assert labels.ids() == [1] and labels.examples[0].label == "right"
     assert labels.missing == [str(tmp_path / "gone.mp4")]
 
 
 @pytest.mark.parametrize("text, match", [
     ("path,label\na.mp4,fly\n", "not in the class list"),
-    ("path,label\n", "lists no clips"),
+    ("path,label\n", "lists no videos"),
     ("path,label,split\na.mp4,run,holdout\n", "split 'holdout'"),
     ("path,label,start_s,end_s\na.mp4,run,3,1\n", "not after start_s"),
-    ("a.mp4\n", "expected `path,label`"),
+    ("a.mp4\n", "without a label"),
     ("path,label\ngone.mp4,run\n", "none of the 1 listed files exist"),
 ])
 def test_manifest_errors_name_the_file(tmp_path, text, match):
     _files(tmp_path, ["a.mp4"])
     (tmp_path / "m.csv").write_text(text)
     with pytest.raises(TubeletError, match=match) as e:
-        read_manifest(tmp_path / "m.csv", classes=["run", "jump"])
+        read_labels(tmp_path / "m.csv", classes=["run", "jump"])
     assert "m.csv" in str(e.value)
 
 
@@ -100,7 +100,7 @@ def test_stratified_split_is_deterministic_and_covers_every_class(tmp_path):
     names = _files(tmp_path, [f"{i}.mp4" for i in range(30)])
     rows = "".join(f"{n},{'abc'[i % 3]}\n" for i, n in enumerate(names))
     (tmp_path / "m.csv").write_text("path,label\n" + rows)
-    labels = read_manifest(tmp_path / "m.csv")
+    labels = read_labels(tmp_path / "m.csv")
     train, val = split_train_val(labels, 0.2, seed=1)
     assert len(val.examples) == 6 and len(train.examples) == 24
     assert val.counts() == [2, 2, 2]
@@ -114,12 +114,12 @@ def test_stratified_split_is_deterministic_and_covers_every_class(tmp_path):
 def test_split_column_wins_and_manifest_round_trips(tmp_path):
     _files(tmp_path, ["a.mp4", "b.mp4", "c.mp4"])
     (tmp_path / "m.csv").write_text("path,label,split\na.mp4,x,train\nb.mp4,y,val\nc.mp4,x,test\n")
-    labels = read_manifest(tmp_path / "m.csv")
+    labels = read_labels(tmp_path / "m.csv")
     train, val = split_train_val(labels, 0.5)
     assert [e.path.endswith("a.mp4") for e in train.examples] == [True]
     assert [e.path.endswith("b.mp4") for e in val.examples] == [True]
-    write_manifest(labels.examples, labels.classes, tmp_path / "out.csv")
-    back = read_manifest(tmp_path / "out.csv", classes=labels.classes)
+    write_manifest(labels.examples, tmp_path / "out.csv")
+    back = read_labels(tmp_path / "out.csv", classes=labels.classes)
     assert back.examples == labels.examples
     assert isinstance(back, LabelSet)
 

@@ -3,10 +3,59 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from tubelet.errors import TubeletError
+
+# Sane ranges of the architecture's numbers (vit_giant: dim 1408, depth 40, ~1e9 parameters, 2048 tokens).
+LIMITS: dict[str, tuple[float, float]] = {
+    "num_frames": (1, 1024), "image_size": (1, 8192), "tubelet_size": (1, 64), "patch_size": (1, 1024),
+    "in_chans": (1, 64), "embed_dim": (1, 16384), "depth": (1, 256), "num_heads": (1, 1024), "mlp_dim": (1, 131072),
+    "norm_eps": (1e-20, 1.0), "layer_scale_init": (0.0, 10.0), "drop_path": (0.0, 0.999), "decoder_dim": (1, 16384),
+    "decoder_depth": (0, 256), "decoder_heads": (1, 1024), "decoder_mlp_dim": (1, 131072),
+    "num_classes": (0, 1_000_000), "head_dropout": (0.0, 0.999),
+}
+MAX_TOKENS = 200_000
+MAX_PARAMS = 4_000_000_000  # 16 GB of fp32 weights; vit_giant has 1e9
+
+
+def coerce(name: str, value: Any, kind: Any, what: str) -> Any:
+    """`value` as type `kind` (int, float, bool, str, tuple[int, int] also from one int, list[str]), numbers finite;
+    TubeletError("<what>: <name> must be …") otherwise. Integral floats (JSON's 1e3) count as ints."""
+    def fail(expected: str) -> TubeletError:
+        return TubeletError(f"{what}: {name} must be {expected}, got {value!r}"[:300])
+
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise fail("true or false")
+        return value
+    if kind is int:
+        if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+            return int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise fail("an integer")
+        return value
+    if kind is float:
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+            raise fail("a finite number")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise fail("a string")
+        return value
+    if kind == tuple[int, int]:
+        pair = [value, value] if isinstance(value, int | float) and not isinstance(value, bool) else value
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise fail("an integer or a pair of integers")
+        return tuple(coerce(name, v, int, what) for v in pair)
+    if kind == list[str]:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise fail("a list of strings")
+        return list(value)
+    raise TypeError(f"coerce: no rule for {kind}")
 
 
 @dataclass
@@ -40,20 +89,32 @@ class ModelConfig:
     # classification head
     num_classes: int = 0
     use_mean_pooling: bool = True
+    norm_after_pool: bool = False  # an encoder without a head that norms its mean-pooled tokens (fc_norm), without
+    # a final encoder norm: the VideoMAE v2 Hub encoders
     head_dropout: float = 0.0
     class_names: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if isinstance(self.image_size, int):
-            self.image_size = (self.image_size, self.image_size)
-        self.image_size = tuple(int(s) for s in self.image_size)  # type: ignore[assignment]
+        hints = typing.get_type_hints(ModelConfig)
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, coerce(f.name, getattr(self, f.name), hints[f.name], "invalid model config"))
         self.validate()
 
     def validate(self) -> None:
-        """Raise TubeletError naming the first field that makes no sense."""
+        """Raise TubeletError naming the first field that makes no sense: each number within its sane range (so
+        that nothing is allocated for an absurd architecture), then the relations between fields."""
+        for name, (lo, hi) in LIMITS.items():
+            values = self.image_size if name == "image_size" else (getattr(self, name),)
+            for value in values:
+                if not lo <= value <= hi:
+                    shown = f"{value:.3g}" if abs(value) > 1e12 else value
+                    raise TubeletError(f"invalid model config: {name}={shown} is out of range ({lo}–{hi:,})")
         h, w = self.image_size
+        size = [(self.num_patches, MAX_TOKENS, "tokens"), (self.approx_params, MAX_PARAMS, "parameters")]
+        for value, limit, what in size:
+            if value > limit:
+                raise TubeletError(f"invalid model config: {value:,} {what} is more than {limit:,}")
         checks = [
-            (self.num_frames > 0 and self.tubelet_size > 0, "num_frames and tubelet_size must be positive"),
             (self.num_frames % self.tubelet_size == 0,
              f"num_frames={self.num_frames} is not a multiple of tubelet_size={self.tubelet_size}"),
             (h % self.patch_size == 0 and w % self.patch_size == 0,
@@ -62,16 +123,21 @@ class ModelConfig:
              f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}"),
             (self.decoder_depth == 0 or self.decoder_dim % self.decoder_heads == 0,
              f"decoder_dim={self.decoder_dim} is not divisible by decoder_heads={self.decoder_heads}"),
-            (self.depth > 0 and self.decoder_depth >= 0 and self.num_classes >= 0, "depths and classes must be >= 0"),
             (not (self.decoder_depth > 0 and self.num_classes > 0),
              "a model is either a pretraining model (decoder_depth > 0) or a classifier (num_classes > 0)"),
-            (0.0 <= self.drop_path < 1.0 and 0.0 <= self.head_dropout < 1.0, "drop rates must be in [0, 1)"),
             (not self.class_names or len(self.class_names) == self.num_classes,
              f"{len(self.class_names)} class names for num_classes={self.num_classes}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise TubeletError(f"invalid model config: {message}")
+
+    @property
+    def approx_params(self) -> int:
+        """Weights the model would hold (blocks, embeddings, head), computed without building it."""
+        d, m, dd, dm = self.embed_dim, self.mlp_dim, self.decoder_dim, self.decoder_mlp_dim
+        return (self.depth * (4 * d * d + 2 * d * m) + self.decoder_depth * (4 * dd * dd + 2 * dd * dm)
+                + self.patch_dim * (d + dd) + self.num_patches * (d + dd) + d * self.num_classes)
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -100,7 +166,8 @@ class ModelConfig:
     @property
     def has_encoder_norm(self) -> bool:
         """Official layout: a final encoder norm unless a mean-pooling classifier normalises after pooling."""
-        return not (self.num_classes > 0 and self.use_mean_pooling) or self.decoder_depth > 0
+        pools_then_norms = self.use_mean_pooling and (self.num_classes > 0 or self.norm_after_pool)
+        return not pools_then_norms or self.decoder_depth > 0
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with fields changed (validated)."""

@@ -1,15 +1,9 @@
-"""Cuts, shots and pacing, and the dead stretches of a video (black, or nothing moving), from its frame signals.
-
-A hard cut is a frame whose colour histogram jumps from the previous one: at least `hard` (half-L1 distance), or
-at least `min_change` and `spike`× the largest jump 2 to `window_s` frames around it — a cut is an isolated spike
-(one or two frames), motion and flicker change the picture over many frames. Cuts closer than `min_shot_s`
-keep the stronger one. Gradual transitions (fades, dissolves) are not cuts here.
-"""
+"""Shots and pacing, and the dead stretches of a video (black, or nothing moving), from its transitions and frame
+signals. A shot runs from one change of shot to the next (a cut, or the middle of a gradual transition)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,34 +24,28 @@ class Span:
     def duration_s(self) -> float:
         return self.end_s - self.start_s
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "duration_s": self.duration_s}
+
+@dataclass
+class Pacing:
+    """Shot-length statistics, and the shots much shorter or longer than the median."""
+
+    shots: int
+    cuts_per_min: float  # changes of shot a minute (cuts and gradual transitions)
+    median_shot_s: float
+    mean_shot_s: float
+    shortest_shot_s: float
+    longest_shot_s: float
+    shot_length_cv: float  # std / mean of the shot lengths
+    irregular: list[Span] = field(default_factory=list)
 
 
-def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard: float = 0.5,
-                window_s: float = 0.25, min_shot_s: float = 0.25) -> np.ndarray:
-    """Times (s) of the first frame of every new shot."""
-    c = sig.change
-    w = max(2, round(window_s * sig.fps))
-    padded = np.concatenate([np.zeros(w), c, np.zeros(w)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1)  # [F, 2w+1], frame t at column w
-    around = np.maximum(windows[:, :w - 1].max(1), windows[:, w + 2:].max(1))  # the frames beside t do not count:
-    # a cut re-encoded with a blended frame spreads over two
-    is_cut = (c >= hard) | ((c >= min_change) & (c >= spike * np.maximum(around, 1e-6)))
-    is_cut &= sig.times >= sig.times[0] + min_shot_s  # a fade-in is not a first shot
-    kept: list[int] = []
-    for i in sorted(np.flatnonzero(is_cut), key=lambda i: -c[i]):  # strongest first
-        if all(abs(sig.times[i] - sig.times[j]) >= min_shot_s for j in kept):
-            kept.append(int(i))
-    return np.sort(sig.times[kept])
-
-
-def shots_between(cuts: np.ndarray, duration_s: float) -> list[Span]:
-    edges = [0.0, *map(float, cuts), duration_s]
+def shots_between(changes: list[float] | np.ndarray, duration_s: float) -> list[Span]:
+    """The shots between the times the shot changes."""
+    edges = [0.0, *map(float, changes), duration_s]
     return [Span("shot", a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
 
-def pacing(shots: list[Span], irregular_factor: float = 3.0) -> dict[str, Any]:
+def pacing(shots: list[Span], irregular_factor: float = 3.0) -> Pacing:
     """Shot-length statistics, and the shots much shorter or longer than the median (with 3+ shots)."""
     lengths = np.array([s.duration_s for s in shots])
     total = float(lengths.sum())
@@ -70,11 +58,9 @@ def pacing(shots: list[Span], irregular_factor: float = 3.0) -> dict[str, Any]:
                 irregular.append(Span("short shot", s.start_s, s.end_s, f"{d:.1f} s vs median {median:.1f} s"))
             elif d > median * irregular_factor:
                 irregular.append(Span("long shot", s.start_s, s.end_s, f"{d:.1f} s vs median {median:.1f} s"))
-    return {"shots": len(shots), "cuts_per_min": 60 * (len(shots) - 1) / total if total else 0.0,
-            "median_shot_s": median, "mean_shot_s": float(lengths.mean()), "shortest_shot_s": float(lengths.min()),
-            "longest_shot_s": float(lengths.max()),
-            "shot_length_cv": float(lengths.std() / lengths.mean()) if lengths.mean() else 0.0,
-            "irregular": [s.to_dict() for s in irregular]}
+    return Pacing(len(shots), 60 * (len(shots) - 1) / total if total else 0.0, median, float(lengths.mean()),
+                  float(lengths.min()), float(lengths.max()),
+                  float(lengths.std() / lengths.mean()) if lengths.mean() else 0.0, irregular)
 
 
 def _stretches(flags: np.ndarray, times: np.ndarray, end_s: float, min_s: float) -> list[tuple[float, float]]:

@@ -1,5 +1,6 @@
 """Per-frame signals of a whole video, from one decode at low resolution: how much the colours change from the
-previous frame (for cuts), a 16×16 luma grid (for motion at any time lag), how bright and how flat it is."""
+previous frame (for cuts), the histogram itself (to compare frames further apart), a 16×16 luma grid (for motion
+and gradual transitions), how bright and how flat it is, and — for a shot model — each frame at 48×27."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import av
+import cv2
 import numpy as np
 
 from tubelet.data.decode import VideoReader
 from tubelet.errors import VideoError
 
 BINS = 4  # per channel: a 64-bin colour histogram, coarse enough for 64-pixel frames
+SMALL = (48, 27)  # (width, height) of the frames TransNetV2 reads
 
 
 @dataclass
@@ -24,10 +27,14 @@ class Signals:
     fps: float
     times: np.ndarray  # [F] seconds
     change: np.ndarray  # [F] half the L1 distance of colour histograms to the previous frame, in [0, 1]
+    hist: np.ndarray  # [F, 64] float32 colour histograms (sum 1)
     grid: np.ndarray  # [F, 16, 16] float32 block-mean luma in [0, 1]
     brightness: np.ndarray  # [F] mean luma in [0, 1]
     contrast: np.ndarray  # [F] std of luma in [0, 1]
+    edges: np.ndarray  # [F, 2] mean |Δ luma| between horizontal and between vertical neighbours (motion blur
+    # along one direction flattens one of them)
     thumbs: dict[int, np.ndarray] = field(default_factory=dict)  # frame index → uint8 [h, w, 3]
+    small: np.ndarray | None = None  # [F, 27, 48, 3] uint8 when asked for (keep_small)
 
     @property
     def duration_s(self) -> float:
@@ -43,6 +50,10 @@ class Signals:
         out = np.zeros(len(self.times))
         out[lag:] = np.abs(self.grid[lag:] - self.grid[:-lag]).mean((1, 2))
         return out
+
+    def distance(self, i: np.ndarray | int, j: np.ndarray | int) -> np.ndarray:
+        """Half the L1 distance between the colour histograms of frames i and j, in [0, 1]."""
+        return 0.5 * np.abs(self.hist[i] - self.hist[j]).sum(-1)
 
     def thumb_at(self, t: float) -> np.ndarray:
         """The kept thumbnail nearest to time t."""
@@ -65,10 +76,11 @@ def _grid(luma: np.ndarray, n: int = 16) -> np.ndarray:
 
 
 def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float = 0.5, candidate: float = 0.2,
-                  on_frame: Callable[[float], None] | None = None) -> Signals:
+                  keep_small: bool = False, on_frame: Callable[[float], None] | None = None) -> Signals:
     """Decode every frame of `path` at short side `size` and measure it. Thumbnails are kept every
-    `thumbs_every_s` and on both sides of every change above `candidate` (possible cuts)."""
-    times, change, grids, bright, contrast = [], [], [], [], []
+    `thumbs_every_s` and on both sides of every change above `candidate` (possible cuts); `keep_small` keeps
+    every frame at 48×27 too (resized from the decoded one, as a shot model reads them)."""
+    times, change, hists, grids, bright, contrast, edges, small = [], [], [], [], [], [], [], []
     thumbs: dict[int, np.ndarray] = {}
     prev_hist = prev_rgb = None
     next_thumb = 0.0
@@ -82,9 +94,13 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
                 luma = rgb @ np.array([0.299, 0.587, 0.114]) / 255
                 hist = _histogram(rgb)
                 change.append(0.5 * float(np.abs(hist - prev_hist).sum()) if prev_hist is not None else 0.0)
+                hists.append(hist)
+                if keep_small:
+                    small.append(cv2.resize(rgb, SMALL, interpolation=cv2.INTER_AREA))
                 grids.append(_grid(luma))
                 bright.append(float(luma.mean()))
                 contrast.append(float(luma.std()))
+                edges.append((float(np.abs(np.diff(luma, axis=1)).mean()), float(np.abs(np.diff(luma, axis=0)).mean())))
                 i = len(times)
                 times.append(t)
                 if t >= next_thumb:
@@ -103,5 +119,6 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
     if not times:
         raise VideoError(f"{os.fspath(path)}: no decodable video frames")
     arr = np.asarray
-    return Signals(os.fspath(path), fps, arr(times), arr(change), np.stack(grids), arr(bright), arr(contrast),
-                   thumbs)
+    return Signals(os.fspath(path), fps, arr(times), arr(change), np.stack(hists).astype(np.float32),
+                   np.stack(grids), arr(bright), arr(contrast), arr(edges).reshape(-1, 2), thumbs,
+                   np.stack(small) if keep_small else None)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,20 +22,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from tubelet.atomic import atomic_open
 from tubelet.catalog.fingerprint import DIM as FP_DIM
-from tubelet.catalog.fingerprint import FrameSampler
+from tubelet.catalog.fingerprint import Fingerprints, FrameSampler, fingerprint_file
 from tubelet.catalog.store import ModelInfo, VideoEntry, VideoRecord
 from tubelet.config import PRESETS
-from tubelet.data import probe, read_frames_at, sliding_windows
-from tubelet.data.transforms import test_views
+from tubelet.data import VideoInfo, probe, read_frames_at, sliding_windows
+from tubelet.data.sources import list_folder
+from tubelet.data.transforms import center_crop_box, crop, normalize, resize_short
 from tubelet.errors import TubeletError
 from tubelet.model.checkpoints import load_model
+from tubelet.model.hub import download, is_hub_id, parse_hub_id
 from tubelet.model.videomae import VideoMAE
 
 POOLS = ("mean", "max")
-VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ogv", ".ogg", ".mpg", ".mpeg", ".ts",
-                    ".mts", ".flv", ".wmv", ".3gp"}
 ID_HEX = 12  # a video id is the first 12 hex digits of its content hash
+SECONDS_RANGE = (0.1, 3600.0)  # window and stride: a tenth of a second (3 frames at 30 fps) to an hour
+MAX_BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,14 @@ class EmbedOptions:
     batch_size: int = 8  # windows per forward pass
 
     def __post_init__(self) -> None:
-        if not (self.window_s > 0 and self.stride_s > 0):
-            raise TubeletError(f"window and stride must be positive seconds, got {self.window_s} and {self.stride_s}")
+        lo, hi = SECONDS_RANGE
+        for name, value in (("window", self.window_s), ("stride", self.stride_s)):
+            if not lo <= value <= hi:  # NaN fails this too
+                raise TubeletError(f"--{name} must be between {lo:g} and {hi:g} seconds, got {value}")
         if self.pool not in POOLS:
             raise TubeletError(f"unknown pooling {self.pool!r}; choose one of {', '.join(POOLS)}")
-        if self.batch_size <= 0:
-            raise TubeletError(f"batch size must be positive, got {self.batch_size}")
+        if not 0 < self.batch_size <= MAX_BATCH:
+            raise TubeletError(f"batch size must be between 1 and {MAX_BATCH}, got {self.batch_size}")
 
 
 @dataclass
@@ -134,16 +140,21 @@ class Embedder:
         else:
             tokens = self.model.encode(clips, layer=self.layer)  # [B, N, D]
             x = tokens.mean(1) if self.pool == "mean" else tokens.amax(1)
-        return torch.nn.functional.normalize(x.float(), dim=-1).numpy()
+        return torch.nn.functional.normalize(x.float(), dim=-1).cpu().numpy()
 
 
 def load_embedder(source: str | os.PathLike, layer: int = -1, pool: str = "mean", **overrides: Any) -> Embedder:
-    """An Embedder for a preset (random init, seeded so a preset name is one fixed model) or a checkpoint."""
+    """An Embedder for a preset (random init, seeded so a preset name is one fixed model), a checkpoint or a Hub
+    model id (recorded with the commit it resolved to)."""
     src = str(source)
     if src in PRESETS and not Path(src).exists():
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model = load_model(src, **overrides)
+    elif is_hub_id(src):
+        folder, commit = download(src)  # recorded at its commit, so the catalog reloads these very weights
+        src = f"{parse_hub_id(src)[0]}@{commit}"
+        model = load_model(folder, **overrides)
     else:
         src = str(Path(src).resolve())
         model = load_model(src, **overrides)
@@ -168,11 +179,12 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given, and the video files (by extension) under each directory, sorted; TubeletError if missing."""
+    """Files as given, and the video files under each directory (as `data.sources` lists them); TubeletError if
+    missing."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+            out += [Path(s.path) for s in list_folder(p)]
         elif p.is_file():
             out.append(p)
         else:
@@ -187,44 +199,77 @@ def _window_times(windows: Sequence[tuple[float, float]], t: int) -> np.ndarray:
     return starts + (np.arange(t)[None] + 0.5) * lengths / t
 
 
+def span_windows(opts: EmbedOptions, start_s: float, end_s: float) -> list[tuple[float, float]]:
+    """The sliding windows over [start_s, end_s] of a file, in the file's time."""
+    return [(start_s + a, start_s + b) for a, b in sliding_windows(end_s - start_s, opts.window_s, opts.stride_s)]
+
+
+def window_frames(path: str | os.PathLike, windows: Sequence[tuple[float, float]], num_frames: int,
+                  size: int, frames_to: FrameSampler | None = None) -> torch.Tensor:
+    """uint8 [W, T, size, size, 3]: each window's frames at its sampling instants (each distinct instant decoded
+    once), short side → size, centre crop — the test view before normalisation. Every decoded frame, whole, is
+    also offered to `frames_to` (the fingerprints, without a second decode)."""
+    times = _window_times(windows, num_frames)
+    uniq, inverse = np.unique(np.round(times, 6), return_inverse=True)
+    frames, _ = read_frames_at(path, uniq.tolist(), size=size)  # [U, H, W, 3] uint8, short side = size
+    if frames_to is not None:
+        for t, frame in zip(uniq, frames.numpy(), strict=True):
+            frames_to.offer(float(t), frame)
+    frames = resize_short(frames, size)
+    frames = crop(frames, center_crop_box(frames.shape[1], frames.shape[2], size))
+    return frames[torch.as_tensor(inverse.reshape(times.shape))]
+
+
+def clips_of(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 windows [B, T, H, W, 3] → the model's input [B, 3, T, H, W] (ImageNet-normalised float32)."""
+    return torch.stack([normalize(f) for f in frames])
+
+
+Progress = Callable[[float], None]  # the fraction done, in [0, 1]
+
+
 def embed_span(embedder: Embedder, path: str | os.PathLike, opts: EmbedOptions, start_s: float, end_s: float,
-               frames_to: FrameSampler | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(starts [S], ends [S], vectors [S, D]) of the sliding windows over [start_s, end_s] of one file; every
-    decoded frame is also offered to `frames_to` (for the fingerprints)."""
-    windows = [(start_s + a, start_s + b) for a, b in sliding_windows(end_s - start_s, opts.window_s, opts.stride_s)]
-    times = _window_times(windows, embedder.num_frames)
+               progress: Progress | None = None, frames_to: FrameSampler | None = None,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(starts [S], ends [S], vectors [S, D]) of the sliding windows over [start_s, end_s] of one file (decoded
+    frames offered to `frames_to`)."""
+    windows = span_windows(opts, start_s, end_s)
     vecs = []
     for lo in range(0, len(windows), opts.batch_size):
-        chunk = times[lo:lo + opts.batch_size]
-        uniq, inverse = np.unique(np.round(chunk, 6), return_inverse=True)
-        frames, _ = read_frames_at(path, uniq.tolist(), size=embedder.size)  # [U, H, W, 3] uint8, short side = size
-        if frames_to is not None:
-            for t, frame in zip(uniq, frames.numpy(), strict=True):
-                frames_to.offer(float(t), frame)
-        clips = torch.stack([test_views(frames[idx], embedder.size)[0] for idx in inverse.reshape(chunk.shape)])
-        vecs.append(embedder(clips))
+        chunk = windows[lo:lo + opts.batch_size]
+        vecs.append(embedder(clips_of(window_frames(path, chunk, embedder.num_frames, embedder.size, frames_to))))
+        if progress:
+            progress((lo + len(chunk)) / len(windows))
     return np.array([w[0] for w in windows]), np.array([w[1] for w in windows]), np.concatenate(vecs)
 
 
 def embed_video(embedder: Embedder, path: str | os.PathLike, opts: EmbedOptions | None = None,
                 start_s: float | None = None, end_s: float | None = None,
-                content_hash: str | None = None) -> VideoEmbedding:
+                content_hash: str | None = None, progress: Progress | None = None) -> VideoEmbedding:
     """Embed a whole file (or [start_s, end_s] of it): segment vectors over sliding windows and a video vector."""
     opts = opts or EmbedOptions()
     info = probe(path)
-    if not info.has_video or info.duration_s <= 0:
+    if not info.has_video or not 0 < info.duration_s < math.inf:
         raise TubeletError(f"{path}: no video stream with a duration")
     a = 0.0 if start_s is None else float(start_s)
     b = info.duration_s if end_s is None else min(float(end_s), info.duration_s)
-    if not 0 <= a < b:
+    if not 0 <= a < b:  # NaN fails this too
         raise TubeletError(f"{path}: empty or invalid span {a:.2f}–{b:.2f} s (video is {info.duration_s:.2f} s)")
     sampler = FrameSampler(a, b)
-    starts, ends, segs = embed_span(embedder, path, opts, a, b, sampler)
-    fp = sampler.fingerprints()
+    starts, ends, segs = embed_span(embedder, path, opts, a, b, progress, sampler)
+    return video_embedding(path, info, content_hash or file_sha256(path), embedder.id, starts, ends, segs,
+                           sampler.fingerprints())
+
+
+def video_embedding(path: str | os.PathLike, info: VideoInfo, content_hash: str, model_id: str, starts: np.ndarray,
+                    ends: np.ndarray, segs: np.ndarray, fingerprints: Fingerprints | None = None) -> VideoEmbedding:
+    """A file's embedding from its probe info and segment vectors (the video vector is their normalised mean) and
+    its frame fingerprints (decoded for them when not given)."""
+    fp = fingerprints if fingerprints is not None else fingerprint_file(path, float(starts[0]), float(ends[-1]))
     mean = segs.mean(0)
-    return VideoEmbedding(path=str(Path(path).resolve()), content_hash=content_hash or file_sha256(path),
+    return VideoEmbedding(path=str(Path(path).resolve()), content_hash=content_hash,
                           size_bytes=os.path.getsize(path), duration_s=float(info.duration_s), fps=float(info.fps),
-                          width=int(info.width), height=int(info.height), model_id=embedder.id, starts=starts,
+                          width=int(info.width), height=int(info.height), model_id=model_id, starts=starts,
                           ends=ends, segments=segs, vector=(mean / np.linalg.norm(mean)).astype(np.float32),
                           fp_times=fp.times, fp_vectors=fp.vectors)
 
@@ -266,7 +311,7 @@ class EmbeddingsFile:
 
 def write_parquet(path: str | os.PathLike, data: EmbeddingsFile) -> None:
     """Long format, one row per segment plus one `kind="video"` row per file; model info in the schema metadata.
-    Written to a temp file and renamed over `path`."""
+    Written atomically (tubelet.atomic)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -288,11 +333,8 @@ def write_parquet(path: str | os.PathLike, data: EmbeddingsFile) -> None:
         pa.array([], pa.list_(pa.float32(), dim))
     table = pa.table({**rows, "embedding": emb})
     table = table.replace_schema_metadata({"tubelet": json.dumps({"model": asdict(data.model)})})
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, out)
+    with atomic_open(path, "wb") as f:
+        pq.write_table(table, f)
 
 
 def read_parquet(path: str | os.PathLike) -> EmbeddingsFile:
@@ -302,7 +344,10 @@ def read_parquet(path: str | os.PathLike) -> EmbeddingsFile:
 
     try:
         table = pq.read_table(path)
-        model = ModelInfo(**json.loads(table.schema.metadata[b"tubelet"])["model"])
+        stamp = (table.schema.metadata or {}).get(b"tubelet")
+        if stamp is None:
+            raise ValueError("no tubelet model stamp in its metadata")
+        model = ModelInfo(**json.loads(stamp)["model"])
     except (OSError, pa.ArrowException, KeyError, TypeError, ValueError) as e:
         raise TubeletError(f"{path}: not a tubelet embeddings file ({e})") from None
     cols = {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names if name != "embedding"}

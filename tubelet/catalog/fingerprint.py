@@ -10,10 +10,13 @@ in both orientations by negating them (`mirrored`), without decoding it twice.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from tubelet.data import read_frames_at
 
 FPS = 2.0  # fingerprints a second
 SIZE = 96  # frames are decoded with this short side
@@ -129,3 +132,12 @@ class FrameSampler:
             self.frames[i], shape[::-1], interpolation=cv2.INTER_AREA) for i in have])
         box = content_box(g)
         return Fingerprints(self.times[have], describe(g, box), box)
+
+
+def fingerprint_file(path: str | os.PathLike, start_s: float, end_s: float) -> Fingerprints:
+    """Fingerprints of [start_s, end_s] of a file decoded for them alone (where no embedding pass decodes it)."""
+    sampler = FrameSampler(start_s, end_s)
+    frames, times = read_frames_at(path, sampler.times.tolist(), size=SIZE)
+    for t, frame in zip(sampler.times, frames.numpy(), strict=True):
+        sampler.offer(float(t), frame)
+    return sampler.fingerprints()

@@ -21,7 +21,7 @@ from tubelet.catalog.embed import (
     read_parquet,
     write_parquet,
 )
-from tubelet.catalog.store import Catalog, VideoEntry
+from tubelet.catalog.store import Catalog, ModelInfo, VideoEntry
 from tubelet.errors import TubeletError
 
 COMMIT_EVERY_S = 30.0  # a batch is written at least this often, so a killed run loses little
@@ -47,29 +47,45 @@ class Report:
         return {"added": self.added, "skipped": self.skipped, "failed": self.failed}
 
 
-def _check_same_segmenting(have: EmbedOptions, asked: EmbedOptions | None, where: str) -> None:
-    if asked is not None and (asked.window_s, asked.stride_s) != (have.window_s, have.stride_s):
-        raise TubeletError(f"{where}: made with --window {have.window_s} --stride {have.stride_s}; "
-                           f"use the same (or leave them out) to add to it")
+FLAGS = {"window_s": "--window", "stride_s": "--stride", "layer": "--layer", "pool": "--pool"}
+
+
+def _check_same_segmenting(have: ModelInfo, given: dict[str, Any], where: str) -> None:
+    """Settings given for an existing catalog or file must be the ones it was made with (else refused, not
+    silently replaced by its own)."""
+    differ = [k for k, v in given.items() if v != getattr(have, k)]
+    if differ:
+        made = " ".join(f"{FLAGS[k]} {getattr(have, k)}" for k in FLAGS)
+        raise TubeletError(f"{where}: made with {made}; give the same {', '.join(FLAGS[k] for k in differ)} "
+                           f"(or leave it out) to add to it")
+
+
+def _given(opts: EmbedOptions | None, given: dict[str, Any] | None) -> dict[str, Any]:
+    """The segmenting settings asked for: `given` when the caller knows which flags were typed, else opts' own."""
+    if given is not None:
+        return given
+    return {} if opts is None else {"window_s": opts.window_s, "stride_s": opts.stride_s}
 
 
 def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.PathLike], model: str | None = None,
                    opts: EmbedOptions | None = None, overrides: dict[str, Any] | None = None,
                    meta: dict[str, Any] | None = None, batch_videos: int = 8,
-                   on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None) -> Report:
+                   on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None,
+                   given: dict[str, Any] | None = None) -> Report:
     """`tubelet index add`: embed the files and add them, `batch_videos` per atomic commit (or every 30 s).
 
-    A new catalog takes the model and options given; an existing one keeps its own, and refuses another model.
+    A new catalog takes the model and options given; an existing one keeps its own, and refuses another model or
+    other settings in `given` (the segmenting flags typed; default: opts' window and stride).
     """
     if batch_videos <= 0:
         raise TubeletError(f"videos per commit must be positive, got {batch_videos}")
     files = expand_paths(paths)
     if Catalog.exists(catalog_dir):
         cat = Catalog.open(catalog_dir)
-        have = EmbedOptions(cat.model.window_s, cat.model.stride_s, cat.model.layer, cat.model.pool)
-        _check_same_segmenting(have, opts, str(catalog_dir))
+        _check_same_segmenting(cat.model, _given(opts, given), str(catalog_dir))
+        have = cat.model
         opts = EmbedOptions(have.window_s, have.stride_s, have.layer, have.pool,
-                            opts.batch_size if opts else have.batch_size)
+                            opts.batch_size if opts else EmbedOptions().batch_size)
         if model is None:
             embedder = embedder_for(cat.model)
         else:
@@ -113,19 +129,23 @@ def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.Path
 
 def embed_to_file(out: str | os.PathLike, paths: Sequence[str | os.PathLike], model: str,
                   opts: EmbedOptions | None = None, overrides: dict[str, Any] | None = None,
-                  on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None) -> Report:
+                  on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None,
+                  given: dict[str, Any] | None = None) -> Report:
     """`tubelet embed`: embeddings of the files into one parquet; files already in it (same model) are skipped."""
+    out = Path(out)
+    if out.is_dir():
+        raise TubeletError(f"{out}: is a directory; --out takes a .parquet file path (created, or extended)")
+    asked = _given(opts, given)
     opts = opts or EmbedOptions()
     embedder = load_embedder(model, opts.layer, opts.pool, **(overrides or {}))
     info = embedder.info(opts)
-    out = Path(out)
     data = EmbeddingsFile(info)
     if out.exists():
         data = read_parquet(out)
         if data.model.id != embedder.id:
             raise TubeletError(f"{out}: holds embeddings of model {data.model.id} ({data.model.source}); "
                                f"{model} is model {embedder.id}: write to another file")
-        _check_same_segmenting(EmbedOptions(data.model.window_s, data.model.stride_s), opts, str(out))
+        _check_same_segmenting(data.model, asked, str(out))
     files = expand_paths(paths)
     if on_files:
         on_files(len(files))

@@ -17,13 +17,16 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tubelet.catalog.fingerprint import DIM as FP_DIM
 from tubelet.catalog.store import Catalog
 from tubelet.errors import TubeletError
+
+if TYPE_CHECKING:
+    from tubelet.catalog.embed import Embedder, Progress
 
 
 @dataclass(frozen=True)
@@ -73,30 +76,40 @@ class Query:
 def make_query(catalog: Catalog, query: str | os.PathLike, start_s: float | None = None,
                end_s: float | None = None) -> Query:
     """A query from a video file (embedded with the catalog's model) or from a catalog video id."""
-    path = Path(query)
-    if path.is_file():
-        from tubelet.catalog.embed import EmbedOptions, embed_video, embedder_for
+    if Path(query).is_file():
+        return file_query(catalog, query, start_s, end_s)
+    return id_query(catalog, str(query), start_s, end_s)
 
-        model = catalog.model
-        emb = embed_video(embedder_for(model), path, EmbedOptions(model.window_s, model.stride_s), start_s, end_s)
-        return Query(str(path), emb.starts, emb.ends, emb.segments, None, emb.fp_times, emb.fp_vectors)
-    if str(query) not in catalog.ids():
-        raise TubeletError(f"{query}: neither a video file nor a video id in catalog {catalog.root}")
-    seg = catalog.segments([str(query)])
-    keep = np.ones(len(seg.starts), bool)
-    if start_s is not None:
-        keep &= seg.ends > start_s
-    if end_s is not None:
-        keep &= seg.starts < end_s
-    if not keep.any():
-        raise TubeletError(f"{query}: no segment of this video lies in {start_s}–{end_s} s")
-    frames = catalog.frames([str(query)])
-    fkeep = np.ones(len(frames.times), bool)
-    if start_s is not None:
-        fkeep &= frames.times >= start_s
-    if end_s is not None:
-        fkeep &= frames.times < end_s
-    return Query(str(query), seg.starts[keep], seg.ends[keep], seg.vectors[keep], str(query), frames.times[fkeep],
+
+def file_query(catalog: Catalog, path: str | os.PathLike, start_s: float | None = None, end_s: float | None = None,
+               embedder: Embedder | None = None, progress: Progress | None = None, label: str | None = None) -> Query:
+    """A query from (a span of) a video file, embedded with the catalog's model (`embedder` when already loaded)."""
+    from tubelet.catalog.embed import EmbedOptions, embed_video, embedder_for
+
+    model = catalog.model
+    embedder = embedder or embedder_for(model)
+    emb = embed_video(embedder, path, EmbedOptions(model.window_s, model.stride_s), start_s, end_s, progress=progress)
+    return Query(label or str(path), emb.starts, emb.ends, emb.segments, None, emb.fp_times, emb.fp_vectors)
+
+
+def id_query(catalog: Catalog, video_id: str, start_s: float | None = None, end_s: float | None = None) -> Query:
+    """A query from (the segments within [start_s, end_s] of) a catalog video, which is left out of results."""
+    if video_id not in catalog.ids():
+        raise TubeletError(f"{video_id}: neither a video file nor a video id in catalog {catalog.root}")
+    seg = catalog.segments([video_id])
+    lo = -np.inf if start_s is None else float(start_s)
+    hi = np.inf if end_s is None else float(end_s)
+    if not lo < hi:  # NaN fails this too
+        raise TubeletError(f"{video_id}: empty or invalid span {start_s}–{end_s} s")
+    keep = (seg.starts >= lo - 1e-6) & (seg.ends <= hi + 1e-6)  # the segments inside the span
+    if not keep.any():  # a span shorter than a window: the segment that overlaps it most
+        overlap = np.minimum(seg.ends, hi) - np.maximum(seg.starts, lo)
+        if not len(overlap) or overlap.max() <= 0:
+            raise TubeletError(f"{video_id}: no segment of this video lies in {start_s}–{end_s} s")
+        keep = np.arange(len(overlap)) == int(np.argmax(overlap))
+    frames = catalog.frames([video_id])
+    fkeep = (frames.times >= seg.starts[keep][0] - 1e-6) & (frames.times <= seg.ends[keep][-1] + 1e-6)
+    return Query(video_id, seg.starts[keep], seg.ends[keep], seg.vectors[keep], video_id, frames.times[fkeep],
                  frames.vectors[fkeep])
 
 

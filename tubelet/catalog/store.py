@@ -8,17 +8,26 @@ Layout of a catalog directory:
                         own vectors at every commit (tubelet/catalog/normalise.py)
     ann-<uuid>.usearch  HNSW index over segment keys, memory-mapped when searched (present above the exact limit)
 
-Atomicity: a write makes new files under fresh names, then replaces catalog.json (temp file + fsync + os.replace).
-A reader sees the old manifest or the new one, never a half-written video; files a killed writer left behind are
-not in the manifest and are removed by the next writer. One writer at a time (an flock on .lock).
+Atomicity: a write makes new files under fresh names, then replaces catalog.json (tubelet.atomic: temp file, fsync,
+rename). A reader sees the old manifest or the new one, never a half-written video; files a killed writer left behind
+are not in the manifest and are removed by the next writer. One writer at a time (an flock on .lock; a writer waits
+for it up to `lock_timeout_s`). Creating a catalog is one such commit: the directory is a catalog once catalog.json
+is in it, and a directory holding only what a killed creation left is taken as empty.
+
+Readers never see a fragment vanish: opening maps every file the manifest names (memory maps stay valid after a
+writer unlinks the file), and a reader that finds a named file already gone re-reads the manifest and maps the newer
+one. Writers delete what their commit replaced right after it.
 Why this layout and not LanceDB, FAISS or hnswlib: benchmarks/store_comparison.md and the README.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
+import math
 import os
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tubelet.atomic import atomic_open, atomic_write
 from tubelet.catalog.fingerprint import DIM as FP_DIM
 from tubelet.catalog.normalise import Normalisation, fit_normalisation
 from tubelet.errors import TubeletError
@@ -40,6 +50,9 @@ MANIFEST = "catalog.json"
 EXACT_MAX_SEGMENTS = 100_000  # exact search up to here, HNSW above (benchmarks/store_comparison.md)
 MAX_FRAGMENTS = 32  # more than this many fragment files: merge them on the next write
 HNSW = {"connectivity": 16, "expansion_add": 100, "expansion_search": 96}
+LOCK = ".lock"
+LOCK_TIMEOUT_S = 600.0  # a writer waits this long for another writer to finish before giving up
+OPEN_RETRIES = 50  # manifests a reader tries when writers keep replacing the files it was about to map
 
 
 @dataclass(frozen=True)
@@ -123,26 +136,6 @@ def _schema(dim: int) -> pa.Schema:
     ])
 
 
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _flat_vectors(col: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
     """A list<fixed_size_list<float32>> or fixed_size_list column → [rows, dim] float32 (zero-copy when it can)."""
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
@@ -151,48 +144,185 @@ def _flat_vectors(col: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=False).reshape(-1, dim)
 
 
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"non-finite number {name}")
+
+
+def _malformed(path: Path, what: str) -> TubeletError:
+    return TubeletError(f"{path}: malformed catalog manifest: {what}")
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _natural(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _need(path: Path, obj: dict[str, Any], key: str, ok: Any, what: str, where: str = "") -> None:
+    """One manifest field: present, not null, and `ok(value)`; else a one-line error naming it."""
+    name = f"{where}{key}"
+    if key not in obj:
+        raise _malformed(path, f"{name} is missing")
+    if obj[key] is None:
+        raise _malformed(path, f"{name} is null")
+    if not ok(obj[key]):
+        raise _malformed(path, f"{name} must be {what}, not {json.dumps(obj[key])[:40]}")
+
+
+def _check_model(model: ModelInfo, where: str) -> None:
+    """The numbers a catalog's model settings hold are used by every search: finite and positive, or refused."""
+    for key in ("window_s", "stride_s"):
+        value = getattr(model, key)
+        if not (_finite(value) and value > 0):
+            raise TubeletError(f"{where}: {key} must be a finite positive number of seconds, not {value}")
+    if not (_natural(model.dim) and model.dim > 0):
+        raise TubeletError(f"{where}: vector size must be a positive integer, not {model.dim}")
+
+
+def _check_manifest(path: Path, m: Any) -> dict[str, Any]:
+    """Every field a reader relies on, with its type and range; a one-line error naming the first bad one."""
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise TubeletError(f"{path}: not a tubelet catalog manifest")
+    if m.get("version") != FORMAT_VERSION:
+        raise TubeletError(f"{path}: catalog format version {m.get('version')} is not supported")
+    _need(path, m, "model", lambda v: isinstance(v, dict), "an object")
+    _need(path, m, "generation", _natural, "a non-negative integer")
+    _need(path, m, "next_key", _natural, "a non-negative integer")
+    _need(path, m, "fragments", lambda v: isinstance(v, list), "a list")
+    if "ann" not in m:
+        raise _malformed(path, "ann is missing")
+    model = m["model"]
+    for key in ("id", "source", "pool"):
+        _need(path, model, key, lambda v: isinstance(v, str), "a string", "model.")
+    _need(path, model, "dim", lambda v: _natural(v) and v > 0, "a positive integer", "model.")
+    _need(path, model, "layer", lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", "model.")
+    for key in ("window_s", "stride_s"):
+        _need(path, model, key, lambda v: _finite(v) and v > 0, "a finite positive number", "model.")
+    _need(path, model, "overrides", lambda v: isinstance(v, dict), "an object", "model.")
+    files = [*m["fragments"], *([m["ann"]] if m["ann"] is not None else [])]
+    for i, frag in enumerate(files):
+        where = f"fragments[{i}]." if i < len(m["fragments"]) else "ann."
+        if not isinstance(frag, dict):
+            raise _malformed(path, f"{where[:-1]} must be an object")
+        prefix = "ann-" if where == "ann." else "frag-"
+        _need(path, frag, "file", lambda v, p=prefix: isinstance(v, str) and v.startswith(p) and "/" not in v
+              and "\\" not in v, f"a {prefix}* file name in the catalog directory", where)
+        for key in ("count", "below_key") if where == "ann." else ("videos", "segments"):
+            _need(path, frag, key, _natural, "a non-negative integer", where)
+    norm = m.get("norm")
+    if norm is not None:
+        if not isinstance(norm, dict):
+            raise _malformed(path, "norm must be an object")
+        _need(path, norm, "file", lambda v: isinstance(v, str) and v.startswith("norm-") and "/" not in v
+              and "\\" not in v, "a norm-* file name in the catalog directory", "norm.")
+        _need(path, norm, "videos", _natural, "a non-negative integer", "norm.")
+    return m
+
+
+def _read_manifest(root: Path) -> dict[str, Any]:
+    path = root / MANIFEST
+    if not path.is_file():
+        raise TubeletError(f"{root}: not a tubelet catalog (no {MANIFEST}); create one with `tubelet index add`")
+    try:
+        manifest = json.loads(path.read_text(), parse_constant=_reject_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise TubeletError(f"{path}: unreadable catalog manifest ({e})") from None
+    return _check_manifest(path, manifest)
+
+
+def _map_table(path: Path) -> pa.Table:
+    """A fragment, memory-mapped (FileNotFoundError passes through: the caller may retry on a newer manifest)."""
+    try:
+        return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowInvalid) as e:
+        raise TubeletError(f"{path}: unreadable catalog fragment ({e})") from None
+
+
+def _map_files(root: Path, manifest: dict[str, Any]) -> tuple[dict[str, pa.Table], Any]:
+    """Every fragment and the HNSW index a manifest names, memory-mapped."""
+    tables = {f["file"]: _map_table(root / f["file"]) for f in manifest["fragments"]}
+    ann = None
+    if manifest["ann"]:
+        from usearch.index import Index
+
+        path = root / manifest["ann"]["file"]
+        if not path.is_file():
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        try:
+            ann = Index.restore(str(path), view=True)
+        except (RuntimeError, ValueError, OSError) as e:
+            raise TubeletError(f"{path}: unreadable catalog index ({e})") from None
+        if ann is None:
+            raise TubeletError(f"{path}: unreadable catalog index (not a usearch index)")
+    return tables, ann
+
+
+def _left_by_creation(name: str) -> bool:
+    """Files a killed `Catalog.create` (or a killed first commit) can leave: its lock and temp files."""
+    return name == LOCK or (name.startswith(".") and name.endswith(".tmp"))
+
+
+
 class Catalog:
     """A persistent, embedded catalog of videos and their segment embeddings. Open with `Catalog.open`."""
 
-    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+    lock_timeout_s: float = LOCK_TIMEOUT_S
+
+    def __init__(self, root: Path, manifest: dict[str, Any], tables: dict[str, pa.Table] | None = None,
+                 ann: Any = None) -> None:
         self.root = root
         self._manifest = manifest
-        self._tables: dict[str, pa.Table] = {}
+        self._tables: dict[str, pa.Table] = dict(tables or {})
+        self._ann = ann  # the manifest's HNSW index, memory-mapped (None: none, or not mapped yet)
         self._key_map: tuple[np.ndarray, np.ndarray] | None = None
         self._norm: tuple[str, Normalisation] | None = None
 
     # ---- opening -------------------------------------------------------------------------------
     @classmethod
     def create(cls, root: str | os.PathLike, model: ModelInfo) -> Catalog:
-        """A new, empty catalog in `root` (which must not hold anything else)."""
+        """A new, empty catalog in `root` (which must hold nothing, or only what a killed creation left)."""
         root = Path(root)
-        if (root / MANIFEST).exists():
-            raise TubeletError(f"{root}: a catalog already exists here")
-        if root.exists() and (not root.is_dir() or any(root.iterdir())):
-            raise TubeletError(f"{root}: exists and is not an empty directory; choose a new catalog directory")
-        root.mkdir(parents=True, exist_ok=True)
-        manifest = {"format": FORMAT, "version": FORMAT_VERSION, "model": asdict(model), "generation": 0,
-                    "next_key": 0, "fragments": [], "ann": None, "norm": None}
-        cat = cls(root, manifest)
-        cat._commit(manifest)
+        if root.exists() and not root.is_dir():
+            raise TubeletError(f"{root}: exists and is not a directory; choose a new catalog directory")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TubeletError(f"{root}: cannot create the catalog directory ({e.strerror or e})") from None
+        _check_model(model, str(root))
+        cat = cls(root, {})
+        with cat._locked():
+            if (root / MANIFEST).exists():
+                raise TubeletError(f"{root}: a catalog already exists here")
+            others = sorted(p.name for p in root.iterdir() if not _left_by_creation(p.name))
+            if others:
+                raise TubeletError(f"{root}: exists and is not an empty directory (it holds {others[0]}); choose a "
+                                   f"new catalog directory")
+            for p in root.iterdir():
+                if p.name != LOCK:
+                    p.unlink(missing_ok=True)
+            cat._commit({"format": FORMAT, "version": FORMAT_VERSION, "model": asdict(model), "generation": 0,
+                         "next_key": 0, "fragments": [], "ann": None, "norm": None})
         return cat
 
     @classmethod
     def open(cls, root: str | os.PathLike) -> Catalog:
-        """An existing catalog; TubeletError if `root` is not one."""
+        """An existing catalog, every file of its current manifest mapped; TubeletError if `root` is not one."""
         root = Path(root)
         path = root / MANIFEST
-        if not path.is_file():
-            raise TubeletError(f"{root}: not a tubelet catalog (no {MANIFEST}); create one with `tubelet index add`")
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise TubeletError(f"{path}: unreadable catalog manifest ({e})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise TubeletError(f"{path}: not a tubelet catalog manifest")
-        if manifest.get("version") != FORMAT_VERSION:
-            raise TubeletError(f"{path}: catalog format version {manifest.get('version')} is not supported")
-        return cls(root, manifest)
+        manifest = _read_manifest(root)
+        for _ in range(OPEN_RETRIES):
+            try:
+                return cls(root, manifest, *_map_files(root, manifest))
+            except FileNotFoundError as e:
+                newer = _read_manifest(root)
+                if newer["generation"] == manifest["generation"]:
+                    raise TubeletError(f"{e.filename}: catalog fragment named by {path} is missing") from None
+                manifest = newer  # a writer committed and removed what we were about to map: take its manifest
+        raise TubeletError(f"{root}: writers replaced the catalog {OPEN_RETRIES} times while it was being opened")
 
     @staticmethod
     def exists(root: str | os.PathLike) -> bool:
@@ -200,16 +330,13 @@ class Catalog:
 
     @property
     def model(self) -> ModelInfo:
-        return ModelInfo(**self._manifest["model"])
+        known = {f.name for f in dataclasses.fields(ModelInfo)}
+        return ModelInfo(**{k: v for k, v in self._manifest["model"].items() if k in known})
 
     # ---- reading -------------------------------------------------------------------------------
     def _table(self, name: str) -> pa.Table:
         if name not in self._tables:
-            path = self.root / name
-            try:
-                self._tables[name] = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
-            except (OSError, pa.ArrowInvalid) as e:
-                raise TubeletError(f"{path}: unreadable catalog fragment ({e})") from None
+            self._tables[name] = _map_table(self.root / name)
         return self._tables[name]
 
     def _fragments(self) -> Iterator[pa.Table]:
@@ -327,9 +454,9 @@ class Catalog:
         covered = ann["below_key"] if ann else 0
         keys, sims = [np.zeros((len(q), 0), np.uint64)], [np.zeros((len(q), 0), np.float32)]
         if ann:
-            from usearch.index import Index
-
-            index = Index.restore(str(self.root / ann["file"]), view=True)
+            if self._ann is None:  # an index this object's own write just made
+                self._ann = _map_files(self.root, {"fragments": [], "ann": ann})[1]
+            index = self._ann
             index.expansion_search = max(HNSW["expansion_search"], 2 * k)
             m = index.search(q, k)
             found = np.arange(k)[None] < np.asarray(m.counts).reshape(-1, 1)  # rows past a query's count are filler
@@ -377,16 +504,36 @@ class Catalog:
 
     # ---- writing -------------------------------------------------------------------------------
     @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the catalog's writer lock, waiting up to `lock_timeout_s` for another writer to finish."""
+        path = self.root / LOCK
+        if path.is_dir():
+            raise TubeletError(f"{path}: is a directory, but the catalog's writer lock must be a file: remove it")
+        try:
+            lock = open(path, "a+")
+        except OSError as e:
+            raise TubeletError(f"{path}: cannot open the catalog's writer lock ({e.strerror or e})") from None
+        with lock:
+            deadline, pause = time.monotonic() + self.lock_timeout_s, 0.01
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise TubeletError(f"{self.root}: another process kept writing to this catalog for "
+                                           f"{self.lock_timeout_s:g} s; try again when it is done") from None
+                    time.sleep(pause)
+                    pause = min(2 * pause, 0.5)
+            yield
+
+    @contextmanager
     def _writing(self) -> Iterator[dict[str, Any]]:
         """Exclusive write: re-read the manifest under the lock, yield a copy to change, commit it."""
-        with open(self.root / ".lock", "a+") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise TubeletError(f"{self.root}: another process is writing to this catalog") from None
-            committed = Catalog.open(self.root)._manifest
-            self._manifest, self._key_map = committed, None
-            self._tables.clear()
+        with self._locked():
+            fresh = Catalog.open(self.root)
+            committed = fresh._manifest
+            self._manifest, self._tables, self._ann, self._key_map = committed, fresh._tables, fresh._ann, None
             self._collect_garbage()
             manifest = json.loads(json.dumps(committed))
             try:
@@ -401,15 +548,19 @@ class Catalog:
             self._collect_garbage()
 
     def _commit(self, manifest: dict[str, Any]) -> None:
-        tmp = self.root / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
-        _fsync_write(tmp, json.dumps(manifest, indent=1).encode())
-        os.replace(tmp, self.root / MANIFEST)
-        _fsync_dir(self.root)
+        try:
+            text = json.dumps(manifest, indent=1, allow_nan=False)
+        except ValueError:
+            raise TubeletError(f"{self.root}: refusing to store a non-finite number in the catalog") from None
+        atomic_write(self.root / MANIFEST, text)
+        if (manifest.get("ann") or {}).get("file") != (self._manifest.get("ann") or {}).get("file"):
+            self._ann = None
         self._manifest = manifest
 
     def _collect_garbage(self) -> None:
-        """Remove files no manifest refers to (left by a killed writer, or replaced by the last commit)."""
-        live = {f["file"] for f in self._manifest["fragments"]} | {MANIFEST, ".lock"}
+        """Remove files no manifest refers to (left by a killed writer, or replaced by the last commit); readers
+        that mapped them keep their maps."""
+        live = {f["file"] for f in self._manifest["fragments"]} | {MANIFEST, LOCK}
         for part in ("ann", "norm"):
             if self._manifest.get(part):
                 live.add(self._manifest[part]["file"])
@@ -420,11 +571,8 @@ class Catalog:
 
     def _write_fragment(self, table: pa.Table) -> dict[str, Any]:
         name = f"frag-{uuid.uuid4().hex}.arrow"
-        tmp = self.root / f".{name}.tmp"
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        with atomic_open(self.root / name, "wb") as f, pa.ipc.new_file(f, table.schema) as writer:
             writer.write_table(table)
-        _fsync_file(tmp)
-        os.replace(tmp, self.root / name)
         counts = pc.list_value_length(table["seg_key"]).to_numpy()
         return {"file": name, "videos": table.num_rows, "segments": int(counts.sum())}
 
@@ -448,11 +596,18 @@ class Catalog:
                 if e.segments.shape[1:] != (self.model.dim,):
                     raise TubeletError(f"{e.record.path}: vectors of size {e.segments.shape[1:]}, "
                                        f"the catalog holds {self.model.dim}")
+                numbers = (e.vector, e.segments, e.starts, e.ends, [e.record.duration_s, e.record.fps])
+                if not all(np.isfinite(np.asarray(x, np.float64)).all() for x in numbers):
+                    raise TubeletError(f"{e.record.path}: non-finite vectors or times; not added")
                 rec = e.record.to_dict()
                 for name in ("id", "path", "content_hash", "duration_s", "fps", "width", "height", "size_bytes",
                              "added_at"):
                     columns[name].append(rec[name])
-                columns["meta"].append(json.dumps(rec["meta"]))
+                try:
+                    columns["meta"].append(json.dumps(rec["meta"], allow_nan=False))
+                except ValueError:
+                    raise TubeletError(f"{e.record.path}: metadata holds a non-finite number: "
+                                       f"{rec['meta']}") from None
                 columns["vector"].append(e.vector.astype(np.float32))
                 columns["seg_key"].append(np.arange(next_key, next_key + len(e.segments), dtype=np.uint64))
                 columns["seg_start_s"].append(np.asarray(e.starts, np.float64))
@@ -536,8 +691,5 @@ class Catalog:
                     count += int(new.sum())
                     below = max(below, int(keys.max()) + 1)
         name = f"ann-{uuid.uuid4().hex}.usearch"
-        tmp = self.root / f".{name}.tmp"
-        index.save(str(tmp))
-        _fsync_file(tmp)
-        os.replace(tmp, self.root / name)
+        atomic_write(self.root / name, bytes(index.save()))
         return {"file": name, "count": count, "below_key": below}

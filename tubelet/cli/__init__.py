@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -23,29 +24,38 @@ from tubelet.cli import catalog_cmds  # noqa: E402, F401
 from tubelet.cli import data_cmds  # noqa: E402, F401
 from tubelet.cli import downstream_cmds  # noqa: E402, F401
 from tubelet.cli import analysis_cmds  # noqa: E402, F401
+from tubelet.cli import serve_cmds  # noqa: E402, F401
 
 
 def main() -> None:
-    """Console entry point: run the app, turning TubeletError into `error: …` and exit 1."""
+    """Console entry point: every failure is one line `error: <what>: <why>` on stderr and exit ≠ 0 (TubeletError,
+    file-system errors, usage errors; anything else is a bug, reported in one line unless TUBELET_DEBUG is set)."""
+    import click
+
     try:
         app(standalone_mode=False)
     except TubeletError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    except FileNotFoundError as e:
-        print(f"error: {e.filename}: no such file", file=sys.stderr)
-        sys.exit(1)
+        _fail(str(e), 1)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+        _fail("interrupted", 130)
     except SystemExit:
         raise
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
+    except click.exceptions.ClickException as e:  # usage errors arrive here in non-standalone mode
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(1)
+    except OSError as e:  # unreadable input, read-only output folder, a directory where a file was meant, …
+        why = (e.strerror or str(e)).lower() + (f" ({e.filename2})" if e.filename2 else "")
+        _fail(f"{e.filename}: {why}" if e.filename else why, 1)
+    except Exception as e:
+        if os.environ.get("TUBELET_DEBUG"):
+            raise
+        _fail(f"internal error: {type(e).__name__}: {str(e).strip() or 'no message'} (set TUBELET_DEBUG=1 for the "
+              f"traceback, and please report it)", 2)
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+
+def _fail(message: str, code: int) -> None:
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    print(f"error: {lines[0] if lines else 'failed'}", file=sys.stderr)
+    sys.exit(code)

@@ -24,22 +24,26 @@ def _echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
-def _options(window: float | None, stride: float | None, layer: int, pool: str, batch_size: int,
-             defaults: bool) -> Any:
-    """EmbedOptions from the flags; None when none of window/stride were given and defaults are not wanted."""
+def _options(window: float | None, stride: float | None, layer: int | None, pool: str | None,
+             batch_size: int) -> tuple[Any, dict[str, Any]]:
+    """(EmbedOptions from the flags, defaults where not given; the segmenting flags that were given)."""
     from tubelet.catalog.embed import EmbedOptions
 
-    if window is None and stride is None and not defaults:
-        return None
-    base = EmbedOptions()
-    return EmbedOptions(window if window is not None else base.window_s,
-                        stride if stride is not None else base.stride_s, layer, pool, batch_size)
+    given = {k: v for k, v in (("window_s", window), ("stride_s", stride), ("layer", layer), ("pool", pool))
+             if v is not None}
+    return EmbedOptions(**given, batch_size=batch_size), given
 
 
 def _parse_meta(items: list[str]) -> dict[str, Any]:
     from tubelet.cli.model_cmds import parse_overrides
 
-    return parse_overrides(items)
+    return parse_overrides(items, "--meta", "KEY=VALUE")
+
+
+def _fail_if_nothing_worked(report: Any, what: str) -> None:
+    """A batch in which every input failed did nothing useful: exit ≠ 0 (after the per-file report)."""
+    if report.failed and not report.added and not report.skipped:
+        raise TubeletError(f"{what}: none of the {len(report.failed)} input file(s) could be used")
 
 
 @contextmanager
@@ -91,10 +95,11 @@ def embed(
     paths: list[Path] = typer.Argument(..., help="Video files or folders of videos."),
     model: str = typer.Option(..., "--model", help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", help="Parquet file (created, or extended when it exists)."),
-    window: float = typer.Option(2.0, help="Segment window in seconds."),
-    stride: float = typer.Option(1.0, help="Seconds between window starts."),
-    layer: int = typer.Option(-1, help="Encoder block to pool (-1: last, normed)."),
-    pool: str = typer.Option("mean", help="Token pooling: mean or max."),
+    window: float = typer.Option(None, help="Segment window in seconds (default 2.0; an existing file keeps its "
+                                             "own)."),
+    stride: float = typer.Option(None, help="Seconds between window starts (default 1.0)."),
+    layer: int = typer.Option(None, help="Encoder block to pool (default -1: last, normed)."),
+    pool: str = typer.Option(None, help="Token pooling: mean (default) or max."),
     batch_size: int = typer.Option(8, help="Windows per forward pass."),
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
     as_json: bool = JSON,
@@ -103,13 +108,14 @@ def embed(
     from tubelet.catalog.indexing import embed_to_file
     from tubelet.cli.model_cmds import parse_overrides
 
-    opts = _options(window, stride, layer, pool, batch_size, defaults=True)
+    opts, given = _options(window, stride, layer, pool, batch_size)
     with _progress("embedding", as_json) as (total, note):
-        report = embed_to_file(out, paths, model, opts, parse_overrides(overrides), note, total)
+        report = embed_to_file(out, paths, model, opts, parse_overrides(overrides), note, total, given)
     if as_json:
         _echo_json({"out": str(out), **report.to_dict()})
     else:
         _summary(report, f"embedded into {out}")
+    _fail_if_nothing_worked(report, str(out))
 
 
 @index_app.command("add")
@@ -120,8 +126,8 @@ def index_add(
                                                                   "one uses its own."),
     window: float = typer.Option(None, help="Segment window in seconds (new catalog; default 2.0)."),
     stride: float = typer.Option(None, help="Seconds between window starts (new catalog; default 1.0)."),
-    layer: int = typer.Option(-1, help="Encoder block to pool (new catalog)."),
-    pool: str = typer.Option("mean", help="Token pooling: mean or max (new catalog)."),
+    layer: int = typer.Option(None, help="Encoder block to pool (new catalog; default -1: last, normed)."),
+    pool: str = typer.Option(None, help="Token pooling: mean (default) or max (new catalog)."),
     batch_size: int = typer.Option(8, help="Windows per forward pass."),
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
     meta: list[str] = typer.Option([], "--meta", help="User metadata KEY=VALUE stored with each video."),
@@ -132,14 +138,15 @@ def index_add(
     from tubelet.catalog.indexing import add_to_catalog
     from tubelet.cli.model_cmds import parse_overrides
 
-    opts = _options(window, stride, layer, pool, batch_size, defaults=not catalog.joinpath("catalog.json").exists())
+    opts, given = _options(window, stride, layer, pool, batch_size)
     with _progress("indexing", as_json) as (total, note):
         report = add_to_catalog(catalog, paths, model, opts, parse_overrides(overrides), _parse_meta(meta),
-                                batch_videos=commit_every, on_outcome=note, on_files=total)
+                                batch_videos=commit_every, on_outcome=note, on_files=total, given=given)
     if as_json:
         _echo_json({"catalog": str(catalog), **report.to_dict()})
     else:
         _summary(report, f"added to {catalog}")
+    _fail_if_nothing_worked(report, str(catalog))
 
 
 @index_app.command("ls")

@@ -24,14 +24,14 @@ PARTS = {"encoder": ("encoder.",), "decoder": ("decoder.", "encoder_to_decoder."
          "head": ("fc_norm.", "head.")}
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
+def parse_overrides(items: list[str], option: str = "--set", form: str = "FIELD=VALUE") -> dict[str, Any]:
     """['num_frames=8', 'class_names=["a","b"]'] → {'num_frames': 8, 'class_names': ['a', 'b']} (JSON values,
     else strings)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise TubeletError(f"--set expects FIELD=VALUE, got {item!r}")
+        if not sep or not key.strip():
+            raise TubeletError(f"{option} expects {form}, got {item!r}")
         try:
             out[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
@@ -124,3 +124,36 @@ def convert(
         print(json.dumps(result))
     else:
         typer.echo(f"wrote {to.value} checkpoint ({model.num_params():,} parameters) to {out}", err=True)
+
+
+@app.command()
+def models(as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
+    """Known-good Hub models for each job (pretrained encoders to embed, search and find anomalies; fine-tuned
+    classifiers), with size, training data and whether each is in the local Hugging Face cache. Use the id
+    (`owner/name`, optionally `@revision`) wherever a model is taken."""
+    import torch
+
+    from tubelet.model.hub import KNOWN_MODELS, cached_revisions
+    from tubelet.model.videomae import VideoMAE
+
+    rows = []
+    for m in KNOWN_MODELS:
+        with torch.device("meta"):
+            params = VideoMAE(m.config()).num_params()
+        cached = cached_revisions(m.repo)
+        rows.append({"repo": m.repo, "job": m.job, "architecture": m.preset, "kind": m.kind, "parameters": params,
+                     "size_mb": round(params * 4 / 2**20), "trained_on": m.trained_on, "cached": bool(cached),
+                     "cached_revisions": cached})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("job", "model", "params", "fp32 MB", "trained on", "cache",
+                  title="Hub models tubelet loads as they are (tubelet embed --model ID, finetune --init ID, …)")
+    table.columns[4].overflow = "fold"
+    for r in rows:
+        table.add_row(r["job"], r["repo"], f"{r['parameters'] / 1e6:.1f}M", str(r["size_mb"]), r["trained_on"],
+                      "cached" if r["cached"] else "-")
+    Console(width=160).print(table)

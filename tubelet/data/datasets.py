@@ -1,4 +1,4 @@
-"""Video sources (folder, CSV/JSONL manifest, tar shards), the pretraining and labelled-clip datasets, and loaders.
+"""The pretraining and labelled-clip datasets over listed sources (`data/sources.py`), and their loaders.
 
 Robustness: a file that cannot be decoded is logged once per process, recorded in the sample's `skipped` list,
 and replaced by another item chosen deterministically; the loader sums the skips of an epoch and logs the count
@@ -9,15 +9,9 @@ so a sample is the same whichever worker makes it and however many workers there
 from __future__ import annotations
 
 import abc
-import csv
-import glob
-import json
 import logging
 import os
-import tarfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,255 +19,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from tubelet.data import sampling, transforms
-from tubelet.data.decode import Size, Source, VideoReader, frames_at, window_from
+from tubelet.data.decode import Size, VideoReader, frames_at, window_from
+from tubelet.data.sources import Source, list_sources
 from tubelet.errors import TubeletError, VideoError
 from tubelet.model.masking import make_mask, running_cell_mask
 
 log = logging.getLogger("tubelet.data")
-
-VIDEO_EXTENSIONS = frozenset({
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ogv", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
-    ".flv", ".wmv", ".3gp", ".gif",
-})
-LABEL_EXTENSIONS = (".cls", ".label", ".txt")  # a tar member key.cls beside key.mp4 holds key's label
-
-
-@dataclass(frozen=True)
-class VideoItem:
-    """One video to read: a file, or a member of an uncompressed tar shard (bytes at offset..offset+size)."""
-
-    path: str
-    label: str | None = None
-    start_s: float | None = None
-    end_s: float | None = None
-    member: str | None = None
-    offset: int = 0
-    size: int = 0
-
-    @property
-    def name(self) -> str:
-        """How messages refer to it: the path, or `shard.tar:member`."""
-        return f"{self.path}:{self.member}" if self.member else self.path
-
-    def source(self) -> Source:
-        """A path for loose files; the member's bytes for tar shards (one read, no extraction)."""
-        if self.member is None:
-            return self.path
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read(self.size)
-        except OSError as e:
-            raise VideoError(f"{self.name}: cannot read shard ({e.strerror or e})") from None
-        if len(data) < self.size:
-            raise VideoError(f"{self.name}: shard is truncated")
-        return data
-
-
-# --- listing --------------------------------------------------------------------------------------------------
-
-def list_videos(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[VideoItem]:
-    """Items from a folder (recursive, by extension; a file in a subfolder is labelled by its top subfolder),
-    a .csv/.tsv/.txt or .jsonl manifest (relative paths resolved against the manifest's folder), a .tar shard,
-    a folder of shards, a glob, or a list of any of these. Sorted within each source, so order is stable."""
-    if isinstance(source, list | tuple):
-        return [item for s in source for item in list_videos(s)]
-    text = os.fspath(source)
-    if any(c in text for c in "*?["):
-        paths = sorted(glob.glob(text, recursive=True))
-        if not paths:
-            raise TubeletError(f"{text}: no files match")
-        return [item for p in paths for item in _list_one(Path(p))]
-    return _list_one(Path(text))
-
-
-def _list_one(path: Path) -> list[VideoItem]:
-    if not path.exists():
-        raise TubeletError(f"{path}: no such file or folder")
-    if path.is_dir():
-        shards = sorted(path.glob("*.tar"))
-        if shards:
-            return [item for shard in shards for item in _list_tar(shard)]
-        return _list_folder(path)
-    suffix = path.suffix.lower()
-    if suffix == ".tar":
-        return _list_tar(path)
-    if suffix == ".jsonl":
-        return _list_jsonl(path)
-    if suffix in (".csv", ".tsv", ".txt"):
-        return _list_csv(path)
-    if suffix in VIDEO_EXTENSIONS:
-        return [VideoItem(str(path))]
-    raise TubeletError(f"{path}: not a folder, manifest (.csv/.jsonl), shard (.tar) or video file")
-
-
-def _list_folder(root: Path) -> list[VideoItem]:
-    items = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames.sort()
-        rel = Path(dirpath).relative_to(root)
-        label = rel.parts[0] if rel.parts else None
-        for f in sorted(filenames):
-            if Path(f).suffix.lower() in VIDEO_EXTENSIONS and not f.startswith("."):
-                items.append(VideoItem(str(Path(dirpath) / f), label))
-    if not items:
-        raise TubeletError(f"{root}: no video files (extensions {', '.join(sorted(VIDEO_EXTENSIONS))})")
-    return items
-
-
-def _float_or_none(x: Any, where: str) -> float | None:
-    if x is None or (isinstance(x, str) and not x.strip()):
-        return None
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        raise TubeletError(f"{where}: {x!r} is not a time in seconds") from None
-
-
-def _item(base: Path, path: str, label: Any, start: Any, end: Any, where: str) -> VideoItem:
-    if not path:
-        raise TubeletError(f"{where}: empty path")
-    p = Path(path).expanduser()
-    if not p.is_absolute():
-        p = base / p
-    start_s, end_s = _float_or_none(start, where), _float_or_none(end, where)
-    if start_s is not None and end_s is not None and end_s <= start_s:
-        raise TubeletError(f"{where}: end_s {end_s} is not after start_s {start_s}")
-    label_s = None if label is None or str(label).strip() == "" else str(label).strip()
-    return VideoItem(str(p), label_s, start_s, end_s)
-
-
-def _is_number(x: str) -> bool:
-    try:
-        float(x)
-        return True
-    except ValueError:
-        return False
-
-
-def _list_csv(path: Path) -> list[VideoItem]:
-    """Rows path[,label][,start_s,end_s], optional header naming those columns; lines without a comma are
-    `path label` split on the last whitespace (the official VideoMAE list format)."""
-    base, items = path.parent, []
-    with open(path, newline="", encoding="utf-8") as f:
-        lines = [line for line in f.read().splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    rows = list(csv.reader(lines, delimiter=delimiter))
-    header = None
-    if rows and "path" in [c.strip().lower() for c in rows[0]]:
-        header = [c.strip().lower() for c in rows[0]]
-        rows = rows[1:]
-    for n, row in enumerate(rows, start=2 if header else 1):
-        where = f"{path}:{n}"
-        row = [c.strip() for c in row]
-        if header:
-            d = dict(zip(header, row, strict=False))
-            items.append(_item(base, d.get("path", ""), d.get("label"), d.get("start_s"), d.get("end_s"), where))
-        elif len(row) == 1:
-            parts = row[0].rsplit(None, 1)
-            label = parts[1] if len(parts) == 2 and _is_number(parts[1]) else None
-            items.append(_item(base, parts[0] if label else row[0], label, None, None, where))
-        elif len(row) == 2:
-            items.append(_item(base, row[0], row[1], None, None, where))
-        elif len(row) == 3 and _is_number(row[1]) and _is_number(row[2]):
-            items.append(_item(base, row[0], None, row[1], row[2], where))
-        elif len(row) == 4:
-            items.append(_item(base, *row, where))
-        else:
-            raise TubeletError(f"{where}: expected path[,label][,start_s,end_s], got {len(row)} columns")
-    if not items:
-        raise TubeletError(f"{path}: empty manifest")
-    return items
-
-
-def _list_jsonl(path: Path) -> list[VideoItem]:
-    base, items = path.parent, []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TubeletError(f"{where}: not JSON ({e.msg})") from None
-            if not isinstance(d, dict) or "path" not in d:
-                raise TubeletError(f"{where}: expected an object with a 'path'")
-            items.append(_item(base, str(d["path"]), d.get("label"), d.get("start_s"), d.get("end_s"), where))
-    if not items:
-        raise TubeletError(f"{path}: empty manifest")
-    return items
-
-
-def _list_tar(path: Path) -> list[VideoItem]:
-    """WebDataset-style shard: members key.<video ext> with optional key.cls/.label/.txt (label) and key.json
-    ({label, start_s, end_s}). Compressed tars are refused: members could not be read by offset."""
-    try:
-        with tarfile.open(path, mode="r:") as tar:
-            members = [m for m in tar.getmembers() if m.isfile()]
-            meta: dict[str, dict[str, Any]] = {}
-            videos = []
-            for m in members:
-                key, ext = os.path.splitext(m.name)
-                ext = ext.lower()
-                if ext in VIDEO_EXTENSIONS:
-                    videos.append((key, m))
-                elif ext in LABEL_EXTENSIONS or ext == ".json":
-                    raw = tar.extractfile(m).read().decode("utf-8", "replace")  # type: ignore[union-attr]
-                    meta.setdefault(key, {}).update(_tar_meta(raw, ext, f"{path}:{m.name}"))
-    except tarfile.ReadError as e:
-        raise TubeletError(f"{path}: not an uncompressed tar shard ({e})") from None
-    items = []
-    for key, m in videos:
-        d = meta.get(key, {})
-        label = d.get("label")
-        items.append(VideoItem(str(path), None if label is None else str(label), _float_or_none(d.get("start_s"), key),
-                               _float_or_none(d.get("end_s"), key), m.name, m.offset_data, m.size))
-    return items
-
-
-def _tar_meta(raw: str, ext: str, where: str) -> dict[str, Any]:
-    if ext != ".json":
-        return {"label": raw.strip()}
-    try:
-        d = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise TubeletError(f"{where}: not JSON ({e.msg})") from None
-    return {k: d[k] for k in ("label", "start_s", "end_s") if k in d} if isinstance(d, dict) else {}
-
-
-def write_shards(items: Sequence[VideoItem], out_dir: str | os.PathLike, per_shard: int = 1000,
-                 prefix: str = "shard") -> list[Path]:
-    """Pack loose video files into uncompressed tar shards (key.<ext> + key.json with label/start_s/end_s)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    shards = []
-    for s in range(0, len(items), per_shard):
-        path = out / f"{prefix}-{s // per_shard:06d}.tar"
-        tmp = path.with_suffix(".tar.tmp")
-        with tarfile.open(tmp, mode="w") as tar:
-            for k, item in enumerate(items[s:s + per_shard], start=s):
-                key = f"{k:09d}"
-                tar.add(item.path, arcname=key + Path(item.path).suffix.lower())
-                meta = {"label": item.label, "start_s": item.start_s, "end_s": item.end_s, "source": item.path}
-                data = json.dumps(meta).encode()
-                info = tarfile.TarInfo(key + ".json")
-                info.size = len(data)
-                tar.addfile(info, _BytesReader(data))
-        os.replace(tmp, path)
-        shards.append(path)
-    return shards
-
-
-class _BytesReader:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self.data) if n < 0 else self.pos + n
-        chunk, self.pos = self.data[self.pos:end], min(end, len(self.data))
-        return chunk
-
 
 # --- datasets -------------------------------------------------------------------------------------------------
 
@@ -295,9 +46,9 @@ def _log_skip(message: str) -> None:
 class _VideoDataset(Dataset, abc.ABC):
     """Shared machinery: items, epoch, per-sample generators, bad-file skipping."""
 
-    def __init__(self, items: Sequence[VideoItem] | str | os.PathLike, num_frames: int, stride: int,
+    def __init__(self, items: Sequence[Source] | str | os.PathLike, num_frames: int, stride: int,
                  seed: int, threads: int) -> None:
-        self.items = list_videos(items) if isinstance(items, str | os.PathLike) else list(items)
+        self.items = list_sources(items) if isinstance(items, str | os.PathLike) else list(items)
         if not self.items:
             raise TubeletError("the dataset has no videos")
         if num_frames <= 0 or stride <= 0:
@@ -345,10 +96,10 @@ class _VideoDataset(Dataset, abc.ABC):
         raise VideoError(f"no video in the dataset could be decoded ({len(self)} tried; first: {skipped[0]})")
 
     @abc.abstractmethod
-    def _make(self, item: VideoItem, generator: torch.Generator) -> dict[str, Any]:
+    def _make(self, item: Source, generator: torch.Generator) -> dict[str, Any]:
         """The sample's tensors from one item (raises on a bad file)."""
 
-    def _window(self, reader: VideoReader, item: VideoItem, generator: torch.Generator | None,
+    def _window(self, reader: VideoReader, item: Source, generator: torch.Generator | None,
                 size: Size) -> torch.Tensor:
         """One clip [T, H, W, 3]: a random window inside the item's [start_s, end_s] (centred when generator
         is None)."""
@@ -359,7 +110,7 @@ class _VideoDataset(Dataset, abc.ABC):
         return window_from(reader, lo + offset, self.num_frames, self.stride, size)[0]
 
     @staticmethod
-    def _bounds(reader: VideoReader, item: VideoItem) -> tuple[float, float]:
+    def _bounds(reader: VideoReader, item: Source) -> tuple[float, float]:
         lo = item.start_s or 0.0
         hi = item.end_s if item.end_s is not None else reader.duration_s
         return lo, max(lo, hi)
@@ -375,7 +126,7 @@ class PretrainDataset(_VideoDataset):
     Kinetics preprocessing) before the multi-scale crop.
     """
 
-    def __init__(self, items: Sequence[VideoItem] | str | os.PathLike, num_frames: int = 16, stride: int = 4,
+    def __init__(self, items: Sequence[Source] | str | os.PathLike, num_frames: int = 16, stride: int = 4,
                  image_size: int = 224, tubelet_size: int = 2, patch_size: int = 16, mask_type: str = "tube",
                  mask_ratio: float = 0.9, decoder_mask_ratio: float = 0.0, repeats: int = 1, seed: int = 0,
                  short_side: int | None = None, flip: bool = True, threads: int = 1) -> None:
@@ -398,8 +149,8 @@ class PretrainDataset(_VideoDataset):
         used, sample, skipped = self._robust(index, epoch)
         return {**sample, "index": used, "skipped": skipped}
 
-    def _make(self, item: VideoItem, generator: torch.Generator) -> dict[str, Any]:
-        with VideoReader(item.source(), self.threads, name=item.name) as reader:
+    def _make(self, item: Source, generator: torch.Generator) -> dict[str, Any]:
+        with VideoReader(item.input(), self.threads, name=item.name) as reader:
             clip = self._window(reader, item, generator, self.short_side)  # [T, H, W, 3] uint8
         views = [transforms.pretrain_view(clip, self.image_size, generator, self.flip) for _ in range(self.repeats)]
         out = {"video": torch.stack(views),  # [R, 3, T, S, S]
@@ -419,7 +170,7 @@ class ClipDataset(_VideoDataset):
     `classes`: label names in class-index order (default: sorted labels of the items).
     """
 
-    def __init__(self, items: Sequence[VideoItem] | str | os.PathLike, classes: Sequence[str] | None = None,
+    def __init__(self, items: Sequence[Source] | str | os.PathLike, classes: Sequence[str] | None = None,
                  num_frames: int = 16, stride: int = 4, image_size: int = 224, train: bool = True,
                  num_clips: int = 1, num_crops: int = 1, repeats: int = 1, flip: bool = True,
                  scale: tuple[float, float] = (0.08, 1.0), short_side: int | None = None, seed: int = 0,
@@ -451,8 +202,8 @@ class ClipDataset(_VideoDataset):
         return {**sample, "label": torch.full((v,), label, dtype=torch.int64),
                 "index": torch.full((v,), used, dtype=torch.int64), "skipped": skipped}
 
-    def _make(self, item: VideoItem, generator: torch.Generator) -> dict[str, Any]:
-        with VideoReader(item.source(), self.threads, name=item.name) as reader:
+    def _make(self, item: Source, generator: torch.Generator) -> dict[str, Any]:
+        with VideoReader(item.input(), self.threads, name=item.name) as reader:
             if self.train:
                 clip = self._window(reader, item, generator, self.short_side)
                 views = [transforms.train_view(clip, self.image_size, generator, self.flip, self.scale)
@@ -471,8 +222,8 @@ class SegmentDataset(ClipDataset):
     """ClipDataset with TSN/SSv2 sampling: num_frames frames, one per equal segment of the item (random within
     the segment when training, the middle when testing), instead of a dense window."""
 
-    def _make(self, item: VideoItem, generator: torch.Generator) -> dict[str, Any]:
-        with VideoReader(item.source(), self.threads, name=item.name) as reader:
+    def _make(self, item: Source, generator: torch.Generator) -> dict[str, Any]:
+        with VideoReader(item.input(), self.threads, name=item.name) as reader:
             lo, hi = self._bounds(reader, item)
             times = sampling.segment_times(hi - lo, self.num_frames, generator if self.train else None, lo)
             clip, _ = frames_at(reader, times, self.short_side)

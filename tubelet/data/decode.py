@@ -35,7 +35,7 @@ from av.video.reformatter import VideoReformatter
 
 from tubelet.errors import VideoError
 
-Source = str | os.PathLike | bytes | BinaryIO
+VideoInput = str | os.PathLike | bytes | BinaryIO
 Size = int | tuple[int, int] | None
 
 TOL_S = 1e-4  # two times closer than this are the same instant
@@ -75,7 +75,7 @@ class VideoInfo:
         return asdict(self)
 
 
-def source_name(src: Source) -> str:
+def source_name(src: VideoInput) -> str:
     """The name used in messages: the path, or a file object's name."""
     if isinstance(src, str | os.PathLike):
         return os.fspath(src)
@@ -89,7 +89,7 @@ def _reason(e: BaseException) -> str:
     return " ".join(str(text).split())
 
 
-def _open(src: Source, name: str) -> av.container.InputContainer:
+def _open(src: VideoInput, name: str) -> av.container.InputContainer:
     if isinstance(src, str | os.PathLike):
         p = Path(src)
         if not p.exists():
@@ -118,6 +118,14 @@ def _video_stream(container: av.container.InputContainer) -> av.video.stream.Vid
     return None
 
 
+def check_times(name: str, times_s: Sequence[float]) -> None:
+    """VideoError unless every time is a finite number of seconds (NaN would never be reached, inf cannot be
+    sought to)."""
+    for t in times_s:
+        if not isinstance(t, int | float | np.floating | np.integer) or not math.isfinite(t):
+            raise VideoError(f"{name}: time {t!r} is not a finite number of seconds")
+
+
 def _ratio(x: Any) -> float:
     return float(x) if x else 0.0
 
@@ -128,7 +136,7 @@ class VideoReader:
     `threads`: decoder threads (0 = FFmpeg's choice, 1 = single-threaded, best inside DataLoader workers).
     """
 
-    def __init__(self, src: Source, threads: int = 0, name: str | None = None) -> None:
+    def __init__(self, src: VideoInput, threads: int = 0, name: str | None = None) -> None:
         self.name = name or source_name(src)
         self.container = _open(src, self.name)
         stream = _video_stream(self.container)
@@ -256,6 +264,7 @@ class VideoReader:
         decoder reports the frame after a seek as corrupt (some H.264 4:4:4 streams need state from their first
         packet), it decodes the first packet and seeks again; a container that cannot seek is read from its start.
         """
+        check_times(self.name, [from_s])
         back = 0.0
         while True:
             seek_s = from_s - back
@@ -429,6 +438,7 @@ def window_from(reader: VideoReader, start_s: float, num_frames: int = 16, strid
     """read_clip's window on an open reader (several windows from one file share the open): _read_window, moved
     back to end exactly on the last frame when it runs off the end of the video; a video shorter than the window
     repeats its last frame → (uint8 [T, H, W, 3], float64 [T])."""
+    check_times(reader.name, [start_s])
     span = window_span(num_frames, stride)
     clip, filled, tail = _read_window(reader, start_s, num_frames, stride, size)
     if filled == num_frames or start_s <= 0 or not tail:
@@ -443,7 +453,7 @@ def window_from(reader: VideoReader, start_s: float, num_frames: int = 16, strid
     return clip.result(filled)
 
 
-def read_clip(src: Source, num_frames: int = 16, stride: int = 4, start_s: float | None = None,
+def read_clip(src: VideoInput, num_frames: int = 16, stride: int = 4, start_s: float | None = None,
               size: Size = None, *, fps: float | None = None, threads: int = 0,
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode one clip → (uint8 [T, H, W, 3] RGB at display geometry, float64 [T] frame times in seconds).
@@ -461,8 +471,8 @@ def read_clip(src: Source, num_frames: int = 16, stride: int = 4, start_s: float
     _check_window(num_frames, stride)
     with VideoReader(src, threads) as reader:
         if fps is not None:
-            if fps <= 0:
-                raise VideoError(f"fps must be positive, got {fps}")
+            if not 0 < fps < math.inf:
+                raise VideoError(f"{reader.name}: fps must be a finite positive number, got {fps}")
             if start_s is None:
                 start_s = max(0.0, (reader.duration_s - num_frames / fps) / 2)
             return frames_at(reader, [start_s + k / fps for k in range(num_frames)], size)
@@ -474,6 +484,7 @@ def read_clip(src: Source, num_frames: int = 16, stride: int = 4, start_s: float
 
 def frames_at(reader: VideoReader, times_s: Sequence[float], size: Size) -> tuple[torch.Tensor, torch.Tensor]:
     """The frame on screen at each requested time (last frame with time ≤ t; clamped to first/last frame)."""
+    check_times(reader.name, times_s)
     order = sorted(range(len(times_s)), key=lambda i: times_s[i])
     clip = _Clip(reader, size, len(times_s))
     k = 0
@@ -498,7 +509,7 @@ def frames_at(reader: VideoReader, times_s: Sequence[float], size: Size) -> tupl
     return clip.result(len(times_s) if k == len(order) else 0)
 
 
-def read_frames_at(src: Source, times_s: Sequence[float], size: Size = None, *, threads: int = 0,
+def read_frames_at(src: VideoInput, times_s: Sequence[float], size: Size = None, *, threads: int = 0,
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """The frames on screen at the given times (segment / fps sampling) → (uint8 [T, H, W, 3], float64 [T]).
 
@@ -511,7 +522,7 @@ def read_frames_at(src: Source, times_s: Sequence[float], size: Size = None, *, 
         return frames_at(reader, list(times_s), size)
 
 
-def read_clips(src: Source, starts_s: Sequence[float], num_frames: int = 16, stride: int = 4, size: Size = None,
+def read_clips(src: VideoInput, starts_s: Sequence[float], num_frames: int = 16, stride: int = 4, size: Size = None,
                *, threads: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Several windows from one open file (multi-clip testing) → (uint8 [V, T, H, W, 3], float64 [V, T])."""
     _check_window(num_frames, stride)
@@ -524,7 +535,7 @@ def read_clips(src: Source, starts_s: Sequence[float], num_frames: int = 16, str
     return torch.stack(clips), torch.stack(stamps)
 
 
-def probe(src: Source, exact: bool = False) -> VideoInfo:
+def probe(src: VideoInput, exact: bool = False) -> VideoInfo:
     """Container facts plus the first frame (rotation, pixel format). `exact` counts packets for num_frames
     and duration instead of trusting the container (demuxes the whole file, decodes nothing more)."""
     name = source_name(src)

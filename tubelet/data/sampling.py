@@ -8,6 +8,8 @@ frame rate.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from tubelet.errors import TubeletError
@@ -60,6 +62,9 @@ def fps_times(start_s: float, num_frames: int, fps: float) -> list[float]:
     return [start_s + k / fps for k in range(num_frames)]
 
 
+MAX_WINDOWS = 100_000  # windows of one video (28 h at the default stride of 1 s)
+
+
 def sliding_windows(duration_s: float, window_s: float, stride_s: float | None = None) -> list[tuple[float, float]]:
     """(start_s, end_s) windows covering [0, duration] every stride_s (default: window_s, no overlap).
 
@@ -67,11 +72,16 @@ def sliding_windows(duration_s: float, window_s: float, stride_s: float | None =
     a video shorter than one window gives one window (0, duration).
     """
     stride_s = window_s if stride_s is None else stride_s
-    if window_s <= 0 or stride_s <= 0:
-        raise TubeletError(f"window and stride must be positive, got {window_s} and {stride_s}")
+    if not all(math.isfinite(x) and x > 0 for x in (window_s, stride_s)):
+        raise TubeletError(f"window and stride must be finite positive seconds, got {window_s} and {stride_s}")
+    if not math.isfinite(duration_s):
+        raise TubeletError(f"duration must be a finite number of seconds, got {duration_s}")
     if duration_s <= window_s:
         return [(0.0, max(0.0, duration_s))]
     last = duration_s - window_s
+    if last / stride_s + 2 > MAX_WINDOWS:
+        raise TubeletError(f"{duration_s:.1f} s in windows every {stride_s:g} s would be over {MAX_WINDOWS:,} "
+                           f"windows; use a longer stride")
     starts = [i * stride_s for i in range(int(last / stride_s + 1e-9) + 1)]
     if last - starts[-1] > 1e-6:
         starts.append(last)

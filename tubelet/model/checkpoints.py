@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from torch import Tensor
 
 from tubelet.config import PRESETS, ModelConfig, preset
 from tubelet.errors import CheckpointError, TubeletError
-from tubelet.model.official_ckpt import from_official, state_dict_of
+from tubelet.model.hub import download, is_hub_id
+from tubelet.model.official_ckpt import from_hub_v2, from_official, state_dict_of
 from tubelet.model.transformers_ckpt import config_from_transformers, from_transformers, to_transformers
 from tubelet.model.videomae import VideoMAE
 from tubelet.model.vit import interpolate_pos_embed
@@ -31,8 +33,11 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 HF_BIN_FILE = "pytorch_model.bin"
+RUN_CHECKPOINTS = "checkpoints"  # in a training run's directory
 # Official training checkpoints also hold their argparse.Namespace of settings: plain data, allowed.
 SAFE_GLOBALS = [argparse.Namespace]
+# What torch.save itself writes into a pickle: rebuilding tensors and storages, ordered dicts.
+SAFE_CALLS = ("torch.", "collections.OrderedDict", "argparse.Namespace", "_codecs.encode", "numpy.")
 
 StateDict = dict[str, Tensor]
 
@@ -43,7 +48,7 @@ class Checkpoint:
 
     config: ModelConfig
     state_dict: StateDict
-    source_format: str  # "tubelet" | "transformers" | "official"
+    source_format: str  # "tubelet" | "transformers" | "videomae-v2" (OpenGVLab Hub) | "official"
 
 
 # ---- reading --------------------------------------------------------------------------------------
@@ -84,23 +89,58 @@ def _load_pth(path: Path) -> Any:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file")
     try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
+        with torch.serialization.safe_globals(SAFE_GLOBALS), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols: the error below says what matters
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # arbitrary bytes fail in many ways (UnpicklingError, KeyError, struct.error, …)
         text = str(e)
-        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        if refused:
-            raise CheckpointError(f"{path}: refused to unpickle: it references {refused.group(1)} (only tensors "
-                                  f"and plain containers are loaded)") from None
+        refused = re.search(r"GLOBAL ([\w.]+)", text)  # torch names the global it blocked
+        code = [refused.group(1)] if refused else [g for g in _pickled_globals(path) if not g.startswith(SAFE_CALLS)]
+        if code:
+            raise CheckpointError(f"{path}: holds code and was not loaded (it tries to call {', '.join(code[:3])}); "
+                                  f"only tensors and plain containers are loaded") from None
         reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({reason.group(1) if reason else _one_line(e)})"
                               ) from None
 
 
-def _model_keys(cfg: ModelConfig) -> list[str]:
-    """State-dict keys of a model built from cfg (built on the meta device: no memory, no init cost)."""
+def _pickled_globals(path: Path, limit: int = 1 << 26) -> list[str]:
+    """The functions and classes a pickle (a bare one, a legacy torch file's pickles, or a torch zip's data.pkl)
+    would import, found by reading its opcodes, never by running them."""
+    import io
+    import pickletools
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            pkl = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+            data = z.read(pkl)[:limit] if pkl else b""
+    else:
+        with open(path, "rb") as f:
+            data = f.read(limit)
+    stream, found, strings = io.BytesIO(data), [], []
+    while stream.tell() < len(data):  # a legacy torch file is several pickles in a row
+        try:
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name == "GLOBAL":
+                    found.append(str(arg).replace(" ", "."))
+                elif isinstance(arg, str):
+                    strings.append(arg)
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+        except Exception:  # not (or no longer) a pickle: what was read so far is all there is
+            break
+    return list(dict.fromkeys(found))
+
+
+def _model_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """State-dict keys and shapes of a model built from cfg (built on the meta device: no memory, no init cost)."""
     with torch.device("meta"):
-        return list(VideoMAE(cfg).state_dict())
+        return {k: tuple(v.shape) for k, v in VideoMAE(cfg).state_dict().items()}
+
+
+def _model_keys(cfg: ModelConfig) -> list[str]:
+    return list(_model_shapes(cfg))
 
 
 def _read_tubelet_dir(path: Path, meta: dict[str, Any]) -> Checkpoint:
@@ -110,37 +150,65 @@ def _read_tubelet_dir(path: Path, meta: dict[str, Any]) -> Checkpoint:
         raise CheckpointError(f"{path}: unsupported tubelet format version {version!r} (this build reads "
                               f"{FORMAT_VERSION})")
     try:
-        cfg = ModelConfig.from_dict(meta)
+        cfg = ModelConfig.from_dict(meta)  # every number in its sane range before anything is built from it
     except (TubeletError, TypeError) as e:
         raise CheckpointError(f"{path / CONFIG_FILE}: {e}") from None
-    return Checkpoint(cfg, _read_safetensors(_require(path / WEIGHTS_FILE)), FORMAT_NAME)
+    sd = _read_safetensors(_require(path / WEIGHTS_FILE))
+    _check_fit(_model_shapes(cfg), sd, (), f"{path}: {CONFIG_FILE} does not match {WEIGHTS_FILE}")
+    return Checkpoint(cfg, sd, FORMAT_NAME)
+
+
+def _read_weights(path: Path) -> StateDict:
+    """model.safetensors, else pytorch_model.bin (read with weights_only=True)."""
+    if (path / WEIGHTS_FILE).is_file():
+        return _read_safetensors(path / WEIGHTS_FILE)
+    if (path / HF_BIN_FILE).is_file():
+        return state_dict_of(_load_pth(path / HF_BIN_FILE), str(path / HF_BIN_FILE))
+    raise CheckpointError(f"{path}: no {WEIGHTS_FILE} or {HF_BIN_FILE}")
 
 
 def _read_transformers_dir(path: Path, meta: dict[str, Any]) -> Checkpoint:
-    if (path / WEIGHTS_FILE).is_file():
-        sd = _read_safetensors(path / WEIGHTS_FILE)
-    elif (path / HF_BIN_FILE).is_file():
-        sd = state_dict_of(_load_pth(path / HF_BIN_FILE), str(path / HF_BIN_FILE))
-    else:
-        raise CheckpointError(f"{path}: no {WEIGHTS_FILE} or {HF_BIN_FILE}")
+    sd = _read_weights(path)
     cfg = config_from_transformers(meta, sd, str(path))
     return Checkpoint(cfg, from_transformers(sd, _model_keys(cfg), str(path)), "transformers")
 
 
+def run_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """A run's model checkpoints (RUN_DIR/checkpoints/step_NNNNNNNN/ with config and weights), oldest first; the
+    temp directories of an interrupted save are not among them."""
+    root = Path(run_dir) / RUN_CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if re.fullmatch(r"step_\d{8}", p.name)
+             and (p / CONFIG_FILE).is_file() and (p / WEIGHTS_FILE).is_file()]
+    return sorted(found, key=lambda p: p.name)
+
+
 def read_checkpoint(src: str | os.PathLike, hints: dict[str, Any] | None = None) -> Checkpoint:
-    """Read a checkpoint directory (tubelet or transformers) or file (official .pth, bare state dict in .pth or
-    .safetensors) into tubelet's layout, without building a model. `hints` (num_heads, decoder_heads, num_frames,
-    image_size) help infer the architecture of files that carry no config."""
+    """Read a checkpoint directory (tubelet, transformers or OpenGVLab VideoMAE v2 Hub layout), file (official
+    .pth, bare state dict in .pth or .safetensors) or Hub model id (`owner/name[@revision]`, downloaded into the
+    Hugging Face cache) into tubelet's layout, without building a model. `hints` (num_heads, decoder_heads,
+    num_frames, image_size) help infer the architecture of files that carry no config."""
+    if isinstance(src, str) and is_hub_id(src):
+        src = download(src)[0]
     path = Path(src)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or directory")
+    if path.is_dir() and not (path / CONFIG_FILE).exists() and (path / RUN_CHECKPOINTS).is_dir():
+        found = run_checkpoints(path)
+        if not found:
+            raise CheckpointError(f"{path}: a run directory without a complete checkpoint yet")
+        path = found[-1]  # a run directory means its latest checkpoint
     if path.is_dir():
         meta = _read_json(_require(path / CONFIG_FILE))
         if meta.get("format") == FORMAT_NAME:
             return _read_tubelet_dir(path, meta)
         if meta.get("model_type") == "videomae":
             return _read_transformers_dir(path, meta)
-        raise CheckpointError(f"{path}: config.json is neither a tubelet nor a transformers VideoMAE config")
+        if isinstance(meta.get("model_config"), dict):
+            return Checkpoint(*from_hub_v2(meta["model_config"], _read_weights(path), str(path)), "videomae-v2")
+        raise CheckpointError(f"{path}: config.json is neither a tubelet, a transformers VideoMAE nor a VideoMAE v2 "
+                              f"Hub config")
     obj = _read_safetensors(path) if path.suffix == ".safetensors" else _load_pth(path)
     cfg, sd = from_official(obj, str(path), hints or {})
     return Checkpoint(cfg, sd, "official")
@@ -164,7 +232,7 @@ def adapt_state_dict(sd: StateDict, old: ModelConfig, new: ModelConfig) -> State
     if not new.has_encoder_norm:
         sd = _drop(sd, ("encoder.norm.",))
     if not new.is_classifier:
-        sd = _drop(sd, ("head.", "fc_norm."))
+        sd = _drop(sd, ("head.",) if new.norm_after_pool else ("head.", "fc_norm."))
     elif "head.weight" in sd and sd["head.weight"].shape[0] != new.num_classes:
         sd = _drop(sd, ("head.",))
     if not new.use_mean_pooling:
@@ -185,15 +253,17 @@ def _fresh_ok(old: ModelConfig, new: ModelConfig) -> tuple[str, ...]:
 
 def _apply_overrides(cfg: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
     overrides = dict(overrides)
-    if overrides.get("num_classes", 0) > 0 and "decoder_depth" not in overrides:
+    classes = overrides.get("num_classes", 0)
+    if isinstance(classes, int) and classes > 0 and "decoder_depth" not in overrides:
         overrides["decoder_depth"] = 0  # a classifier built from a pretraining checkpoint drops the decoder
     if "num_classes" in overrides and "class_names" not in overrides and overrides["num_classes"] != cfg.num_classes:
         overrides["class_names"] = []
     return cfg.replace(**overrides)
 
 
-def _load_into(model: VideoMAE, sd: StateDict, fresh_ok: tuple[str, ...], where: str) -> None:
-    own = model.state_dict()
+def _check_fit(own: dict[str, tuple[int, ...]], sd: StateDict, fresh_ok: tuple[str, ...], where: str) -> None:
+    """The weights `sd` are exactly those of a model with state-dict shapes `own` (keys under `fresh_ok` may be
+    missing); CheckpointError naming the first difference otherwise."""
     unexpected = sorted(set(sd) - set(own))
     missing = sorted(k for k in set(own) - set(sd) if not k.startswith(fresh_ok))
     if unexpected:
@@ -201,8 +271,12 @@ def _load_into(model: VideoMAE, sd: StateDict, fresh_ok: tuple[str, ...], where:
     if missing:
         raise CheckpointError(f"{where}: missing key(s) {_few(missing)}")
     for k, v in sd.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            raise CheckpointError(f"{where}: {k} has shape {list(v.shape)}, the model expects {list(own[k].shape)}")
+        if tuple(v.shape) != own[k]:
+            raise CheckpointError(f"{where}: {k} has shape {list(v.shape)}, the model expects {list(own[k])}")
+
+
+def _load_into(model: VideoMAE, sd: StateDict, fresh_ok: tuple[str, ...], where: str) -> None:
+    _check_fit({k: tuple(v.shape) for k, v in model.state_dict().items()}, sd, fresh_ok, where)
     model.load_state_dict(sd, strict=False)
 
 
@@ -212,7 +286,8 @@ def _few(keys: list[str], n: int = 4) -> str:
 
 
 def load_model(src: str | os.PathLike, **overrides: Any) -> VideoMAE:
-    """A VideoMAE from a preset name (random init) or a checkpoint (tubelet dir, transformers dir, official .pth).
+    """A VideoMAE from a preset name (random init), a checkpoint (tubelet dir, transformers dir, official .pth) or a
+    Hub model id (`MCG-NJU/videomae-base`, `OpenGVLab/VideoMAEv2-Base@<commit>`).
 
     Overrides are ModelConfig fields, e.g. load_model("ckpt/", num_classes=10) builds a classifier on a
     pretrained encoder; num_frames / image_size change the token grid (learnable position tables are resampled).

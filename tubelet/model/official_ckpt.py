@@ -118,6 +118,7 @@ def infer_config(sd: StateDict, where: str, hints: dict[str, Any]) -> tuple[Mode
         decoder_depth=_depth(sd, "decoder.blocks."),
         num_classes=sd["head.weight"].shape[0] if "head.weight" in sd else 0,
         use_mean_pooling="fc_norm.weight" in sd,
+        norm_after_pool="fc_norm.weight" in sd and "head.weight" not in sd,
         num_frames=hints.get("num_frames", 16), image_size=hints.get("image_size", 224),
     )
     if fields["decoder_depth"]:
@@ -148,3 +149,39 @@ def _shape0(sd: StateDict, key: str, default: int) -> int:
 def from_official(obj: Any, where: str, hints: dict[str, Any]) -> tuple[ModelConfig, StateDict]:
     """A loaded official .pth (or bare state dict) → (inferred config, weights in tubelet's layout)."""
     return infer_config(to_tubelet_keys(state_dict_of(obj, where)), where, hints)
+
+
+# OpenGVLab's VideoMAE v2 Hub repositories (custom transformers code, never run here): config.json holds the
+# official VisionTransformer's constructor arguments under "model_config", and the weights are that model's
+# fine-tune layout under a "model." prefix (model.patch_embed.*, model.blocks.*, model.fc_norm.*, model.head.*).
+V2_HUB_PREFIX = "model."
+V2_UNSUPPORTED = {"cos_attn": "cosine attention", "use_learnable_pos_emb": "a learnable position table declared "
+                  "in the config"}
+
+
+def from_hub_v2(model_config: dict[str, Any], sd: StateDict, where: str) -> tuple[ModelConfig, StateDict]:
+    """A VideoMAE v2 Hub checkpoint (its config.json "model_config" and its weights) → (config, tubelet weights).
+
+    The architecture is read off the weights as for official files, with the geometry, heads and norm eps taken
+    from the config, and every width and depth the config states checked against the weights."""
+    for key, what in V2_UNSUPPORTED.items():
+        if model_config.get(key) and not (key == "use_learnable_pos_emb" and any("pos_embed" in k for k in sd)):
+            raise CheckpointError(f"{where}: {what} is not supported")
+    if not all(k.startswith(V2_HUB_PREFIX) for k in sd):
+        raise CheckpointError(f"{where}: not the VideoMAE v2 Hub layout (weights outside {V2_HUB_PREFIX}*)")
+    sd = {k[len(V2_HUB_PREFIX):]: v for k, v in sd.items()}
+    hints = {"num_heads": model_config.get("num_heads"), "num_frames": int(model_config.get("num_frames", 16)),
+             "image_size": int(model_config.get("img_size", 224))}
+    cfg, sd = infer_config(to_tubelet_keys(sd), where, hints)
+    stated = {"embed_dim": model_config.get("embed_dim"), "depth": model_config.get("depth"),
+              "patch_size": model_config.get("patch_size"), "tubelet_size": model_config.get("tubelet_size"),
+              "in_chans": model_config.get("in_chans")}
+    for field, value in stated.items():
+        if value is not None and int(value) != getattr(cfg, field):
+            raise CheckpointError(f"{where}: config.json says {field}={value}, the weights have "
+                                  f"{getattr(cfg, field)}")
+    try:
+        cfg = cfg.replace(norm_eps=float(model_config.get("layer_norm_eps", cfg.norm_eps)))
+    except TubeletError as e:
+        raise CheckpointError(f"{where}: {e}") from None
+    return cfg, sd

@@ -74,6 +74,9 @@ def kind_of(model_cfg: ModelConfig) -> str:
 
 def to_transformers(cfg: ModelConfig, sd: StateDict) -> tuple[dict[str, Any], StateDict]:
     """tubelet config + weights → (transformers config.json dict, transformers weights)."""
+    if cfg.norm_after_pool and not cfg.is_classifier:
+        raise CheckpointError("transformers' VideoMAEModel has no norm after pooling (a VideoMAE v2 Hub encoder); "
+                              "keep it in tubelet's format")
     kind = kind_of(cfg)
     base = "" if kind == ENCODER else "videomae."
     out: StateDict = {}

@@ -98,8 +98,9 @@ class VideoMAE(nn.Module):
             self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_dim))
             self.register_buffer("pos_embed", sinusoid_table(cfg.num_patches, cfg.decoder_dim), persistent=False)
             self.decoder = Decoder(cfg)
-        if cfg.is_classifier:
+        if cfg.is_classifier or cfg.norm_after_pool:
             self.fc_norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps) if cfg.use_mean_pooling else None
+        if cfg.is_classifier:
             self.head_dropout = nn.Dropout(cfg.head_dropout)
             self.head = nn.Linear(cfg.embed_dim, cfg.num_classes)
         self.reset_parameters()
@@ -174,14 +175,22 @@ class VideoMAE(nn.Module):
         """Logits [B, num_classes]."""
         return self.head(self.head_dropout(self.embed(video)))
 
-    def embed(self, video: Tensor) -> Tensor:
-        """Pooled clip embedding [B, D]: fc_norm(mean) for mean-pooling classifiers, token 0 without
-        mean pooling, the mean of the normed features for a pretraining model."""
-        x = self.encode(video)  # [B, N, D]
+    def embed(self, video: Tensor, mask: Tensor | None = None, layer: int = -1, pool: str = "mean") -> Tensor:
+        """Pooled clip embedding [B, D] of the visible tokens (all without `mask`).
+
+        From the last block with mean pooling it is the model's own: fc_norm(mean) for models that norm after
+        pooling (mean-pooling classifiers, VideoMAE v2 Hub encoders), token 0 for classifiers without mean pooling,
+        the mean of the normed features otherwise. Another `layer` (negative counts from the end) or `pool="max"`
+        pools that block's tokens as they are.
+        """
+        x = self.encode(video, mask, layer)  # [B, N_visible, D]
+        if layer % self.config.depth != self.config.depth - 1 or pool != "mean":
+            return x.mean(dim=1) if pool == "mean" else x.amax(dim=1)
         if self.config.is_classifier and not self.config.use_mean_pooling:
             return x[:, 0]
         x = x.mean(dim=1)
-        return self.fc_norm(x) if self.config.is_classifier else x
+        fc_norm = getattr(self, "fc_norm", None)
+        return fc_norm(x) if fc_norm is not None else x
 
     def forward(self, video: Tensor, mask: Tensor | None = None,
                 decoder_mask: Tensor | None = None) -> VideoMAEOutput:

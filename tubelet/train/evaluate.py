@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from tubelet.data import ClipDataset, VideoItem, make_loader
+from tubelet.data import ClipDataset, make_loader
 from tubelet.errors import TubeletError
 from tubelet.model.checkpoints import load_model
 from tubelet.model.videomae import VideoMAE
@@ -30,18 +30,13 @@ CONFUSION_FILE = "confusion.png"
 REPORT_FILE = "evaluation.json"
 
 
-def to_items(labels: LabelSet) -> list[VideoItem]:
-    """The data layer's items (label = class name) for a label set."""
-    return [VideoItem(e.path, labels.classes[e.label], e.start_s, e.end_s) for e in labels.examples]
-
-
 def eval_dataset(labels: LabelSet, model: VideoMAE, stride: int, clips: int = 1, crops: int = 1,
                  seed: int = 0) -> ClipDataset:
     """Evaluation views (uniform windows × centre or three crops) at the model's geometry."""
     cfg = model.config
     if cfg.image_size[0] != cfg.image_size[1]:
         raise TubeletError(f"evaluation crops are square; the model takes {cfg.image_size[0]}×{cfg.image_size[1]}")
-    return ClipDataset(to_items(labels), classes=labels.classes, num_frames=cfg.num_frames, stride=stride,
+    return ClipDataset(labels.examples, classes=labels.classes, num_frames=cfg.num_frames, stride=stride,
                        image_size=cfg.image_size[0], train=False, num_clips=clips, num_crops=crops, seed=seed)
 
 
@@ -178,4 +173,4 @@ def evaluate(data: str | None, labels_path: str | None, model_src: str, clips: i
 
 
 __all__ = ["EvalResult", "evaluate", "evaluate_dataset", "format_report", "load_classifier", "model_classes",
-           "eval_dataset", "predict", "to_items"]
+           "eval_dataset", "predict"]

@@ -29,12 +29,12 @@ from tubelet.model.videomae import VideoMAE
 from tubelet.train import distributed as D
 from tubelet.train.accuracy import ClassificationReport, save_confusion_png
 from tubelet.train.config import RunConfig, save_config
-from tubelet.train.evaluate import eval_dataset, evaluate_dataset, to_items
+from tubelet.train.evaluate import eval_dataset, evaluate_dataset
 from tubelet.train.labels import (
     LabelSet,
     load_labels,
     read_class_list,
-    read_manifest,
+    read_labels,
     split_train_val,
     write_class_list,
 )
@@ -111,14 +111,14 @@ resolve_config = FinetuneConfig.resolve
 
 # ---- data -----------------------------------------------------------------------------------------
 
-def read_labels(cfg: FinetuneConfig) -> tuple[LabelSet, LabelSet]:
+def train_val_labels(cfg: FinetuneConfig) -> tuple[LabelSet, LabelSet]:
     """(train, val) label sets from the manifest (or the labelled folder/shards), class list and split."""
     classes = read_class_list(cfg.classes) if cfg.classes else None
     labels = load_labels(cfg.data, cfg.labels, classes)
     if labels.missing:
         print(f"warning: {len(labels.missing)} listed file(s) not found, e.g. {labels.missing[0]}", file=sys.stderr)
     if cfg.val:
-        val = read_manifest(cfg.val, cfg.data or None, labels.classes)
+        val = read_labels(cfg.val, cfg.data or None, labels.classes)
         return labels, LabelSet(labels.classes, val.examples, val.missing)
     return split_train_val(labels, cfg.val_frac, cfg.seed)
 
@@ -133,7 +133,7 @@ class AugmentedClipDataset(ClipDataset):
     def _make(self, item: Any, generator: torch.Generator) -> dict[str, Any]:
         if not self.train or self.augment is None:
             return super()._make(item, generator)
-        with VideoReader(item.source(), self.threads, name=item.name) as reader:
+        with VideoReader(item.input(), self.threads, name=item.name) as reader:
             clip = self._window(reader, item, generator, self.short_side)  # [T, H, W, 3] uint8
         clip = self.augment(clip, generator)
         views = [T.train_view(clip, self.image_size, generator, self.flip, self.scale) for _ in range(self.repeats)]
@@ -145,7 +145,7 @@ def train_dataset(cfg: FinetuneConfig, labels: LabelSet, model: VideoMAE) -> Cli
     if mcfg.image_size[0] != mcfg.image_size[1]:
         raise TubeletError(f"training crops are square; the model takes {mcfg.image_size[0]}×{mcfg.image_size[1]}")
     augment = (RandAugment(cfg.randaug_ops, cfg.randaug_magnitude, cfg.randaug_std) if cfg.randaug_ops else None)
-    return AugmentedClipDataset(to_items(labels), classes=labels.classes, num_frames=mcfg.num_frames,
+    return AugmentedClipDataset(labels.examples, classes=labels.classes, num_frames=mcfg.num_frames,
                                 stride=cfg.stride, image_size=mcfg.image_size[0], train=True, flip=cfg.flip,
                                 seed=cfg.seed, augment=augment)
 
@@ -228,7 +228,7 @@ def _finetune(cfg: FinetuneConfig, run_dir: Path, info: D.DistInfo, resume: bool
     if cfg.deterministic:
         _deterministic()
     seed_everything(cfg.seed)
-    train_labels, val_labels = read_labels(cfg)
+    train_labels, val_labels = train_val_labels(cfg)
     model = build_classifier(cfg, train_labels.classes, start)
     if list(model.config.class_names) != train_labels.classes:
         raise TubeletError(f"{start}: its classes differ from the labels' ({len(model.config.class_names)} vs "
@@ -291,4 +291,4 @@ def _note_skipped(messages: list[str], result: FinetuneResult) -> None:
 
 
 __all__ = ["CONFIG_FILE", "FinetuneConfig", "FinetuneResult", "FinetuneTrainer", "build_classifier",
-           "config_from_dict", "finetune", "read_labels", "resolve_config"]
+           "config_from_dict", "finetune", "resolve_config", "train_val_labels"]

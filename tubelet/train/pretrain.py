@@ -27,7 +27,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from tubelet.config import ModelConfig
-from tubelet.data import Loader, PretrainDataset, VideoItem, list_videos, make_loader
+from tubelet.data import Loader, PretrainDataset, Source, list_sources, make_loader
 from tubelet.errors import TubeletError
 from tubelet.model.checkpoints import load_model
 from tubelet.model.videomae import VideoMAE
@@ -109,11 +109,11 @@ def _deterministic() -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def _dataset(cfg: PretrainConfig, mcfg: ModelConfig) -> tuple[list[VideoItem], PretrainDataset]:
+def _dataset(cfg: PretrainConfig, mcfg: ModelConfig) -> tuple[list[Source], PretrainDataset]:
     h, w = mcfg.image_size
     if h != w:
         raise TubeletError(f"pretraining crops square clips; image_size {h}×{w} is not square")
-    items = list_videos(cfg.data)
+    items = list_sources(cfg.data)
     if not items:
         raise TubeletError(f"{cfg.data}: no videos found")
     ds = PretrainDataset(items, num_frames=mcfg.num_frames, stride=cfg.stride, image_size=h,
@@ -275,11 +275,11 @@ class Trainer:
 
 # ---- the loop -------------------------------------------------------------------------------------
 
-def _fixed_sample(items: list[VideoItem], cfg: PretrainConfig, model: VideoMAE) -> tuple[Tensor, Tensor] | None:
+def _fixed_sample(items: list[Source], cfg: PretrainConfig, model: VideoMAE) -> tuple[Tensor, Tensor] | None:
     """The first readable clip of the data and a fixed mask: the sample drawn at every checkpoint."""
     for item in items[:8]:
         try:
-            clip = load_clip(item.source(), model.config, cfg.stride, item.start_s)
+            clip = load_clip(item.input(), model.config, cfg.stride, item.start_s)
         except TubeletError:
             continue
         return clip, clip_mask(model, cfg.mask_type, cfg.mask_ratio, cfg.seed)

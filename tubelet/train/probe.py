@@ -26,7 +26,7 @@ from tubelet.model.videomae import VideoMAE
 from tubelet.train import distributed as D
 from tubelet.train.accuracy import ClassificationReport, classification_report
 from tubelet.train.evaluate import DTYPES, eval_dataset
-from tubelet.train.labels import LabelSet, load_labels, read_class_list, read_manifest, split_train_val
+from tubelet.train.labels import LabelSet, load_labels, read_class_list, read_labels, split_train_val
 
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 
@@ -184,7 +184,7 @@ def run_probe(data: str | None, labels_path: str | None, init: str, layer: int |
     classes = read_class_list(class_list) if class_list else None
     labels = load_labels(data, labels_path, classes)
     if val:
-        held = read_manifest(val, data, labels.classes)
+        held = read_labels(val, data, labels.classes)
         train, test = labels, LabelSet(labels.classes, held.examples)
     else:
         train, test = split_train_val(labels, val_frac, seed)

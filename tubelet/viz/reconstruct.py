@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from tubelet.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
-from tubelet.data.decode import Source
+from tubelet.data.decode import VideoInput
 from tubelet.errors import TubeletError
 from tubelet.model.masking import make_mask
 from tubelet.model.videomae import VideoMAE
@@ -83,7 +83,7 @@ def reconstruct(model: VideoMAE, video: Tensor, mask: Tensor) -> Reconstruction:
                           mask_ratio=mask.float().mean().item(), loss=out.loss.item())
 
 
-def load_clip(src: Source, cfg: ModelConfig, stride: int = 4, start_s: float | None = None) -> Tensor:
+def load_clip(src: VideoInput, cfg: ModelConfig, stride: int = 4, start_s: float | None = None) -> Tensor:
     """A clip for `cfg`'s (square) geometry as evaluation sees it: short side resized, centre crop, normalised.
     `src` is a path or a video's bytes → [3, T, H, W]; start_s None takes the middle of the video."""
     from tubelet.data import read_clip

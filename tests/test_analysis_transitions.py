@@ -1,0 +1,71 @@
+"""Shot transitions on real spliced clips (ffmpeg xfade): each kind found, typed, and its span within 3 frames; and
+clips that hold none (a whip pan, flashes) give none. TransNetV2 (slow) is compared on the same edit."""
+
+import pytest
+from conftest import SHARED_VIDEOS
+
+from tubelet.analysis.edits import Edit, Join, Piece
+from tubelet.analysis.signals import frame_signals
+from tubelet.analysis.transitions import FastDetector, Transition, TransNetV2Detector
+
+pytestmark = pytest.mark.skipif(not SHARED_VIDEOS.is_dir(), reason="shared clips not present")
+FPS = 25
+TOL = 3 / FPS
+
+
+def clip(name: str, start_s: float, frames: int) -> Piece:
+    return Piece(str(SHARED_VIDEOS / name), start_s, frames)
+
+
+@pytest.fixture(scope="module")
+def edit(tmp_path_factory):
+    """Fade in from black, a cross-fade, a fade through white, a wipe, a hard cut, a fade through black."""
+    e = Edit("all", 256, 144, FPS, [clip("yoga_outdoor.mp4", 1.0, 50), clip("dog_with_owner.mp4", 0.5, 65),
+                                     clip("tennis_practice.mp4", 0.0, 65), clip("cat_lying_blanket.mp4", 0.5, 60),
+                                     clip("child_talking_head.mp4", 1.0, 45), clip("soccer_juggling.mp4", 2.0, 55)],
+             [Join("dissolve", "fade", 15), Join("fade", "fadewhite", 20), Join("wipe", "wipeleft", 12),
+              Join("cut"), Join("fade", "fadeblack", 18)], fade_in=10)
+    path = e.render(tmp_path_factory.mktemp("tr") / "edit.mp4")
+    return e, frame_signals(path, keep_small=True)
+
+
+def matches(found: list[Transition], truth: list[Transition]) -> list[Transition]:
+    """For each true transition, the detection overlapping it most (None where none does)."""
+    out = []
+    for t in truth:
+        near = [d for d in found if d.start_s <= t.end_s + TOL and d.end_s >= t.start_s - TOL]
+        out.append(max(near, key=lambda d: min(d.end_s, t.end_s) - max(d.start_s, t.start_s), default=None))
+    return out
+
+
+def test_each_kind_is_found_typed_and_spanned(edit):
+    e, sig = edit
+    truth = e.truth()
+    assert [t.kind for t in truth] == ["fade", "dissolve", "fade", "wipe", "cut", "fade"]
+    found = FastDetector().detect(sig)
+    for t, d in zip(truth, matches(found, truth), strict=True):
+        assert d is not None, f"{t} not found in {found}"
+        assert d.family == t.kind, (t, d)
+        assert abs(d.start_s - t.start_s) <= TOL and abs(d.end_s - t.end_s) <= TOL, (t, d)
+    assert len(found) == len(truth), found  # nothing else
+    assert {d.detail for d in found if d.kind == "fade"} == {"white", "black"}
+
+
+@pytest.mark.parametrize("effect,at", [("whip", (1.2, 0.3)), ("flash", (0.8, 1.9))])
+def test_motion_and_flashes_are_no_transition(tmp_path, effect, at):
+    e = Edit(effect, 256, 144, FPS, [clip("soccer_juggling.mp4", 1.0, 80)], effect=effect, effect_at=at)
+    sig = frame_signals(e.render(tmp_path / f"{effect}.mp4"))
+    assert FastDetector().detect(sig) == []
+
+
+@pytest.mark.slow
+def test_transnetv2_finds_the_same_transitions(edit):
+    """The published model on the 48×27 frames of the same decode: every transition found (its spans typed by
+    the fast detector's test), within 3 frames of the truth for hard cuts."""
+    e, sig = edit
+    truth = e.truth()
+    found = TransNetV2Detector().detect(sig)
+    hits = matches(found, truth)
+    assert all(d is not None for d in hits), found
+    cut = hits[truth.index(next(t for t in truth if t.kind == "cut"))]
+    assert cut.kind == "cut" and abs(cut.start_s - truth[4].start_s) <= TOL
