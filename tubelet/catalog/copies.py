@@ -330,11 +330,14 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
     records = {v.id: v for v in catalog.videos()}
     spans: list[CopiedSpan] = []
     evidence: dict[tuple[str, str], float] = {}  # (channel, video id) → seconds
-    for ch in channels_of(catalog, query, channels):
+    found = channels_of(catalog, query, channels)
+    for ch in found:
         for view, (qi, ci, w) in enumerate(match_pairs(ch.views, ch.vectors, ch.video, ch.chance)):
             for j in np.unique(ch.video[ci]):
                 mine = ch.video[ci] == j
                 vid = ch.ids[j]
+                if ch is not found[0] and found[0].name == "frames" and ("frames", vid) not in evidence:
+                    continue  # the model's evidence adds to a source the fingerprints saw, never stands alone
                 rec = records[vid]
                 for line in lines_of(Pairs(ch.query_t[qi[mine]], ch.times[ci[mine]], w[mine]), ch.spacing,
                                      min_evidence / 4):
@@ -350,7 +353,7 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
                         s0, s1 = (float(np.clip(line.slope * t + line.offset, 0, rec.duration_s)) for t in (q0, q1))
                         spans.append(CopiedSpan(q0, q1, vid, rec.path, s0, s1, float(score_of(e)), b - a,
                                                 float(line.slope), bool(view), e))
-    spans.sort(key=lambda s: (s.query_start_s, -s.score))
+    spans = sorted(_distinct(spans), key=lambda s: (s.query_start_s, -s.score))
     best: dict[str, float] = {}
     for (_, vid), e in evidence.items():
         best[vid] = max(best.get(vid, 0.0), e)
@@ -361,6 +364,18 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
     report.copied_s = covered_seconds([(s.query_start_s, s.query_end_s) for s in spans])
     report.share = min(1.0, report.copied_s / compared) if compared > 0 else 0.0
     return report
+
+
+def _distinct(spans: list[CopiedSpan]) -> list[CopiedSpan]:
+    """The spans, best first, less those that mostly repeat a better one of the same source (the same copy seen
+    by both channels)."""
+    kept: list[CopiedSpan] = []
+    for s in sorted(spans, key=lambda s: -s.score):
+        length = s.query_end_s - s.query_start_s
+        if all(k.id != s.id or min(k.query_end_s, s.query_end_s) - max(k.query_start_s, s.query_start_s)
+               < 0.5 * length for k in kept):
+            kept.append(s)
+    return kept
 
 
 def _pieces(t: np.ndarray, max_gap: float) -> list[tuple[int, int]]:
