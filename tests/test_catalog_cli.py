@@ -139,7 +139,7 @@ def test_originality_locates_the_copied_part(catalog, tmp_path, copied_s, fresh_
     assert res["originality"] == pytest.approx(1 - res["share"]) and res["flagged"] == (share >= 0.7)
     assert res["threshold_source"] == "catalog" and 0 < res["threshold"] < 1
     (span,) = res["spans"]
-    assert Path(span["path"]).name == LONG and span["query_start_s"] == 0.0
+    assert Path(span["path"]).name == LONG and span["query_start_s"] <= 0.5  # within one fingerprint (2/s)
     assert abs(span["start_s"] - 7.0) <= WINDOW_S / 2 and abs(span["end_s"] - (7.0 + copied_s)) <= WINDOW_S / 2
     code, out, _ = run("originality", clip, "--catalog", root)
     assert code == 0 and f"originality {1 - res['share']:.2f}" in out and LONG[:12] in out

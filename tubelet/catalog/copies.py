@@ -1,15 +1,18 @@
 """Copy detection: which parts of a video repeat indexed videos, where they come from, and an originality score.
 
-Evidence comes from the frame fingerprints (fingerprint.py: model-free, so it holds for a random-init encoder as
-for official weights), matched in both orientations (a mirrored copy matches the mirrored query). Each query
-fingerprint fetches its K nearest catalog fingerprints; a pair counts when its similarity exceeds the catalog's
-chance level (normalise.py: what the nearest fingerprint of *another* catalog video reaches in 99 % of cases),
-weighted by how far it does: w = (sim − chance) / (1 − chance).
+Evidence comes from two channels. The frame fingerprints (fingerprint.py) need no training, so they hold for a
+random-init encoder as for official weights; they are matched in both orientations (a mirrored copy matches the
+mirrored query). The model's segment embeddings, centred and whitened on the catalog (normalise.py), add their
+evidence to sources the fingerprints saw, never alone (measured: alone they add chance alignments; with the
+fingerprints they sharpen the location of short inserts). Each query item fetches its K nearest catalog items; a
+pair counts when its similarity exceeds the item's chance level c — the larger of the catalog's (what the nearest
+item of *another* catalog video exceeds in 1 % of cases) and the item's best similarity to its BG_RANK-th most
+similar video (flat or generic frames resemble everything) — weighted by how far: w = (sim − c) / (1 − c).
 
 A copy keeps the order of its source but may play at another speed, so matched pairs (query t, source t) lie on a
 line t_src = slope·t_query + offset with slope in [SLOPE_MIN, SLOPE_MAX] (0.75–1.5× speed changes, with room).
 For each candidate video and orientation, a Hough vote over (slope, offset) finds the best line; the pairs within
-half a frame spacing of it are its inliers, and lines are taken out one after the other (a compilation can take
+one item spacing of it are its inliers, and lines are taken out one after the other (a compilation can take
 several pieces of one source). Inliers closer than MAX_GAP_S in query time form a copied span, located in query
 and source time; its evidence is the summed weight of its frames in seconds, E, and its score 1 − 2^(−E / E_HALF):
 0.5 = E_HALF seconds of perfectly matching frames on one alignment, 0.9 ≈ 3.3·E_HALF. A (query, catalog video)

@@ -47,7 +47,8 @@ _ODD = np.array([(j % 2 == 1) for i in range(BLOCK) for j in range(BLOCK)][1:]) 
 
 
 def _band(energy: np.ndarray) -> tuple[int, int]:
-    """[lo, hi) of the run of above-margin entries of a 1-D edge-energy profile that holds its middle."""
+    """[lo, hi) of the run of above-margin entries of a 1-D edge-energy profile that holds its middle, made
+    symmetric (the smaller margin on both sides)."""
     n = len(energy)
     ref = np.median(energy[n // 3: max(n // 3 + 1, 2 * n // 3)])
     if ref <= 0:
@@ -58,7 +59,9 @@ def _band(energy: np.ndarray) -> tuple[int, int]:
         lo -= 1
     while hi < n and inside[hi]:
         hi += 1
-    return (lo, hi) if hi - lo >= n // 5 else (0, n)
+    m = min(lo, n - hi)  # bars and a 9:16 fill are centred: trim only what both sides have (a scene's dark
+    return (m, n - m) if n // 10 <= m <= 2 * n // 5 else (0, n)  # corner must not shift the frame), and a real
+    # margin (≥ 10 %), not a few dim rows
 
 
 def content_box(grey: np.ndarray) -> tuple[int, int, int, int]:

@@ -78,39 +78,34 @@ def ffmpeg() -> str:
     return exe
 
 
-def render(src: str | Path, dst: str | Path, edit: Edit | None = None, start_s: float = 0.0,
-           end_s: float | None = None) -> Path:
-    """Write [start_s, end_s) of `src` (source seconds) with `edit` applied as an H.264 file at `dst`."""
-    dst = Path(dst)
+def _ffmpeg(args: list[str], dst: Path, what: str) -> Path:
+    """Run ffmpeg writing H.264 to a temp name beside `dst`, then rename it onto `dst`."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    cut = ["-ss", f"{start_s:.3f}"] + (["-t", f"{end_s - start_s:.3f}"] if end_s is not None else [])
-    vf = "scale=trunc(iw/2)*2:trunc(ih/2)*2" + (f",{edit.vf}" if edit else "")
-    crf = CRF.get(edit.family, 23) if edit else 23
     tmp = dst.with_name(f".{dst.name}.tmp.mp4")
-    cmd = [ffmpeg(), "-v", "error", "-y", *cut, "-i", str(src), "-an", "-filter_complex", vf, "-c:v", "libx264",
-           "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p", str(tmp)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run([ffmpeg(), "-v", "error", "-y", *args, "-an", "-c:v", "libx264", "-preset", "veryfast",
+                           "-pix_fmt", "yuv420p", str(tmp)], capture_output=True, text=True)
     if done.returncode:
         tmp.unlink(missing_ok=True)
-        raise TubeletError(f"{src}: ffmpeg could not make {dst.name}: {done.stderr.strip().splitlines()[-1:]}")
+        raise TubeletError(f"ffmpeg could not make {dst.name} from {what}: {done.stderr.strip().splitlines()[-1:]}")
     tmp.replace(dst)
     return dst
 
 
+def render(src: str | Path, dst: str | Path, edit: Edit | None = None, start_s: float = 0.0,
+           end_s: float | None = None) -> Path:
+    """Write [start_s, end_s) of `src` (source seconds) with `edit` applied as an H.264 file at `dst`."""
+    cut = ["-ss", f"{start_s:.3f}"] + (["-t", f"{end_s - start_s:.3f}"] if end_s is not None else [])
+    vf = "scale=trunc(iw/2)*2:trunc(ih/2)*2" + (f",{edit.vf}" if edit else "")
+    crf = CRF.get(edit.family, 23) if edit else 23
+    return _ffmpeg([*cut, "-i", str(src), "-filter_complex", vf, "-crf", str(crf)], Path(dst), str(src))
+
+
 def concat(parts: list[Path], dst: str | Path, size: tuple[int, int] = (480, 270)) -> Path:
     """The files one after the other, each scaled and padded to `size` (W, H), as one H.264 file."""
-    dst = Path(dst)
     w, h = size
     inputs = [a for p in parts for a in ("-i", str(p))]
     scaled = "".join(f"[{i}:v]scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,"
                      f"setsar=1,fps=25[v{i}];" for i in range(len(parts)))
     graph = scaled + "".join(f"[v{i}]" for i in range(len(parts))) + f"concat=n={len(parts)}:v=1:a=0[out]"
-    tmp = dst.with_name(f".{dst.name}.tmp.mp4")
-    cmd = [ffmpeg(), "-v", "error", "-y", *inputs, "-filter_complex", graph, "-map", "[out]", "-c:v", "libx264",
-           "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", str(tmp)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode:
-        tmp.unlink(missing_ok=True)
-        raise TubeletError(f"ffmpeg could not splice {dst.name}: {done.stderr.strip().splitlines()[-1:]}")
-    tmp.replace(dst)
-    return dst
+    return _ffmpeg([*inputs, "-filter_complex", graph, "-map", "[out]", "-crf", "23"], Path(dst),
+                   ", ".join(p.name for p in parts))

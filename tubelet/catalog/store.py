@@ -373,44 +373,43 @@ class Catalog:
             return v
         raise TubeletError(f"{self.root}: no video with id {video_id!r} in the catalog")
 
+    def _rows(self, ids: Sequence[str] | None, columns: dict[str, int]) -> tuple[list[str], np.ndarray,
+                                                                                 dict[str, np.ndarray]] | None:
+        """(video ids, row → video index, {column: [rows, width] values}) of the per-row list `columns` (name →
+        width) of the given videos (all when None); None when there are none. The first column counts the rows."""
+        names: list[str] = []
+        video, cols = [], {c: [] for c in columns}
+        for t in self._fragments():
+            t = self._select(t, ids)
+            if not t.num_rows:
+                continue
+            counts = pc.list_value_length(t[next(iter(columns))]).to_numpy()
+            video.append(np.repeat(np.arange(len(names), len(names) + t.num_rows), counts))
+            names += t["id"].to_pylist()
+            for c, width in columns.items():
+                cols[c].append(_flat_vectors(t[c], width))
+        if not names:
+            return None
+        return names, np.concatenate(video), {c: v[0] if len(v) == 1 else np.concatenate(v) for c, v in cols.items()}
+
     def segments(self, ids: Sequence[str] | None = None) -> Segments:
         """Segment rows of the given videos (all when None), vectors memory-mapped where possible."""
         dim = self.model.dim
-        names, video, keys, starts, ends, vecs = [], [], [], [], [], []
-        for t in self._fragments():
-            t = self._select(t, ids)
-            if not t.num_rows:
-                continue
-            counts = pc.list_value_length(t["seg_key"]).to_numpy()
-            video.append(np.repeat(np.arange(len(names), len(names) + t.num_rows), counts))
-            names += t["id"].to_pylist()
-            keys.append(_flat_vectors(t["seg_key"], 1)[:, 0])
-            starts.append(_flat_vectors(t["seg_start_s"], 1)[:, 0])
-            ends.append(_flat_vectors(t["seg_end_s"], 1)[:, 0])
-            vecs.append(_flat_vectors(t["seg_vector"], dim))
-        if not names:
+        got = self._rows(ids, {"seg_key": 1, "seg_start_s": 1, "seg_end_s": 1, "seg_vector": dim})
+        if got is None:
             none = np.zeros(0)
             return Segments([], none.astype(int), none.astype(np.uint64), none, none, np.zeros((0, dim), np.float32))
-        cat = np.concatenate
-        return Segments(names, cat(video), cat(keys), cat(starts), cat(ends),
-                        vecs[0] if len(vecs) == 1 else cat(vecs))
+        names, video, c = got
+        return Segments(names, video, c["seg_key"][:, 0], c["seg_start_s"][:, 0], c["seg_end_s"][:, 0],
+                        c["seg_vector"])
 
     def frames(self, ids: Sequence[str] | None = None) -> Frames:
         """Fingerprint rows of the given videos (all when None)."""
-        names, video, times, vecs = [], [], [], []
-        for t in self._fragments():
-            t = self._select(t, ids)
-            if not t.num_rows:
-                continue
-            counts = pc.list_value_length(t["fp_time_s"]).to_numpy()
-            video.append(np.repeat(np.arange(len(names), len(names) + t.num_rows), counts))
-            names += t["id"].to_pylist()
-            times.append(_flat_vectors(t["fp_time_s"], 1)[:, 0])
-            vecs.append(_flat_vectors(t["fp_vector"], FP_DIM))
-        if not names:
+        got = self._rows(ids, {"fp_time_s": 1, "fp_vector": FP_DIM})
+        if got is None:
             return Frames([], np.zeros(0, int), np.zeros(0), np.zeros((0, FP_DIM), np.float32))
-        cat = np.concatenate
-        return Frames(names, cat(video), cat(times), vecs[0] if len(vecs) == 1 else cat(vecs))
+        names, video, c = got
+        return Frames(names, video, c["fp_time_s"][:, 0], c["fp_vector"])
 
     def normalisation(self) -> Normalisation | None:
         """How this catalog's spaces are normalised (fitted on its contents at the last commit); None when empty."""
