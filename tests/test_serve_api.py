@@ -246,3 +246,31 @@ def test_fuzz_every_endpoint(server, tmp_path):
         assert "Traceback" not in json.dumps(done) and str(tmp) not in json.dumps(done)
     assert answers and all(a < 500 for a in answers) and sum(a >= 400 for a in answers) > len(answers) / 2
     assert "Traceback" not in log.read_text()
+
+
+def test_anomaly_endpoint(server, tmp_path):
+    """With --anomaly MODEL_DIR: an upload of the same camera with the lights dropping gets an event there."""
+    from tubelet.anomaly import fit_normal
+    from tubelet.anomaly.synthetic import inject, read_frames, write_frames
+
+    frames = read_frames(clip("parking_lot_overhead_static.mp4"), 10.0, 320)
+    n = int(0.6 * len(frames))
+    write_frames(tmp_path / "normal.mp4", frames[:n], 10.0)
+    later = frames[n:]
+    dark = inject(later, "dark", len(later), len(later) // 3, len(later) // 3, np.random.default_rng(0))
+    write_frames(tmp_path / "dark.mp4", dark, 10.0)
+    fit_normal([tmp_path / "normal.mp4"], "none").save(tmp_path / "camera.normal")
+    cat = make_catalog(tmp_path / "catalog", INDEXED[:1])
+    with running_server(cat, tmp_path / "tmp", "--anomaly", str(tmp_path / "camera.normal")) as (client, _, tmp, _):
+        assert client.get("/api/catalog").json()["anomaly"] is True
+        job = wait_job(client, upload(client, "/api/anomaly", tmp_path / "dark.mp4").json())
+        assert job["status"] == "done", job
+        res = job["result"]
+        assert res["path"] == "dark.mp4" and res["events"]
+        start, end = len(later) // 3 / 10.0, 2 * len(later) // 3 / 10.0
+        assert any(e["start_s"] < end and e["end_s"] > start for e in res["events"])
+        picture = client.get(job["links"]["timeline"])
+        assert picture.status_code == 200 and picture.content[:4] == b"\x89PNG"
+        assert leftovers(tmp) == []
+    r = upload(server[0], "/api/anomaly", tmp_path / "dark.mp4")  # a server started without --anomaly
+    assert r.status_code == 404 and "--anomaly" in r.json()["error"]

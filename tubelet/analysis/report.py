@@ -110,9 +110,11 @@ def _findings(a: Analysis) -> list[str]:
 
 def analyze(path: str | os.PathLike, catalog: Catalog | None = None, threshold: float | None = None,
             shots: str | ShotDetector = "fast", on_frame: Callable[[float], None] | None = None,
-            on_catalog_video: Callable[[int, int], None] | None = None) -> tuple[Analysis, Signals]:
-    """Analyse one video (against `catalog` when given) with the shot detector `shots` (fast, transnetv2)
-    → (the analysis, the frame signals behind it)."""
+            on_catalog_video: Callable[[int, int], None] | None = None,
+            engine: Any = None) -> tuple[Analysis, Signals]:
+    """Analyse one video (against `catalog` when given, its model run by `engine`: an embed.Engine, default the
+    catalog's own) with the shot detector `shots` (fast, transnetv2) → (the analysis, the frame signals behind
+    it)."""
     det = detector(shots) if isinstance(shots, str) else shots
     sig = frame_signals(path, keep_small=det.needs_small, on_frame=on_frame)
     transitions = det.detect(sig)
@@ -121,7 +123,7 @@ def analyze(path: str | os.PathLike, catalog: Catalog | None = None, threshold: 
                  [t.start_s for t in transitions if t.kind == "cut"], shot_list, pacing(shot_list), dead_stretches(sig),
                  transitions, det.name, pace_of(sig, transitions))
     if catalog is not None:
-        query = make_query(catalog, path)
+        query = make_query(catalog, path, engine=engine)
         copies = find_copies(catalog, query, threshold)  # resolves the threshold (given, or calibrated)
         model = catalog.model
         a.repeats = repeats_within(query, model.stride_s, model.window_s, copies.threshold)

@@ -31,6 +31,7 @@ from tubelet.data import VideoInfo, probe, read_frames_at, sliding_windows
 from tubelet.data.sources import list_folder
 from tubelet.data.transforms import center_crop_box, crop, normalize, resize_short
 from tubelet.errors import TubeletError
+from tubelet.export.graph import EmbeddingGraph
 from tubelet.model.checkpoints import load_model
 from tubelet.model.hub import download, is_hub_id, parse_hub_id
 from tubelet.model.videomae import VideoMAE
@@ -50,6 +51,7 @@ class EmbedOptions:
     layer: int = -1  # encoder block whose output is pooled (-1: the last, normed)
     pool: str = "mean"  # over the tokens of a window: "mean" or "max"
     batch_size: int = 8  # windows per forward pass
+    tokens: float = 1.0  # fraction of the tubes the encoder sees (model.masking.lattice_mask); 1 = all
 
     def __post_init__(self) -> None:
         lo, hi = SECONDS_RANGE
@@ -60,6 +62,41 @@ class EmbedOptions:
             raise TubeletError(f"unknown pooling {self.pool!r}; choose one of {', '.join(POOLS)}")
         if not 0 < self.batch_size <= MAX_BATCH:
             raise TubeletError(f"batch size must be between 1 and {MAX_BATCH}, got {self.batch_size}")
+        if not 0.0 < self.tokens <= 1.0:
+            raise TubeletError(f"token fraction must be in (0, 1], got {self.tokens}")
+
+
+ENGINES = ("torch", "onnx", "ray")
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What runs the model: torch; ONNX Runtime on an exported graph with fp32 or int8 weights; or torch on a Ray
+    cluster at `address` (None: a local one; batch embedding only, catalog.ray_engine).
+
+    torch (here or on Ray) and onnx fp32 agree within 1e-4 (tests), so their vectors share an embedding space; int8
+    vectors are within cosine 0.99 of fp32 only, so they are another space: a catalog refuses to mix them."""
+
+    name: str = "torch"
+    int8: bool = False
+    address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in ENGINES:
+            raise TubeletError(f"unknown engine {self.name!r}; choose one of {', '.join(ENGINES)}")
+        if self.int8 and self.name != "onnx":
+            raise TubeletError("int8 weights need the onnx engine: add --engine onnx")
+        if self.address is not None and self.name != "ray":
+            raise TubeletError("--address is for --engine ray")
+
+    @property
+    def precision(self) -> str:
+        return "int8" if self.int8 else "fp32"
+
+    @property
+    def model_engine(self) -> str:
+        """What computes the vectors, as a catalog records it: onnx, or torch (also under Ray)."""
+        return "onnx" if self.name == "onnx" else "torch"
 
 
 @dataclass
@@ -93,13 +130,18 @@ class VideoEmbedding:
         return VideoEntry(rec, self.vector, self.starts, self.ends, self.segments, self.fp_times, self.fp_vectors)
 
 
-def model_identity(model: VideoMAE, layer: int, pool: str) -> str:
-    """sha256 over the config, every tensor (sorted by name) and the layer/pooling: 16 hex digits."""
+def model_identity(model: VideoMAE, layer: int, pool: str, tokens: float = 1.0, precision: str = "fp32") -> str:
+    """sha256 over the config, every tensor (sorted by name), the layer/pooling and, when not the defaults, the
+    token fraction and the weights' precision (what changes the vectors beyond 1e-4): 16 hex digits."""
     h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     h.update(f"layer={layer};pool={pool}".encode())
+    if tokens != 1.0:
+        h.update(f";tokens={tokens:g}".encode())
+    if precision != "fp32":
+        h.update(f";precision={precision}".encode())
     return h.hexdigest()[:16]
 
 
@@ -107,7 +149,7 @@ class Embedder:
     """A model in eval mode that turns clips into unit vectors, with the identity of its embedding space."""
 
     def __init__(self, model: VideoMAE, source: str, overrides: dict[str, Any], layer: int = -1,
-                 pool: str = "mean") -> None:
+                 pool: str = "mean", tokens: float = 1.0, engine: Engine | None = None) -> None:
         if not -model.config.depth <= layer < model.config.depth:
             raise TubeletError(f"layer {layer} is out of range for a {model.config.depth}-block encoder")
         if pool not in POOLS:
@@ -116,8 +158,16 @@ class Embedder:
         if h != w:
             raise TubeletError(f"embedding takes a square centre crop; this model's image_size is {h}x{w}")
         self.model = model.eval()
-        self.source, self.overrides, self.layer, self.pool = source, dict(overrides), layer, pool
-        self.id = model_identity(model, layer, pool)
+        self.source, self.overrides, self.layer, self.pool, self.tokens = source, dict(overrides), layer, pool, tokens
+        self.engine = engine or Engine()
+        self.graph = EmbeddingGraph(model, layer, pool, tokens)
+        self.id = model_identity(model, layer, pool, tokens, self.engine.precision)
+        self.runner = None
+        if self.engine.name == "onnx":
+            from tubelet.export import OnnxRunner, cached_export
+
+            self.runner = OnnxRunner(cached_export(model, self.id, layer=layer, pool=pool, tokens=tokens,
+                                                   int8=self.engine.int8))
 
     @property
     def num_frames(self) -> int:
@@ -130,20 +180,19 @@ class Embedder:
 
     def info(self, opts: EmbedOptions) -> ModelInfo:
         return ModelInfo(id=self.id, source=self.source, dim=self.model.config.embed_dim, layer=self.layer,
-                         pool=self.pool, window_s=opts.window_s, stride_s=opts.stride_s, overrides=self.overrides)
+                         pool=self.pool, window_s=opts.window_s, stride_s=opts.stride_s, overrides=self.overrides,
+                         tokens=self.tokens, engine=self.engine.model_engine, precision=self.engine.precision)
 
     @torch.inference_mode()
     def __call__(self, clips: torch.Tensor) -> np.ndarray:
         """clips [B, 3, T, H, W] normalised float → [B, D] float32 unit vectors."""
-        if self.layer == -1 and self.pool == "mean":
-            x = self.model.embed(clips)  # the model's own pooled embedding
-        else:
-            tokens = self.model.encode(clips, layer=self.layer)  # [B, N, D]
-            x = tokens.mean(1) if self.pool == "mean" else tokens.amax(1)
-        return torch.nn.functional.normalize(x.float(), dim=-1).cpu().numpy()
+        if self.runner is not None:
+            return self.runner(clips)["embedding"]
+        return self.graph(clips)[0].cpu().numpy()
 
 
-def load_embedder(source: str | os.PathLike, layer: int = -1, pool: str = "mean", **overrides: Any) -> Embedder:
+def load_embedder(source: str | os.PathLike, layer: int = -1, pool: str = "mean", tokens: float = 1.0,
+                  engine: Engine | None = None, **overrides: Any) -> Embedder:
     """An Embedder for a preset (random init, seeded so a preset name is one fixed model), a checkpoint or a Hub
     model id (recorded with the commit it resolved to)."""
     src = str(source)
@@ -158,12 +207,30 @@ def load_embedder(source: str | os.PathLike, layer: int = -1, pool: str = "mean"
     else:
         src = str(Path(src).resolve())
         model = load_model(src, **overrides)
-    return Embedder(model, src, overrides, layer, pool)
+    return Embedder(model, src, overrides, layer, pool, tokens, engine)
 
 
-def embedder_for(info: ModelInfo) -> Embedder:
-    """The Embedder a catalog or embeddings file was made with; TubeletError if the model changed since."""
-    emb = load_embedder(info.source, info.layer, info.pool, **info.overrides)
+def check_same_space(have: ModelInfo, embedder: Embedder, where: str) -> None:
+    """TubeletError unless `embedder` makes vectors of the space `have` describes (same identity)."""
+    if embedder.id == have.id:
+        return
+    asked = embedder.info(EmbedOptions())
+    if asked.precision != have.precision or asked.tokens != have.tokens:
+        raise TubeletError(f"{where}: holds {have.precision} vectors from {have.tokens:g} of the tokens; "
+                           f"{asked.precision} from {asked.tokens:g} differ beyond the 1e-4 tolerance (int8 and "
+                           f"token subsets keep cosine ≥ 0.99 only): use the same, or another catalog")
+    raise TubeletError(f"{where}: holds vectors of model {have.id} ({have.source}); {embedder.source} is model "
+                       f"{embedder.id}: use another catalog")
+
+
+def embedder_for(info: ModelInfo, engine: Engine | None = None) -> Embedder:
+    """The Embedder a catalog or embeddings file was made with, run by `engine` (default: the one it was made
+    with); TubeletError if the model changed since or the engine's precision makes other vectors."""
+    if engine is not None and engine.precision != info.precision:
+        raise TubeletError(f"{info.source}: the vectors are {info.precision}; {engine.precision} queries differ "
+                           f"beyond the 1e-4 tolerance: {'add' if info.precision == 'int8' else 'leave out'} --int8")
+    engine = engine or Engine(info.engine, info.precision == "int8")
+    emb = load_embedder(info.source, info.layer, info.pool, info.tokens, engine, **info.overrides)
     if emb.id != info.id:
         raise TubeletError(f"{info.source}: this model is now {emb.id}, but the vectors were made by {info.id}")
     return emb

@@ -5,15 +5,18 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tubelet.catalog.embed import (
+    Embedder,
     EmbeddingsFile,
     EmbedOptions,
+    Engine,
     Outcome,
+    check_same_space,
     embed_files,
     embedder_for,
     expand_paths,
@@ -22,6 +25,7 @@ from tubelet.catalog.embed import (
     write_parquet,
 )
 from tubelet.catalog.store import Catalog, ModelInfo, VideoEntry
+from tubelet.data.sources import MANIFEST_EXTENSIONS, read_manifest
 from tubelet.errors import TubeletError
 
 COMMIT_EVERY_S = 30.0  # a batch is written at least this often, so a killed run loses little
@@ -47,7 +51,17 @@ class Report:
         return {"added": self.added, "skipped": self.skipped, "failed": self.failed}
 
 
-FLAGS = {"window_s": "--window", "stride_s": "--stride", "layer": "--layer", "pool": "--pool"}
+def outcomes(embedder: Embedder, files: Sequence[Path], opts: EmbedOptions, done: set[str],
+             engine: Engine | None = None) -> Iterator[Outcome]:
+    """Embed the files in this process, or on a Ray cluster for engine "ray" (at its address; None: a local one)."""
+    if engine is not None and engine.name == "ray":
+        from tubelet.catalog.ray_engine import ray_embed_files
+
+        return ray_embed_files(embedder, files, opts, done, engine.address)
+    return embed_files(embedder, files, opts, done)
+
+
+FLAGS = {"window_s": "--window", "stride_s": "--stride", "layer": "--layer", "pool": "--pool", "tokens": "--tokens"}
 
 
 def _check_same_segmenting(have: ModelInfo, given: dict[str, Any], where: str) -> None:
@@ -67,37 +81,57 @@ def _given(opts: EmbedOptions | None, given: dict[str, Any] | None) -> dict[str,
     return {} if opts is None else {"window_s": opts.window_s, "stride_s": opts.stride_s}
 
 
+def _videos(paths: Sequence[str | os.PathLike]) -> list[tuple[Path, dict[str, Any]]]:
+    """(file, metadata) of each video: files and folders as given (no metadata), manifests (.csv/.jsonl…) through
+    `data.sources`, whose columns other than path become metadata (a label too). Manifest rows are whole videos."""
+    out: list[tuple[Path, dict[str, Any]]] = []
+    for p in map(Path, paths):
+        if not (p.is_file() and p.suffix.lower() in MANIFEST_EXTENSIONS):
+            out += [(f, {}) for f in expand_paths([p])]
+            continue
+        for src in read_manifest(p):
+            if src.start_s is not None or src.end_s is not None or src.member is not None:
+                raise TubeletError(f"{p}: {src.name}: the catalog indexes whole video files; drop start_s/end_s")
+            out.append((Path(src.path), {**src.meta, **({"label": src.label} if src.label else {})}))
+    return list({f: (f, m) for f, m in out}.values())
+
+
 def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.PathLike], model: str | None = None,
                    opts: EmbedOptions | None = None, overrides: dict[str, Any] | None = None,
                    meta: dict[str, Any] | None = None, batch_videos: int = 8,
                    on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None,
-                   given: dict[str, Any] | None = None) -> Report:
+                   given: dict[str, Any] | None = None, engine: Engine | None = None) -> Report:
     """`tubelet index add`: embed the files and add them, `batch_videos` per atomic commit (or every 30 s).
 
-    A new catalog takes the model and options given; an existing one keeps its own, and refuses another model or
-    other settings in `given` (the segmenting flags typed; default: opts' window and stride).
+    `paths` are files, folders or manifests (.csv/.jsonl: a `path` column, other columns become metadata); `meta`
+    is added to every video's metadata (over a manifest's values).
+
+    A new catalog takes the model and options given; an existing one keeps its own, and refuses another model,
+    other settings in `given` (the segmenting flags typed; default: opts' window and stride) or vectors that differ
+    beyond 1e-4 (int8, another token fraction). `engine` runs the model (default torch, or for an existing catalog
+    the one it was made with).
     """
     if batch_videos <= 0:
         raise TubeletError(f"videos per commit must be positive, got {batch_videos}")
-    files = expand_paths(paths)
+    sources = _videos(paths)
+    files = [f for f, _ in sources]
+    file_meta = {str(f): m for f, m in sources}
     if Catalog.exists(catalog_dir):
         cat = Catalog.open(catalog_dir)
         _check_same_segmenting(cat.model, _given(opts, given), str(catalog_dir))
         have = cat.model
         opts = EmbedOptions(have.window_s, have.stride_s, have.layer, have.pool,
-                            opts.batch_size if opts else EmbedOptions().batch_size)
+                            opts.batch_size if opts else EmbedOptions().batch_size, have.tokens)
         if model is None:
-            embedder = embedder_for(cat.model)
+            embedder = embedder_for(cat.model, engine)
         else:
-            embedder = load_embedder(model, opts.layer, opts.pool, **(overrides or {}))
-            if embedder.id != cat.model.id:
-                raise TubeletError(f"{catalog_dir}: the catalog holds vectors of model {cat.model.id} "
-                                   f"({cat.model.source}); {model} is model {embedder.id}: use another catalog")
+            embedder = load_embedder(model, opts.layer, opts.pool, opts.tokens, engine, **(overrides or {}))
+            check_same_space(cat.model, embedder, str(catalog_dir))
     else:
         if model is None:
             raise TubeletError(f"{catalog_dir}: no catalog here yet; give --model to create one")
         opts = opts or EmbedOptions()
-        embedder = load_embedder(model, opts.layer, opts.pool, **(overrides or {}))
+        embedder = load_embedder(model, opts.layer, opts.pool, opts.tokens, engine, **(overrides or {}))
         cat = Catalog.create(catalog_dir, embedder.info(opts))
     if on_files:
         on_files(len(files))
@@ -113,10 +147,10 @@ def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.Path
         pending.clear()
         last = time.monotonic()
 
-    for o in embed_files(embedder, files, opts, done):
+    for o in outcomes(embedder, files, opts, done, engine):
         report.note(o)
         if o.embedding is not None:
-            pending.append(o.embedding.to_entry(meta))
+            pending.append(o.embedding.to_entry({**file_meta.get(str(o.path), {}), **(meta or {})}))
             done.add(o.content_hash)
         if len(pending) >= batch_videos or (pending and time.monotonic() - last > COMMIT_EVERY_S):
             commit()
@@ -130,21 +164,19 @@ def add_to_catalog(catalog_dir: str | os.PathLike, paths: Sequence[str | os.Path
 def embed_to_file(out: str | os.PathLike, paths: Sequence[str | os.PathLike], model: str,
                   opts: EmbedOptions | None = None, overrides: dict[str, Any] | None = None,
                   on_outcome: OnOutcome | None = None, on_files: Callable[[int], None] | None = None,
-                  given: dict[str, Any] | None = None) -> Report:
+                  given: dict[str, Any] | None = None, engine: Engine | None = None) -> Report:
     """`tubelet embed`: embeddings of the files into one parquet; files already in it (same model) are skipped."""
     out = Path(out)
     if out.is_dir():
         raise TubeletError(f"{out}: is a directory; --out takes a .parquet file path (created, or extended)")
     asked = _given(opts, given)
     opts = opts or EmbedOptions()
-    embedder = load_embedder(model, opts.layer, opts.pool, **(overrides or {}))
+    embedder = load_embedder(model, opts.layer, opts.pool, opts.tokens, engine, **(overrides or {}))
     info = embedder.info(opts)
     data = EmbeddingsFile(info)
     if out.exists():
         data = read_parquet(out)
-        if data.model.id != embedder.id:
-            raise TubeletError(f"{out}: holds embeddings of model {data.model.id} ({data.model.source}); "
-                               f"{model} is model {embedder.id}: write to another file")
+        check_same_space(data.model, embedder, str(out))
         _check_same_segmenting(data.model, asked, str(out))
     files = expand_paths(paths)
     if on_files:
@@ -152,7 +184,7 @@ def embed_to_file(out: str | os.PathLike, paths: Sequence[str | os.PathLike], mo
     report = Report()
     done = {v.content_hash for v in data.videos}
     last, dirty = time.monotonic(), False
-    for o in embed_files(embedder, files, opts, done):
+    for o in outcomes(embedder, files, opts, done, engine):
         report.note(o)
         if o.embedding is not None:
             data.videos.append(o.embedding)

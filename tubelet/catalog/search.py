@@ -74,10 +74,13 @@ class Query:
 
 
 def make_query(catalog: Catalog, query: str | os.PathLike, start_s: float | None = None,
-               end_s: float | None = None) -> Query:
-    """A query from a video file (embedded with the catalog's model) or from a catalog video id."""
+               end_s: float | None = None, engine: Any = None) -> Query:
+    """A query from a video file (embedded with the catalog's model, run by `engine`: an embed.Engine, default the
+    catalog's own) or from a catalog video id."""
     if Path(query).is_file():
-        return file_query(catalog, query, start_s, end_s)
+        from tubelet.catalog.embed import embedder_for
+
+        return file_query(catalog, query, start_s, end_s, embedder_for(catalog.model, engine))
     return id_query(catalog, str(query), start_s, end_s)
 
 

@@ -67,6 +67,9 @@ class ModelInfo:
     window_s: float = 2.0
     stride_s: float = 1.0
     overrides: dict[str, Any] = field(default_factory=dict)  # config overrides applied when loading
+    tokens: float = 1.0  # fraction of the tubes the encoder saw
+    engine: str = "torch"  # what ran the model: torch or onnx (fp32 vectors of both agree within 1e-4)
+    precision: str = "fp32"  # of the weights: fp32 or int8 (onnx); part of the identity
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,10 @@ from tubelet.cli import catalog_cmds  # noqa: E402, F401
 from tubelet.cli import data_cmds  # noqa: E402, F401
 from tubelet.cli import downstream_cmds  # noqa: E402, F401
 from tubelet.cli import analysis_cmds  # noqa: E402, F401
+from tubelet.cli import export_cmds  # noqa: E402, F401
+from tubelet.cli import anomaly_cmds  # noqa: E402, F401
 from tubelet.cli import serve_cmds  # noqa: E402, F401
+from tubelet.cli import insights_cmds  # noqa: E402, F401
 
 
 def main() -> None:

@@ -22,6 +22,9 @@ def analyze(
     threshold: float = typer.Option(None, "--threshold",
                                     help="Segment similarity that counts as the same content (default: "
                                          "calibrated on the catalog)."),
+    engine: str = typer.Option(None, "--engine", help="What runs the catalog's model: torch or onnx (default: the "
+                               "catalog's own)."),
+    int8: bool = typer.Option(False, "--int8", help="With --engine onnx: int8 weights (must match the catalog)."),
     shots: str = typer.Option("fast", "--shots",
                               help="Shot detector: fast (tubelet's, well over 10× real time) or transnetv2 (the "
                                    "TransNetV2 model, about 0.3× real time on 2 cores)."),
@@ -36,6 +39,7 @@ def analyze(
     from tubelet.analysis import analyze as run
     from tubelet.analysis import detector, to_json, write_report
     from tubelet.catalog.store import Catalog
+    from tubelet.cli.catalog_cmds import engine_of
     from tubelet.data import probe
 
     det = detector(shots)
@@ -59,7 +63,8 @@ def analyze(
                 videos = bar.add_task("catalog pacing", total=total_videos, rate="")
             bar.update(videos, completed=done)
 
-        analysis, sig = run(video, cat, threshold, det, on_frame=on_frame, on_catalog_video=on_catalog_video)
+        analysis, sig = run(video, cat, threshold, det, on_frame=on_frame, on_catalog_video=on_catalog_video,
+                            engine=engine_of(engine, int8))
     out_dir = out or video.with_name(f"{video.name}.report")
     json_path, html_path = write_report(analysis, sig, out_dir)
     if as_json:

@@ -18,6 +18,8 @@ app.add_typer(index_app, name="index")
 
 CATALOG = typer.Option(..., "--catalog", help="Catalog directory.")
 JSON = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+ADDRESS = typer.Option(None, "--address", help="Ray cluster to use with --engine ray ('auto': the one this machine "
+                                               "belongs to; default: start a local one).")
 
 
 def _echo_json(data: Any) -> None:
@@ -25,13 +27,34 @@ def _echo_json(data: Any) -> None:
 
 
 def _options(window: float | None, stride: float | None, layer: int | None, pool: str | None,
-             batch_size: int) -> tuple[Any, dict[str, Any]]:
+             batch_size: int, tokens: float | None = None) -> tuple[Any, dict[str, Any]]:
     """(EmbedOptions from the flags, defaults where not given; the segmenting flags that were given)."""
     from tubelet.catalog.embed import EmbedOptions
 
-    given = {k: v for k, v in (("window_s", window), ("stride_s", stride), ("layer", layer), ("pool", pool))
-             if v is not None}
+    given = {k: v for k, v in (("window_s", window), ("stride_s", stride), ("layer", layer), ("pool", pool),
+                               ("tokens", tokens)) if v is not None}
     return EmbedOptions(**given, batch_size=batch_size), given
+
+
+ENGINE_HELP = ("What runs the model: torch; onnx (ONNX Runtime on the exported graph, exported once into "
+               "~/.cache/tubelet; fp32 vectors match torch within 1e-4)")
+RAY_HELP = ("; or ray: torch on a Ray cluster with Ray Data (decode on CPU workers, model actors on GPUs when "
+            "present).")
+INT8_HELP = "With --engine onnx: int8 weights (cosine ≥ 0.99 to fp32; a catalog keeps int8 and fp32 apart)."
+TOKENS_HELP = ("Fraction of the tubes the encoder sees, spread evenly (0.5 = a 3-D checkerboard): faster, and "
+               "another embedding space (benchmarks/embed_speed.py measures the cosine to all tokens).")
+
+
+def engine_of(engine: str | None, int8: bool, address: str | None = None, batch: bool = False) -> Any:
+    """An embed.Engine from --engine/--int8/--address; None (the catalog's own) when none was given. `ray` only
+    for the batch commands."""
+    from tubelet.catalog.embed import Engine
+
+    if engine == "ray" and not batch:
+        raise TubeletError("--engine ray is for the batch commands (embed, index add); use torch or onnx here")
+    if engine is None and not int8 and address is None:
+        return None
+    return Engine(engine or ("onnx" if int8 else "torch"), int8, address)
 
 
 def _parse_meta(items: list[str]) -> dict[str, Any]:
@@ -102,15 +125,20 @@ def embed(
     pool: str = typer.Option(None, help="Token pooling: mean (default) or max."),
     batch_size: int = typer.Option(8, help="Windows per forward pass."),
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
+    tokens: float = typer.Option(None, "--tokens", help=TOKENS_HELP + " Default 1 (all)."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + RAY_HELP + " Default torch."),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
+    address: str = ADDRESS,
     as_json: bool = JSON,
 ) -> None:
     """Per-segment and per-video embeddings (L2-normalised) of video files, with the model's identity."""
     from tubelet.catalog.indexing import embed_to_file
     from tubelet.cli.model_cmds import parse_overrides
 
-    opts, given = _options(window, stride, layer, pool, batch_size)
+    opts, given = _options(window, stride, layer, pool, batch_size, tokens)
     with _progress("embedding", as_json) as (total, note):
-        report = embed_to_file(out, paths, model, opts, parse_overrides(overrides), note, total, given)
+        report = embed_to_file(out, paths, model, opts, parse_overrides(overrides), note, total, given,
+                               engine=engine_of(engine, int8, address, batch=True))
     if as_json:
         _echo_json({"out": str(out), **report.to_dict()})
     else:
@@ -120,7 +148,8 @@ def embed(
 
 @index_app.command("add")
 def index_add(
-    paths: list[Path] = typer.Argument(..., help="Video files or folders of videos."),
+    paths: list[Path] = typer.Argument(..., help="Video files, folders of videos, or manifests (.csv/.jsonl with a "
+                                                 "`path` column; other columns, e.g. uploaded_at, become metadata)."),
     catalog: Path = CATALOG,
     model: str = typer.Option(None, "--model", help=MODEL_HELP + " Needed to create a catalog; an existing "
                                                                   "one uses its own."),
@@ -130,18 +159,26 @@ def index_add(
     pool: str = typer.Option(None, help="Token pooling: mean (default) or max (new catalog)."),
     batch_size: int = typer.Option(8, help="Windows per forward pass."),
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
-    meta: list[str] = typer.Option([], "--meta", help="User metadata KEY=VALUE stored with each video."),
+    meta: list[str] = typer.Option([], "--meta", help="Metadata KEY=VALUE stored with each video (e.g. "
+                                                      "uploaded_at=2026-11-30T08:00Z, creator=ana)."),
     commit_every: int = typer.Option(8, help="Videos per atomic write to the catalog (also at least every 30 s)."),
+    tokens: float = typer.Option(None, "--tokens", help=TOKENS_HELP + " New catalog (default 1); an existing one "
+                                                                       "keeps its own."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + RAY_HELP + " Default: the catalog's "
+                                                                  "own (torch when new)."),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP),
+    address: str = ADDRESS,
     as_json: bool = JSON,
 ) -> None:
     """Embed videos and add them to a catalog (created on first use). Re-adding the same content is a no-op."""
     from tubelet.catalog.indexing import add_to_catalog
     from tubelet.cli.model_cmds import parse_overrides
 
-    opts, given = _options(window, stride, layer, pool, batch_size)
+    opts, given = _options(window, stride, layer, pool, batch_size, tokens)
     with _progress("indexing", as_json) as (total, note):
         report = add_to_catalog(catalog, paths, model, opts, parse_overrides(overrides), _parse_meta(meta),
-                                batch_videos=commit_every, on_outcome=note, on_files=total, given=given)
+                                batch_videos=commit_every, on_outcome=note, on_files=total, given=given,
+                                engine=engine_of(engine, int8, address, batch=True))
     if as_json:
         _echo_json({"catalog": str(catalog), **report.to_dict()})
     else:
@@ -215,6 +252,8 @@ def search(
     k: int = typer.Option(10, "-k", "--top", help="Videos to return."),
     start: float = typer.Option(None, "--start", help="Search with the query from this second on."),
     end: float = typer.Option(None, "--end", help="Search with the query up to this second."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + ". Default: the catalog's own."),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP + " Must match the catalog."),
     as_json: bool = JSON,
 ) -> None:
     """Videos in the catalog that look and move like the query, with where they match (seconds)."""
@@ -226,7 +265,7 @@ def search(
     from tubelet.catalog.store import Catalog
 
     cat = Catalog.open(catalog)
-    q = make_query(cat, query, start, end)
+    q = make_query(cat, query, start, end, engine_of(engine, int8))
     hits = run(cat, q, k)
     if as_json:
         _echo_json({**q.to_dict(), "catalog": str(catalog),
@@ -255,6 +294,8 @@ def originality(
     min_score: float = typer.Option(0.5, "--min-score", help="Score in [0, 1) a copied span needs (0.5: about 1 s "
                                                              "of perfectly matching frames)."),
     flag_at: float = typer.Option(0.7, "--flag-at", help="Flag the video when it shares this fraction or more."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + ". Default: the catalog's own."),
+    int8: bool = typer.Option(False, "--int8", help=INT8_HELP + " Must match the catalog."),
     as_json: bool = JSON,
 ) -> None:
     """How much of a video repeats indexed videos, even re-edited (cropped, graded, captioned, re-compressed,
@@ -267,7 +308,8 @@ def originality(
     from tubelet.catalog.store import Catalog
 
     cat = Catalog.open(catalog)
-    report = find_copies(cat, make_query(cat, query), threshold, min_run, flag_at, min_score)
+    report = find_copies(cat, make_query(cat, query, engine=engine_of(engine, int8)), threshold, min_run, flag_at,
+                         min_score)
     if as_json:
         _echo_json({**report.to_dict(), "catalog": str(catalog)})
         return

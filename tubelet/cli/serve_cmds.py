@@ -37,6 +37,8 @@ def serve(
     overrides: list[str] = typer.Option([], "--set", help="Model config override FIELD=VALUE (with --model)."),
     max_upload_mb: float = typer.Option(200.0, "--max-upload-mb", min=0.001, help="Largest upload accepted."),
     readers: int = typer.Option(1, "--jobs", min=1, max=64, help="Upload jobs run at once (each uses the model)."),
+    anomaly: Path = typer.Option(None, "--anomaly", help="A camera's normal model (`tubelet anomaly fit`): enables "
+                                                         "POST /api/anomaly."),
 ) -> None:
     """Serve a catalog over HTTP: API (docs at /docs) and a web page at / to search, check originality and
     analyse uploads, and browse the catalog."""
@@ -57,7 +59,8 @@ def serve(
             raise TubeletError(f"{catalog}: not a tubelet catalog; give --model to create an empty one")
         opts = EmbedOptions()
         Catalog.create(catalog, load_embedder(model, **parse_overrides(overrides)).info(opts))
-    application = create_app(ServeSettings(catalog, token or None, int(max_upload_mb * 2**20), readers))
+    application = create_app(ServeSettings(catalog, token or None, int(max_upload_mb * 2**20), readers,
+                                           anomaly=anomaly))
     typer.echo(f"serving {catalog} on http://{host}:{port}/ (API docs at /docs; writes "
                f"{'need the token' if token else 'off'})", err=True)
     uvicorn.run(application, host=host, port=port, log_level="warning")

@@ -90,7 +90,9 @@ def _reason(e: BaseException) -> str:
 
 
 def _open(src: VideoInput, name: str) -> av.container.InputContainer:
-    if isinstance(src, str | os.PathLike):
+    if isinstance(src, str) and "://" in src:  # rtsp://, http://, … : FFmpeg opens the stream itself
+        target: Any = src
+    elif isinstance(src, str | os.PathLike):
         p = Path(src)
         if not p.exists():
             raise VideoError(f"{name}: no such file")
@@ -98,7 +100,7 @@ def _open(src: VideoInput, name: str) -> av.container.InputContainer:
             raise VideoError(f"{name}: is a directory, not a video file")
         if p.stat().st_size == 0:
             raise VideoError(f"{name}: empty file (0 bytes)")
-        target: Any = str(p)
+        target = str(p)
     elif isinstance(src, bytes | bytearray | memoryview):
         if len(src) == 0:
             raise VideoError(f"{name}: empty file (0 bytes)")

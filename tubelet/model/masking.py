@@ -62,6 +62,24 @@ def running_cell_mask(grid: Grid, ratio: float = 0.5, batch: int = 1,
     return tiled.reshape(batch, t * h * w)
 
 
+LATTICE_ORDER = (0, 4, 2, 6, 1, 5, 3, 7)  # residues of (t' + h' + w') mod 8 in bit-reversed order: even spread
+
+
+def lattice_mask(grid: Grid, keep: float) -> Tensor:
+    """A fixed mask keeping round(8·keep)/8 of the tokens, spread evenly over space and time → [N] (True = hidden).
+
+    Token (t', h', w') is kept when (t' + h' + w') mod 8 is among the first round(8·keep) residues of LATTICE_ORDER:
+    keep=0.5 is a 3-D checkerboard, 0.25 every fourth diagonal; 1 hides nothing. For embedding from part of the
+    tubes (the encoder runs on any subset of tokens, as in pretraining), with every sample alike."""
+    if not 0.0 < keep <= 1.0:
+        raise TubeletError(f"token fraction must be in (0, 1], got {keep}")
+    n_kept = max(1, round(8 * keep))
+    t, h, w = grid
+    residue = (torch.arange(t)[:, None, None] + torch.arange(h)[None, :, None] + torch.arange(w)[None, None, :]) % 8
+    kept = torch.isin(residue, torch.tensor(LATTICE_ORDER[:n_kept]))
+    return ~kept.reshape(-1)
+
+
 MASKS = {"tube": tube_mask, "random": random_mask}
 
 

@@ -45,6 +45,7 @@ class ServeSettings:
     max_upload_bytes: int = 200 * 2**20
     readers: int = 1  # jobs on uploads running at once (each uses the model)
     media: Path | None = None  # where uploaded videos added to the catalog are kept (default CATALOG/media)
+    anomaly: Path | None = None  # a normal model (`tubelet anomaly fit`) for POST /api/anomaly
 
 
 VideoId = Annotated[str, PathParam(pattern=VIDEO_ID, description="A catalog video id (12 hex digits).")]
@@ -76,7 +77,7 @@ def _span(start: float | None, end: float | None) -> None:
 def create_app(settings: ServeSettings) -> FastAPI:
     """The app over `settings.catalog` (which must exist)."""
     root = Path(settings.catalog).resolve()
-    service = Service(root, Path(settings.media or root / "media").resolve())
+    service = Service(root, Path(settings.media or root / "media").resolve(), settings.anomaly)
     workdir = Path(tempfile.mkdtemp(prefix="tubelet-serve-"))
     jobs = Jobs(readers=settings.readers)
 
@@ -132,7 +133,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     @app.get("/api/catalog", tags=["catalog"])
     def catalog_stats() -> dict[str, Any]:
         """Size, model and search mode of the catalog, and what this server allows."""
-        return {**service.stats(), "writes": settings.token is not None,
+        return {**service.stats(), "writes": settings.token is not None, "anomaly": service.normal is not None,
                 "max_upload_bytes": settings.max_upload_bytes}
 
     @app.get("/api/videos", tags=["catalog"])
@@ -204,6 +205,17 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return start_job("analyze", up, lambda job: service.analyze_upload(up, job, threshold, catalog, out),
                          keep=out)
 
+    @app.post("/api/anomaly", tags=["anomaly"], status_code=202)
+    async def anomaly_upload(file: UploadField, threshold: Annotated[float | None, Form(gt=0, le=1000)] = None,
+                             ) -> JSONResponse:
+        """Unusual events in an uploaded video of the camera the server's normal model was fitted on (start the
+        server with --anomaly MODEL_DIR): segments with calibrated scores, events, a timeline picture. A job."""
+        if service.normal is None:
+            raise NotFound("this server has no anomaly model: start it with --anomaly MODEL_DIR")
+        up = await take(file)
+        out = Path(tempfile.mkdtemp(prefix="anomaly-", dir=workdir))
+        return start_job("anomaly", up, lambda job: service.anomaly_upload(up, job, threshold, out), keep=out)
+
     # ---- writes (token) -------------------------------------------------------------------------------------
     @app.post("/api/videos", tags=["catalog"], status_code=202, dependencies=[Depends(writer)])
     async def add_video(file: UploadField,
@@ -237,13 +249,15 @@ def create_app(settings: ServeSettings) -> FastAPI:
         """A job's status (queued, running, done, failed), stage, progress with ETA, and its result or error."""
         return find_job(job_id).to_dict()
 
-    @app.get("/api/jobs/{job_id}/report", tags=["jobs"], responses={200: {"content": {"text/html": {}}}})
-    def job_report(job_id: Annotated[str, PathParam(pattern=JOB_ID)]) -> FileResponse:
-        """The HTML page of a finished analysis job."""
+    @app.get("/api/jobs/{job_id}/{name}", tags=["jobs"],
+             responses={200: {"content": {"text/html": {}, "image/png": {}}}})
+    def job_file(job_id: Annotated[str, PathParam(pattern=JOB_ID)],
+                 name: Annotated[str, PathParam(pattern="^(report|timeline)$")]) -> FileResponse:
+        """A finished job's picture or page: `report` (analysis, HTML), `timeline` (anomaly, PNG)."""
         job = find_job(job_id)
-        if "report" not in job.files:
-            raise NotFound(f"job {job_id} has no report" + (" yet" if job.status in ("queued", "running") else ""))
-        return FileResponse(job.files["report"], media_type="text/html")
+        if name not in job.files:
+            raise NotFound(f"job {job_id} has no {name}" + (" yet" if job.status in ("queued", "running") else ""))
+        return FileResponse(job.files[name], media_type="text/html" if name == "report" else "image/png")
 
     app.state.service, app.state.jobs, app.state.settings = service, jobs, settings
     return app

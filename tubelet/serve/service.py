@@ -5,6 +5,7 @@ never by a path on the server's disk."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import threading
@@ -74,8 +75,13 @@ def _stamp(root: Path) -> tuple[int, int, int]:
 class Service:
     """The catalog behind the server: read snapshots, the embedder, and one writer at a time."""
 
-    def __init__(self, root: Path, media: Path) -> None:
+    def __init__(self, root: Path, media: Path, anomaly: Path | None = None) -> None:
         self.root, self.media = root, media
+        self.normal = None
+        if anomaly is not None:  # the operator's normal model of a camera (`tubelet anomaly fit`), loaded once
+            from tubelet.anomaly import NormalModel
+
+            self.normal = NormalModel.load(anomaly)
         self._snapshot: Snapshot | None = None
         self._embedder: Embedder | None = None
         self._lock = threading.Lock()
@@ -209,30 +215,55 @@ class Service:
     def analyze_upload(self, up: Upload, job: Job, threshold: float | None, with_catalog: bool,
                        out_dir: Path) -> dict[str, Any]:
         """The pre-publish analysis of an upload (against the catalog unless told not to, or it is empty):
-        JSON for the result, report.html kept as the job's file."""
+        JSON for the result, report.html kept as the job's file; server paths in both become file names."""
         from tubelet.analysis import analyze, to_json, write_report
+        from tubelet.atomic import atomic_write
 
         snap = self.snapshot()
         cat = snap.catalog if with_catalog and len(snap.catalog) else None
         given, source = (threshold, "given") if threshold is not None or cat is None else snap.threshold()
         duration = max(up.info.duration_s, 1e-3)
-        analysis, sig = analyze(up.path, cat, given, on_frame=lambda t: job.report("decoding", t / duration))
+        analysis, sig = analyze(up.path, cat, given, on_frame=lambda t: job.report("decoding", t / duration),
+                                on_catalog_video=lambda i, n: job.report("pacing of catalog videos", i / max(n, 1)))
         analysis.path = up.name
+        ids = set()
         if analysis.originality:
-            analysis.originality.threshold_source = source
+            analysis.originality.threshold_source, analysis.originality.query = source, up.name
+            ids |= {s.id for s in analysis.originality.spans}
+        if analysis.distinctiveness:
+            ids.add(analysis.distinctiveness.nearest_id)
+
+        def hide(text: str) -> str:
+            for vid in ids:
+                text = text.replace(snap.records[vid].path, video_name(snap.records[vid]))
+            return up.scrub(text)
+
         job.report("writing the report", 0.0)
-        write_report(analysis, sig, out_dir)
-        job.files["report"] = str(out_dir / "report.html")
-        out = to_json(analysis)
+        _, html_path = write_report(analysis, sig, out_dir)
+        atomic_write(html_path, hide(html_path.read_text()))
+        job.files["report"] = str(html_path)
+        out = json.loads(hide(json.dumps(to_json(analysis))))
         if out.get("originality"):
-            out["originality"] = {**out["originality"], "query": up.name,
-                                  "spans": [self._public_span(snap, s) for s in out["originality"]["spans"]]}
+            out["originality"]["spans"] = [self._public_span(snap, s) for s in out["originality"]["spans"]]
         if out.get("distinctiveness"):
-            d = dict(out["distinctiveness"])
-            d.pop("nearest_path")
-            d["nearest_name"] = video_name(snap.records[d["nearest_id"]])
-            out["distinctiveness"] = d
+            d = out["distinctiveness"]
+            d["nearest_name"] = d.pop("nearest_path")
         return out
+
+    def anomaly_upload(self, up: Upload, job: Job, threshold: float | None, out_dir: Path) -> dict[str, Any]:
+        """Unusual events in an upload against the server's normal model, with a timeline picture."""
+        from tubelet.anomaly import score_source
+        from tubelet.anomaly.timeline import draw_timeline
+
+        if self.normal is None:
+            raise NotFound("this server has no anomaly model: start it with --anomaly MODEL_DIR")
+        thr = self.normal.config.threshold if threshold is None else threshold
+        duration = max(up.info.duration_s, 1e-3)
+        result = score_source(self.normal, up.path, threshold=thr,
+                              on_segment=lambda seg: job.report("scoring", seg.end_s / duration))
+        job.report("drawing the timeline", 0.0)
+        job.files["timeline"] = str(draw_timeline(result, thr, out_dir / "timeline.png"))
+        return {**result.to_dict(), "path": up.name, "threshold": thr, "detectors": result.detectors}
 
     # ---- writing ------------------------------------------------------------------------------------------
     def add_upload(self, up: Upload, job: Job, meta: dict[str, Any]) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from tubelet.catalog.embed import VIDEO_EXTENSIONS
 from tubelet.data import VideoInfo, probe
+from tubelet.data.sources import VIDEO_EXTENSIONS
 from tubelet.errors import TubeletError
 
 CHUNK = 1 << 20

@@ -4,7 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 const COLOURS = ["#e45756", "#f58518", "#b279a2", "#4c78a8", "#72b7b2", "#eeca3b", "#9d755d", "#ff9da6"];
-const state = { offset: 0, limit: 24, current: null, lastFile: null };
+const state = { offset: 0, limit: 24, current: null, lastFile: null, anomaly: false };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -107,12 +107,21 @@ function showReport(job) {
   if (a.originality) showOriginality(a.originality, a.duration_s);
 }
 
+function showAnomaly(job) {
+  const r = job.result;
+  $("anomaly").hidden = false;
+  $("events").replaceChildren(...(r.events.length ? r.events.map((e) => el("li", { class: "event" },
+    `${secs(e.start_s)}–${secs(e.end_s)}: ${e.kind} (score ${e.score.toFixed(2)})`))
+    : [el("li", { class: "muted" }, `Nothing unusual in ${secs(r.duration_s)}.`)]));
+  $("anomaly-timeline").src = job.links.timeline;
+}
+
 async function check(file) {
   showError("");
   state.lastFile = file;
   $("status").hidden = false;
   $("file-name").textContent = file.name;
-  for (const id of ["similar", "originality", "report"]) $(id).hidden = true;
+  for (const id of ["similar", "originality", "report", "anomaly"]) $(id).hidden = true;
   $("add-state").textContent = "";
   const send = (endpoint, fields = {}) => {
     const form = new FormData();
@@ -125,7 +134,10 @@ async function check(file) {
     showHits($("hits"), job.result.results);
   });
   const analysis = send("/api/analyze").then((job) => poll(job, $("job-analyze"))).then(showReport);
-  const results = await Promise.allSettled([search, analysis]);
+  const jobs = [search, analysis];
+  $("job-anomaly").hidden = !state.anomaly;
+  if (state.anomaly) jobs.push(send("/api/anomaly").then((job) => poll(job, $("job-anomaly"))).then(showAnomaly));
+  const results = await Promise.allSettled(jobs);
   const failed = results.find((r) => r.status === "rejected");
   if (failed) showError(`${file.name}: ${failed.reason.message}`);
 }
@@ -184,6 +196,7 @@ async function refreshCatalog() {
     $("catalog-summary").textContent = `Catalog “${s.name}”: ${s.videos} videos, ${(s.duration_s / 60).toFixed(1)} ` +
       `minutes, model ${s.model.source}.`;
     $("add-box").hidden = !s.writes;
+    state.anomaly = s.anomaly;
   } catch (e) { showError(e.message); }
   loadVideos(true);
 }

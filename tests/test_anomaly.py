@@ -1,0 +1,130 @@
+"""Anomaly detection end to end on a real fixed-camera clip: `tubelet anomaly fit` on its first part, `score` on
+later footage with an injected event (found, located within 1 s, of the right kind) and on a later stretch left as
+it is (no event); a growing file reports its event before the file is finished; the model directory's contents."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED_VIDEOS, run_cli
+
+from tubelet.anomaly.normal import NormalModel
+from tubelet.anomaly.synthetic import inject, read_frames, write_frames
+
+BUNDLED = Path(__file__).resolve().parents[1] / "tubelet" / "assets" / "clips"
+RATE = 10.0
+
+
+def scene() -> Path:
+    """The long indoor CCTV clip of the team's videos, else the bundled parking lot."""
+    cctv = SHARED_VIDEOS / "people_indoor_cctv_long.mp4"
+    return cctv if cctv.is_file() else BUNDLED / "parking_lot_overhead_static.mp4"
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory) -> dict:
+    """normal.mp4 (the first 60 %, at most 60 s), later.mp4 (a later 12 s, untouched) and dark.mp4 (the same
+    stretch with the lights dropping from 4.0 to 7.0 s), all at 10 frames/s."""
+    d = tmp_path_factory.mktemp("anomaly")
+    frames = read_frames(scene(), RATE, 320)
+    n = min(int(0.6 * len(frames)), int(60 * RATE))
+    later = frames[n:n + int(12 * RATE)]
+    write_frames(d / "normal.mp4", frames[:n], RATE)
+    write_frames(d / "later.mp4", later, RATE)
+    start, dur = int(min(4.0, 0.3 * len(later) / RATE) * RATE), int(min(3.0, 0.3 * len(later) / RATE) * RATE)
+    dark = inject(later, "dark", len(later), start, dur, np.random.default_rng(0))
+    write_frames(d / "dark.mp4", dark, RATE)
+    return {"dir": d, "event": (start / RATE, (start + dur) / RATE), "dark": dark, "later": later}
+
+
+@pytest.fixture(scope="module")
+def model_dir(footage) -> Path:
+    out = footage["dir"] / "camera.normal"
+    code = subprocess.run([sys.executable, "-m", "tubelet.cli", "anomaly", "fit", str(footage["dir"] / "normal.mp4"),
+                           "--out", str(out), "--model", "none", "--json"], capture_output=True, text=True)
+    assert code.returncode == 0, code.stderr
+    return out
+
+
+def test_fit_writes_a_complete_model_dir(model_dir, footage):
+    manifest = json.loads((model_dir / "anomaly.json").read_text())
+    assert manifest["format"] == "tubelet-anomaly" and manifest["detectors"][:3] == ["frozen", "lighting", "shift"]
+    assert manifest["normal"][0]["sha256"] and manifest["normal"][0]["duration_s"] > 5
+    assert {p.name for p in model_dir.iterdir()} == {"anomaly.json", "detectors.safetensors"}  # no pickle, no temp
+    assert not list(model_dir.parent.glob(".camera.normal*"))
+    normal = NormalModel.load(model_dir)
+    assert normal.names == manifest["detectors"] and normal.calibration.combined_p99 > 0
+
+
+def test_score_finds_and_locates_an_injected_event(model_dir, footage, monkeypatch, capsys):
+    d = footage["dir"]
+    code, out, err = run_cli(monkeypatch, capsys, "anomaly", "score", d / "dark.mp4", d / "later.mp4",
+                             "--normal", model_dir, "--out", d / "report", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    dark, later = doc["videos"]
+    for v in (dark, later):  # segments cover the whole video, in order, without gaps
+        segs = v["segments"]
+        assert segs[0]["start_s"] == 0 and abs(segs[-1]["end_s"] - v["duration_s"]) < 1e-6
+        assert all(abs(a["end_s"] - b["start_s"]) < 1e-6 for a, b in zip(segs, segs[1:], strict=False))
+        assert Path(v["timeline"]).is_file()
+    a, b = footage["event"]
+    hits = [e for e in dark["events"] if e["start_s"] < b and e["end_s"] > a]
+    assert len(hits) == 1, dark["events"]
+    assert abs(hits[0]["start_s"] - a) <= 1.0 and abs(hits[0]["end_s"] - b) <= 1.0, (hits, a, b)
+    assert hits[0]["kind"] == "lighting/tamper" and hits[0]["score"] >= doc["threshold"]
+    assert later["events"] == [], later["events"]  # the same stretch without the event: nothing
+    assert json.loads((d / "report" / "anomaly.json").read_text()) == doc
+    assert "started" in err  # events as they happen go to stderr in --json mode
+
+
+def test_score_reports_a_bad_file_and_goes_on(model_dir, footage, monkeypatch, capsys, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video at all" * 100)
+    code, out, err = run_cli(monkeypatch, capsys, "anomaly", "score", bad, footage["dir"] / "later.mp4",
+                             "--normal", model_dir, "--out", tmp_path / "r", "--json")
+    assert code == 1 and "broken.mp4" in err and "error:" in err
+    assert [Path(v["path"]).name for v in json.loads(out)["videos"]] == ["later.mp4"]
+    code, _, err = run_cli(monkeypatch, capsys, "anomaly", "score", footage["dir"] / "later.mp4", "--normal",
+                           tmp_path, "--out", tmp_path / "r")
+    assert code == 1 and "not an anomaly model directory" in err
+
+
+def test_growing_file_reports_the_event_before_it_ends(model_dir, footage, tmp_path):
+    """A recorder appends MPEG-TS to a file; `score --follow` prints the event while the file is still growing."""
+    full = tmp_path / "full.ts"
+    frames = np.concatenate([footage["dark"], footage["later"], footage["later"][::-1]])
+    write_frames(full, frames, RATE, container="mpegts")
+    data = full.read_bytes()
+    seconds = len(frames) / RATE
+    growing = tmp_path / "camera.ts"
+    growing.write_bytes(b"")
+    finished = threading.Event()
+
+    def record() -> None:  # in real time, half a second of video at a time
+        with open(growing, "ab") as f:
+            chunk = int(len(data) / seconds / 2) + 1
+            for i in range(0, len(data), chunk):
+                f.write(data[i:i + chunk])
+                f.flush()
+                time.sleep(0.5)
+        finished.set()
+
+    proc = subprocess.Popen([sys.executable, "-m", "tubelet.cli", "anomaly", "score", str(growing), "--normal",
+                             str(model_dir), "--follow", "--idle", "3", "--out", str(tmp_path / "r")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writer = threading.Thread(target=record)
+    writer.start()
+    early = None
+    for line in proc.stdout:
+        if "lighting/tamper started" in line and early is None:
+            early = not finished.is_set()
+    proc.wait(timeout=120)
+    writer.join()
+    assert proc.returncode == 0, proc.stderr.read()
+    assert early is True, "the event was reported only after the file was complete"

@@ -1,0 +1,145 @@
+"""End-to-end: `tubelet index add MANIFEST`, `clusters`, `recommend` and `trends` on excerpts of real clips with a
+random-init vit_tiny (8 frames, 112 px), plus the trend rule, times and manifests on their own."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED_VIDEOS, splice
+from test_catalog_cli import one_thread, run, run_json  # noqa: F401 (one_thread: autouse fixture)
+
+from tubelet.errors import TubeletError
+from tubelet.insights.times import format_time, parse_time, parse_window
+from tubelet.insights.trends import find_trends
+
+MODEL = ["--model", "vit_tiny", "--set", "num_frames=8", "--set", "image_size=112"]
+# three clips that look nothing alike; the last one is uploaded only lately (a rising topic)
+TOPICS = ["bw_film_dialogue.mp4", "aquarium_fish_wide.mp4", "soccer_juggling.mp4"]
+STARTS = [0.5, 2.0, 3.5]
+needs_clips = pytest.mark.skipif(not SHARED_VIDEOS.is_dir(), reason="shared clips not present")
+
+
+def _excerpt(tmp: Path, topic: str, start: float) -> Path:
+    dst = tmp / f"{Path(topic).stem}-{start:.1f}.mp4"
+    splice([(SHARED_VIDEOS / topic, start, start + 1.5)], dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    """9 uploads (3 excerpts of 3 clips) from a CSV manifest: days 1–6 for the first two clips, 10–12 for the third."""
+    tmp = tmp_path_factory.mktemp("insights")
+    days = {TOPICS[0]: [1, 2, 3], TOPICS[1]: [4, 5, 6], TOPICS[2]: [10, 11, 12]}
+    rows = [(_excerpt(tmp, t, s).name, d, t) for t in TOPICS for s, d in zip(STARTS, days[t], strict=True)]
+    manifest = tmp / "uploads.csv"
+    manifest.write_text("path,uploaded_at,creator\n" + "".join(f"{p},{d},{t}\n" for p, d, t in rows))
+    report = run_json("index", "add", manifest, "--catalog", tmp / "cat", *MODEL)
+    assert not report["failed"] and len(report["added"]) == 9
+    return tmp, tmp / "cat", {Path(v["path"]).name: v for v in run_json("index", "ls", "--catalog", tmp / "cat")}
+
+
+def _topic(videos: dict, vid: str) -> str:
+    return next(v["meta"]["creator"] for v in videos.values() if v["id"] == vid)
+
+
+@needs_clips
+def test_manifest_metadata_is_listed(catalog):
+    _, _, videos = catalog
+    assert all(set(v["meta"]) == {"uploaded_at", "creator"} for v in videos.values())
+    v = videos["soccer_juggling-2.0.mp4"]
+    assert v["meta"] == {"uploaded_at": "11", "creator": "soccer_juggling.mp4"}
+
+
+@needs_clips
+def test_clusters_recommend_trends_end_to_end(catalog):
+    tmp, cat, videos = catalog
+    res = run_json("clusters", "--catalog", cat, "--min-size", "3", "--out", tmp / "out")
+    ids = {v["id"] for v in videos.values()}
+    members = [m for c in res["clusters"] for m in c["members"]]
+    assert sorted(members + res["noise"]) == sorted(ids)  # every video once: in one cluster or noise
+    assert len(res["clusters"]) >= 2
+    for c in res["clusters"]:
+        assert c["size"] == len(c["members"]) >= 3 and set(c["exemplars"]) <= set(c["members"])
+        assert len({_topic(videos, m) for m in c["members"]}) == 1  # a cluster is one clip's excerpts
+    assert (tmp / "out" / "clusters.png").stat().st_size > 10_000
+    assert json.loads((tmp / "out" / "clusters.json").read_text())["clusters"] == res["clusters"]
+    assert res["fitted"]["videos"] == 9 and res["fitted"]["model_id"] == run_json(
+        "index", "stats", "--catalog", cat)["model"]["id"]
+
+    liked = videos["aquarium_fish_wide-0.5.mp4"]["id"]
+    rec = run_json("recommend", "--catalog", cat, "--liked", liked, "-k", "4")
+    assert len(rec["results"]) == 4 and liked not in [r["id"] for r in rec["results"]]
+    assert {_topic(videos, r["id"]) for r in rec["results"][:2]} == {"aquarium_fish_wide.mp4"}
+    assert all(0 <= r["score"] <= 1 and set(r) == {"id", "path", "score", "cluster"} for r in rec["results"])
+    scores = [r["score"] for r in rec["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+    tr = run_json("trends", "--catalog", cat, "--window", "3", "--period", "1", "--out", tmp / "out")
+    rising = [t for t in tr["trends"] if t["direction"] == "rising"]
+    soccer = {videos[f"soccer_juggling-{s:.1f}.mp4"]["id"] for s in STARTS}
+    cluster_of = {m: c["id"] for c in res["clusters"] for m in c["members"]}
+    assert [t["cluster"] for t in rising] == [cluster_of[next(iter(soccer))]]
+    assert rising[0]["since"] == 9.0 and sum(rising[0]["counts"]) == 3  # its uploads began in the period after day 9
+    assert (tmp / "out" / "trends.png").stat().st_size > 10_000
+    code, out, _ = run("trends", "--catalog", cat, "--window", "3")
+    assert code == 0 and "rising" in out
+
+
+@needs_clips
+def test_new_upload_is_assigned_without_refit(catalog):
+    tmp, cat, videos = catalog
+    before = run_json("clusters", "--catalog", cat, "--min-size", "3")
+    near = _excerpt(tmp, TOPICS[1], 2.04)  # almost the same picture as an indexed excerpt
+    run_json("index", "add", near, "--catalog", cat, "--meta", "uploaded_at=12")
+    code, out, err = run("clusters", "--catalog", cat, "--json")
+    assert code == 0 and "assigned 1 new video" in err
+    after = json.loads(out)
+    assert after["fitted"] == before["fitted"]  # same fit: same time, same catalog state
+    new_id = next(v["id"] for v in run_json("index", "ls", "--catalog", cat) if Path(v["path"]).name == near.name)
+    twin = videos["aquarium_fish_wide-2.0.mp4"]["id"]
+    home = [c for c in after["clusters"] if twin in c["members"]]
+    assert home and new_id in home[0]["members"]
+    old = {c["id"]: c["members"] for c in before["clusters"]}
+    assert all(set(old[c["id"]]) <= set(c["members"]) for c in after["clusters"])  # nobody moved
+    refit = run_json("clusters", "--catalog", cat, "--refit")
+    assert refit["fitted"]["videos"] == 10 and refit["fitted"]["fitted_at"] >= before["fitted"]["fitted_at"]
+
+
+@needs_clips
+def test_too_few_videos_is_a_clear_error(catalog, tmp_path):
+    tmp, _, _ = catalog
+    small = tmp_path / "small"
+    run_json("index", "add", *sorted(tmp.glob("aquarium*.mp4"))[:3], "--catalog", small, *MODEL)
+    code, out, err = run("clusters", "--catalog", small)
+    assert code == 1 and out == ""
+    assert err.strip().count("\n") == 0 and "holds 3 videos" in err and "at least 10" in err
+    code, _, err = run("trends", "--catalog", small)
+    assert code == 1 and "at least 10" in err
+
+
+def test_trend_rule_finds_the_riser_and_the_fader_not_the_steady():
+    rng = np.random.default_rng(0)
+    times, labels = [], []
+    for c, (lo, hi, rate) in enumerate([(0, 30, 1.0), (0, 30, 1.0), (0, 30, 1.0), (20, 30, 3.0), (0, 10, 3.0)]):
+        t = rng.uniform(lo, hi, rng.poisson(rate * (hi - lo)))
+        times += t.tolist()
+        labels += [c] * len(t)
+    report = find_trends(np.array(times), np.array(labels), window=7.0, period=1.0)
+    kinds = {t.cluster: t.direction for t in report.trends}
+    assert kinds == {3: "rising", 4: "fading"}
+    rising = report.trends[0]
+    assert 19 <= rising.since <= 21 and 0 < rising.score <= 1 and sum(rising.counts) == labels.count(3)
+    assert len(report.periods) == len(rising.counts) == 30
+
+
+def test_times_and_windows():
+    assert parse_time("2026-01-02T00:00:00Z", "x") == (1767312000.0, True)
+    assert parse_time(3.5, "x") == (3.5, False) and parse_time("3.5", "x") == (3.5, False)
+    assert format_time(1767312000.0, True) == "2026-01-02T00:00:00Z"
+    assert parse_window("7d") == (7 * 86400.0, True) and parse_window("2.5") == (2.5, False)
+    for bad in ["soon", "-1d", "0"]:
+        with pytest.raises(TubeletError):
+            parse_window(bad)
+    with pytest.raises(TubeletError, match="neither a number nor an ISO-8601"):
+        parse_time("yesterday", "a.mp4: uploaded_at")

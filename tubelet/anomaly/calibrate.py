@@ -1,0 +1,43 @@
+"""Scores calibrated on the normal footage: each detector's segment scores become z = (raw − median) / (p99 −
+median), the segment's score is the largest z, divided by that maximum's own 99th percentile on normal footage —
+so 1.0 is the normal footage's 99th percentile and one threshold means the same on every camera."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PERCENTILE = 99.0
+
+
+@dataclass
+class Calibration:
+    median: dict[str, float] = field(default_factory=dict)
+    scale: dict[str, float] = field(default_factory=dict)
+    combined_p99: float = 1.0
+
+    def fit_detector(self, name: str, normal: np.ndarray, floor: float) -> np.ndarray:
+        """Learn one detector's median and scale from its normal segment scores; returns their z-scores."""
+        med = float(np.median(normal))
+        self.median[name] = med
+        self.scale[name] = max(float(np.percentile(normal, PERCENTILE)) - med, floor)
+        return self.z(name, normal)
+
+    def z(self, name: str, raw: np.ndarray | float) -> np.ndarray:
+        return (np.asarray(raw, np.float64) - self.median[name]) / self.scale[name]
+
+    def fit_combined(self, zs: np.ndarray) -> None:
+        """zs [S, D] normal segments × detectors → the 99th percentile of their per-segment maximum."""
+        self.combined_p99 = max(float(np.percentile(np.maximum(zs.max(1), 0), PERCENTILE)), 1e-6)
+
+    def combine(self, zs: np.ndarray) -> np.ndarray:
+        """[S, D] → [S] calibrated scores ≥ 0."""
+        return np.maximum(zs.max(-1), 0) / self.combined_p99
+
+    def to_dict(self) -> dict:
+        return {"median": self.median, "scale": self.scale, "combined_p99": self.combined_p99}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Calibration:
+        return cls(dict(d["median"]), dict(d["scale"]), float(d["combined_p99"]))

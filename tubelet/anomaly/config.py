@@ -1,0 +1,75 @@
+"""Every setting of anomaly detection in one dataclass, saved with the fitted model."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from tubelet.errors import TubeletError
+
+
+@dataclass(frozen=True)
+class AnomalyConfig:
+    """How footage is sampled, cut into segments and scored."""
+
+    rate_hz: float = 10.0  # analysis ticks per second (the frame on screen at each tick)
+    bin_s: float = 0.5  # one scored segment
+    short_side: int = 96  # analysis frames: short side in pixels; the long side rounds to a multiple of `patch`
+    patch: int = 16  # MAE patch size (the analysis frame is a whole number of patches)
+    cell: int = 8  # side of a statistics cell in pixels
+    # the MAE: num_frames ticks `frame_step` apart, centred on a segment
+    model: str = "vit_tiny"
+    num_frames: int = 8
+    frame_step: int = 2
+    masks: int = 4  # complementary tube masks per window: every cell is hidden in masks-1 of them
+    adapt_steps: int = 100  # AdamW steps adapting the MAE to the camera's normal footage (0 = none)
+    adapt_batch: int = 8
+    adapt_lr: float = 3e-4
+    adapt_mask_ratio: float = 0.75  # as the scoring masks hide
+    # statistics banks
+    bank_cells: int = 1024  # distinct normal states kept per cell
+    bank_windows: int = 2048  # normal window embeddings kept
+    max_windows: int = 1024  # normal windows kept in memory for adaptation and calibration
+    folds: int = 4  # cross-fitting: each fold of the normal footage is scored by banks built from the others
+    threshold: float = 1.5  # an event: calibrated score at or above this (1.0 = the normal footage's 99th percentile)
+    min_event_s: float = 0.5
+    merge_gap_s: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rate_hz <= 0 or self.bin_s <= 0 or self.short_side < self.patch or self.num_frames % 2:
+            raise TubeletError("anomaly config: rates, sizes and an even num_frames must be positive")
+        if not 2 <= self.masks <= 16:
+            raise TubeletError(f"anomaly config: masks must be 2–16, got {self.masks}")
+
+    @property
+    def ticks_per_bin(self) -> int:
+        return max(1, round(self.bin_s * self.rate_hz))
+
+    @property
+    def window_ticks(self) -> int:
+        """Ticks spanned by one MAE window."""
+        return (self.num_frames - 1) * self.frame_step + 1
+
+    def window_of(self, segment: int) -> list[int]:
+        """The ticks of a segment's MAE window, centred on the segment's middle tick (tick k is in segment
+        k // ticks_per_bin; indices outside the video are clamped by the reader of the window)."""
+        centre = segment * self.ticks_per_bin + (self.ticks_per_bin - 1) // 2
+        first = centre - (self.window_ticks - 1) // 2
+        return [first + self.frame_step * j for j in range(self.num_frames)]
+
+    def frame_size(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) of the analysis frame for a video of this display size: short side `short_side`, long side the
+        nearest multiple of `patch`."""
+        short, long_ = sorted((height, width))
+        other = max(self.patch, round(self.short_side * long_ / short / self.patch) * self.patch)
+        return (self.short_side, other) if height <= width else (other, self.short_side)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AnomalyConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

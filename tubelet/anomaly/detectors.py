@@ -1,0 +1,287 @@
+"""Detectors: each turns analysis ticks into one raw score per tick (higher = more unusual), learns normal from
+the camera's normal footage, and says what kind of change it reports. A small interface many detectors plug into;
+`score.py` aggregates ticks into segments, calibrates and combines them.
+
+Banks are cross-fitted: the normal footage is cut into `folds` contiguous parts and each part is scored by a bank
+built from the others, so the normal score distribution used for calibration is that of unseen normal footage.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from tubelet.anomaly.features import LUMA as LUMA_WEIGHTS
+from tubelet.anomaly.features import TickFeatures
+
+MOTION, APPEARANCE, FROZEN, LIGHTING, MOVED = (
+    "unusual motion", "unusual appearance", "frozen picture", "lighting/tamper", "camera moved")
+KINDS = (MOTION, APPEARANCE, FROZEN, LIGHTING, MOVED)
+PAD = 1e3  # bank padding: farther than any real state
+
+
+@dataclass
+class Ticks:
+    """Features of many ticks, stacked; `fold` is the cross-fitting part each tick belongs to."""
+
+    appearance: np.ndarray  # [N, C, 4]
+    motion: np.ndarray  # [N, C, 3]
+    brightness: np.ndarray  # [N]
+    contrast: np.ndarray  # [N]
+    change: np.ndarray  # [N]
+    luma: np.ndarray  # [n, h, w] the frames of a sample of ticks (for the reference picture)
+    luma_at: np.ndarray  # [n] which ticks those are
+    fold: np.ndarray  # [N] int
+
+
+class Detector:
+    """The interface: `fit` learns normal and returns cross-fitted raw scores of the normal ticks; `tick` scores
+    one new tick; `reduce` turns a segment's tick scores into its score; `state` is what is saved."""
+
+    name = ""
+    kind = ""
+    floor = 1e-6  # smallest calibration scale (median → 99th percentile) in raw units
+
+    def fit(self, ticks: Ticks) -> np.ndarray:
+        raise NotImplementedError
+
+    def tick(self, f: TickFeatures) -> float:
+        raise NotImplementedError
+
+    def reduce(self, scores: np.ndarray) -> float:
+        return float(np.mean(scores))
+
+    def reset(self) -> None:
+        """Forget the previous ticks (a new video starts)."""
+
+    def state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+
+class CellKNN(Detector):
+    """Per cell, the distance of its state to the nearest normal state of the same cell (distinct normal states,
+    scaled per feature), relative to how far that cell's normal states usually lie from each other (busy cells
+    differ more); a tick's score is the mean of its `top` most unusual cells — small objects count."""
+
+    def __init__(self, name: str, kind: str, field: str, cap: int = 1024, quantum: float = 0.25, top: int = 3,
+                 seed: int = 0, spread_floor: float = 0.5) -> None:
+        self.name, self.kind, self.field = name, kind, field
+        self.cap, self.quantum, self.top, self.seed, self.spread_floor = cap, quantum, top, seed, spread_floor
+        self.scale = np.ones(1, np.float32)
+        self.bank = np.zeros((0, 0, 0), np.float32)  # [C, M, d], padded with PAD
+        self.center = np.zeros(0, np.float32)  # [C] median normal distance (cross-fitted)
+        self.spread = np.ones(0, np.float32)  # [C] its 95th percentile above the median, at least spread_floor
+
+    def _bank(self, z: np.ndarray) -> np.ndarray:
+        """z [N, C, d] scaled → [C, M, d]: per cell its distinct states (on a `quantum` grid), at most `cap`."""
+        rng = np.random.default_rng(self.seed)
+        cells = []
+        for c in range(z.shape[1]):
+            _, first = np.unique(np.round(z[:, c] / self.quantum), axis=0, return_index=True)
+            if len(first) > self.cap:
+                first = rng.choice(first, self.cap, replace=False)
+            cells.append(z[np.sort(first), c])
+        m = max(len(x) for x in cells)
+        bank = np.full((z.shape[1], m, z.shape[2]), PAD, np.float32)
+        for c, x in enumerate(cells):
+            bank[c, :len(x)] = x
+        return bank
+
+    def _distances(self, z: np.ndarray, bank: np.ndarray) -> np.ndarray:
+        """z [n, C, d] → [n, C] distance to the nearest bank state of the same cell."""
+        zz = (z * z).sum(-1)[:, :, None]  # [n, C, 1]
+        bb = (bank * bank).sum(-1)[None]  # [1, C, M]
+        d2 = zz + bb - 2 * np.einsum("ncd,cmd->ncm", z, bank, optimize=True)
+        return np.sqrt(np.maximum(d2.min(-1), 0))
+
+    def _cell_distances(self, z: np.ndarray, bank: np.ndarray) -> np.ndarray:
+        return np.concatenate([self._distances(z[lo:lo + 64], bank) for lo in range(0, len(z), 64)])
+
+    def _top(self, d: np.ndarray) -> np.ndarray:
+        """[n, C] distances → [n] mean of the `top` largest per-cell z-scores."""
+        return np.sort((d - self.center) / self.spread, axis=1)[:, -self.top:].mean(1)
+
+    def fit(self, ticks: Ticks) -> np.ndarray:
+        x = getattr(ticks, self.field).astype(np.float32)
+        self.scale = x.reshape(-1, x.shape[-1]).std(0) + 1e-3
+        z = x / self.scale
+        d = np.empty(z.shape[:2], np.float32)
+        for f in np.unique(ticks.fold):
+            held = ticks.fold == f
+            d[held] = self._cell_distances(z[held], self._bank(z[~held]) if (~held).any() else self._bank(z))
+        self.center = np.median(d, 0)
+        self.spread = np.maximum(np.percentile(d, 95, axis=0) - self.center, self.spread_floor)
+        self.bank = self._bank(z)
+        return self._top(d)
+
+    def tick(self, f: TickFeatures) -> float:
+        return float(self._top(self._distances((getattr(f, self.field) / self.scale)[None], self.bank))[0])
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"scale": self.scale, "bank": self.bank, "center": self.center, "spread": self.spread}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        self.scale, self.bank, self.center, self.spread = (state[k] for k in ("scale", "bank", "center", "spread"))
+
+
+class Frozen(Detector):
+    """A picture that stops changing: −log10 of the change of its liveliest cell (a live camera always has some
+    noise or motion somewhere; a frozen picture has none anywhere); a segment is as frozen as its liveliest tick."""
+
+    name, kind, floor = "frozen", FROZEN, 1.0  # a decade below the normal spread
+
+    @staticmethod
+    def _raw(motion: np.ndarray) -> np.ndarray:
+        return -np.log10(motion[..., 0].max(-1) ** 2 + 1e-4)  # motion[..., 0] is sqrt(mean |Δ luma|) per cell
+
+    def fit(self, ticks: Ticks) -> np.ndarray:
+        return self._raw(ticks.motion)
+
+    def tick(self, f: TickFeatures) -> float:
+        return float(self._raw(f.motion))
+
+    def reduce(self, scores: np.ndarray) -> float:
+        return float(np.min(scores))
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        pass
+
+
+class Lighting(Detector):
+    """The light changed: the median over cells of the log ratio of each cell's brightness to its normal
+    brightness (objects move a few cells, light moves them all), and the same for texture (a covered or
+    blinded lens flattens every cell)."""
+
+    name, kind, floor = "lighting", LIGHTING, 0.05
+
+    def __init__(self) -> None:
+        self.reference = np.zeros((0, 2), np.float32)  # [C, 2] normal median of cell luma and cell texture
+
+    @staticmethod
+    def _cells(appearance: np.ndarray) -> np.ndarray:
+        """[..., C, 4] → [..., C, 2] log(luma), log(texture)."""
+        luma = appearance[..., :3] @ LUMA_WEIGHTS
+        return np.log(np.stack([luma + 0.02, appearance[..., 3] + 0.01], -1))
+
+    def _raw(self, appearance: np.ndarray) -> np.ndarray:
+        gain = np.median(self._cells(appearance) - self.reference, axis=-2)  # [..., 2]
+        return np.abs(gain).max(-1)
+
+    def fit(self, ticks: Ticks) -> np.ndarray:
+        self.reference = np.median(self._cells(ticks.appearance), 0).astype(np.float32)
+        return self._raw(ticks.appearance)
+
+    def tick(self, f: TickFeatures) -> float:
+        return float(self._raw(f.appearance))
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"reference": self.reference}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        self.reference = state["reference"]
+
+
+class Shift(Detector):
+    """The camera moved: the picture matches the normal reference picture (the median of normal frames) better
+    when shifted than where it is. The shift comes from phase correlation; the score is log(error unshifted /
+    error shifted), medians of absolute differences of brightness-normalised luma (0 when no shift helps);
+    a segment takes its median tick."""
+
+    name, kind, floor = "shift", MOVED, 0.3  # the shift must explain a quarter of the difference at least
+
+    def __init__(self) -> None:
+        self.reference = np.zeros((0, 0), np.float32)
+
+    @staticmethod
+    def _norm(luma: np.ndarray) -> np.ndarray:
+        return luma / (luma.mean() + 1e-3)
+
+    def _raw(self, luma: np.ndarray) -> float:
+        ref, cur = self.reference, self._norm(luma)
+        h, w = cur.shape
+        win = np.outer(np.hanning(h), np.hanning(w))
+        cross = np.fft.rfft2((cur - 1) * win) * np.conj(np.fft.rfft2((ref - 1) * win))
+        r = np.fft.irfft2(cross / (np.abs(cross) + 1e-9), s=cur.shape)
+        dy, dx = np.unravel_index(int(np.argmax(r)), r.shape)
+        dy, dx = (dy - h if dy > h // 2 else dy), (dx - w if dx > w // 2 else dx)
+        if dy == 0 and dx == 0 or abs(dy) > h // 4 or abs(dx) > w // 4:
+            return 0.0
+        ys, yr = (slice(dy, h), slice(0, h - dy)) if dy >= 0 else (slice(0, h + dy), slice(-dy, h))
+        xs, xr = (slice(dx, w), slice(0, w - dx)) if dx >= 0 else (slice(0, w + dx), slice(-dx, w))
+        still = np.median(np.abs(cur[ys, xs] - ref[ys, xs]))
+        moved = np.median(np.abs(cur[ys, xs] - ref[yr, xr]))
+        return float(max(0.0, np.log((still + 1e-4) / (moved + 1e-4))))
+
+    def fit(self, ticks: Ticks) -> np.ndarray:
+        self.reference = self._norm(np.median(ticks.luma, 0).astype(np.float32))
+        scores = np.array([self._raw(y.astype(np.float32)) for y in ticks.luma])
+        nearest = np.clip(np.searchsorted(ticks.luma_at, np.arange(len(ticks.change))), 0, len(scores) - 1)
+        return scores[nearest]
+
+    def tick(self, f: TickFeatures) -> float:
+        return self._raw(f.luma)
+
+    def reduce(self, scores: np.ndarray) -> float:
+        return float(np.median(scores))
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"reference": self.reference}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        self.reference = state["reference"]
+
+
+class Jump(Detector):
+    """Time jumped: the liveliest cells change far more in one tick than over the ticks just before (a stretch cut
+    out, replayed or reversed, a frozen picture resuming). Score: log of the mean change of the `top` liveliest
+    cells over its median in the previous `history` ticks; a segment takes its largest tick."""
+
+    name, kind, floor = "jump", MOTION, 0.3
+
+    def __init__(self, top: int = 3, history: int = 5) -> None:
+        self.top, self.history = top, history
+        self.past: deque[float] = deque(maxlen=history)
+
+    def _level(self, motion: np.ndarray) -> np.ndarray:
+        return np.sort(motion[..., 0] ** 2, axis=-1)[..., -self.top:].mean(-1)
+
+    def reset(self) -> None:
+        self.past.clear()
+
+    def _next(self, level: float) -> float:
+        score = float(np.log((level + 1e-3) / (np.median(self.past) + 1e-3))) if self.past else 0.0
+        self.past.append(level)
+        return score
+
+    def fit(self, ticks: Ticks) -> np.ndarray:
+        self.reset()
+        out = np.array([self._next(float(x)) for x in self._level(ticks.motion)])
+        self.reset()
+        return out
+
+    def tick(self, f: TickFeatures) -> float:
+        return self._next(float(self._level(f.motion)))
+
+    def reduce(self, scores: np.ndarray) -> float:
+        return float(np.max(scores))
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        pass
+
+
+def frame_detectors(cap: int, seed: int) -> list[Detector]:
+    """The cheap per-frame detectors, in the order their kind wins ties."""
+    return [Frozen(), Lighting(), Shift(), Jump(),
+            CellKNN("cell_motion", MOTION, "motion", cap=cap, seed=seed),
+            CellKNN("cell_appearance", APPEARANCE, "appearance", cap=cap, seed=seed)]

@@ -1,0 +1,101 @@
+"""What `anomaly fit` learns about one camera and saves in MODEL_DIR: settings, the adapted MAE, every
+detector's normal state and the calibration. Safetensors and JSON only; the directory is replaced atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tubelet.anomaly.calibrate import Calibration
+from tubelet.anomaly.config import AnomalyConfig
+from tubelet.anomaly.detectors import Detector, frame_detectors
+from tubelet.anomaly.mae import EmbeddingKNN, MAEScorer, Reconstruction
+from tubelet.atomic import atomic_dir
+from tubelet.errors import TubeletError
+from tubelet.model.checkpoints import load_model, save_model
+from tubelet.model.videomae import VideoMAE
+
+FORMAT = "tubelet-anomaly"
+VERSION = 1
+MANIFEST, STATES, MAE_DIR = "anomaly.json", "detectors.safetensors", "mae"
+
+
+@dataclass
+class NormalModel:
+    """A camera's normal: the analysis geometry, detectors (frame-level and MAE), calibration, provenance."""
+
+    config: AnomalyConfig
+    frame_size: tuple[int, int]  # (h, w) of the analysis frames
+    detectors: list[Detector]
+    mae: VideoMAE | None
+    window_detectors: list[Any]  # Reconstruction, EmbeddingKNN (empty without a MAE)
+    calibration: Calibration = field(default_factory=Calibration)
+    info: dict[str, Any] = field(default_factory=dict)  # model source and identity, normal footage, fit summary
+
+    @classmethod
+    def fresh(cls, config: AnomalyConfig, frame_size: tuple[int, int], mae: VideoMAE | None) -> NormalModel:
+        windows = [Reconstruction(), EmbeddingKNN(config.bank_windows, config.seed)] if mae is not None else []
+        return cls(config, frame_size, frame_detectors(config.bank_cells, config.seed), mae, windows)
+
+    @property
+    def names(self) -> list[str]:
+        """Detector names in score-column order."""
+        return [d.name for d in self.detectors] + [d.name for d in self.window_detectors]
+
+    @property
+    def kinds(self) -> list[str]:
+        return [d.kind for d in self.detectors] + [d.kind for d in self.window_detectors]
+
+    def scorer(self) -> MAEScorer | None:
+        return MAEScorer(self.mae, self.config.masks, self.config.seed) if self.mae is not None else None
+
+    # ---- disk ----------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write MODEL_DIR whole (a temp directory renamed into place)."""
+        from safetensors.numpy import save_file
+
+        arrays = {f"{d.name}.{k}": np.ascontiguousarray(v) for d in self.detectors + self.window_detectors
+                  for k, v in d.state().items()}
+        manifest = {"format": FORMAT, "version": VERSION, "config": self.config.to_dict(),
+                    "frame_size": list(self.frame_size), "detectors": self.names, "kinds": self.kinds,
+                    "calibration": self.calibration.to_dict(), **self.info}
+        with atomic_dir(path) as tmp:
+            save_file(arrays, str(tmp / STATES))
+            if self.mae is not None:
+                save_model(self.mae, tmp / MAE_DIR)
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> NormalModel:
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        path = Path(path)
+        try:
+            manifest = json.loads((path / MANIFEST).read_text())
+        except FileNotFoundError:
+            raise TubeletError(f"{path}: not an anomaly model directory (no {MANIFEST}; make one with "
+                               f"`tubelet anomaly fit`)") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise TubeletError(f"{path / MANIFEST}: unreadable ({e})") from None
+        if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+            raise TubeletError(f"{path}: not a version-{VERSION} {FORMAT} directory")
+        try:
+            arrays = load_file(str(path / STATES))
+        except (OSError, SafetensorError) as e:
+            raise TubeletError(f"{path / STATES}: unreadable ({e})") from None
+        mae = load_model(path / MAE_DIR) if (path / MAE_DIR).is_dir() else None
+        model = cls.fresh(AnomalyConfig.from_dict(manifest["config"]), tuple(manifest["frame_size"]), mae)
+        if model.names != manifest["detectors"]:
+            raise TubeletError(f"{path}: detectors {manifest['detectors']} do not match this build's {model.names}")
+        for d in model.detectors + model.window_detectors:
+            d.load({k.split(".", 1)[1]: v for k, v in arrays.items() if k.split(".", 1)[0] == d.name})
+        model.calibration = Calibration.from_dict(manifest["calibration"])
+        model.info = {k: v for k, v in manifest.items() if k in ("model", "normal", "fit")}
+        return model

@@ -1,0 +1,233 @@
+"""Scoring footage against a camera's normal: ticks in, calibrated segments out as soon as each one's MAE
+window has arrived (about one window of latency), events out as they open and close. Memory is bounded: a few
+seconds of analysis frames plus one small record per segment."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tubelet.anomaly.detectors import FROZEN, LIGHTING, MOVED
+from tubelet.anomaly.features import FeatureExtractor
+from tubelet.anomaly.frames import Tick, open_reader, ticks
+from tubelet.anomaly.normal import NormalModel
+
+GUARDS = (FROZEN, LIGHTING, MOVED)  # kinds that name a segment whenever their detector is past its own p99
+
+
+def clip_of(frames: Iterable[tuple[int, np.ndarray]], idx: list[int]) -> np.ndarray:
+    """The frames at tick indices `idx` from recent (index, frame) pairs, indices clamped to those held."""
+    have = dict(frames)
+    lo, hi = min(have), max(have)
+    return np.stack([have[min(max(i, lo), hi)] for i in idx])
+
+
+@dataclass
+class Segment:
+    start_s: float
+    end_s: float
+    score: float  # calibrated: 1.0 = the normal footage's 99th percentile
+    kind: str
+    z: np.ndarray  # [D] each detector's calibrated score (1.0 = its own normal 99th percentile)
+    center: np.ndarray | None = field(default=None, repr=False)  # the analysis frame at its middle
+
+
+@dataclass
+class Event:
+    start_s: float
+    end_s: float
+    score: float  # the peak segment's
+    kind: str  # the peak segment's
+    peak_s: float
+    thumb: np.ndarray | None = field(default=None, repr=False)  # analysis frame at the peak
+
+    def to_dict(self) -> dict:
+        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "score": round(self.score, 4),
+                "kind": self.kind}
+
+
+@dataclass
+class _Bin:
+    index: int
+    frame_raw: list[list[float]]  # per frame detector, the tick scores so far
+    center: np.ndarray | None = None  # the analysis frame at the bin's middle tick
+    clip: np.ndarray | None = None  # the MAE window, once all its ticks are in
+    window_raw: np.ndarray | None = None  # per window detector
+
+
+class SegmentScorer:
+    """Feed ticks with `push`, then `finish`; both return the segments completed, in time order."""
+
+    def __init__(self, normal: NormalModel, batch: int = 4) -> None:
+        self.normal, self.cfg, self.batch = normal, normal.config, batch
+        self.fx = FeatureExtractor(self.cfg.cell)
+        self.mae = normal.scorer()
+        self.frames: deque[tuple[int, np.ndarray]] = deque(maxlen=self.cfg.window_ticks + 2 * self.cfg.ticks_per_bin)
+        self.bins: deque[_Bin] = deque()
+        self.n = 0  # ticks seen
+        self.guards = np.array([k in GUARDS for k in normal.kinds])
+        for det in normal.detectors:
+            det.reset()
+
+
+    def push(self, tick: Tick) -> list[Segment]:
+        cfg = self.cfg
+        k, self.n = self.n, self.n + 1
+        b = k // cfg.ticks_per_bin
+        if not self.bins or self.bins[-1].index < b:
+            self.bins.append(_Bin(b, [[] for _ in self.normal.detectors]))
+        f = self.fx(tick.rgb)
+        for scores, det in zip(self.bins[-1].frame_raw, self.normal.detectors, strict=True):
+            scores.append(det.tick(f))
+        if k == b * cfg.ticks_per_bin + (cfg.ticks_per_bin - 1) // 2:
+            self.bins[-1].center = tick.rgb
+        self.frames.append((k, tick.rgb))
+        for pending in self.bins:
+            if pending.clip is None and self.cfg.window_of(pending.index)[-1] <= k:
+                pending.clip = clip_of(self.frames, self.cfg.window_of(pending.index))
+        return self._drain(final=False)
+
+    def finish(self) -> list[Segment]:
+        for pending in self.bins:
+            if pending.clip is None:
+                pending.clip = clip_of(self.frames, self.cfg.window_of(pending.index))
+            if pending.center is None:
+                pending.center = self.frames[-1][1]
+        return self._drain(final=True)
+
+    def _drain(self, final: bool) -> list[Segment]:
+        waiting = [p for p in self.bins if p.clip is not None and p.window_raw is None]
+        if self.mae is not None and waiting and (final or len(waiting) >= self.batch):
+            w = self.mae(np.stack([p.clip for p in waiting]))
+            raw = np.stack([d.score(w) for d in self.normal.window_detectors], 1)
+            for p, r in zip(waiting, raw, strict=True):
+                p.window_raw = r
+        out = []
+        tpb = self.cfg.ticks_per_bin
+        while self.bins:
+            p = self.bins[0]
+            complete = final or self.n >= (p.index + 1) * tpb
+            if not complete or (self.mae is not None and p.window_raw is None):
+                break
+            self.bins.popleft()
+            out.append(self._segment(p))
+        return out
+
+    def _segment(self, p: _Bin) -> Segment:
+        cal, cfg = self.normal.calibration, self.cfg
+        raw = [d.reduce(np.array(s)) for d, s in zip(self.normal.detectors, p.frame_raw, strict=True)]
+        if p.window_raw is not None:
+            raw += list(p.window_raw)
+        z = np.array([float(cal.z(name, r)) for name, r in zip(self.normal.names, raw, strict=True)])
+        score = float(cal.combine(z[None])[0])
+        guard = np.where(self.guards, z, -np.inf)
+        kind = self.normal.kinds[int(np.argmax(guard))] if guard.max() >= 1 else self.normal.kinds[int(np.argmax(z))]
+        start = p.index * cfg.bin_s
+        end = min(start + cfg.bin_s, self.n / cfg.rate_hz)
+        return Segment(start, end, score, kind, z, p.center)
+
+
+class EventTracker:
+    """Segments in, events out: an event opens at a segment over the threshold, absorbs gaps up to `merge_gap_s`
+    and closes after a longer quiet stretch; its score and kind are its peak segment's."""
+
+    def __init__(self, threshold: float, merge_gap_s: float, on_open: Callable[[Event], None] | None = None,
+                 on_close: Callable[[Event], None] | None = None) -> None:
+        self.threshold, self.merge_gap_s = threshold, merge_gap_s
+        self.on_open, self.on_close = on_open, on_close
+        self.open: Event | None = None
+        self.events: list[Event] = []
+
+    def push(self, seg: Segment) -> None:
+        hot = seg.score >= self.threshold
+        if self.open is not None and (hot and seg.start_s - self.open.end_s > self.merge_gap_s
+                                      or not hot and seg.start_s - self.open.end_s >= self.merge_gap_s):
+            self._close()
+        if not hot:
+            return
+        if self.open is None:
+            self.open = Event(seg.start_s, seg.end_s, seg.score, seg.kind, 0.5 * (seg.start_s + seg.end_s),
+                              seg.center)
+            if self.on_open:
+                self.on_open(self.open)
+            return
+        self.open.end_s = seg.end_s
+        if seg.score > self.open.score:
+            self.open.score, self.open.kind = seg.score, seg.kind
+            self.open.peak_s, self.open.thumb = 0.5 * (seg.start_s + seg.end_s), seg.center
+
+    def _close(self) -> None:
+        self.events.append(self.open)
+        if self.on_close:
+            self.on_close(self.open)
+        self.open = None
+
+    def finish(self) -> None:
+        if self.open is not None:
+            self._close()
+
+
+@dataclass
+class VideoScore:
+    """One video scored: every segment (covering it whole) and its events."""
+
+    path: str
+    duration_s: float
+    starts: np.ndarray
+    ends: np.ndarray
+    scores: np.ndarray
+    z: np.ndarray  # [S, D]
+    detectors: list[str]
+    events: list[Event]
+    seconds: float  # wall time spent
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "duration_s": round(self.duration_s, 3),
+                "segments": [{"start_s": round(float(a), 3), "end_s": round(float(b), 3), "score": round(float(s), 4)}
+                             for a, b, s in zip(self.starts, self.ends, self.scores, strict=True)],
+                "events": [e.to_dict() for e in self.events]}
+
+
+def score_ticks(normal: NormalModel, stream: Iterable[Tick], name: str, threshold: float | None = None,
+                on_open: Callable[[Event], None] | None = None, on_close: Callable[[Event], None] | None = None,
+                on_segment: Callable[[Segment], None] | None = None) -> VideoScore:
+    """Score a stream of analysis ticks (any source) into segments and events."""
+    started = time.perf_counter()
+    scorer = SegmentScorer(normal)
+    cfg = normal.config
+    tracker = EventTracker(cfg.threshold if threshold is None else threshold, cfg.merge_gap_s, on_open, on_close)
+    rows: list[tuple[float, float, float]] = []
+    zs: list[np.ndarray] = []
+
+    def take(segments: list[Segment]) -> None:
+        for seg in segments:
+            rows.append((seg.start_s, seg.end_s, seg.score))
+            zs.append(seg.z.astype(np.float32))
+            tracker.push(seg)
+            if on_segment:
+                on_segment(seg)
+
+    for tick in stream:
+        take(scorer.push(tick))
+    take(scorer.finish())
+    tracker.finish()
+    arr = np.array(rows).reshape(-1, 3)
+    return VideoScore(name, scorer.n / cfg.rate_hz, arr[:, 0], arr[:, 1], arr[:, 2],
+                      np.stack(zs) if zs else np.zeros((0, len(normal.names))), normal.names, tracker.events,
+                      time.perf_counter() - started)
+
+
+def score_source(normal: NormalModel, source: str | os.PathLike, follow: bool = False, idle_s: float = 5.0,
+                 threshold: float | None = None, on_open: Callable[[Event], None] | None = None,
+                 on_close: Callable[[Event], None] | None = None,
+                 on_segment: Callable[[Segment], None] | None = None) -> VideoScore:
+    """Score a file, a growing file (`follow`: wait up to `idle_s` for more bytes at its end) or a URL."""
+    h, w = normal.frame_size
+    with open_reader(source, follow, idle_s) as reader:
+        return score_ticks(normal, ticks(reader, lambda *_: (h, w), normal.config.rate_hz), os.fspath(source),
+                           threshold, on_open, on_close, on_segment)

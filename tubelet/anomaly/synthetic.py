@@ -1,0 +1,140 @@
+"""Known events injected into real fixed-camera footage, for the benchmark and the tests: an unrelated object
+moving through, a stretch played much faster or backwards, a frozen picture, the lights dropping, the camera
+knocked (the picture shifts). Everything acts on uint8 frames at a fixed rate and is seeded."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+
+EVENTS = ("object", "fast", "frozen", "dark", "shift", "reverse")
+
+
+@dataclass(frozen=True)
+class Injected:
+    kind: str
+    start_s: float
+    end_s: float
+
+
+def read_frames(path: str | os.PathLike, rate_hz: float, max_width: int = 640) -> np.ndarray:
+    """Every tick's frame (the one on screen at k / rate_hz) at display geometry, at most `max_width` wide."""
+    from tubelet.anomaly.frames import open_reader, ticks
+
+    def size(h: int, w: int) -> tuple[int, int]:
+        s = min(1.0, max_width / w)
+        return max(2, round(h * s / 2) * 2), max(2, round(w * s / 2) * 2)
+
+    with open_reader(path) as reader:
+        return np.stack([t.rgb for t in ticks(reader, size, rate_hz)])
+
+
+def write_frames(path: str | os.PathLike, frames: np.ndarray, rate_hz: float, container: str | None = None) -> None:
+    """H.264 at `rate_hz` (ultrafast, crf 18): what a camera recorder writes."""
+    fps = Fraction(rate_hz).limit_denominator(1000)
+    with av.open(os.fspath(path), "w", format=container) as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "18"}
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts, frame.time_base = i, 1 / fps
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
+def _paste_object(frames: np.ndarray, donor: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A disc cut from the donor footage crossing the picture on a straight line at constant speed."""
+    n, h, w = frames.shape[:3]
+    side = max(8, int(min(h, w) * rng.uniform(0.18, 0.3)))
+    dh, dw = donor.shape[1:3]
+    oy, ox = (dh - min(dh, dw)) // 2, (dw - min(dh, dw)) // 2
+    crop = donor[:, oy:oy + min(dh, dw), ox:ox + min(dh, dw)]
+    idx = np.linspace(0, crop.shape[1] - 1, side).astype(int)
+    crop = crop[:, idx][:, :, idx]  # [Nd, side, side, 3]
+    yy, xx = np.mgrid[:side, :side]
+    disc = ((yy - side / 2 + 0.5) ** 2 + (xx - side / 2 + 0.5) ** 2 <= (side / 2) ** 2)[..., None]
+    edge = rng.integers(4)  # enter from one side, leave through the opposite one
+    a = rng.uniform(0.2, 0.8)
+    starts = {0: (a * (h - side), -side), 1: (a * (h - side), w), 2: (-side, a * (w - side)), 3: (h, a * (w - side))}
+    y0, x0 = starts[edge]
+    y1, x1 = {0: (rng.uniform(0.2, 0.8) * (h - side), w), 1: (rng.uniform(0.2, 0.8) * (h - side), -side),
+              2: (h, rng.uniform(0.2, 0.8) * (w - side)), 3: (-side, rng.uniform(0.2, 0.8) * (w - side))}[edge]
+    out = frames.copy()
+    for i in range(n):
+        f = i / max(1, n - 1)
+        y, x = int(round(y0 + f * (y1 - y0))), int(round(x0 + f * (x1 - x0)))
+        ya, xa, yb, xb = max(0, y), max(0, x), min(h, y + side), min(w, x + side)
+        if ya >= yb or xa >= xb:
+            continue
+        patch = crop[i % len(crop), ya - y:yb - y, xa - x:xb - x]
+        m = disc[ya - y:yb - y, xa - x:xb - x]
+        out[i, ya:yb, xa:xb] = np.where(m, patch, out[i, ya:yb, xa:xb])
+    return out
+
+
+def _shift(frames: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Translate the picture by (dy, dx) pixels, the uncovered border repeating the edge."""
+    h, w = frames.shape[1:3]
+    ys = np.clip(np.arange(h) - dy, 0, h - 1)
+    xs = np.clip(np.arange(w) - dx, 0, w - 1)
+    return frames[:, ys][:, :, xs]
+
+
+def inject(source: np.ndarray, kind: str, length: int, start: int, duration: int, rng: np.random.Generator,
+           donor: np.ndarray | None = None, speed: int = 4) -> np.ndarray:
+    """`length` frames from `source` (ticks) with the event `kind` over frames [start, start + duration).
+    'fast' and 'reverse' re-time the source (fast consumes (speed − 1)·duration extra source frames)."""
+    t = np.arange(length)
+    ev = (t >= start) & (t < start + duration)
+    if kind == "fast":
+        idx = np.where(t < start, t, np.where(ev, start + speed * (t - start), t + (speed - 1) * duration))
+    elif kind == "reverse":
+        idx = np.where(ev, 2 * start + duration - 1 - t, t)
+    elif kind == "frozen":
+        idx = np.where(ev, start, t)
+    else:
+        idx = t
+    out = source[np.minimum(idx, len(source) - 1)].copy()
+    if kind == "object":
+        if donor is None:
+            raise ValueError("an object event needs donor footage")
+        out[ev] = _paste_object(out[ev], donor, rng)
+    elif kind == "dark":
+        ramp = np.clip(np.minimum(t - start + 1, start + duration - t) / 3, 0, 1)  # ~0.3 s fade at 10 fps
+        gain = 1 - (1 - rng.uniform(0.25, 0.45)) * ramp
+        out = np.clip(out.astype(np.float32) * gain[:, None, None, None], 0, 255).astype(np.uint8)
+    elif kind == "shift":
+        h, w = out.shape[1:3]
+        angle = rng.uniform(0, 2 * np.pi)
+        mag = rng.uniform(0.04, 0.08) * w
+        out[ev] = _shift(out[ev], int(round(mag * np.sin(angle))), int(round(mag * np.cos(angle))))
+    elif kind not in EVENTS:
+        raise ValueError(f"unknown event {kind!r}; choose one of {', '.join(EVENTS)}")
+    return out
+
+
+def extra_frames(kind: str, duration: int, speed: int = 4) -> int:
+    """Source frames an event consumes beyond the video's own length."""
+    return (speed - 1) * duration if kind == "fast" else 0
+
+
+def plan(kinds: Sequence[str], rng: np.random.Generator, available: int, rate_hz: float, length_s: float,
+         duration_s: tuple[float, float], speed: int = 4) -> list[tuple[str, int, int, int, int]]:
+    """(kind, source offset, length, event start, event duration) in frames for each kind: the event falls at a
+    random time at least 1.5 s from either end, the video at a random place in the available source."""
+    out = []
+    for kind in kinds:
+        dur = int(round(rng.uniform(*duration_s) * rate_hz))
+        length = min(int(length_s * rate_hz), available - extra_frames(kind, dur, speed))
+        margin = int(1.5 * rate_hz)
+        start = int(rng.integers(margin, max(margin + 1, length - dur - margin)))
+        offset = int(rng.integers(0, max(1, available - length - extra_frames(kind, dur, speed) + 1)))
+        out.append((kind, offset, length, start, dur))
+    return out

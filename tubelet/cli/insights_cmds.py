@@ -1,0 +1,151 @@
+"""`tubelet clusters`, `tubelet recommend` and `tubelet trends`: insights over a catalog's embeddings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from tubelet.cli import app
+from tubelet.errors import TubeletError
+
+CATALOG = typer.Option(..., "--catalog", help="Catalog directory.")
+JSON = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+REFIT = typer.Option(False, "--refit", help="Cluster the catalog afresh (otherwise videos added since the stored "
+                                            "clustering are assigned to its clusters, or left as noise).")
+MIN_SIZE = typer.Option(None, "--min-size", help="Fewest videos a cluster holds (default 5; a new value refits).")
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def _clustering(catalog: Path, refit: bool, min_size: int | None) -> tuple[Any, Any, str]:
+    from tubelet.catalog.store import Catalog
+    from tubelet.insights.clusters import ClusterParams, current, load
+
+    cat = Catalog.open(catalog)
+    params = None
+    if min_size is not None:
+        stored = None if refit else load(cat)
+        base = stored.params if stored else ClusterParams()
+        params = ClusterParams(min_size, min(base.min_samples, min_size), base.fit_max, base.seed)
+    clustering, done = current(cat, refit, params)
+    typer.echo(f"clusters: {done} ({clustering.num_clusters} clusters, fitted {clustering.info['fitted_at']} on "
+               f"{clustering.info['fitted_videos']} videos)", err=True)
+    return cat, clustering, done
+
+
+@app.command()
+def clusters(
+    catalog: Path = CATALOG,
+    refit: bool = REFIT,
+    min_size: int = MIN_SIZE,
+    out: Path = typer.Option(None, "--out", help="Folder for clusters.json and the map clusters.png."),
+    as_json: bool = JSON,
+) -> None:
+    """Interest clusters of the catalog's videos: size, most typical videos, members; noise apart."""
+    from tubelet.atomic import atomic_write
+    from tubelet.insights.pictures import cluster_map
+
+    cat, clustering, _ = _clustering(catalog, refit, min_size)
+    _, vectors = cat.video_vectors()
+    z = clustering.space(vectors)
+    found, noise = clustering.clusters(z)
+    data = {"catalog": str(catalog), "clusters": [c.to_dict() for c in found], "noise": noise,
+            "fitted": clustering.info}
+    if out is not None:
+        atomic_write(out / "clusters.json", json.dumps(data, indent=2))
+        paths = {v.id: v.path for v in cat.videos()}
+        atomic_write(out / "clusters.png", cluster_map(z, clustering.labels, found, paths,
+                                                                clustering.ids.tolist()))
+        typer.echo(f"wrote {out / 'clusters.json'} and {out / 'clusters.png'}", err=True)
+    if as_json:
+        _echo_json(data)
+        return
+    paths = {v.id: v.path for v in cat.videos()}
+    for c in found:
+        typer.echo(f"cluster {c.id}: {c.size} videos, e.g. " + ", ".join(Path(paths[e]).name for e in c.exemplars))
+    typer.echo(f"noise: {len(noise)} videos fit no cluster")
+
+
+@app.command()
+def recommend(
+    catalog: Path = CATALOG,
+    liked: list[str] = typer.Option(..., "--liked", help="A liked video: catalog id or file (repeat the option)."),
+    k: int = typer.Option(10, "-k", "--top", help="Videos to return."),
+    as_json: bool = JSON,
+) -> None:
+    """Cold start: the k videos most worth showing after a few liked ones (never the liked ones)."""
+    from tubelet.insights.recommend import recommend as run
+
+    cat, clustering, _ = _clustering(catalog, False, None)
+    found = run(cat, clustering, liked, k)
+    if as_json:
+        _echo_json({"catalog": str(catalog), "liked": liked, "results": [r.to_dict() for r in found]})
+        return
+    for i, r in enumerate(found, 1):
+        where = f"cluster {r.cluster}" if r.cluster >= 0 else "noise"
+        typer.echo(f"{i:>3}. {r.score:.3f}  {Path(r.path).name} ({r.id}, {where})")
+
+
+@app.command()
+def trends(
+    catalog: Path = CATALOG,
+    time_field: str = typer.Option("uploaded_at", "--time-field", help="Metadata field with the upload time "
+                                                                       "(ISO-8601 or a number)."),
+    window: str = typer.Option("7d", "--window", help="Recent span compared with what came before: 7d, 12h, 30m, "
+                                                      "2w, or a bare number in the times' own unit (numbers with "
+                                                      "a unit suffix are read as seconds, e.g. Unix time)."),
+    period: str = typer.Option(None, "--period", help="Counting period (default: a seventh of the window)."),
+    now: str = typer.Option(None, "--now", help="Trends as of this time (default: the latest upload)."),
+    refit: bool = REFIT,
+    out: Path = typer.Option(None, "--out", help="Folder for trends.json and the chart trends.png."),
+    as_json: bool = JSON,
+) -> None:
+    """Clusters whose share of recent uploads is rising (ranked, with when it began) or fading."""
+    from tubelet.atomic import atomic_write
+    from tubelet.insights.pictures import share_chart
+    from tubelet.insights.times import format_time, parse_time, parse_window
+    from tubelet.insights.trends import find_trends
+
+    cat, clustering, _ = _clustering(catalog, refit, None)
+    label = clustering.label_of()
+    times, labels, iso = [], [], set()
+    for v in cat.videos():
+        if time_field not in v.meta:
+            continue
+        t, is_iso = parse_time(v.meta[time_field], f"{v.path}: {time_field}")
+        times.append(t)
+        labels.append(label.get(v.id, -1))
+        iso.add(is_iso)
+    if not times:
+        raise TubeletError(f"{catalog}: no video has a `{time_field}` in its metadata; add videos with a manifest "
+                           f"or --meta {time_field}=…")
+    if len(iso) > 1:
+        raise TubeletError(f"{catalog}: `{time_field}` mixes ISO-8601 times and numbers")
+    iso_times = iso.pop()
+    length, _ = parse_window(window)
+    step = parse_window(period)[0] if period else None
+    at = parse_time(now, "--now")[0] if now is not None else None
+    report = find_trends(times, labels, length, step, at)
+    fmt = lambda t: format_time(t, iso_times)  # noqa: E731
+    data = {"catalog": str(catalog), "time_field": time_field, "window": window, "now": fmt(report.now),
+            "periods": [fmt(t) for t in report.periods], "totals": report.totals,
+            "trends": [{"cluster": t.cluster, "score": t.score, "since": fmt(t.since), "counts": t.counts,
+                        "direction": t.direction, "recent_share": t.recent_share,
+                        "baseline_share": t.baseline_share, "p_value": t.p_value} for t in report.trends]}
+    if out is not None:
+        atomic_write(out / "trends.json", json.dumps(data, indent=2))
+        atomic_write(out / "trends.png", share_chart(report, iso_times))
+        typer.echo(f"wrote {out / 'trends.json'} and {out / 'trends.png'}", err=True)
+    if as_json:
+        _echo_json(data)
+        return
+    if not report.trends:
+        typer.echo(f"no rising or fading cluster in the last {window}")
+    for rank, t in enumerate(report.trends, 1):
+        typer.echo(f"{rank:>3}. cluster {t.cluster} {t.direction} since {fmt(t.since)}: share {t.baseline_share:.0%}"
+                   f" → {t.recent_share:.0%} (score {t.score:.3f}, p {t.p_value:.1e})")

@@ -1,0 +1,108 @@
+"""Trends: clusters whose share of recent uploads rises (or falls) against the share they held before.
+
+Uploads are counted per cluster in periods ending at `now` (the latest upload, or a time given). The *recent*
+window is the last `window` of time; the *baseline* is everything before it. A cluster is rising when its recent
+count is improbably high for its baseline share — a one-sided binomial test, recent count ~ Bin(recent uploads,
+baseline share), with the baseline share smoothed by one upload (a cluster unseen before still has a small share,
+not zero) — at `alpha`, with at least `min_count` recent uploads; fading is the mirror test. A trend's score is the
+change of share, recent minus baseline (in [0, 1] for rising, its size for fading), and rising trends are ranked by
+it. `since` is when the rise began: the start of the earliest period of the unbroken run of periods, ending in the
+recent window, whose share is above the baseline share (for fading: the end of the last period at or above it).
+Noise is not a trend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tubelet.errors import TubeletError
+
+ALPHA = 0.01
+MIN_COUNT = 3
+PERIODS_PER_WINDOW = 7  # a 7-day window is counted day by day
+
+
+@dataclass
+class Trend:
+    cluster: int
+    direction: str  # "rising" | "fading"
+    score: float
+    since: float  # a time in the unit of the input times
+    counts: list[int]  # uploads of this cluster per period, oldest first
+    recent_share: float
+    baseline_share: float
+    p_value: float
+
+
+@dataclass
+class TrendReport:
+    trends: list[Trend]  # rising (best first), then fading (strongest first)
+    periods: list[float]  # start of each counted period
+    period: float
+    window: float
+    now: float
+    totals: list[int]  # uploads per period (all clusters and noise)
+    shares: dict[int, list[float]]  # cluster → its share of each period's uploads
+
+
+def find_trends(times: np.ndarray, labels: np.ndarray, window: float, period: float | None = None,
+                now: float | None = None, alpha: float = ALPHA, min_count: int = MIN_COUNT) -> TrendReport:
+    """Rising and fading clusters from upload times [N] and cluster labels [N] (−1 = noise). Videos after `now`
+    are left out."""
+    from scipy.stats import binom
+
+    times, labels = np.asarray(times, np.float64), np.asarray(labels, np.int64)
+    if len(times) != len(labels):
+        raise TubeletError(f"{len(times)} upload times for {len(labels)} videos")
+    if not window > 0:
+        raise TubeletError(f"window must be positive, got {window}")
+    period = window / PERIODS_PER_WINDOW if period is None else period
+    if not period > 0:
+        raise TubeletError(f"period must be positive, got {period}")
+    if not len(times):
+        raise TubeletError("no videos with an upload time")
+    now = float(times.max()) if now is None else float(now)
+    keep = times <= now
+    times, labels = times[keep], labels[keep]
+    first = float(times.min())
+    n_periods = max(1, int(np.ceil((now - first) / period + 1e-9)))
+    starts = now - period * np.arange(n_periods, 0, -1)
+    # period i covers (starts[i], starts[i] + period]; the first also takes anything at its start
+    idx = np.clip(np.ceil(np.round((times - now) / period, 9)).astype(np.int64) + n_periods - 1, 0, n_periods - 1)
+    count = int(labels.max()) + 1 if len(labels) else 0
+    grid = np.zeros((count + 1, n_periods), np.int64)  # last row: noise
+    np.add.at(grid, (np.where(labels >= 0, labels, count), idx), 1)
+    totals = grid.sum(0)
+    recent = times > now - window
+    n_recent, n_before = int(recent.sum()), int((~recent).sum())
+    r = np.bincount(labels[recent & (labels >= 0)], minlength=count)[:count]
+    b = np.bincount(labels[~recent & (labels >= 0)], minlength=count)[:count]
+    share_before = (b + 1) / (n_before + count + 1) if count else np.zeros(0)
+    p_rise = binom.sf(r - 1, n_recent, share_before) if n_recent else np.ones(count)
+    p_fade = binom.cdf(r, n_recent, share_before) if n_recent else np.ones(count)
+    share_recent = r / max(n_recent, 1)
+    base = b / max(n_before, 1)
+    shares = grid[:count] / np.maximum(totals, 1)
+    in_window = starts + period > now - window + 1e-9
+    trends = []
+    for c in range(count):
+        if n_before and p_rise[c] < alpha and r[c] >= min_count and share_recent[c] > base[c]:
+            above = shares[c] > base[c]
+            i = n_periods - 1
+            while i >= 0 and not above[i] and in_window[i]:
+                i -= 1  # the run may end before the last period
+            j = i
+            while j > 0 and above[j - 1]:
+                j -= 1
+            trends.append(Trend(c, "rising", float(share_recent[c] - base[c]), float(starts[max(j, 0)]),
+                                grid[c].tolist(), float(share_recent[c]), float(base[c]), float(p_rise[c])))
+        elif n_before and p_fade[c] < alpha and b[c] >= min_count and share_recent[c] < base[c]:
+            at_or_above = np.flatnonzero((shares[c] >= base[c]) & (totals > 0))
+            since = float(starts[at_or_above[-1]] + period) if len(at_or_above) else first
+            trends.append(Trend(c, "fading", float(base[c] - share_recent[c]), since, grid[c].tolist(),
+                                float(share_recent[c]), float(base[c]), float(p_fade[c])))
+    trends.sort(key=lambda t: (t.direction != "rising", -t.score, t.cluster))
+    return TrendReport(trends, starts.tolist(), period, window, now, totals.tolist(),
+                       {c: shares[c].tolist() for c in range(count)})
