@@ -3,12 +3,12 @@ the rest.
 
 For each scene (default: the surveillance, parking-lot and indoor CCTV clips of ../shared/data/videos), the clip is
 resampled to a 10 frames/s camera (≤ 640 px wide). The first `--fit-fraction` becomes the normal footage
-(`fit_normal`, the default model: vit_tiny adapted to the camera). From the rest, test videos of up to
-`--length` seconds are cut at seeded random places, one per event kind with the event at a seeded random time and
-duration — an unrelated object crossing (a disc of footage from another clip), a stretch played `--speed`× faster,
-a frozen picture, the lights dropping, the camera knocked (the picture shifted 4–8 % of its width), a stretch
-played backwards — plus `--normal-videos` event-free stretches. Every test video is written as H.264 and scored
-through `score_source`, like `tubelet anomaly score`.
+(`fit_normal` with the default model — the frame detectors; `--model vit_tiny` adds the MAE detectors). From the
+rest, test videos of up to `--length` seconds are cut at seeded random places, one per event kind with the event at
+a seeded random time and duration — an unrelated object crossing (a disc of footage from another clip), a stretch
+played `--speed`× faster, a frozen picture, the lights dropping, the camera knocked (the picture shifted 4–8 % of
+its width), a stretch played backwards — plus `--normal-videos` event-free stretches. Every test video is written
+as H.264 and scored through `score_source`, like `tubelet anomaly score`.
 
 Per scene, pooled over its test videos (0.5 s segments; a segment is positive when its middle lies inside an
 event; the one segment on either side of an event is left out of both classes, since windows straddle the edge):
@@ -18,8 +18,9 @@ event; the one segment on either side of an event is left out of both classes, s
 - speed: video seconds per CPU second of scoring (torch on one thread; decoding included) and per wall second;
 - the same for a frame-difference baseline: |mean absolute frame difference − its normal median| per segment.
 
-    .venv/bin/python benchmarks/anomaly.py                       # the three scenes (~10 CPU minutes)
-    .venv/bin/python benchmarks/anomaly.py --scenes parking_lot_overhead_static.mp4 --adapt-steps 20  # smoke run
+    .venv/bin/python benchmarks/anomaly.py                       # the three scenes (~3 CPU minutes)
+    .venv/bin/python benchmarks/anomaly.py --model vit_tiny      # with the MAE detectors (~5 CPU minutes a scene)
+    .venv/bin/python benchmarks/anomaly.py --scenes parking_lot_overhead_static.mp4   # one scene
 """
 
 from __future__ import annotations

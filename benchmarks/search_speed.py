@@ -1,8 +1,7 @@
 """Catalog speed: the vector-store comparison and end-to-end embedding throughput.
 
     python benchmarks/search_speed.py stores [--sizes 100000 1000000] [--out benchmarks/store_comparison.md]
-    python benchmarks/search_speed.py embed [--videos 8]
-    python benchmarks/search_speed.py            # both, at 100k
+    python benchmarks/search_speed.py            # the same, at 100k
 
 Stores. Recall on random vectors says nothing, so the corpus is synthesised from statistics measured on real
 window embeddings of the shared clips (tubelet's own `embed_video`): a hierarchical Gaussian model — videos scatter
@@ -12,8 +11,7 @@ power-law fit. Queries are fresh videos from the same model. Each store builds i
 queried in a fresh one (memory = peak RSS growth from opening the store to the last query); a build that runs
 past --cap-s is stopped and reported as capped.
 
-Embedding. Videos/min and clips/s for `tubelet.catalog.embed_video` (decode + transforms + model) against the same
-clips decoded the same way and fed to transformers' VideoMAEModel with identical weights.
+End-to-end embedding throughput (tubelet's engines against transformers) is benchmarks/embed_speed.py.
 """
 
 from __future__ import annotations
@@ -401,68 +399,9 @@ def store_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------------------------- embedding
-class Peer:
-    """transformers' VideoMAEModel with the tubelet model's weights, behind the Embedder interface."""
-
-    def __init__(self, embedder) -> None:
-        from transformers import VideoMAEConfig, VideoMAEForPreTraining
-
-        from tubelet.model.transformers_ckpt import to_transformers
-
-        model = embedder.model
-        meta, sd = to_transformers(model.config, model.state_dict())
-        peer = VideoMAEForPreTraining(VideoMAEConfig(**meta))
-        if any(k.endswith("query.bias") for k in peer.state_dict()):  # newer transformers: q_bias → query.bias
-            sd = {k.replace(".q_bias", ".query.bias").replace(".v_bias", ".value.bias"): v for k, v in sd.items()}
-        peer.load_state_dict(sd, strict=True)
-        self.model = peer.videomae.eval()  # the VideoMAEModel encoder
-        self.num_frames, self.size = embedder.num_frames, embedder.size
-
-    def __call__(self, clips):
-        import torch
-
-        with torch.inference_mode():
-            hidden = self.model(pixel_values=clips.transpose(1, 2)).last_hidden_state  # [B, N, D]
-            return torch.nn.functional.normalize(hidden.mean(1), dim=-1).numpy()
-
-
-def bench_embedding(model: str, overrides: dict, n_videos: int, batch_size: int) -> str:
-    """Same clips, same decode and transforms, tubelet vs transformers model; interleaved per video."""
-    from tubelet.catalog.embed import EmbedOptions, embed_span, load_embedder
-    from tubelet.data import probe
-
-    embedder = load_embedder(model, **overrides)
-    peer = Peer(embedder)
-    opts = EmbedOptions(window_s=2.0, stride_s=1.0, batch_size=batch_size)
-    clips = _shared_clips()[:n_videos]
-    spent = {"tubelet": 0.0, "transformers": 0.0}
-    windows, worst = 0, 1.0
-    for i, path in enumerate(clips):
-        duration = probe(path).duration_s
-        out = {}
-        for name in (["tubelet", "transformers"] if i % 2 == 0 else ["transformers", "tubelet"]):
-            t0 = time.perf_counter()
-            out[name] = embed_span(embedder if name == "tubelet" else peer, path, opts, 0.0, duration)[2]
-            spent[name] += time.perf_counter() - t0
-        windows += len(out["tubelet"])
-        worst = min(worst, float((out["tubelet"] * out["transformers"]).sum(1).min()))
-        print(f"  {path.name}: {len(out['tubelet'])} windows", file=sys.stderr)
-    lines = [f"Embedding {len(clips)} shared clips ({windows} windows of 2 s every 1 s), {model} {overrides}, "
-             f"batch {batch_size}, {os.environ.get('OMP_NUM_THREADS', 'default')} torch threads; decode + test "
-             f"view + model, end to end. Agreement: min cosine tubelet vs transformers = {worst:.6f}.", "",
-             "| implementation | videos/min | clips/s | time s | ratio (tubelet speed / transformers) |",
-             "|---|---|---|---|---|"]
-    for name in ("tubelet", "transformers"):
-        t = spent[name]
-        lines.append(f"| {name} | {60 * len(clips) / t:.1f} | {windows / t:.2f} | {t:.1f} | "
-                     f"{spent['transformers'] / t if name == 'tubelet' else 1.0:.2f} |")
-    return "\n".join(lines)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "stores", "embed", "_child"])
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "stores", "_child"])
     ap.add_argument("rest", nargs="*")
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     ap.add_argument("--stores", nargs="+", default=list(STORES), choices=list(STORES))
@@ -473,8 +412,6 @@ def main() -> None:
     ap.add_argument("--calib-size", type=int, default=224, help="crop size of the calibration embeddings")
     ap.add_argument("--stats", type=Path, help="reuse calibration statistics saved by an earlier run (JSON)")
     ap.add_argument("--out", type=Path, help="also write the store table (markdown) here")
-    ap.add_argument("--videos", type=int, default=8, help="shared clips in the embedding benchmark")
-    ap.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (embedding benchmark)")
     args = ap.parse_args()
     if args.what == "_child":
         print(json.dumps(_child(args.rest[0], args.rest[1], Path(args.rest[2]))))
@@ -497,8 +434,6 @@ def main() -> None:
         print(head + "\n\n" + table)
         if args.out:
             args.out.write_text(head + "\n\n" + table + "\n")
-    if args.what in ("all", "embed"):
-        print(bench_embedding(args.model, {"num_frames": 16, "image_size": 224}, args.videos, args.batch_size))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def footage(tmp_path_factory) -> dict:
 def model_dir(footage) -> Path:
     out = footage["dir"] / "camera.normal"
     code = subprocess.run([sys.executable, "-m", "tubelet.cli", "anomaly", "fit", str(footage["dir"] / "normal.mp4"),
-                           "--out", str(out), "--model", "none", "--json"], capture_output=True, text=True)
+                           "--out", str(out), "--json"], capture_output=True, text=True)
     assert code.returncode == 0, code.stderr
     return out
 
@@ -55,6 +55,7 @@ def test_fit_writes_a_complete_model_dir(model_dir, footage):
     manifest = json.loads((model_dir / "anomaly.json").read_text())
     assert manifest["format"] == "tubelet-anomaly" and manifest["detectors"][:3] == ["frozen", "lighting", "shift"]
     assert manifest["normal"][0]["sha256"] and manifest["normal"][0]["duration_s"] > 5
+    assert manifest["calibration"]["normal_quantiles"]["p99"] == pytest.approx(1.0, abs=1e-3)  # 1.0 = normal p99
     assert {p.name for p in model_dir.iterdir()} == {"anomaly.json", "detectors.safetensors"}  # no pickle, no temp
     assert not list(model_dir.parent.glob(".camera.normal*"))
     normal = NormalModel.load(model_dir)
@@ -93,6 +94,11 @@ def test_score_reports_a_bad_file_and_goes_on(model_dir, footage, monkeypatch, c
     code, _, err = run_cli(monkeypatch, capsys, "anomaly", "score", footage["dir"] / "later.mp4", "--normal",
                            tmp_path, "--out", tmp_path / "r")
     assert code == 1 and "not an anomaly model directory" in err
+    code, _, err = run_cli(monkeypatch, capsys, "anomaly", "score", footage["dir"] / "later.mp4", "--normal",
+                           model_dir, "--threshold", "nan")
+    assert code == 1 and "--threshold" in err
+    code, _, err = run_cli(monkeypatch, capsys, "anomaly", "fit", footage["dir"] / "normal.mp4", "--out", bad)
+    assert code == 1 and "not an anomaly model directory" in err and bad.read_bytes().startswith(b"not a video")
 
 
 def test_growing_file_reports_the_event_before_it_ends(model_dir, footage, tmp_path):
@@ -128,3 +134,21 @@ def test_growing_file_reports_the_event_before_it_ends(model_dir, footage, tmp_p
     writer.join()
     assert proc.returncode == 0, proc.stderr.read()
     assert early is True, "the event was reported only after the file was complete"
+
+
+@pytest.mark.slow
+def test_default_model_adapts_and_scores(footage, monkeypatch, capsys):
+    """The MAE detectors (vit_tiny adapted to the camera, briefly here) join the frame detectors end to end."""
+    d = footage["dir"]
+    code, out, err = run_cli(monkeypatch, capsys, "anomaly", "fit", d / "normal.mp4", "--out", d / "mae.normal",
+                             "--model", "vit_tiny", "--adapt-steps", "5", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["detectors"][-2:] == ["mae_reconstruction", "mae_embedding"] and summary["adapt_steps"] == 5
+    assert (d / "mae.normal" / "mae" / "model.safetensors").is_file()
+    code, out, err = run_cli(monkeypatch, capsys, "anomaly", "score", d / "dark.mp4", "--normal", d / "mae.normal",
+                             "--out", d / "mae.report", "--json")
+    assert code == 0, err
+    a, b = footage["event"]
+    events = json.loads(out)["videos"][0]["events"]
+    assert any(abs(e["start_s"] - a) <= 1.0 and abs(e["end_s"] - b) <= 1.0 for e in events), events

@@ -271,7 +271,7 @@ def test_truncated_files_give_clip_or_error(tmp_path: Path, suffix: str) -> None
 
 def test_bytes_source_and_window_past_end(tmp_path: Path) -> None:
     path = write(tmp_path / "n.mp4", numbered(30))
-    clip, ts = read_clip(path.read_bytes(), 4, 4, start_s=5.0)  # past the end: moved back onto the last frames
+    clip, ts = read_clip(path.read_bytes(), 4, 4, start_s=1.5)  # past the end: moved back onto the last frames
     assert frame_ids(clip) == [17, 21, 25, 29]
 
 
@@ -286,3 +286,14 @@ def test_non_finite_times_are_refused_not_hung_on(bad: float) -> None:
         with pytest.raises(VideoError, match=r"(not a finite number of seconds|must be a finite positive)") as e:
             call()
         assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+
+
+@pytest.mark.timeout(120)
+def test_a_start_past_the_end_is_reported() -> None:
+    path = tubelet.data.decode.Path(tubelet.__file__).parent / "assets" / "clips" / "houseplant_static_short.mp4"
+    for start in (60.0, 1e20):
+        with pytest.raises(VideoError, match=r"is past the end of the video \(1\.\d\d s\)"):
+            read_clip(path, 4, 2, start_s=start)
+    with pytest.raises(VideoError, match="past any video's end"):
+        read_frames_at(path, [0.0, 1e20])
+    assert read_clip(path, 4, 2, start_s=1.1)[0].shape[0] == 4  # inside the last window: moved back to fit

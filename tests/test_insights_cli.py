@@ -130,6 +130,7 @@ def test_trend_rule_finds_the_riser_and_the_fader_not_the_steady():
     assert kinds == {3: "rising", 4: "fading"}
     rising = report.trends[0]
     assert 19 <= rising.since <= 21 and 0 < rising.score <= 1 and sum(rising.counts) == labels.count(3)
+    assert 9 <= report.trends[1].since <= 11  # the fader's last uploads were just before day 10
     assert len(report.periods) == len(rising.counts) == 30
 
 

@@ -16,6 +16,7 @@ class Calibration:
     median: dict[str, float] = field(default_factory=dict)
     scale: dict[str, float] = field(default_factory=dict)
     combined_p99: float = 1.0
+    normal_quantiles: dict[str, float] = field(default_factory=dict)  # of the calibrated score on normal footage
 
     def fit_detector(self, name: str, normal: np.ndarray, floor: float) -> np.ndarray:
         """Learn one detector's median and scale from its normal segment scores; returns their z-scores."""
@@ -30,14 +31,19 @@ class Calibration:
     def fit_combined(self, zs: np.ndarray) -> None:
         """zs [S, D] normal segments × detectors → the 99th percentile of their per-segment maximum."""
         self.combined_p99 = max(float(np.percentile(np.maximum(zs.max(1), 0), PERCENTILE)), 1e-6)
+        calibrated = self.combine(zs)
+        self.normal_quantiles = {f"p{q:g}": round(float(np.percentile(calibrated, q)), 4)
+                                 for q in (50, 90, 95, 99, 99.9)}
+        self.normal_quantiles["max"] = round(float(calibrated.max()), 4)
 
     def combine(self, zs: np.ndarray) -> np.ndarray:
         """[S, D] → [S] calibrated scores ≥ 0."""
         return np.maximum(zs.max(-1), 0) / self.combined_p99
 
     def to_dict(self) -> dict:
-        return {"median": self.median, "scale": self.scale, "combined_p99": self.combined_p99}
+        return {"median": self.median, "scale": self.scale, "combined_p99": self.combined_p99,
+                "normal_quantiles": self.normal_quantiles}
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
-        return cls(dict(d["median"]), dict(d["scale"]), float(d["combined_p99"]))
+        return cls(dict(d["median"]), dict(d["scale"]), float(d["combined_p99"]), dict(d["normal_quantiles"]))

@@ -166,13 +166,13 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
     if mae is not None:
         windows = np.stack(fo.windows)
         wseg = np.array(fo.window_segment)
-        wfold = fold[np.searchsorted(segment, wseg)]
+        held = fold[np.searchsorted(segment, wseg)] == cfg.folds - 1  # the last part: calibration only
         losses = []
         if cfg.adapt_steps > 0:
             torch.manual_seed(cfg.seed)
-            losses = adapt(mae, windows, cfg.adapt_steps, cfg.adapt_batch, cfg.adapt_lr, cfg.adapt_mask_ratio,
-                           cfg.seed, (lambda s, _loss: progress("adapting the MAE", s, cfg.adapt_steps))
-                           if progress else None)
+            losses = adapt(mae, windows[~held], cfg.adapt_steps, cfg.adapt_batch, cfg.adapt_lr,
+                           cfg.adapt_mask_ratio, cfg.seed,
+                           (lambda s, _loss: progress("adapting the MAE", s, cfg.adapt_steps)) if progress else None)
         scorer = normal.scorer()
         parts = []
         for lo in range(0, len(windows), 8):
@@ -181,12 +181,10 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
                 progress("scoring normal windows", min(lo + 8, len(windows)), len(windows))
         w = WindowScores(np.concatenate([p.errors for p in parts]), np.concatenate([p.embeddings for p in parts]))
         fits = {"mae_reconstruction": w.errors, "mae_embedding": w.embeddings}
-        wz = []
-        for det in normal.window_detectors:
-            raw = det.fit(fits[det.name], wfold)
-            wz.append(cal.fit_detector(det.name, raw, det.floor))
-        zs = np.concatenate([zs[wseg], np.stack(wz, 1)], 1)
-        fit_info.update(adapt_steps=cfg.adapt_steps, first_loss=losses[0] if losses else None,
+        wz = [cal.fit_detector(det.name, det.fit(fits[det.name], held), det.floor) for det in normal.window_detectors]
+        zs = np.concatenate([zs[wseg[held]], np.stack(wz, 1)], 1)
+        fit_info.update(adapt_steps=cfg.adapt_steps, adapt_windows=int((~held).sum()),
+                        calibration_windows=int(held.sum()), first_loss=losses[0] if losses else None,
                         last_loss=float(np.mean(losses[-10:])) if losses else None)
     cal.fit_combined(zs)
     normal.info = {

@@ -90,8 +90,8 @@ def adapt(model: VideoMAE, windows: np.ndarray, steps: int, batch: int, lr: floa
 
 
 class Reconstruction:
-    """Windows the adapted MAE reconstructs worse than normal: per position, the log error's z-score against the
-    normal windows at that position; a window's score is the mean of its `top` worst positions."""
+    """Windows the adapted MAE reconstructs worse than normal: per position, the log error's z-score against
+    normal windows the model was not adapted on; a window's score is the mean of its `top` worst positions."""
 
     name, kind, floor = "mae_reconstruction", MOTION, 1e-3
 
@@ -100,18 +100,22 @@ class Reconstruction:
         self.mean = np.zeros(0, np.float32)
         self.std = np.ones(0, np.float32)
 
+    def _set(self, errors: np.ndarray) -> None:
+        self.mean, self.std = errors.mean(0).astype(np.float32), (errors.std(0) + 0.05).astype(np.float32)
+
     def _score(self, errors: np.ndarray) -> np.ndarray:
         z = (errors - self.mean) / self.std
         return np.sort(z, axis=1)[:, -self.top:].mean(1)
 
-    def fit(self, errors: np.ndarray, fold: np.ndarray) -> np.ndarray:
-        out = np.empty(len(errors))
-        for f in np.unique(fold):
-            held = fold == f
-            rest = errors[~held] if (~held).any() else errors
-            self.mean, self.std = rest.mean(0), rest.std(0) + 0.05
-            out[held] = self._score(errors[held])
-        self.mean, self.std = errors.mean(0).astype(np.float32), (errors.std(0) + 0.05).astype(np.float32)
+    def fit(self, errors: np.ndarray, held: np.ndarray) -> np.ndarray:
+        """Statistics from the held-out windows (their two halves cross-fitted) → their raw scores."""
+        x = errors[held]
+        half = np.arange(len(x)) < len(x) // 2
+        out = np.empty(len(x))
+        for part in (half, ~half):
+            self._set(x[~part] if (~part).any() else x)
+            out[part] = self._score(x[part])
+        self._set(x)
         return out
 
     def score(self, w: WindowScores) -> np.ndarray:
@@ -125,7 +129,8 @@ class Reconstruction:
 
 
 class EmbeddingKNN:
-    """Cosine distance of a window's embedding to its nearest normal window."""
+    """Cosine distance of a window's embedding to its nearest normal window (the windows the model was adapted
+    on; calibrated on the held-out ones)."""
 
     name, kind, floor = "mae_embedding", APPEARANCE, 1e-4
 
@@ -133,22 +138,18 @@ class EmbeddingKNN:
         self.cap, self.seed = cap, seed
         self.bank = np.zeros((0, 0), np.float32)
 
-    def _score(self, emb: np.ndarray, bank: np.ndarray) -> np.ndarray:
-        return 1 - (emb @ bank.T).max(1)
-
-    def fit(self, emb: np.ndarray, fold: np.ndarray) -> np.ndarray:
-        out = np.empty(len(emb))
-        for f in np.unique(fold):
-            held = fold == f
-            out[held] = self._score(emb[held], emb[~held] if (~held).any() else emb)
-        keep = np.arange(len(emb))
+    def fit(self, emb: np.ndarray, held: np.ndarray) -> np.ndarray:
+        keep = np.flatnonzero(~held) if (~held).any() else np.arange(len(emb))
         if len(keep) > self.cap:
             keep = np.sort(np.random.default_rng(self.seed).choice(keep, self.cap, replace=False))
         self.bank = emb[keep].astype(np.float32)
-        return out
+        return self._score(emb[held])
+
+    def _score(self, emb: np.ndarray) -> np.ndarray:
+        return 1 - (emb @ self.bank.T).max(1)
 
     def score(self, w: WindowScores) -> np.ndarray:
-        return self._score(w.embeddings, self.bank)
+        return self._score(w.embeddings)
 
     def state(self) -> dict[str, np.ndarray]:
         return {"bank": self.bank}

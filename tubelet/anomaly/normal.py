@@ -56,8 +56,11 @@ class NormalModel:
 
     # ---- disk ----------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write MODEL_DIR whole (a temp directory renamed into place)."""
+        """Write MODEL_DIR whole (a temp directory renamed into place); an existing MODEL_DIR is replaced, anything
+        else already at `path` (a file, a folder that is not a model) is refused rather than lost."""
         from safetensors.numpy import save_file
+
+        path = self.check_target(path)
 
         arrays = {f"{d.name}.{k}": np.ascontiguousarray(v) for d in self.detectors + self.window_detectors
                   for k, v in d.state().items()}
@@ -70,6 +73,14 @@ class NormalModel:
                 save_model(self.mae, tmp / MAE_DIR)
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         return Path(path)
+
+    @staticmethod
+    def check_target(path: str | os.PathLike) -> Path:
+        """`path` if a model may be written there: nothing yet, an empty folder or an earlier model directory."""
+        path = Path(path)
+        if path.exists() and not (path / MANIFEST).is_file() and (not path.is_dir() or any(path.iterdir())):
+            raise TubeletError(f"{path}: exists and is not an anomaly model directory; choose a new --out")
+        return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NormalModel:

@@ -71,8 +71,6 @@ class SegmentScorer:
         self.bins: deque[_Bin] = deque()
         self.n = 0  # ticks seen
         self.guards = np.array([k in GUARDS for k in normal.kinds])
-        for det in normal.detectors:
-            det.reset()
 
 
     def push(self, tick: Tick) -> list[Segment]:
@@ -120,7 +118,8 @@ class SegmentScorer:
 
     def _segment(self, p: _Bin) -> Segment:
         cal, cfg = self.normal.calibration, self.cfg
-        raw = [d.reduce(np.array(s)) for d, s in zip(self.normal.detectors, p.frame_raw, strict=True)]
+        first = 1 if p.index == 0 and len(p.frame_raw[0]) > 1 else 0  # the first tick has no motion to measure
+        raw = [d.reduce(np.array(s[first:])) for d, s in zip(self.normal.detectors, p.frame_raw, strict=True)]
         if p.window_raw is not None:
             raw += list(p.window_raw)
         z = np.array([float(cal.z(name, r)) for name, r in zip(self.normal.names, raw, strict=True)])

@@ -43,10 +43,10 @@ def main() -> None:
         _fail("interrupted", 130)
     except SystemExit:
         raise
-    except click.exceptions.ClickException as e:  # usage errors arrive here in non-standalone mode
-        e.show()
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.ClickException, typer.TyperException) as e:  # usage errors (typer's own click too)
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        _fail(f"{message} (see `{_command_line()} --help`)", getattr(e, "exit_code", 2))
+    except (click.exceptions.Abort, typer.Abort):
         sys.exit(1)
     except OSError as e:  # unreadable input, read-only output folder, a directory where a file was meant, …
         why = (e.strerror or str(e)).lower() + (f" ({e.filename2})" if e.filename2 else "")
@@ -58,7 +58,24 @@ def main() -> None:
               f"traceback, and please report it)", 2)
 
 
+def _command_line() -> str:
+    """`tubelet` and the sub-command words of this call (up to its first option or argument value)."""
+    commands = typer.main.get_command(app)
+    words = ["tubelet"]
+    for arg in sys.argv[1:]:
+        sub = getattr(commands, "commands", {}).get(arg)
+        if sub is None:
+            break
+        words.append(arg)
+        commands = sub
+    return " ".join(words)
+
+
 def _fail(message: str, code: int) -> None:
+    """Print `error: <the message's first line>` and exit; an error raised again from a DataLoader worker carries
+    the worker's traceback in its message, and its last line is the reason."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Caught ") and "worker" in lines[0]:
+        lines = [lines[-1].split(": ", 1)[-1]]
     print(f"error: {lines[0] if lines else 'failed'}", file=sys.stderr)
     sys.exit(code)

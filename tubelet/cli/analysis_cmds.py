@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from tubelet.cli import app
+from tubelet.errors import TubeletError
 
 
 @app.command()
@@ -42,6 +43,8 @@ def analyze(
     from tubelet.cli.catalog_cmds import engine_of
     from tubelet.data import probe
 
+    if out is not None and out.exists() and not out.is_dir():
+        raise TubeletError(f"{out}: exists and is not a directory; --out takes the report's directory")
     det = detector(shots)
     cat = Catalog.open(catalog) if catalog is not None else None
     total = probe(video).duration_s

@@ -27,13 +27,24 @@ def _bar(quiet: bool):  # noqa: ANN202 (a rich Progress)
     return Progress(*columns, console=Console(stderr=True), disable=quiet)
 
 
+def _duration(video: str) -> float | None:
+    """The container's duration for the progress bar (None when it cannot tell)."""
+    from tubelet.data import probe
+
+    try:
+        return probe(video).duration_s or None
+    except TubeletError:
+        return None  # scoring reports the reason
+
+
 @anomaly_app.command("fit")
 def fit(
     normal: list[Path] = typer.Argument(..., help="Normal footage of one camera: files or folders."),
     out: Path = typer.Option(..., "--out", help="MODEL_DIR to write (replaced whole if it exists)."),
-    model: str = typer.Option("vit_tiny", "--model",
-                              help="MAE to adapt: a preset (fixed random init) or a pretraining checkpoint; "
-                                   "'none' uses the frame detectors only."),
+    model: str = typer.Option("none", "--model",
+                              help="Add the MAE detectors: a preset such as vit_tiny (fixed random init) or a "
+                                   "pretraining checkpoint, adapted to the camera (default none: the frame detectors "
+                                   "alone, which measured better; see the README)."),
     adapt_steps: int = typer.Option(None, "--adapt-steps", help="Adaptation steps on the normal footage "
                                                                 "(default 100; 0 keeps the model as it is)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
@@ -41,7 +52,9 @@ def fit(
     """Learn what normal looks like for one camera; everything the detectors need goes to MODEL_DIR."""
     from tubelet.anomaly.config import AnomalyConfig
     from tubelet.anomaly.fit import fit_normal
+    from tubelet.anomaly.normal import NormalModel
 
+    NormalModel.check_target(out)  # before the work, not after
     cfg = AnomalyConfig() if adapt_steps is None else AnomalyConfig(adapt_steps=adapt_steps)
     if cfg.adapt_steps < 0:
         raise TubeletError(f"--adapt-steps must be ≥ 0, got {cfg.adapt_steps}")
@@ -92,13 +105,24 @@ def score(
 
     model = NormalModel.load(normal)
     thr = model.config.threshold if threshold is None else threshold
-    if not thr > 0:
-        raise TubeletError(f"--threshold must be positive, got {thr}")
+    if not 0 < thr < float("inf"):
+        raise TubeletError(f"--threshold must be a positive number, got {thr}")
+    if not 0 <= idle < float("inf"):
+        raise TubeletError(f"--idle must be a non-negative number of seconds, got {idle}")
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if as_json else \
         (lambda line: print(line, flush=True))
     docs, failed = [], []
+    bar = _bar(as_json)
+    bar.start()
     for video in videos:
         name = Path(video).name if "://" not in video else video
+        live = follow or "://" in video
+        task = bar.add_task(name, total=None if live else _duration(video), what="")
+        began = time.perf_counter()
+
+        def advance(seg, task=task, began=began) -> None:  # noqa: ANN001
+            rate = seg.end_s / max(time.perf_counter() - began, 1e-3)
+            bar.update(task, completed=seg.end_s, what=f"{seg.end_s:.0f} s ({rate:.1f}× real time)")
 
         def opened(e, name=name) -> None:  # noqa: ANN001
             say(f"{name}  {e.start_s:7.1f} s  {e.kind} started (score {e.score:.2f})")
@@ -107,15 +131,18 @@ def score(
             say(f"{name}  {e.start_s:7.1f}–{e.end_s:.1f} s  {e.kind}  score {e.score:.2f}")
 
         try:
-            result = score_source(model, video, follow, idle, thr, opened, closed)
+            result = score_source(model, video, follow, idle, thr, opened, closed, advance)
         except TubeletError as e:
             print(f"error: {e}", file=sys.stderr)
             failed.append(video)
             continue
+        finally:
+            bar.remove_task(task)
         picture = draw_timeline(result, thr, out / f"{len(docs):02d}_{Path(name).stem}.timeline.png")
         docs.append({**result.to_dict(), "timeline": str(picture)})
         say(f"{name}: {len(result.events)} event(s) in {result.duration_s:.1f} s "
             f"({result.duration_s / max(result.seconds, 1e-9):.1f}× real time); timeline {picture}")
+    bar.stop()
     document = {"videos": docs, "threshold": thr}
     atomic_write(out / "anomaly.json", json.dumps(document, indent=2) + "\n")
     if as_json:

@@ -94,7 +94,7 @@ def probe(
     workers: int = typer.Option(0, help="Data-loading worker processes."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     precision: str = typer.Option("fp32", help="bf16, fp16 or fp32 for feature extraction."),
-    seed: int = typer.Option(0, help="Seed of the split and the probe's held-out fifth."),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="Seed of the split and the probe's held-out fifth."),
     exact: bool = typer.Option(False, "--exact", help="Describing a video: count packets for frames and duration "
                                                       "(reads the whole file)."),
     json_: bool = typer.Option(False, "--json", help="Print JSON on stdout."),

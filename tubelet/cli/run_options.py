@@ -32,7 +32,7 @@ SHARED: dict[str, tuple[Any, Any, str | None]] = {
     "precision": (str, typer.Option(None, help="auto (bf16 on GPUs and CPUs with native bf16, else "
                                                "fp32), bf16, fp16 (grad scaler) or fp32."), "precision"),
     "workers": (int, typer.Option(None, help="Data-loading worker processes."), "workers"),
-    "seed": (int, typer.Option(None), "seed"),
+    "seed": (int, typer.Option(None, min=0, max=2**32 - 1), "seed"),
     "device": (str, typer.Option(None, help="auto, cpu, cuda or cuda:N."), "device"),
     "fsdp": (bool, typer.Option(None, "--fsdp", help="Shard the model with FSDP (under torchrun)."), "fsdp"),
     "compile_": (bool, typer.Option(None, "--compile", help="torch.compile the model."), "compile"),

@@ -66,12 +66,14 @@ def reconstruct(
     mask_type: str = typer.Option("tube", help="tube or random."),
     start: float = typer.Option(None, help="Clip start in seconds (default: the middle of the video)."),
     stride: int = typer.Option(4, help="Frame sampling rate."),
-    seed: int = typer.Option(0, help="Seed of the mask."),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="Seed of the mask."),
     json_: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Draw original / masked / reconstruction rows of a clip (the VideoMAE paper's picture)."""
     from tubelet.viz.reconstruct import reconstruct_video
 
+    if out.suffix.lower() != ".png" or out.is_dir():
+        raise TubeletError(f"{out}: --out takes the path of a .png file to write")
     info = reconstruct_video(model, video, out, mask_ratio=mask_ratio, mask_type=mask_type, start_s=start,
                              stride=stride, seed=seed)
     if json_:

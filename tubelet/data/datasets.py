@@ -112,6 +112,8 @@ class _VideoDataset(Dataset, abc.ABC):
     @staticmethod
     def _bounds(reader: VideoReader, item: Source) -> tuple[float, float]:
         lo = item.start_s or 0.0
+        if lo > 0 and 0 < reader.duration_s <= lo:
+            raise VideoError(f"{item.name}: start_s {lo:g} is beyond the end of the video ({reader.duration_s:.2f} s)")
         hi = item.end_s if item.end_s is not None else reader.duration_s
         return lo, max(lo, hi)
 

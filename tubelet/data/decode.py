@@ -41,6 +41,8 @@ Size = int | tuple[int, int] | None
 TOL_S = 1e-4  # two times closer than this are the same instant
 SEEK_GAP_S = 2.0  # without a keyframe index, seek rather than decode forward over a gap longer than this
 INTERPOLATION = "BILINEAR"  # swscale's bilinear filters over the whole footprint when downscaling
+PAST_END_S = 1.0  # a window may start this far past the container's claimed duration (headers can be short)
+MAX_TIME_S = 1e9  # 31 years: any later time cannot be a position in a video (and would overflow a pts)
 MAX_BAD_PACKETS = 100  # corrupt packets tolerated in one pass before the file is called undecodable
 
 
@@ -202,6 +204,8 @@ class VideoReader:
         if t_s <= 0 and self._fresh:
             return
         self._fresh = False
+        if t_s > MAX_TIME_S:
+            raise VideoError(f"{self.name}: time {t_s:g} s is past any video's end")
         target = self.start_pts + int(t_s / self.tb) if t_s > 0 else self.start_pts
         try:
             self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
@@ -441,6 +445,8 @@ def window_from(reader: VideoReader, start_s: float, num_frames: int = 16, strid
     back to end exactly on the last frame when it runs off the end of the video; a video shorter than the window
     repeats its last frame → (uint8 [T, H, W, 3], float64 [T])."""
     check_times(reader.name, [start_s])
+    if reader.duration_s > 0 and start_s > reader.duration_s + PAST_END_S:
+        raise VideoError(f"{reader.name}: start {start_s:g} s is past the end of the video ({reader.duration_s:.2f} s)")
     span = window_span(num_frames, stride)
     clip, filled, tail = _read_window(reader, start_s, num_frames, stride, size)
     if filled == num_frames or start_s <= 0 or not tail:

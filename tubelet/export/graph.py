@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tubelet.errors import TubeletError
 from tubelet.model.masking import lattice_mask
 from tubelet.model.videomae import VideoMAE
 
@@ -19,6 +20,8 @@ class EmbeddingGraph(nn.Module):
 
     def __init__(self, model: VideoMAE, layer: int = -1, pool: str = "mean", tokens: float = 1.0) -> None:
         super().__init__()
+        if not 0.0 < tokens <= 1.0:  # NaN fails this too
+            raise TubeletError(f"token fraction must be in (0, 1], got {tokens}")
         self.model, self.layer, self.pool = model.eval(), layer, pool
         hidden = lattice_mask(model.config.grid, tokens) if tokens < 1.0 else None
         self.register_buffer("hidden", hidden, persistent=False)

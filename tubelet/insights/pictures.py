@@ -75,7 +75,7 @@ def cluster_map(vectors: np.ndarray, labels: np.ndarray, clusters: list[Cluster]
             at = row.get(c.exemplars[0])
             if thumb is not None:
                 where = xy[at] if at is not None else xy[rows].mean(0)
-                ax.add_artist(AnnotationBbox(OffsetImage(thumb, zoom=0.7), where, frameon=True,
+                ax.add_artist(AnnotationBbox(OffsetImage(thumb, zoom=0.45), where, frameon=True,
                                              bboxprops={"edgecolor": cmap(c.id % 20), "linewidth": 2}))
     ax.set_title(f"{n} videos, {len(clusters)} clusters (thumbnail: each cluster's most typical video)")
     ax.set_xticks([])

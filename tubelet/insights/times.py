@@ -26,9 +26,11 @@ def parse_time(value: Any, where: str) -> tuple[float, bool]:
         return float(value), False
     if isinstance(value, str):
         try:
-            return float(value), False
+            number = float(value)
         except ValueError:
-            pass
+            number = None
+        if number is not None:
+            return parse_time(number, where)
         try:
             t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:

@@ -6,8 +6,8 @@ count is improbably high for its baseline share — a one-sided binomial test, r
 baseline share), with the baseline share smoothed by one upload (a cluster unseen before still has a small share,
 not zero) — at `alpha`, with at least `min_count` recent uploads; fading is the mirror test. A trend's score is the
 change of share, recent minus baseline (in [0, 1] for rising, its size for fading), and rising trends are ranked by
-it. `since` is when the rise began: the start of the earliest period of the unbroken run of periods, ending in the
-recent window, whose share is above the baseline share (for fading: the end of the last period at or above it).
+it. `since` is when the rise (fall) began: the change point of a CUSUM — the start of the stretch of periods up to
+now with the largest total excess (deficit) of uploads over what the baseline share predicts.
 Noise is not a trend.
 """
 
@@ -22,6 +22,7 @@ from tubelet.errors import TubeletError
 ALPHA = 0.01
 MIN_COUNT = 3
 PERIODS_PER_WINDOW = 7  # a 7-day window is counted day by day
+MAX_PERIODS = 100_000
 
 
 @dataclass
@@ -65,9 +66,14 @@ def find_trends(times: np.ndarray, labels: np.ndarray, window: float, period: fl
         raise TubeletError("no videos with an upload time")
     now = float(times.max()) if now is None else float(now)
     keep = times <= now
+    if not keep.any():
+        raise TubeletError(f"no upload at or before {now}")
     times, labels = times[keep], labels[keep]
     first = float(times.min())
     n_periods = max(1, int(np.ceil((now - first) / period + 1e-9)))
+    if n_periods > MAX_PERIODS:
+        raise TubeletError(f"a period of {period:g} cuts the {now - first:g} of uploads into {n_periods} periods; "
+                           f"give a longer --period or --window (at most {MAX_PERIODS} periods)")
     starts = now - period * np.arange(n_periods, 0, -1)
     # period i covers (starts[i], starts[i] + period]; the first also takes anything at its start
     idx = np.clip(np.ceil(np.round((times - now) / period, 9)).astype(np.int64) + n_periods - 1, 0, n_periods - 1)
@@ -85,23 +91,18 @@ def find_trends(times: np.ndarray, labels: np.ndarray, window: float, period: fl
     share_recent = r / max(n_recent, 1)
     base = b / max(n_before, 1)
     shares = grid[:count] / np.maximum(totals, 1)
-    in_window = starts + period > now - window + 1e-9
     trends = []
     for c in range(count):
+        # since: the change point — the start of the stretch to the end with the largest total excess (deficit)
+        # of uploads over what the earlier share predicts (CUSUM); ties go to the latest, shortest stretch
+        excess = np.cumsum((grid[c] - share_before[c] * totals)[::-1])[::-1]
         if n_before and p_rise[c] < alpha and r[c] >= min_count and share_recent[c] > base[c]:
-            above = shares[c] > base[c]
-            i = n_periods - 1
-            while i >= 0 and not above[i] and in_window[i]:
-                i -= 1  # the run may end before the last period
-            j = i
-            while j > 0 and above[j - 1]:
-                j -= 1
-            trends.append(Trend(c, "rising", float(share_recent[c] - base[c]), float(starts[max(j, 0)]),
-                                grid[c].tolist(), float(share_recent[c]), float(base[c]), float(p_rise[c])))
+            k = n_periods - 1 - int(np.argmax(excess[::-1]))
+            trends.append(Trend(c, "rising", float(share_recent[c] - base[c]), float(starts[k]), grid[c].tolist(),
+                                float(share_recent[c]), float(base[c]), float(p_rise[c])))
         elif n_before and p_fade[c] < alpha and b[c] >= min_count and share_recent[c] < base[c]:
-            at_or_above = np.flatnonzero((shares[c] >= base[c]) & (totals > 0))
-            since = float(starts[at_or_above[-1]] + period) if len(at_or_above) else first
-            trends.append(Trend(c, "fading", float(base[c] - share_recent[c]), since, grid[c].tolist(),
+            k = n_periods - 1 - int(np.argmin(excess[::-1]))
+            trends.append(Trend(c, "fading", float(base[c] - share_recent[c]), float(starts[k]), grid[c].tolist(),
                                 float(share_recent[c]), float(base[c]), float(p_fade[c])))
     trends.sort(key=lambda t: (t.direction != "rising", -t.score, t.cluster))
     return TrendReport(trends, starts.tolist(), period, window, now, totals.tolist(),

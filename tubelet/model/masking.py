@@ -21,6 +21,8 @@ def _check_ratio(ratio: float) -> None:
 
 def _random_rows(batch: int, n: int, n_masked: int, generator: torch.Generator | None) -> Tensor:
     """[batch, n] bool with exactly n_masked True per row, positions uniform at random."""
+    if n_masked < 1:
+        raise TubeletError(f"this mask ratio hides none of the {n} positions it masks: use at least {1 / n:.3g}")
     noise = torch.rand(batch, n, generator=generator)
     idx = noise.argsort(dim=1)[:, :n_masked]
     return torch.zeros(batch, n, dtype=torch.bool).scatter_(1, idx, True)

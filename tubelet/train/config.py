@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from tubelet.config import PRESETS, ModelConfig, preset
+from tubelet.config import PRESETS, ModelConfig, coerce, preset
 from tubelet.errors import TubeletError
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -68,8 +68,8 @@ class RunConfig:
     def checks(self) -> list[tuple[bool, str]]:
         """(holds, message) for every rule on the shared settings."""
         return [
-            (self.stride >= 1 and self.batch_size >= 1 and self.accum_steps >= 1,
-             "stride, batch_size and accum_steps must be >= 1"),
+            (1 <= self.stride <= 1024 and 1 <= self.batch_size <= 65536 and 1 <= self.accum_steps <= 65536,
+             "stride (1–1024), batch_size and accum_steps (1–65536) out of range"),
             (self.base_lr > 0 and self.min_lr >= 0 and self.warmup_lr >= 0, "learning rates must be positive"),
             (0.0 <= self.warmup_frac < 1.0, f"warmup_frac must be in [0, 1), got {self.warmup_frac}"),
             (self.weight_decay >= 0 and self.clip_grad >= 0, "weight_decay and clip_grad must be >= 0"),
@@ -77,7 +77,8 @@ class RunConfig:
             (self.steps >= 0 and self.epochs >= 0, "steps and epochs must be >= 0"),
             (not (self.steps and self.epochs), "give steps or epochs, not both"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
-            (self.workers >= 0, "workers must be >= 0"),
+            (0 <= self.workers <= 256, f"workers must be in 0–256, got {self.workers}"),
+            (0 <= self.seed < 2**32, f"seed must be in 0–{2**32 - 1}, got {self.seed}"),
             (self.save_every >= 1 and self.keep_last >= 1 and self.log_every >= 1,
              "save_every, keep_last and log_every must be >= 1"),
         ]
@@ -121,10 +122,12 @@ class RunConfig:
                         raise ValueError(value)
                     return value.lower() in ("true", "1", "yes")
                 return bool(value)
-            if kind in (int, float, str):
-                if kind is int and isinstance(value, float) and not value.is_integer():
-                    raise ValueError(value)
-                return kind(value)
+            if kind in (int, float):  # finite, and an int where one is meant (tubelet.config.coerce)
+                if isinstance(value, str):
+                    value = _number(value)
+                return coerce(name, value, kind, f"invalid {cls.kind} config")
+            if kind is str:
+                return str(value)
             if kind == tuple[float, float]:
                 return tuple(float(v) for v in value)
             if isinstance(value, dict):
@@ -170,7 +173,7 @@ class PretrainConfig(RunConfig):
             (0.0 <= self.mask_ratio < 1.0, f"mask_ratio must be in [0, 1), got {self.mask_ratio}"),
             (0.0 <= self.decoder_mask_ratio < 1.0, f"decoder_mask_ratio must be in [0, 1), got "
                                                    f"{self.decoder_mask_ratio}"),
-            (self.repeats >= 1, f"repeats must be >= 1, got {self.repeats}"),
+            (1 <= self.repeats <= 1024, f"repeats must be in 1–1024, got {self.repeats}"),
             *super().checks(),
         ]
 
@@ -230,6 +233,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise TubeletError(f"{path}: expected a mapping of settings at the top level")
     return data
+
+
+def _number(text: str) -> int | float:
+    """'8' → 8, '1e-4' → 0.0001 (YAML reads neither exponent nor NaN as a number); ValueError otherwise."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

@@ -1,0 +1,132 @@
+"""Bad values a user types or a file holds, on commands whose own tests are elsewhere: one line, exit ≠ 0, nothing
+half-written (issue #19)."""
+
+import os
+
+import pytest
+from conftest import micro_model, run_cli
+
+from tubelet import save_model
+from tubelet.data.datasets import PretrainDataset
+from tubelet.data.sources import list_sources
+from tubelet.demo import bundled_clips
+from tubelet.errors import TubeletError
+
+CLIP = bundled_clips() / "houseplant_static_short.mp4"
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "model"
+    save_model(micro_model(), path)
+    return path
+
+
+def one_line_error(code: int, err: str, fragment: str) -> None:
+    assert code in (1, 2) and "Traceback" not in err and err.count("error: ") == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and fragment in last, err
+
+
+@pytest.mark.timeout(120)
+def test_reconstruct_refuses_what_it_cannot_write_or_read(ckpt, tmp_path, monkeypatch, capsys):
+    base = ["reconstruct", CLIP, "--model", ckpt]
+    for out, fragment in ((tmp_path, "--out takes the path of a .png file"),
+                          (tmp_path / "notes.txt", "--out takes the path of a .png file")):
+        one_line_error(*run_cli(monkeypatch, capsys, *base, "--out", out)[::2], fragment)
+    for start in ("nan", "inf", "-inf"):
+        code, _, err = run_cli(monkeypatch, capsys, *base, "--out", tmp_path / "a.png", "--start", start)
+        one_line_error(code, err, "not a finite number of seconds")
+    code, _, err = run_cli(monkeypatch, capsys, *base, "--out", tmp_path / "a.png", "--seed", str(2**64))
+    assert code == 2 and "--seed" in err.strip().splitlines()[-1] and "Traceback" not in err, err
+    code, _, err = run_cli(monkeypatch, capsys, *base, "--out", tmp_path / "a.png", "--mask-ratio", "0.0")
+    one_line_error(code, err, "hides none of the")
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_analyze_refuses_a_file_as_its_report_directory(tmp_path, monkeypatch, capsys):
+    (tmp_path / "report").write_text("mine")
+    code, _, err = run_cli(monkeypatch, capsys, "analyze", CLIP, "--out", tmp_path / "report")
+    one_line_error(code, err, "exists and is not a directory")
+    assert (tmp_path / "report").read_text() == "mine"
+
+
+def test_pretraining_refuses_a_mask_that_hides_nothing(tmp_path, monkeypatch, capsys):
+    code, _, err = run_cli(monkeypatch, capsys, "pretrain", CLIP, "--out", tmp_path / "run", "--preset", "vit_tiny",
+                           "--set", "model.num_frames=4", "--set", "model.image_size=32", "--mask-ratio", "0.0",
+                           "--steps", "1", "--workers", "0")
+    one_line_error(code, err, "hides none of the")
+
+
+def test_a_manifest_start_past_the_end_is_reported(tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"{CLIP},500,502\n{bundled_clips() / 'cockatoo_closeup.mp4'},0.5,2\n")
+    ds = PretrainDataset(list_sources(manifest), num_frames=4, stride=2, image_size=32, patch_size=16)
+    sample = ds[0]
+    assert sample["index"] == 1  # the second row stood in for the first
+    assert any("start_s 500 is beyond the end of the video" in s for s in sample["skipped"]), sample["skipped"]
+    manifest.write_text(f"{CLIP},500,502\n")
+    with pytest.raises(TubeletError, match="no video in the dataset could be decoded .* start_s 500 is beyond"):
+        PretrainDataset(list_sources(manifest), num_frames=4, stride=2, image_size=32, patch_size=16)[0]
+
+
+def test_a_binary_manifest_is_one_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "m.csv").write_bytes(os.urandom(3000))
+    code, _, err = run_cli(monkeypatch, capsys, "pretrain", tmp_path / "m.csv", "--out", tmp_path / "run",
+                           "--preset", "vit_tiny", "--steps", "1")
+    one_line_error(code, err, "m.csv: cannot read manifest")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--set", "steps=inf"], "steps must be an integer"), (["--set", "batch_size=nan"], "batch_size must be an int"),
+    (["--set", "base_lr=nan"], "base_lr must be a finite number"), (["--lr", "inf"], "base_lr must be a finite"),
+    (["--set", "workers=100000"], "workers must be in 0–256"), (["--set", "model.num_heads=0"], "num_heads=0"),
+    (["--set", "model.image_size=abc"], "image_size must be an integer or a pair"),
+    (["--set", "clip_grad=-inf"], "clip_grad must be a finite number"), (["--steps", "99999999999999999999"], None),
+    (["--seed", "99999999999999999999"], "'--seed'"), (["--set", "seed=99999999999999999999"], "seed must be in"),
+])
+def test_run_settings_are_finite_and_in_range(tmp_path, monkeypatch, capsys, args, fragment):
+    from tubelet.train.config import PretrainConfig
+
+    if fragment is None:  # a huge but valid run length is taken as asked (--stop-after ends a session)
+        assert PretrainConfig.resolve({"steps": 99999999999999999999, "data": "x"}).steps == 99999999999999999999
+        return
+    code, _, err = run_cli(monkeypatch, capsys, "pretrain", CLIP, "--out", tmp_path / "run", "--preset", "vit_tiny",
+                           *args)
+    one_line_error(code, err, fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_dataset_where_nothing_decodes_is_one_line_from_workers_too(tmp_path, monkeypatch, capsys):
+    (tmp_path / "bad").mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (tmp_path / "bad" / name).write_bytes(os.urandom(5000))
+    code, _, err = run_cli(monkeypatch, capsys, "pretrain", tmp_path / "bad", "--out", tmp_path / "run",
+                           "--preset", "vit_tiny", "--set", "model.num_frames=4", "--set", "model.image_size=32",
+                           "--set", "model.depth=1", "--steps", "1", "--batch-size", "1", "--workers", "1")
+    one_line_error(code, err, "no video in the dataset could be decoded (2 tried; first: ")
+
+
+def test_windows_of_one_video_are_bounded():
+    from tubelet.data.sampling import MAX_WINDOWS, sliding_windows
+
+    assert len(sliding_windows(3600.0, 2.0, 0.1)) == 35981  # an hour every 0.1 s: fine
+    with pytest.raises(TubeletError, match="would be over 100,000 windows; use a longer stride"):
+        sliding_windows(36_000.0, 2.0, 0.1)
+    with pytest.raises(TubeletError, match="finite positive"):
+        sliding_windows(10.0, 2.0, float("nan"))
+    assert MAX_WINDOWS == 100_000
+
+
+def test_a_shard_row_with_a_nan_start_is_refused(tmp_path):
+    import io
+    import json
+    import tarfile
+
+    with tarfile.open(tmp_path / "s.tar", "w") as tar:
+        for name, data in (("a.mp4", CLIP.read_bytes()), ("a.json", json.dumps({"start_s": float("nan")}).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(TubeletError, match="start_s .* must be a finite"):
+        list_sources(tmp_path / "s.tar")
