@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,11 +36,11 @@ def coerce(name: str, value: Any, kind: Any, what: str) -> Any:
     if kind is int:
         if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
             return int(value)
-        if not isinstance(value, int) or isinstance(value, bool):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool):  # numpy's ints count
             raise fail("an integer")
-        return value
+        return int(value)
     if kind is float:
-        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
             raise fail("a finite number")
         return float(value)
     if kind is str:
@@ -47,7 +48,7 @@ def coerce(name: str, value: Any, kind: Any, what: str) -> Any:
             raise fail("a string")
         return value
     if kind == tuple[int, int]:
-        pair = [value, value] if isinstance(value, int | float) and not isinstance(value, bool) else value
+        pair = [value, value] if isinstance(value, numbers.Real) and not isinstance(value, bool) else value
         if not isinstance(pair, list | tuple) or len(pair) != 2:
             raise fail("an integer or a pair of integers")
         return tuple(coerce(name, v, int, what) for v in pair)

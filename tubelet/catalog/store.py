@@ -140,8 +140,12 @@ def _schema(dim: int) -> pa.Schema:
 
 
 def _flat_vectors(col: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
-    """A list<fixed_size_list<float32>> or fixed_size_list column → [rows, dim] float32 (zero-copy when it can)."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    """A list<fixed_size_list<float32>> or fixed_size_list column → [rows, dim] float32 (zero-copy when it can:
+    a one-chunk column is used as it is, since combine_chunks copies even a single chunk)."""
+    if isinstance(col, pa.ChunkedArray):
+        arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    else:
+        arr = col
     while pa.types.is_list(arr.type) or pa.types.is_fixed_size_list(arr.type):
         arr = arr.flatten()
     return arr.to_numpy(zero_copy_only=False).reshape(-1, dim)
