@@ -308,10 +308,10 @@ def main() -> None:
                     help="evidence channel sets to compare (frames: fingerprints; segments: the model, whitened)")
     args = ap.parse_args()
     args.model = args.model or ["runs/demo", "vit_tiny"]
-    from tubelet.cli.model_cmds import parse_overrides
     from tubelet.config import PRESETS
+    from tubelet.settings import model_overrides
 
-    overrides = parse_overrides(args.set)
+    overrides = model_overrides(args.set)
     t = time.perf_counter()
     sources, cases = build_set(args)
     print(f"set: {len(sources)} indexed sources, {len(cases)} queries ({sum(c.source is None for c in cases)} "
