@@ -26,11 +26,13 @@ from rich.table import Table
 from transformers import VideoMAEConfig, VideoMAEForPreTraining
 
 from tubelet import VideoMAE
+from tubelet.data import make_loader
 from tubelet.model.transformers_ckpt import to_transformers
 from tubelet.train import distributed as D
 from tubelet.train.config import PretrainConfig
+from tubelet.train.engine import Trainer
 from tubelet.train.optim import build_optimizer
-from tubelet.train.pretrain import Trainer, _dataset, _loader
+from tubelet.train.pretrain import Pretraining
 
 console = Console()
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
@@ -46,12 +48,15 @@ def peer(model: VideoMAE) -> VideoMAEForPreTraining:
     return net
 
 
-def batches(cfg: PretrainConfig, info: D.DistInfo, model: VideoMAE) -> Iterator[dict]:
-    """The loader's batches, epoch after epoch (a full pass moves the loader to the next epoch)."""
-    _, ds = _dataset(cfg, model.config)
-    loader = _loader(cfg, ds, info)
+def batches(recipe: Pretraining, model: VideoMAE) -> Iterator[dict]:
+    """The loader's batches with their masks, epoch after epoch (a full pass moves the loader to the next
+    epoch)."""
+    cfg = recipe.cfg
+    loader = make_loader(recipe.dataset(model), cfg.batch_size, workers=cfg.workers, seed=cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
     while True:
-        yield from loader
+        for batch in loader:
+            yield {**batch, **recipe.masking.draw(batch["video"].shape[0], generator)}
 
 
 def timed(data: Iterator[dict], step: Callable[[dict], None]) -> Callable[[], tuple[float, float]]:
@@ -86,12 +91,13 @@ def main() -> None:
                          precision=args.precision, steps=args.warmup + args.steps)
     info = D.setup("cpu")
     torch.manual_seed(0)
-    model = VideoMAE(cfg.model_config())
+    recipe = Pretraining(cfg)
+    model = recipe.build_model(None)
     theirs = peer(model)
     dtype = torch.bfloat16 if args.precision == "bf16" else None
 
-    trainer = Trainer(cfg, info, model, cfg.steps, Path(tempfile.mkdtemp()))
-    ours = timed(batches(cfg, info, model), lambda b: trainer.train_step([b]))
+    trainer = Trainer(recipe, info, model, cfg.steps, Path(tempfile.mkdtemp()))
+    ours = timed(batches(recipe, model), lambda b: trainer.train_step([b]))
 
     opt = build_optimizer(theirs, trainer.lr, cfg.weight_decay, cfg.betas)
 
@@ -103,7 +109,7 @@ def main() -> None:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    peer_run = timed(batches(cfg, info, model), peer_step)
+    peer_run = timed(batches(recipe, model), peer_step)
     cases = {"tubelet": ours, "transformers": peer_run}
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
     clips = args.batch * cfg.repeats

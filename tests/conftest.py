@@ -1,5 +1,10 @@
-"""Shared test helpers: where the team's real clips live, tiny model configs, the CLI run in-process, the stand-in
-Hub."""
+"""Shared test helpers: which real clips the tests use, tiny model configs, the CLI run in-process, the stand-in
+Hub.
+
+Real clips come from ../shared/data/videos beside the repository when it is there, else from the clips bundled
+in the package (tubelet/assets/clips); the test run's header says which. `clip(name)` gives a shared clip, or
+without the shared set the bundled clip of that name or the bundled stand-in chosen for it.
+"""
 
 import os
 import socket
@@ -22,10 +27,42 @@ from hub_stub import StandInHub  # noqa: E402
 
 from tubelet import ModelConfig, VideoMAE, preset  # noqa: E402
 
-# ../shared/data/videos beside the repository, else the team's copy (a clone elsewhere on this machine)
 SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
-if not SHARED_VIDEOS.is_dir():
-    SHARED_VIDEOS = Path("/work/shared/data/videos")
+BUNDLED_VIDEOS = Path(__file__).resolve().parents[1] / "tubelet" / "assets" / "clips"
+HAVE_SHARED = SHARED_VIDEOS.is_dir()
+VIDEOS = SHARED_VIDEOS if HAVE_SHARED else BUNDLED_VIDEOS
+# bundled clips standing in for shared ones the tests name (similar content: people, motion, static scenes)
+STAND_INS = {
+    "arm_wrestling.mp4": "hand_rotating_box.mp4", "carphone_talking_head_qcif.mp4": "bw_film_dialogue.mp4",
+    "eye_makeup_ucf101.avi": "kids_jumping_bedroom.mp4", "tennis_practice.mp4": "soccer_juggling.mp4",
+    "cleaning_pool.mp4": "parking_lot_overhead_static.mp4", "basketball_gym.mp4": "highway_dashcam.mp4",
+    "cat_lying_blanket.mp4": "cockatoo_closeup.mp4", "flower_timelapse.webm": "flower_timelapse.mp4",
+}
+
+
+def clip(name: str) -> Path:
+    """The real clip `name`: from the shared set, else bundled (itself or its stand-in); skips the test when
+    neither has it."""
+    if HAVE_SHARED:
+        return SHARED_VIDEOS / name
+    for candidate in (name, STAND_INS.get(name)):
+        if candidate and (BUNDLED_VIDEOS / candidate).is_file():
+            return BUNDLED_VIDEOS / candidate
+    pytest.skip(f"{name}: only in the shared clips (../shared/data/videos is absent)")
+
+
+def _which_clips() -> str:
+    count = sum(1 for p in VIDEOS.iterdir() if p.suffix != ".md")
+    which = "the shared set" if HAVE_SHARED else "the bundled clips (../shared/data/videos is absent)"
+    return f"real clips: {which}, {count} files in {VIDEOS}"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return _which_clips()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.write_line(_which_clips())  # also under -q, which hides the header
 
 
 def small_config(**kw) -> ModelConfig:

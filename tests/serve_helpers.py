@@ -11,19 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from conftest import SHARED_VIDEOS
+from conftest import clip
 
 from tubelet.catalog.indexing import add_to_catalog
 
 TOKEN = "test-token-123"
 MODEL = {"num_frames": 4, "image_size": 64}  # a random-init vit_tiny small enough for a busy 2-core machine
 INDEXED = ["cat_lying_blanket.mp4", "tennis_practice.mp4", "bw_film_dialogue.mp4", "houseplant_static_short.mp4"]
-CLIPS = Path(__file__).resolve().parents[1] / "tubelet" / "assets" / "clips"
-
-
-def clip(name: str) -> Path:
-    """A shared clip, or the bundled one of the same name."""
-    return SHARED_VIDEOS / name if (SHARED_VIDEOS / name).is_file() else CLIPS / name
 
 
 def make_catalog(root: Path, names: list[str] = INDEXED) -> Path:

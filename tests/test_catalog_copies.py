@@ -1,15 +1,20 @@
-"""Copy detection on synthetic segment vectors: runs, coverage, located spans, the calibrated threshold."""
+"""Copy detection on synthetic fingerprints: runs, coverage, speed-changed and mirrored copies located in time,
+compilations, scores, and the catalog's normalisation staying consistent through add and rm."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_catalog_search import MODEL, entry, walk
+from test_catalog_search import MODEL, walk
 
-from tubelet.catalog.copies import calibrate_threshold, covered_seconds, find_copies, runs
+from tubelet.catalog.copies import Pairs, covered_seconds, find_copies, hough_line, runs, score_of
+from tubelet.catalog.fingerprint import DIM, FPS, mirrored
+from tubelet.catalog.normalise import fit_normalisation
 from tubelet.catalog.search import Query, make_query
-from tubelet.catalog.store import Catalog
+from tubelet.catalog.store import Catalog, VideoEntry, VideoRecord
 from tubelet.errors import TubeletError
+
+SPACING = 1 / FPS
 
 
 @settings(max_examples=60, deadline=None)
@@ -32,63 +37,143 @@ def test_covered_seconds_is_the_union():
     assert covered_seconds([(4, 9), (5, 6), (0, 1)]) == 6
 
 
-@pytest.fixture
-def catalog(tmp_path):
-    cat = Catalog.create(tmp_path / "c", MODEL)
-    cat.add([entry(i, 20) for i in range(10)], MODEL.id)
-    return cat
+def frames(seed: int, seconds: float) -> np.ndarray:
+    """Fingerprints of a made-up video at FPS: frames that change gradually (correlation 0.8 from one to the next,
+    fading with time apart, as motion does), around a look of their own."""
+    rng = np.random.default_rng(seed)
+    x = np.empty((int(seconds * FPS), DIM))
+    x[0] = rng.standard_normal(DIM)
+    for i in range(1, len(x)):
+        x[i] = 0.8 * x[i - 1] + 0.6 * rng.standard_normal(DIM)
+    x += 0.5 * rng.standard_normal(DIM)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def at(fp: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The fingerprints shown at source `times` (nearest frame), with a little noise (re-encoding)."""
+    idx = np.clip(np.round(times * FPS - 0.5).astype(int), 0, len(fp) - 1)
+    x = fp[idx] + 0.05 * np.random.default_rng(7).standard_normal((len(idx), DIM))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def fp_times(seconds: float) -> np.ndarray:
+    return (np.arange(int(seconds * FPS)) + 0.5) / FPS
+
+
+def entry(i: int, seconds: float = 20.0) -> VideoEntry:
+    n = int(seconds)
+    seg = walk(i, n)
+    rec = VideoRecord(id=f"vid{i}", path=f"/v/{i}.mp4", content_hash=str(i), duration_s=seconds, fps=25.0,
+                      width=8, height=8, size_bytes=1, num_segments=n, added_at="", meta={})
+    return VideoEntry(rec, seg.mean(0), np.arange(n, dtype=float), np.arange(n, dtype=float) + 2, seg,
+                      fp_times(seconds), frames(i, seconds))
 
 
 def query_of(*pieces: np.ndarray) -> Query:
-    vecs = np.concatenate(pieces)
-    n = len(vecs)
-    return Query("q", np.arange(n, dtype=float), np.arange(n, dtype=float) + 2, vecs)
+    """A query whose fingerprints are the pieces one after the other."""
+    fp = np.concatenate(pieces)
+    seconds = len(fp) / FPS
+    n = max(1, int(seconds))
+    return Query("q", np.arange(n, dtype=float), np.arange(n, dtype=float) + 2, walk(1000, n), None,
+                 fp_times(seconds), fp)
 
 
-def test_copied_spans_are_located_and_measured(catalog):
-    fresh = walk(99, 4)  # a video nobody indexed
-    report = find_copies(catalog, query_of(walk(3, 20)[4:14], fresh), threshold=0.99)
-    assert [(s.id, s.query_start_s, s.query_end_s, s.start_s, s.end_s, s.segments) for s in report.spans] == [
-        ("vid3", 0.0, 11.0, 4.0, 15.0, 10)]
-    assert report.spans[0].score == pytest.approx(1.0, abs=1e-5)
-    assert report.duration_s == report.compared_s == 15.0 and report.copied_s == 11.0
-    assert report.share == pytest.approx(11 / 15) and report.flagged and report.originality == pytest.approx(4 / 15)
-    # the same copy in a longer video is under the 70 % flag
-    longer = find_copies(catalog, query_of(walk(3, 20)[4:14], walk(98, 10)), threshold=0.99)
-    assert longer.copied_s == 11.0 and longer.share == pytest.approx(11 / 21) and not longer.flagged
+@pytest.fixture
+def catalog(tmp_path):
+    cat = Catalog.create(tmp_path / "c", MODEL)
+    cat.add([entry(i) for i in range(10)], MODEL.id)
+    return cat
+
+
+def test_a_copy_is_located_in_query_and_source_time(catalog):
+    copied = at(frames(3, 20), 4 + fp_times(8))  # source 4–12 s
+    report = find_copies(catalog, query_of(copied, frames(99, 3)))
+    (span,) = report.spans
+    assert span.id == "vid3" and not span.mirrored and span.speed == pytest.approx(1.0, abs=0.03)
+    assert span.query_start_s == pytest.approx(0, abs=0.5) and span.query_end_s == pytest.approx(8, abs=0.5)
+    assert span.start_s == pytest.approx(4, abs=0.5) and span.end_s == pytest.approx(12, abs=0.5)
+    assert report.share == pytest.approx(8 / 11, abs=0.05) and report.flagged
+    assert report.originality == pytest.approx(1 - report.share) and span.score > 0.9
+    assert [s.id for s in report.sources][:1] == ["vid3"] and report.sources[0].score == pytest.approx(span.score)
+    longer = find_copies(catalog, query_of(copied, frames(98, 8)))  # the same copy in a longer video: not flagged
+    assert longer.copied_s == pytest.approx(8, abs=0.5) and not longer.flagged
+
+
+@pytest.mark.parametrize("speed", [0.75, 1.25, 1.5])
+def test_a_speed_changed_and_mirrored_copy_is_located(catalog, speed):
+    q_t = fp_times(8)
+    copied = mirrored(at(frames(5, 20), 2 + speed * q_t))  # source 2 … 2 + 8·speed s, played at `speed`, flipped
+    report = find_copies(catalog, query_of(frames(97, 2), copied))
+    (span,) = report.spans
+    assert span.id == "vid5" and span.mirrored and span.speed == pytest.approx(speed, rel=0.04)
+    assert span.query_start_s == pytest.approx(2, abs=0.5) and span.query_end_s == pytest.approx(10, abs=0.5)
+    assert span.start_s == pytest.approx(2, abs=0.6) and span.end_s == pytest.approx(2 + 8 * speed, abs=0.6)
 
 
 def test_a_compilation_names_every_source(catalog):
-    report = find_copies(catalog, query_of(walk(2, 20)[0:5], walk(7, 20)[10:16]), threshold=0.99)
-    got = [(s.id, s.query_start_s, s.start_s, s.segments) for s in report.spans]
-    assert got == [("vid2", 0.0, 0.0, 5), ("vid7", 5.0, 10.0, 6)]
-    assert report.share == 1.0 and report.originality == 0.0
+    report = find_copies(catalog, query_of(at(frames(2, 20), fp_times(5)), at(frames(7, 20), 10 + fp_times(6))))
+    got = [(s.id, round(s.query_start_s), round(s.start_s)) for s in report.spans]
+    assert got == [("vid2", 0, 0), ("vid7", 5, 10)]
+    assert report.share == pytest.approx(1.0, abs=0.05)
 
 
-def test_unrelated_video_is_original(catalog):
-    report = find_copies(catalog, query_of(walk(97, 12)))
+def test_unrelated_video_is_original_and_scores_low(catalog):
+    report = find_copies(catalog, query_of(frames(97, 12)))
     assert report.spans == [] and report.share == 0.0 and report.originality == 1.0 and not report.flagged
-    assert report.threshold_source == "catalog"
+    assert all(s.score < 0.5 for s in report.sources)
 
 
 def test_query_by_id_does_not_find_itself(catalog):
-    report = find_copies(catalog, make_query(catalog, "vid4"), threshold=0.99)
+    report = find_copies(catalog, make_query(catalog, "vid4"))
     assert report.spans == [] and report.originality == 1.0
 
 
-def test_calibrated_threshold_is_the_quantile_of_cross_video_neighbours(catalog):
-    seg = catalog.segments()
-    sim = seg.vectors @ seg.vectors.T
-    sim[seg.video[:, None] == seg.video[None, :]] = -np.inf
-    assert calibrate_threshold(catalog, quantile=0.9) == pytest.approx(float(np.quantile(sim.max(1), 0.9)), abs=1e-6)
-    one = Catalog.create(catalog.root.parent / "one", MODEL)
-    one.add([entry(0, 5)], MODEL.id)
-    assert calibrate_threshold(one) is None
-    assert find_copies(one, query_of(walk(0, 5))).threshold_source == "default"
+def test_hough_prefers_the_true_slope_among_distractors():
+    rng = np.random.default_rng(0)
+    q = fp_times(10)
+    true = Pairs(q, 3 + 1.25 * q, np.full(len(q), 0.8))
+    noise = Pairs(rng.uniform(0, 10, 60), rng.uniform(0, 20, 60), rng.uniform(0, 0.5, 60))
+    both = Pairs(*(np.concatenate([getattr(true, f), getattr(noise, f)]) for f in ("query_t", "source_t", "weight")))
+    line = hough_line(both, SPACING)
+    assert line.slope == pytest.approx(1.25, rel=0.03) and line.offset == pytest.approx(3, abs=0.5)
+    assert len(line.query_t) >= len(q) - 1
+
+
+def test_scores_are_in_unit_range_and_increase_with_evidence():
+    e = np.array([0, 0.5, 1, 3, 30])
+    s = score_of(e)
+    assert s[0] == 0 and s[2] == pytest.approx(0.5) and np.all(np.diff(s) > 0) and np.all(s < 1)
+
+
+def test_normalisation_is_stored_and_consistent_after_add_and_rm(tmp_path):
+    """Adding then removing videos gives the normalisation of a catalog that never had them, whatever the order."""
+    grown = Catalog.create(tmp_path / "grown", MODEL)
+    grown.add([entry(i) for i in range(6)], MODEL.id)
+    before = grown.normalisation()
+    grown.add([entry(i) for i in range(6, 9)], MODEL.id)
+    assert grown.normalisation().videos == 9 and not np.allclose(grown.normalisation().mean, before.mean)
+    grown.remove(["vid1", "vid7"])
+    fresh = Catalog.create(tmp_path / "fresh", MODEL)
+    fresh.add([entry(i) for i in (8, 6, 5, 4, 3, 2, 0)], MODEL.id)  # the same videos, another order
+    a, b = Catalog.open(tmp_path / "grown").normalisation(), fresh.normalisation()
+    assert a.videos == b.videos == 7
+    np.testing.assert_allclose(a.mean, b.mean, atol=1e-6)
+    np.testing.assert_allclose(a.whiten, b.whiten, atol=1e-4)
+    for f in ("segment_chance", "raw_segment_chance", "frame_chance"):
+        assert getattr(a, f) == pytest.approx(getattr(b, f), abs=1e-5), f
+    assert fit_normalisation(grown).frame_chance == pytest.approx(a.frame_chance, abs=1e-6)  # stored = refit
+    norm_files = sorted(p.name for p in (tmp_path / "grown").glob("norm-*.npz"))
+    assert len(norm_files) == 1  # the replaced ones were collected
+    z = a.transform(grown.segments().vectors)  # whitened: unrelated segments spread around 0
+    assert abs(float(np.mean(z @ z.T))) < 0.2
+    grown.remove([f"vid{i}" for i in (0, 2, 3, 4, 5, 6)])
+    assert Catalog.open(tmp_path / "grown").normalisation() is None  # one video: nothing to calibrate on
 
 
 def test_bad_settings_are_one_line_errors(catalog):
     with pytest.raises(TubeletError, match="min_run"):
-        find_copies(catalog, query_of(walk(1, 3)), min_run=0)
+        find_copies(catalog, query_of(frames(1, 3)), min_run=0)
     with pytest.raises(TubeletError, match="flag_at"):
-        find_copies(catalog, query_of(walk(1, 3)), flag_at=1.5)
+        find_copies(catalog, query_of(frames(1, 3)), flag_at=1.5)
+    with pytest.raises(TubeletError, match="min_score"):
+        find_copies(catalog, query_of(frames(1, 3)), min_score=1.0)

@@ -29,7 +29,7 @@ from tubelet.data import (
 from tubelet.data.synthetic import write_synthetic_videos
 from tubelet.errors import TubeletError
 
-KW = {"num_frames": 4, "stride": 2, "image_size": 32, "patch_size": 16, "tubelet_size": 2}
+KW = {"num_frames": 4, "stride": 2, "image_size": 32}
 
 
 @pytest.fixture(scope="module")
@@ -81,15 +81,13 @@ def test_tar_shards_read_in_place(tmp_path: Path, synth: Path) -> None:
     assert len(list_sources(str(tmp_path / "shards" / "*.tar"))) == 8
 
 
-def test_pretrain_sample_shapes_masks_and_determinism(synth: Path) -> None:
-    ds = PretrainDataset(synth, mask_ratio=0.75, decoder_mask_ratio=0.5, repeats=3, seed=5, **KW)
+def test_pretrain_sample_shapes_and_determinism(synth: Path) -> None:
+    ds = PretrainDataset(synth, repeats=3, seed=5, **KW)
     s = ds[2]
-    n = 2 * 2 * 2
     assert s["video"].shape == (3, 3, 4, 32, 32) and s["video"].dtype == torch.float32
-    assert s["mask"].shape == (3, n) and s["mask"].sum(1).tolist() == [6, 6, 6]
-    assert s["decoder_mask"].shape == (3, n) and s["index"] == 2 and s["skipped"] == []
+    assert set(s) == {"video", "index", "skipped"} and s["index"] == 2 and s["skipped"] == []  # no masks
     assert not torch.equal(s["video"][0], s["video"][1])  # repeated augmentation: distinct views, one decode
-    assert torch.equal(ds[2]["video"], s["video"]) and torch.equal(ds[(2, 0)]["mask"], s["mask"])
+    assert torch.equal(ds[2]["video"], s["video"]) and torch.equal(ds[(2, 0)]["video"], s["video"])
     assert not torch.equal(ds[(2, 1)]["video"], s["video"])  # a new epoch draws new windows and crops
     assert abs(float(s["video"].mean())) < 2.5  # normalised
 
@@ -126,7 +124,7 @@ def test_loader_order_resume_shards_and_workers(synth: Path) -> None:
     assert len(resumed) == 2
     assert all(torch.equal(a["video"], b["video"]) for a, b in zip(first[2:], resumed, strict=True))
     single = list(make_loader(ds, batch_size=2, workers=0, seed=7))  # same batches without worker processes
-    assert all(torch.equal(a["video"], b["video"]) and torch.equal(a["mask"], b["mask"]) for a, b in
+    assert all(torch.equal(a["video"], b["video"]) and torch.equal(a["index"], b["index"]) for a, b in
                zip(first, single, strict=True))
     ranks = [EpochBatchSampler(10, 2, seed=1, rank=r, world_size=3, drop_last=False).indices() for r in range(3)]
     assert {i for r in ranks for i in r} == set(range(10)) and [len(r) for r in ranks] == [4, 4, 4]
@@ -194,3 +192,17 @@ def test_probe_cli(synth: Path, tmp_path: Path) -> None:
 
         p = subprocess.run([exe, "probe", str(tmp_path / "t.mp4")], capture_output=True, text=True)
         assert p.returncode == 1 and p.stderr.strip().startswith("error: ") and p.stderr.count("\n") == 1
+
+
+def test_repeated_sampling_draws_several_clips_of_each_video(synth: Path) -> None:
+    three = list_sources(synth)[:3]
+    ds = PretrainDataset(three, **KW)
+    ds.repeat(3)
+    assert len(ds) == 9 and ds.num_videos == 3
+    samples = [ds[i] for i in (0, 3, 6)]  # the same video, three draws
+    assert {s["index"] for s in samples} == {0}
+    assert not torch.equal(samples[0]["video"], samples[1]["video"])  # each repeat its own window and crop
+    loader = make_loader(ds, batch_size=8, workers=0, seed=1)
+    assert len(loader) == 1 and sorted(next(iter(loader))["index"].tolist()) in ([0, 0, 0, 1, 1, 1, 2, 2],
+                                                                                [0, 0, 0, 1, 1, 2, 2, 2],
+                                                                                [0, 0, 1, 1, 1, 2, 2, 2])

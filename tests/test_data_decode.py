@@ -11,19 +11,19 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_VIDEOS
+from conftest import HAVE_SHARED, SHARED_VIDEOS, VIDEOS, clip
 
 import tubelet
 from tubelet.data import probe, read_clip, read_clips, read_frames_at
 from tubelet.errors import VideoError
 
-ALL = sorted(p for p in SHARED_VIDEOS.glob("*") if p.suffix != ".md") if SHARED_VIDEOS.is_dir() else []
+ALL = sorted(p for p in VIDEOS.glob("*") if p.suffix != ".md")  # the shared set, or the bundled clips
 # the quirky ones (SOURCES.md): packed B-frames, scrambled pts, sparse cinepak, VFR webm, 4:4:4 needing
 # decoder priming after a seek, SAR, theora/ogg, shorter than a window, portrait
 QUIRKY = ["eye_makeup_ucf101.avi", "hand_rotating_box.mp4", "tree_wind_cinepak.avi", "mixed_content_cuts.webm",
           "cockatoo_closeup.mp4", "arm_wrestling.mp4", "bbb_theora_lowres.ogv", "houseplant_static_short.mp4",
           "making_cake_vertical_shaky.mp4"]
-needs_videos = pytest.mark.skipif(not ALL, reason="shared videos not present")
+needs_videos = pytest.mark.skipif(not HAVE_SHARED, reason="the quirky files are only in ../shared/data/videos")
 
 
 def full_decode(path: Path) -> tuple[list[np.ndarray], list[float]]:
@@ -65,10 +65,9 @@ def test_quirky_clips_match_full_decode(name: str) -> None:
     check_against_full_decode(SHARED_VIDEOS / name)
 
 
-@needs_videos
 @pytest.mark.slow
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
-def test_every_shared_clip_matches_full_decode(path: Path) -> None:
+def test_every_real_clip_matches_full_decode(path: Path) -> None:
     check_against_full_decode(path)
 
 
@@ -123,7 +122,7 @@ def test_scaled_frames_match_an_antialiased_resize(name: str) -> None:
 def test_clips_decoded_in_a_worker_arrive_intact() -> None:
     """A clip decoded in a DataLoader worker (converted on the worker's own helper thread) reaches the main process
     with the same pixels and times as one decoded here."""
-    path = SHARED_VIDEOS / "tennis_practice.mp4"
+    path = clip("tennis_practice.mp4")
     here, ts = read_clip(path, 8, 4, start_s=1.0, size=96)
 
     class One(torch.utils.data.Dataset):

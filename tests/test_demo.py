@@ -11,7 +11,7 @@ from PIL import Image
 
 from tubelet import load_model
 from tubelet.demo import bundled_clips
-from tubelet.train.checkpoint import load_trainer_state
+from tubelet.train.run_state import load_trainer_state
 
 EXE = Path(sys.executable).parent / "tubelet"
 

@@ -61,13 +61,13 @@ def test_pretraining_refuses_a_mask_that_hides_nothing(tmp_path, monkeypatch, ca
 def test_a_manifest_start_past_the_end_is_reported(tmp_path):
     manifest = tmp_path / "m.csv"
     manifest.write_text(f"{CLIP},500,502\n{bundled_clips() / 'cockatoo_closeup.mp4'},0.5,2\n")
-    ds = PretrainDataset(list_sources(manifest), num_frames=4, stride=2, image_size=32, patch_size=16)
+    ds = PretrainDataset(list_sources(manifest), num_frames=4, stride=2, image_size=32)
     sample = ds[0]
     assert sample["index"] == 1  # the second row stood in for the first
     assert any("start_s 500 is beyond the end of the video" in s for s in sample["skipped"]), sample["skipped"]
     manifest.write_text(f"{CLIP},500,502\n")
     with pytest.raises(TubeletError, match="no video in the dataset could be decoded .* start_s 500 is beyond"):
-        PretrainDataset(list_sources(manifest), num_frames=4, stride=2, image_size=32, patch_size=16)[0]
+        PretrainDataset(list_sources(manifest), num_frames=4, stride=2, image_size=32)[0]
 
 
 def test_a_binary_manifest_is_one_line(tmp_path, monkeypatch, capsys):

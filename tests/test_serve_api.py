@@ -274,3 +274,51 @@ def test_anomaly_endpoint(server, tmp_path):
         assert leftovers(tmp) == []
     r = upload(server[0], "/api/anomaly", tmp_path / "dark.mp4")  # a server started without --anomaly
     assert r.status_code == 404 and "--anomaly" in r.json()["error"]
+
+
+def synthetic_catalog(root: Path) -> dict[str, list[str]]:
+    """Three groups of 6 videos around three directions (vit_tiny's width), group c uploaded last: ids by group."""
+    from datetime import UTC, datetime, timedelta
+
+    from tubelet.catalog.store import ModelInfo, VideoEntry, VideoRecord
+
+    rng = np.random.default_rng(0)
+    cat = Catalog.create(root, ModelInfo(id="synthetic0000000", source="vit_tiny", dim=192))
+    groups, entries, start = {}, [], datetime(2026, 1, 1, tzinfo=UTC)
+    for g, name in enumerate("abc"):
+        centre = rng.standard_normal(192)
+        for i in range(6):
+            segs = centre + 0.3 * rng.standard_normal((4, 192))
+            segs = (segs / np.linalg.norm(segs, axis=1, keepdims=True)).astype(np.float32)
+            vid = f"{g:02d}{i:010x}"
+            day = start + timedelta(days=(20 + i) if name == "c" else 3 * i)
+            rec = VideoRecord(vid, f"{name}{i}.mp4", vid * 5, 5.0, 25.0, 64, 64, 0, 4, day.isoformat(),
+                              {"uploaded_at": day.isoformat()})
+            mean = segs.mean(0)
+            entries.append(VideoEntry(rec, mean / np.linalg.norm(mean), np.arange(4.0), np.arange(4.0) + 2, segs))
+            groups.setdefault(name, []).append(vid)
+    cat.add(entries, "synthetic0000000")
+    return groups
+
+
+def test_insights_endpoints(tmp_path, monkeypatch, capsys):
+    groups = synthetic_catalog(tmp_path / "catalog")
+    group_of = {v: g for g, ids in groups.items() for v in ids}
+    with running_server(tmp_path / "catalog", tmp_path / "tmp") as (client, _, _, _):
+        found = client.get("/api/clusters").json()
+        assert len(found["clusters"]) == 3 and not found["noise"]
+        for c in found["clusters"]:  # each cluster is one group
+            assert len({group_of[v] for v in c["members"]}) == 1 and c["exemplars"][0]["name"].endswith(".mp4")
+        code, out, _ = run_cli(monkeypatch, capsys, "clusters", "--catalog", tmp_path / "catalog", "--json")
+        assert code == 0 and json.loads(out)["clusters"] == [
+            {**c, "exemplars": [e["id"] for e in c["exemplars"]]} for c in found["clusters"]]
+        liked = groups["a"][:2]
+        rec = client.get("/api/recommend", params={"liked": liked, "k": 4}).json()["results"]
+        assert [group_of[r["id"]] for r in rec] == ["a"] * 4 and not set(liked) & {r["id"] for r in rec}
+        trends = client.get("/api/trends", params={"window": "7d"}).json()
+        rising = [t for t in trends["trends"] if t["direction"] == "rising"]
+        c_cluster = next(c["id"] for c in found["clusters"] if group_of[c["members"][0]] == "c")
+        assert rising and rising[0]["cluster"] == c_cluster
+        bad = client.get("/api/recommend", params={"liked": "../etc/passwd"})
+        assert bad.status_code == 422 and "video id" in bad.json()["error"]
+        assert client.get("/api/trends", params={"time_field": "nope"}).status_code == 400

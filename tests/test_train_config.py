@@ -11,7 +11,10 @@ import torch
 from conftest import micro_model
 
 from tubelet.errors import CheckpointError, TubeletError
-from tubelet.train.checkpoint import (
+from tubelet.settings import parse_set
+from tubelet.train.config import PretrainConfig, from_dict, read_config_file, resolve, save_config
+from tubelet.train.optim import WarmupCosine, build_optimizer, decays, param_groups, scaled_lr, warmup_cosine
+from tubelet.train.run_state import (
     latest_checkpoint,
     list_checkpoints,
     load_trainer_state,
@@ -19,8 +22,6 @@ from tubelet.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from tubelet.train.config import PretrainConfig, from_dict, parse_set, read_config_file, resolve, save_config
-from tubelet.train.optim import WarmupCosine, build_optimizer, decays, param_groups, scaled_lr, warmup_cosine
 
 # ---- config ---------------------------------------------------------------------------------------
 
@@ -169,7 +170,7 @@ def test_rng_state_round_trips_through_weights_only_load(tmp_path):
 
 
 def test_auto_precision_is_bf16_where_bf16_matmuls_are_native():
-    from tubelet.train.pretrain import resolve_precision
+    from tubelet.train.engine import resolve_precision
 
     native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")

@@ -20,10 +20,11 @@ from safetensors.torch import load_file
 
 from tubelet import load_model
 from tubelet.demo import bundled_clips
-from tubelet.train.checkpoint import latest_checkpoint, list_checkpoints, load_trainer_state
 from tubelet.train.config import PretrainConfig
+from tubelet.train.engine import DivergedError
 from tubelet.train.metrics import read_metrics
-from tubelet.train.pretrain import DivergedError, pretrain
+from tubelet.train.pretrain import Pretraining, pretrain
+from tubelet.train.run_state import latest_checkpoint, list_checkpoints, load_trainer_state
 
 EXE = Path(sys.executable).parent / "tubelet"
 CLIPS = ["flower_timelapse.mp4", "bw_film_dialogue.mp4", "cockatoo_closeup.mp4", "dog_with_owner.mp4",
@@ -91,7 +92,7 @@ def test_pretrain_cli_end_to_end_with_a_corrupt_clip(videos, tmp_path, monkeypat
     (["{videos}", "--steps", "2", "--preset", "vit_colossal"], "vit_colossal"),
     (["{videos}"], "--steps N or --epochs N"),
     (["{videos}", "--steps", "2", "--resume"], "nothing to resume"),
-    (["{videos}", "--steps", "2", "--batch-size", "64"], "lower --batch-size"),
+    (["{videos}", "--steps", "2", "--set", "mask_ratio=1.5"], "mask ratio must be in [0, 1)"),
 ])
 def test_bad_pretrain_input_is_one_error_line(videos, tmp_path, monkeypatch, capsys, args, fragment):
     args = [a.format(videos=videos) for a in args]
@@ -146,8 +147,6 @@ def test_resume_after_a_real_kill(videos, tmp_path):
 
 def test_the_model_learns(videos, tmp_path):
     """On a fixed small set (two clips), the loss on fixed masked views falls clearly below where it started."""
-    from tubelet.train.pretrain import _dataset
-
     two = tmp_path / "two"
     two.mkdir()
     for name in ("flower_timelapse.mp4", "highway_dashcam.mp4"):
@@ -155,9 +154,10 @@ def test_the_model_learns(videos, tmp_path):
     cfg = micro_cfg(two, steps=40, batch_size=2, repeats=4, base_lr=2e-3 * 256 / 2, warmup_frac=0.1,
                     save_every=40)
     result = pretrain(cfg, tmp_path / "run", progress=False)
-    _, ds = _dataset(cfg, cfg.model_config())
+    recipe = Pretraining(cfg)
+    ds = recipe.dataset(recipe.build_model(None))
     video = torch.cat([ds[i]["video"] for i in range(2)])  # [8, 3, T, H, W]: epoch-0 views, fixed
-    mask = torch.cat([ds[i]["mask"] for i in range(2)])
+    mask = recipe.masking.draw(8, torch.Generator().manual_seed(0))["mask"]
 
     def loss(model) -> float:
         with torch.no_grad():
@@ -233,3 +233,19 @@ def test_reconstruct_cli_from_a_run_dir(videos, tmp_path, monkeypatch, capsys):
     code, _, err = run_cli(monkeypatch, capsys, "reconstruct", tmp_path / "missing.mp4", "--model",
                            result.checkpoint, "--out", out)
     assert code == 1 and err.startswith("error:") and "missing.mp4" in err
+
+
+def test_default_settings_train_on_a_folder_of_three_short_clips(tmp_path, monkeypatch, capsys):
+    """The default batch of 8 on 3 clips: each video gives several clips per epoch (repeated sampling), instead of
+    a refusal."""
+    three = tmp_path / "three"
+    three.mkdir()
+    for name in ("houseplant_static_short.mp4", "flower_timelapse.mp4", "bw_film_dialogue.mp4"):
+        (three / name).symlink_to(bundled_clips() / name)
+    run = tmp_path / "run"
+    code, out, err = run_cli(monkeypatch, capsys, "pretrain", three, "--out", run, "--epochs", "2", "--json",
+                             *sum((["--set", s] for s in MICRO_SET), []))
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["finished"] and summary["step"] == 2 and summary["skipped"] == []  # 3 videos × 3 clips: 1 step
+    assert "batch_size: 8" in (run / "pretrain.yaml").read_text()

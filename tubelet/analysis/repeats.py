@@ -30,6 +30,6 @@ def repeats_within(query: Query, stride_s: float, window_s: float, threshold: fl
     starts, ends, vecs = query.starts[grid], query.ends[grid], query.vectors[grid]
     apart = int(np.ceil(window_s / stride_s - 1e-9))  # windows this many strides apart do not overlap
     found = [r for r in diagonal_runs(vecs @ vecs.T, threshold, REPEAT_MIN_RUN, min_offset=apart)
-             if ends[r[1]] <= starts[r[0] + r[2]]]  # the repeat starts after the original ends (else: a slow shot)
-    return sorted((Repeat(float(starts[a + o]), float(ends[b + o]), float(starts[a]), float(ends[b]), score)
-                   for a, b, o, score in best_runs(found)), key=lambda r: r.start_s)
+             if ends[r.last] <= starts[r.first + r.offset]]  # the repeat starts after the original ends (else: slow)
+    return sorted((Repeat(float(starts[r.first + r.offset]), float(ends[r.last + r.offset]), float(starts[r.first]),
+                          float(ends[r.last]), r.score) for r in best_runs(found)), key=lambda r: r.start_s)

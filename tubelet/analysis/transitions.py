@@ -19,6 +19,7 @@ Two plug in:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,8 +27,6 @@ import numpy as np
 from tubelet.analysis.signals import Signals
 from tubelet.catalog.copies import runs
 from tubelet.errors import TubeletError
-
-GRADUAL = ("dissolve", "fade", "fade-in", "fade-out", "wipe")
 
 
 @dataclass(frozen=True)
@@ -64,25 +63,43 @@ class ShotDetector(ABC):
 
 
 # ---- hard cuts ---------------------------------------------------------------------------------------------------
-def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard: float = 0.5,
-                window_s: float = 0.25, min_shot_s: float = 0.25, stays: float = 0.5) -> np.ndarray:
-    """Times (s) of the first frame of every new shot: a histogram change of at least `hard`, or of at least
-    `min_change` and `spike`× any change 2 frames to `window_s` around it, where the pictures 0.2 s before and
-    after still differ by `stays`× the jump (a flash comes back); closer than `min_shot_s`, the
-    stronger one."""
-    c = sig.change
-    w = max(2, round(window_s * sig.fps))
-    padded = np.concatenate([np.zeros(w), c, np.zeros(w)])
+def _spikes(change: np.ndarray, w: int, min_change: float, spike: float, hard: float) -> np.ndarray:
+    """[F] bool: a change of at least `hard`, or of at least `min_change` and `spike`× any change 2 to w frames
+    around it (the frames beside it do not count: a cut re-encoded with a blended frame spreads over two)."""
+    padded = np.concatenate([np.zeros(w), change, np.zeros(w)])
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1)  # [F, 2w+1], frame t at column w
-    around = np.maximum(windows[:, :w - 1].max(1), windows[:, w + 2:].max(1))  # the frames beside t do not count:
-    # a cut re-encoded with a blended frame spreads over two
-    is_cut = (c >= hard) | ((c >= min_change) & (c >= spike * np.maximum(around, 1e-6)))
-    is_cut &= sig.times >= sig.times[0] + min_shot_s  # a fade-in is not a first shot
-    idx = np.flatnonzero(is_cut)
-    lag = sig.lag_frames(0.2)
-    idx = idx[sig.distance(np.maximum(idx - lag, 0), np.minimum(idx + lag, len(c) - 1)) >= stays * c[idx]]
+    around = np.maximum(windows[:, :w - 1].max(1), windows[:, w + 2:].max(1))
+    return (change >= hard) | ((change >= min_change) & (change >= spike * np.maximum(around, 1e-6)))
+
+
+def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard: float = 0.5,
+                layout_change: float = 0.03, layout_spike: float = 5.0, window_s: float = 0.25,
+                min_shot_s: float = 0.25, stays: float = 0.5) -> np.ndarray:
+    """Times (s) of the first frame of every new shot: an isolated spike of the colour-histogram change (at least
+    `hard`, or at least `min_change` and `spike`× any change 2 frames to `window_s` around it) or of the luma
+    grid's change (at least `layout_change` and `layout_spike`× its surroundings: a jump cut in one framing keeps
+    the colours but moves the picture), where the pictures 0.2 s and 0.4 s before and after still differ by
+    `stays`× the jump (a flash, or a burst of them, comes back); closer than `min_shot_s`, the stronger one."""
+    n, last = len(sig.times), len(sig.times) - 1
+    w, lag = max(2, round(window_s * sig.fps)), sig.lag_frames(0.2)
+    grid = sig.grid.reshape(n, -1)
+    layout = np.zeros(n)
+    layout[1:] = np.abs(np.diff(grid, axis=0)).mean(1)
+
+    def lasting(idx: np.ndarray, dist: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+        return np.minimum(dist(np.maximum(idx - lag, 0), np.minimum(idx + lag, last)),
+                          dist(np.maximum(idx - 2 * lag, 0), np.minimum(idx + 2 * lag, last)))
+
+    def apart(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return np.abs(grid[i] - grid[j]).mean(-1)
+
+    late = sig.times >= sig.times[0] + min_shot_s  # a fade-in is not a first shot
+    idx = np.flatnonzero(_spikes(sig.change, w, min_change, spike, hard) & late)
+    found = set(idx[lasting(idx, sig.distance) >= stays * sig.change[idx]].tolist())
+    idx = np.flatnonzero(_spikes(layout, w, layout_change, layout_spike, np.inf) & late)
+    found |= set(idx[lasting(idx, apart) >= stays * layout[idx]].tolist())
     kept: list[int] = []
-    for i in sorted(idx, key=lambda i: -c[i]):  # strongest first
+    for i in sorted(found, key=lambda i: -(sig.change[i] + layout[i])):  # strongest first
         if all(abs(sig.times[i] - sig.times[j]) >= min_shot_s for j in kept):
             kept.append(int(i))
     return np.sort(sig.times[kept])
@@ -162,6 +179,12 @@ class FastConfig:
     merge_gap_s: float = 0.5  # a fade out and a fade in closer than this are one fade through black/white
 
 
+@dataclass
+class Gradual:
+    transitions: list[Transition]
+    cut_times: list[float]  # ramps whose change sits in one frame: cuts next to motion
+
+
 class FastDetector(ShotDetector):
     """Hard cuts from histogram spikes, gradual transitions from straight ramps of the luma grid."""
 
@@ -171,10 +194,13 @@ class FastDetector(ShotDetector):
         self.config = config or FastConfig()
 
     def detect(self, sig: Signals) -> list[Transition]:
-        gradual, steps = self.gradual(sig)
+        found = self.gradual(sig)
+        gradual, spikes = found.transitions, detect_cuts(sig)
+        # a hard cut inside a blend or a wipe: a cut next to motion, not a gradual transition
+        gradual = [g for g in gradual if g.family == "fade" or not any(g.start_s < t < g.end_s for t in spikes)]
         near = 3 / sig.fps  # a cut this close to a fade is its fast half (xfade's fadeblack goes out in 20 %)
         cuts = []
-        for t in sorted({*detect_cuts(sig), *steps}):
+        for t in sorted({*spikes, *found.cut_times}):
             i = next((i for i, g in enumerate(gradual) if g.start_s - near <= t <= g.end_s + near), None)
             if i is None:
                 cuts.append(Transition("cut", float(t), float(t)))
@@ -186,8 +212,8 @@ class FastDetector(ShotDetector):
                 gradual[i] = Transition("fade", g.start_s, float(t), g.detail, g.score)
         return sorted(cuts + gradual, key=lambda t: t.start_s)
 
-    def gradual(self, sig: Signals) -> tuple[list[Transition], list[float]]:
-        """(the gradual transitions, times of cuts found as one-frame ramps next to motion)."""
+    def gradual(self, sig: Signals) -> Gradual:
+        """The gradual transitions, and the cuts found as one-frame ramps next to motion."""
         cfg = self.config
         flat = [(r, "flat") for r in self._fades(sig)]
         ramps = flat + [(r, self._judge(sig, r)) for r in self._candidates(sig)]
@@ -205,7 +231,7 @@ class FastDetector(ShotDetector):
                 merged[-1] = Transition("fade", prev.start_s, t.end_s, t.detail, min(prev.score, t.score))
             else:
                 merged.append(t)
-        return merged, steps
+        return Gradual(merged, steps)
 
     @staticmethod
     def _steepest(sig: Signals, r: Ramp) -> int:
@@ -299,15 +325,18 @@ def flat_colour(brightness: float) -> str:
 
 
 def typed(sig: Signals, a: int, b: int, wipe: bool, score: float, flat: float = 0.03) -> Transition:
-    """The transition over frames a..b: a fade when it starts or ends on a flat frame, else a wipe or a dissolve."""
-    times = sig.times
-    end_s = float(times[b]) if b < len(times) else sig.duration_s
-    first_flat, last_flat = sig.contrast[a] < flat, sig.contrast[b] < flat
-    if last_flat and not first_flat:
-        return Transition("fade-out", float(times[a]), end_s, flat_colour(sig.brightness[b]), score)
-    if first_flat and not last_flat:
-        return Transition("fade-in", float(times[a]), end_s, flat_colour(sig.brightness[a]), score)
-    return Transition("wipe" if wipe else "dissolve", float(times[a]), end_s, "", score)
+    """The transition over frames a..b: a fade when it passes through a flat frame (fade-out when that is at its
+    end, fade-in at its start, fade through it in the middle), else a wipe or a dissolve."""
+    n = len(sig.times)
+    end_s = float(sig.times[b]) if b < n else sig.duration_s
+    lo, hi = max(0, a - 1), min(n - 1, b + 1)
+    flats = np.flatnonzero(sig.contrast[lo:hi + 1] < flat) + lo
+    if not len(flats):
+        return Transition("wipe" if wipe else "dissolve", float(sig.times[a]), end_s, "", score)
+    colour = flat_colour(float(sig.brightness[flats[np.argmin(sig.contrast[flats])]]))
+    third = max(1, (b - a) // 3)
+    kind = ("fade-out" if flats.min() >= b - third else "fade-in" if flats.max() <= a + third else "fade")
+    return Transition(kind, float(sig.times[a]), end_s, colour, score)
 
 
 # ---- TransNetV2 ----------------------------------------------------------------------------------------------------
@@ -330,28 +359,36 @@ class TransNetV2Detector(ShotDetector):
         torch.use_deterministic_algorithms(deterministic)
         self.threshold = threshold
 
-    def predict(self, sig: Signals) -> np.ndarray:
-        """[F] probability that each frame is the last of its shot or inside a transition."""
+    def predict(self, sig: Signals) -> tuple[np.ndarray, np.ndarray]:
+        """([F] probability that a transition is centred on each frame, [F] that each frame is inside one)."""
         import torch
 
         if sig.small is None:
             raise TubeletError(f"{sig.path}: TransNetV2 needs the 48×27 frames (frame_signals(keep_small=True))")
         with torch.inference_mode():
-            single, _ = self.model.predict_frames(torch.from_numpy(sig.small), quiet=True)
-        return single.numpy()
+            single, many = self.model.predict_frames(torch.from_numpy(sig.small), quiet=True)
+        return single.numpy(), many.numpy()
 
     def detect(self, sig: Signals) -> list[Transition]:
-        prob = self.predict(sig)
-        out = []
-        n = len(sig.times)
-        for a, b in runs(prob > self.threshold, 1):  # frames a..b−1 are flagged; b is the first of the new shot
-            score = float(prob[a:b].max())
-            if b - a <= 2:
-                at = float(sig.times[min(b, n - 1)] if b < n else sig.duration_s)
+        """A transition per run of frames whose single-frame probability passes `threshold` (at its peak); its
+        span is the run of frames around the peak that the all-frames head puts inside a transition."""
+        single, many = self.predict(sig)
+        n, out = len(sig.times), []
+        for a, b in runs(single > self.threshold, 1):
+            peak = a + int(np.argmax(single[a:b]))
+            inside = many > self.threshold
+            lo = hi = peak
+            while lo > 0 and inside[lo - 1]:
+                lo -= 1
+            while hi < n - 1 and inside[hi + 1]:
+                hi += 1
+            score = float(single[peak])
+            if hi - lo <= 1:  # the last frame of the old shot (and a blended one): a cut
+                at = float(sig.times[min(peak + 1, n - 1)])
                 out.append(Transition("cut", at, at, "", score))
                 continue
-            r = fit_ramp(sig.grid, max(0, a - 2), min(n - 1, b + 1))
-            out.append(typed(sig, a, min(b, n - 1), r is not None and r.wipe, score))
+            r = fit_ramp(sig.grid, max(0, lo - 2), min(n - 1, hi + 2))
+            out.append(typed(sig, lo, min(hi + 1, n - 1), r is not None and r.wipe, score))
         return out
 
 
@@ -365,5 +402,5 @@ def detector(name: str) -> ShotDetector:
     return DETECTORS[name]()
 
 
-__all__ = ["DETECTORS", "GRADUAL", "FastConfig", "FastDetector", "ShotDetector", "Transition", "TransNetV2Detector",
+__all__ = ["DETECTORS", "FastConfig", "FastDetector", "ShotDetector", "Transition", "TransNetV2Detector",
            "detect_cuts", "detector", "fit_ramp"]

@@ -1,18 +1,25 @@
 """Copy detection: which parts of a video repeat indexed videos, where they come from, and an originality score.
 
-A query segment is *copied* from a catalog segment when their cosine similarity reaches the copy threshold. By
-default the threshold is calibrated on the catalog itself: the 99th percentile, over a sample of catalog
-segments, of each one's similarity to its nearest segment of a *different* video — a copy is closer to its
-source than different indexed videos are to one another. This adapts to the model (a random-init encoder puts
-unrelated clips at 0.95+, a trained one far lower); a catalog holding many duplicates of its own raises it, and
-`threshold=` fixes it by hand.
+Evidence comes from two channels. The frame fingerprints (fingerprint.py) need no training, so they hold for a
+random-init encoder as for official weights; they are matched in both orientations (a mirrored copy matches the
+mirrored query). The model's segment embeddings, centred and whitened on the catalog (normalise.py), add their
+evidence to sources the fingerprints saw, never alone (measured: alone they add chance alignments; with the
+fingerprints they sharpen the location of short inserts). Each query item fetches its K nearest catalog items; a
+pair counts when its similarity exceeds the item's chance level c — the larger of the catalog's (what the nearest
+item of *another* catalog video exceeds in 1 % of cases) and the item's best similarity to its BG_RANK-th most
+similar video (flat or generic frames resemble everything) — weighted by how far: w = (sim − c) / (1 − c).
 
-A copied span is a run of ≥ `min_run` consecutive query segments matching consecutive segments of one catalog
-video at a constant offset (a diagonal of the [query × video] similarity matrix): copies keep their order and
-speed, chance look-alikes do not line up. The share of the query covered by such spans (of its part on the
-window grid: all but an end tail shorter than one stride) is what it shares with the catalog;
-originality = 1 − share, and a video sharing ≥ `flag_at` (70 %) is flagged.
-Edits that change speed or mirror the picture are out of scope.
+A copy keeps the order of its source but may play at another speed, so matched pairs (query t, source t) lie on a
+line t_src = slope·t_query + offset with slope in [SLOPE_MIN, SLOPE_MAX] (0.75–1.5× speed changes, with room).
+For each candidate video and orientation, a Hough vote over (slope, offset) finds the best line; the pairs within
+one item spacing of it are its inliers, and lines are taken out one after the other (a compilation can take
+several pieces of one source). Inliers closer than MAX_GAP_S in query time form a copied span, located in query
+and source time; its evidence is the summed weight of its frames in seconds, E, and its score 1 − 2^(−E / E_HALF):
+0.5 = E_HALF seconds of perfectly matching frames on one alignment, 0.9 ≈ 3.3·E_HALF. A (query, catalog video)
+pair scores like the evidence of all its spans together, so one threshold works across the catalog.
+
+Spans scoring `min_score` or more count as copied. The share of the query they cover is what it shares with the
+catalog; originality = 1 − share, and a video sharing ≥ `flag_at` (70 %) is flagged.
 """
 
 from __future__ import annotations
@@ -22,12 +29,23 @@ from typing import Any
 
 import numpy as np
 
-from tubelet.catalog.search import Query, on_grid
+from tubelet.catalog.fingerprint import FPS, mirrored
+from tubelet.catalog.search import Query
 from tubelet.catalog.store import Catalog
 from tubelet.errors import TubeletError
 
 FLAG_AT = 0.7
-DEFAULT_THRESHOLD = 0.95  # when the catalog holds fewer than two videos to calibrate on
+MIN_SCORE = 0.5  # a span with less evidence is not reported as copied
+DEFAULT_THRESHOLD = 0.95  # segment copy threshold when the catalog holds fewer than two videos to calibrate on
+BG_RANK = 3  # a query item's own chance level: its best similarity to the 3rd most similar video (so a source
+# indexed twice over does not hide itself)
+K = 64  # nearest catalog fingerprints per query fingerprint
+SLOPE_MIN, SLOPE_MAX = 0.65, 1.6  # source seconds per query second
+SLOPES = np.geomspace(SLOPE_MIN, SLOPE_MAX, 37)  # 2.5 % apart: ≤ 0.2 s drift over a 15 s span
+MAX_GAP_S = 3.0  # inliers further apart in query time start a new span
+MAX_LINES = 4  # alignments taken per (query, video, orientation)
+SPEED_PRIOR = 0.05  # line weight × exp(−SPEED_PRIOR·|ln slope|)
+E_HALF = 1.0  # seconds of full-weight evidence that score 0.5
 
 
 @dataclass(frozen=True)
@@ -40,21 +58,37 @@ class CopiedSpan:
     path: str
     start_s: float
     end_s: float
-    score: float  # mean similarity along the run
-    segments: int
+    score: float  # in [0, 1]: 1 − 2^(−evidence / E_HALF)
+    segments: int  # matching fingerprints along the span
+    speed: float = 1.0  # source seconds per query second
+    mirrored: bool = False
+    evidence_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class SourceScore:
+    """How strongly the query copies one catalog video (all its spans together), in [0, 1]."""
+
+    id: str
+    path: str
+    score: float
+    copied_s: float
 
 
 @dataclass
 class CopyReport:
     query: str
     duration_s: float
-    compared_s: float  # the part on the stride grid (all but an end tail shorter than one stride)
-    threshold: float
+    compared_s: float  # the part of the query that was fingerprinted
+    threshold: float  # segment similarity of a copy (raw cosine; `analyze` finds repeats with it)
     threshold_source: str  # "catalog" (calibrated), "default" or "given"
     copied_s: float
     share: float  # copied_s / compared_s, in [0, 1]
     flag_at: float
     spans: list[CopiedSpan] = field(default_factory=list)
+    sources: list[SourceScore] = field(default_factory=list)  # every catalog video with evidence, best first
+    frame_chance: float = 1.0
+    min_score: float = MIN_SCORE
 
     @property
     def originality(self) -> float:
@@ -65,26 +99,19 @@ class CopyReport:
         return self.share >= self.flag_at
 
     def to_dict(self) -> dict[str, Any]:
-        return {**{k: v for k, v in asdict(self).items() if k != "spans"}, "originality": self.originality,
-                "flagged": self.flagged, "spans": [asdict(s) for s in self.spans]}
+        return {**{k: v for k, v in asdict(self).items() if k not in ("spans", "sources")},
+                "originality": self.originality, "flagged": self.flagged, "spans": [asdict(s) for s in self.spans],
+                "sources": [asdict(s) for s in self.sources]}
 
 
-def calibrate_threshold(catalog: Catalog, quantile: float = 0.99, sample: int = 2000, seed: int = 0) -> float | None:
-    """The `quantile` of catalog segments' similarity to their nearest segment of another video (None with
-    fewer than two videos)."""
-    seg = catalog.segments()
-    if len(seg.ids) < 2:
-        return None
-    rows = np.random.default_rng(seed).permutation(len(seg.keys))[:sample]
-    keys, sims = catalog.nearest(seg.vectors[rows], 32)
-    owners = catalog.videos_of_keys(keys)
-    own = np.asarray(seg.ids, dtype=object)[seg.video[rows]]
-    other = (owners != own[:, None]) & (owners != None)  # noqa: E711 (elementwise on an object array)
-    found = other.any(1)
-    if not found.any():
-        return None
-    best = sims[found, other[found].argmax(1)]  # sims are sorted: the first other-video column is the nearest
-    return float(np.quantile(best, quantile))
+@dataclass(frozen=True)
+class Run:
+    """Query indices first…last matching catalog indices first+offset…last+offset, with their mean similarity."""
+
+    first: int
+    last: int
+    offset: int
+    score: float
 
 
 def runs(hits: np.ndarray, min_run: int) -> list[tuple[int, int]]:
@@ -104,19 +131,6 @@ def covered_seconds(spans: list[tuple[float, float]]) -> float:
     return total
 
 
-def copy_threshold(catalog: Catalog, threshold: float | None = None) -> tuple[float, str]:
-    """(threshold, where it comes from): the given one, else calibrated on the catalog, else the default."""
-    if threshold is not None:
-        if not -1 <= threshold <= 1:
-            raise TubeletError(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
-        return float(threshold), "given"
-    calibrated = calibrate_threshold(catalog)
-    return (calibrated, "catalog") if calibrated is not None else (DEFAULT_THRESHOLD, "default")
-
-
-Run = tuple[int, int, int, float]  # first and last query index, offset (catalog index = query index + o), mean sim
-
-
 def diagonal_runs(sim: np.ndarray, threshold: float, min_run: int, min_offset: int | None = None) -> list[Run]:
     """Every run of ≥ min_run consecutive entries ≥ threshold along every diagonal j = i + o of sim [Q, S]
     (only o ≥ min_offset when given)."""
@@ -125,7 +139,7 @@ def diagonal_runs(sim: np.ndarray, threshold: float, min_run: int, min_offset: i
     for o in range(-(q - 1) if min_offset is None else min_offset, s):
         i = np.arange(max(0, -o), min(q, s - o))
         d = sim[i, i + o]
-        found += [(int(i[a]), int(i[b - 1]), o, float(d[a:b].mean())) for a, b in runs(d >= threshold, min_run)]
+        found += [Run(int(i[a]), int(i[b - 1]), o, float(d[a:b].mean())) for a, b in runs(d >= threshold, min_run)]
     return found
 
 
@@ -133,42 +147,242 @@ def best_runs(found: list[Run]) -> list[Run]:
     """The longest, then most similar, runs whose query ranges do not overlap: still or slow content also
     matches one stride off its true alignment."""
     kept: list[Run] = []
-    for run in sorted(found, key=lambda r: (r[0] - r[1], -r[3])):
-        if all(run[1] < k[0] or run[0] > k[1] for k in kept):
+    for run in sorted(found, key=lambda r: (r.first - r.last, -r.score)):
+        if all(run.last < k.first or run.first > k.last for k in kept):
             kept.append(run)
     return kept
 
 
+def copy_threshold(catalog: Catalog, threshold: float | None = None) -> tuple[float, str]:
+    """(segment threshold, where it comes from): the given one, else calibrated on the catalog, else the default."""
+    if threshold is not None:
+        if not -1 <= threshold <= 1:
+            raise TubeletError(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
+        return float(threshold), "given"
+    norm = catalog.normalisation()
+    return (norm.raw_segment_chance, "catalog") if norm is not None else (DEFAULT_THRESHOLD, "default")
+
+
+def score_of(evidence_s: float | np.ndarray) -> float | np.ndarray:
+    """Evidence in seconds of full-weight matching → a score in [0, 1)."""
+    return 1.0 - np.exp2(-np.asarray(evidence_s) / E_HALF)
+
+
+@dataclass
+class Pairs:
+    """Matched (query fingerprint, catalog fingerprint) pairs of one catalog video in one orientation."""
+
+    query_t: np.ndarray
+    source_t: np.ndarray
+    weight: np.ndarray
+
+
+@dataclass(frozen=True)
+class Line:
+    """An alignment t_src = slope·t_query + offset and its inliers (one per query fingerprint)."""
+
+    slope: float
+    offset: float
+    query_t: np.ndarray
+    weight: np.ndarray
+
+
+def hough_line(p: Pairs, spacing: float) -> Line | None:
+    """The best alignment of the pairs: for each slope, a Hough vote over offsets (bins of two spacings, two
+    staggered grids; each query instant counted once per bin) proposes an offset, refined to the median offset of
+    each query instant's best pair near it; the slope whose line gathers the most weight within half a spacing
+    wins (times a mild prior for 1×, as a still shot fits many slopes). Its inliers are the best pair of each
+    query instant on it."""
+    if len(np.unique(p.query_t)) < 2:
+        return None
+    qkey = np.floor(p.query_t / spacing).astype(np.int64)  # query instants lie half a spacing off the grid
+    best: tuple[float, float, float] = (0.0, 1.0, 0.0)
+    for slope in SLOPES:
+        off = p.source_t - slope * p.query_t
+        centre, votes = 0.0, 0.0
+        for shift in (0.0, 0.5):
+            bins = np.floor(off / (2 * spacing) + shift).astype(np.int64)
+            ub, inv = np.unique(bins, return_inverse=True)
+            top = _best_per_instant(inv, qkey, p.weight)
+            v = np.bincount(inv[top], weights=p.weight[top], minlength=len(ub))
+            j = int(np.argmax(v))
+            if v[j] > votes:
+                votes, centre = float(v[j]), float((ub[j] - shift + 0.5) * 2 * spacing)
+        near = np.flatnonzero(np.abs(off - centre) <= 2 * spacing)
+        if not len(near):
+            continue
+        offset = float(np.median(off[near][_best_per_instant(np.zeros(len(near), np.int64), qkey[near],
+                                                              p.weight[near])]))
+        on = np.flatnonzero(np.abs(off - offset) <= spacing / 2)
+        fine = p.weight[on][_best_per_instant(np.zeros(len(on), np.int64), qkey[on], p.weight[on])].sum()
+        fine *= np.exp(-SPEED_PRIOR * abs(np.log(slope)))
+        if fine > best[0]:
+            best = (float(fine), float(slope), offset)
+    _, slope, offset = best
+    if best[0] <= 0:
+        return None
+    inl = np.flatnonzero(np.abs(p.source_t - slope * p.query_t - offset) <= spacing)
+    top = inl[_best_per_instant(np.zeros(len(inl), np.int64), qkey[inl], p.weight[inl])]
+    order = np.argsort(p.query_t[top], kind="stable")
+    return Line(slope, offset, p.query_t[top][order], p.weight[top][order])
+
+
+def _best_per_instant(group: np.ndarray, instant: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Indices of the heaviest entry of each (group, query instant)."""
+    order = np.lexsort((-weight, instant, group))
+    first = np.ones(len(order), bool)
+    first[1:] = (group[order][1:] != group[order][:-1]) | (instant[order][1:] != instant[order][:-1])
+    return order[first]
+
+
+def lines_of(p: Pairs, spacing: float, min_evidence: float) -> list[Line]:
+    """Alignments taken out one after the other while one still carries `min_evidence` seconds."""
+    found = []
+    for _ in range(MAX_LINES):
+        line = hough_line(p, spacing)
+        if line is None or line.weight.sum() * spacing < min_evidence:
+            break
+        found.append(line)
+        rest = ~np.isin(p.query_t, line.query_t)
+        p = Pairs(p.query_t[rest], p.source_t[rest], p.weight[rest])
+    return found
+
+
+def match_pairs(queries: list[np.ndarray], vectors: np.ndarray, video: np.ndarray, chance: float, k: int = K,
+                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """For each query view [Q, D]: (query row, catalog row, weight) of its k nearest catalog rows that stand out.
+
+    A pair stands out by how far its similarity exceeds the query item's own chance level c: the larger of the
+    catalog's `chance` and the item's best similarity to the BG_RANK-th most similar catalog video (what an
+    unrelated video reaches for this very item: flat or generic frames resemble everything); weight =
+    (sim − c) / (1 − c)."""
+    out = []
+    k = min(k, len(vectors))
+    blocks = np.flatnonzero(np.diff(video, prepend=-1))  # rows come grouped by video
+    for view in queries:
+        sim = view @ vectors.T  # [Q, N]
+        per_video = np.maximum.reduceat(sim, blocks, axis=1) if len(blocks) else sim[:, :0]
+        c = np.full(len(sim), chance, np.float32)
+        if per_video.shape[1] >= BG_RANK:
+            c = np.maximum(c, -np.partition(-per_video, BG_RANK - 1, axis=1)[:, BG_RANK - 1])
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k] if k < sim.shape[1] else np.tile(np.arange(k), (len(sim), 1))
+        s = np.take_along_axis(sim, top, 1)
+        qi, col = np.nonzero(s > c[:, None])
+        out.append((qi, top[qi, col], (s[qi, col] - c[qi]) / (1 - c[qi])))
+    return out
+
+
+@dataclass
+class Channel:
+    """One kind of evidence: query items (times, one or more views) against catalog items of the same kind."""
+
+    name: str  # "frames" (fingerprints) or "segments" (the model's embedding, whitened)
+    spacing: float  # seconds between consecutive items
+    chance: float
+    query_t: np.ndarray
+    views: list[np.ndarray]  # [Q, D] each; view 1 (when there) is the mirror image
+    ids: list[str]
+    video: np.ndarray
+    times: np.ndarray
+    vectors: np.ndarray
+
+
+def channels_of(catalog: Catalog, query: Query, names: tuple[str, ...]) -> list[Channel]:
+    """The evidence channels of a query against the catalog, the query video itself left out."""
+    norm = catalog.normalisation()
+    if norm is None:
+        return []
+    out = []
+    if "frames" in names and len(query.fp_times):
+        f = catalog.frames()
+        q = np.asarray(query.fp_vectors, np.float32)
+        out.append(Channel("frames", 1.0 / FPS, norm.frame_chance, query.fp_times, [q, mirrored(q)], f.ids, f.video,
+                           f.times, f.vectors))
+    if "segments" in names:
+        s = catalog.segments()
+        out.append(Channel("segments", catalog.model.stride_s, norm.segment_chance, (query.starts + query.ends) / 2,
+                           [norm.transform(query.vectors)], s.ids, s.video, (s.starts + s.ends) / 2,
+                           norm.transform(s.vectors)))
+    for c in out:
+        if query.exclude in c.ids:
+            keep = c.video != c.ids.index(query.exclude)
+            c.video, c.times, c.vectors = c.video[keep], c.times[keep], c.vectors[keep]
+    return out
+
+
+CHANNELS = ("frames", "segments")  # benchmarks/copy_detection.py measures each alone and together
+
+
 def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, min_run: int = 2,
-                flag_at: float = FLAG_AT, k: int = 32) -> CopyReport:
-    """Copied spans of `query` with their sources, and the share of the query they cover."""
+                flag_at: float = FLAG_AT, min_score: float = MIN_SCORE,
+                channels: tuple[str, ...] = CHANNELS) -> CopyReport:
+    """Copied spans of `query` with their sources, each source's score, and the share of the query covered."""
     if min_run < 1:
         raise TubeletError(f"min_run must be at least 1, got {min_run}")
     if not 0 < flag_at <= 1:
         raise TubeletError(f"flag_at must be in (0, 1], got {flag_at}")
+    if not 0 <= min_score < 1:
+        raise TubeletError(f"min_score must be in [0, 1), got {min_score}")
     threshold, source = copy_threshold(catalog, threshold)
-    stride = catalog.model.stride_s
-    grid = on_grid(query.starts, stride)  # index offsets are time offsets on the stride grid
-    q_starts, q_ends, q_vecs = query.starts[grid], query.ends[grid], query.vectors[grid]
-    duration, compared = float(query.ends[-1] - query.starts[0]), float(q_ends[-1] - q_starts[0])
-    min_run = min(min_run, len(q_starts))
-
+    duration = float(query.ends[-1] - query.starts[0])
+    compared = float(len(query.fp_times) / FPS) if len(query.fp_times) else duration
+    norm = catalog.normalisation()
+    report = CopyReport(query.label, duration, compared, float(threshold), source, 0.0, 0.0, flag_at,
+                        frame_chance=norm.frame_chance if norm else 1.0, min_score=min_score)
+    min_evidence = -E_HALF * np.log2(1 - min_score) if min_score > 0 else 0.0
+    records = {v.id: v for v in catalog.videos()}
     spans: list[CopiedSpan] = []
-    if len(catalog):
-        keys, sims = catalog.nearest(q_vecs, k)
-        owners = catalog.videos_of_keys(keys)
-        candidates = sorted({v for v in owners[sims >= threshold] if v is not None and v != query.exclude})
-        seg = catalog.segments(candidates)
-        records = {v.id: v for v in catalog.videos(candidates)}
-        for j, vid in enumerate(seg.ids):
-            rows = seg.video == j
-            keep = on_grid(seg.starts[rows], stride)
-            starts, ends, vecs = seg.starts[rows][keep], seg.ends[rows][keep], seg.vectors[rows][keep]
-            sim = q_vecs @ vecs.T  # [Q, S]
-            for a, b, o, score in best_runs(diagonal_runs(sim, threshold, min_run)):
-                spans.append(CopiedSpan(float(q_starts[a]), float(q_ends[b]), vid, records[vid].path,
-                                        float(starts[a + o]), float(ends[b + o]), score, b - a + 1))
-    spans.sort(key=lambda s: (s.query_start_s, -s.score))
-    copied = covered_seconds([(s.query_start_s, s.query_end_s) for s in spans])
-    share = min(1.0, copied / compared) if compared > 0 else 0.0
-    return CopyReport(query.label, duration, compared, float(threshold), source, copied, share, flag_at, spans)
+    evidence: dict[tuple[str, str], float] = {}  # (channel, video id) → seconds
+    found = channels_of(catalog, query, channels)
+    for ch in found:
+        for view, (qi, ci, w) in enumerate(match_pairs(ch.views, ch.vectors, ch.video, ch.chance)):
+            for j in np.unique(ch.video[ci]):
+                mine = ch.video[ci] == j
+                vid = ch.ids[j]
+                if ch is not found[0] and found[0].name == "frames" and ("frames", vid) not in evidence:
+                    continue  # the model's evidence adds to a source the fingerprints saw, never stands alone
+                rec = records[vid]
+                for line in lines_of(Pairs(ch.query_t[qi[mine]], ch.times[ci[mine]], w[mine]), ch.spacing,
+                                     min_evidence / 4):
+                    for a, b in _pieces(line.query_t, MAX_GAP_S):
+                        if b - a < min_run:
+                            continue
+                        e = float(line.weight[a:b].sum() * ch.spacing)
+                        evidence[ch.name, vid] = evidence.get((ch.name, vid), 0.0) + e
+                        if e < min_evidence:
+                            continue
+                        q0 = float(line.query_t[a] - ch.spacing / 2)
+                        q1 = float(line.query_t[b - 1] + ch.spacing / 2)
+                        s0, s1 = (float(np.clip(line.slope * t + line.offset, 0, rec.duration_s)) for t in (q0, q1))
+                        spans.append(CopiedSpan(q0, q1, vid, rec.path, s0, s1, float(score_of(e)), b - a,
+                                                float(line.slope), bool(view), e))
+    spans = sorted(_distinct(spans), key=lambda s: (s.query_start_s, -s.score))
+    best: dict[str, float] = {}
+    for (_, vid), e in evidence.items():
+        best[vid] = max(best.get(vid, 0.0), e)
+    report.spans = spans
+    report.sources = sorted((SourceScore(v, records[v].path, float(score_of(e)), covered_seconds(
+        [(s.query_start_s, s.query_end_s) for s in spans if s.id == v])) for v, e in best.items()),
+        key=lambda s: -s.score)
+    report.copied_s = covered_seconds([(s.query_start_s, s.query_end_s) for s in spans])
+    report.share = min(1.0, report.copied_s / compared) if compared > 0 else 0.0
+    return report
+
+
+def _distinct(spans: list[CopiedSpan]) -> list[CopiedSpan]:
+    """The spans, best first, less those that mostly repeat a better one of the same source (the same copy seen
+    by both channels)."""
+    kept: list[CopiedSpan] = []
+    for s in sorted(spans, key=lambda s: -s.score):
+        length = s.query_end_s - s.query_start_s
+        if all(k.id != s.id or min(k.query_end_s, s.query_end_s) - max(k.query_start_s, s.query_start_s)
+               < 0.5 * length for k in kept):
+            kept.append(s)
+    return kept
+
+
+def _pieces(t: np.ndarray, max_gap: float) -> list[tuple[int, int]]:
+    """[a, b) index ranges of sorted times split where consecutive ones are more than max_gap apart."""
+    cuts = np.flatnonzero(np.diff(t) > max_gap) + 1
+    edges = [0, *cuts.tolist(), len(t)]
+    return list(zip(edges[:-1], edges[1:], strict=True))

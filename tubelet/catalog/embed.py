@@ -23,6 +23,8 @@ import numpy as np
 import torch
 
 from tubelet.atomic import atomic_open
+from tubelet.catalog.fingerprint import DIM as FP_DIM
+from tubelet.catalog.fingerprint import Fingerprints, FrameSampler, fingerprint_file
 from tubelet.catalog.store import ModelInfo, VideoEntry, VideoRecord
 from tubelet.config import PRESETS
 from tubelet.data import VideoInfo, probe, read_frames_at, sliding_windows
@@ -113,6 +115,8 @@ class VideoEmbedding:
     ends: np.ndarray  # [S]
     segments: np.ndarray  # [S, D] float32, unit norm
     vector: np.ndarray  # [D] float32, unit norm
+    fp_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [F] seconds of the frame fingerprints
+    fp_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # [F, FP_DIM]
 
     @property
     def id(self) -> str:
@@ -123,7 +127,7 @@ class VideoEmbedding:
                           fps=self.fps, width=self.width, height=self.height, size_bytes=self.size_bytes,
                           num_segments=len(self.segments), added_at=datetime.now(UTC).isoformat(timespec="seconds"),
                           meta=dict(meta or {}))
-        return VideoEntry(rec, self.vector, self.starts, self.ends, self.segments)
+        return VideoEntry(rec, self.vector, self.starts, self.ends, self.segments, self.fp_times, self.fp_vectors)
 
 
 def model_identity(model: VideoMAE, layer: int, pool: str, tokens: float = 1.0, precision: str = "fp32") -> str:
@@ -268,12 +272,16 @@ def span_windows(opts: EmbedOptions, start_s: float, end_s: float) -> list[tuple
 
 
 def window_frames(path: str | os.PathLike, windows: Sequence[tuple[float, float]], num_frames: int,
-                  size: int) -> torch.Tensor:
+                  size: int, frames_to: FrameSampler | None = None) -> torch.Tensor:
     """uint8 [W, T, size, size, 3]: each window's frames at its sampling instants (each distinct instant decoded
-    once), short side → size, centre crop — the test view before normalisation."""
+    once), short side → size, centre crop — the test view before normalisation. Every decoded frame, whole, is
+    also offered to `frames_to` (the fingerprints, without a second decode)."""
     times = _window_times(windows, num_frames)
     uniq, inverse = np.unique(np.round(times, 6), return_inverse=True)
     frames, _ = read_frames_at(path, uniq.tolist(), size=size)  # [U, H, W, 3] uint8, short side = size
+    if frames_to is not None:
+        for t, frame in zip(uniq, frames.numpy(), strict=True):
+            frames_to.offer(float(t), frame)
     frames = resize_short(frames, size)
     frames = crop(frames, center_crop_box(frames.shape[1], frames.shape[2], size))
     return frames[torch.as_tensor(inverse.reshape(times.shape))]
@@ -288,13 +296,15 @@ Progress = Callable[[float], None]  # the fraction done, in [0, 1]
 
 
 def embed_span(embedder: Embedder, path: str | os.PathLike, opts: EmbedOptions, start_s: float, end_s: float,
-               progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(starts [S], ends [S], vectors [S, D]) of the sliding windows over [start_s, end_s] of one file."""
+               progress: Progress | None = None, frames_to: FrameSampler | None = None,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(starts [S], ends [S], vectors [S, D]) of the sliding windows over [start_s, end_s] of one file (decoded
+    frames offered to `frames_to`)."""
     windows = span_windows(opts, start_s, end_s)
     vecs = []
     for lo in range(0, len(windows), opts.batch_size):
         chunk = windows[lo:lo + opts.batch_size]
-        vecs.append(embedder(clips_of(window_frames(path, chunk, embedder.num_frames, embedder.size))))
+        vecs.append(embedder(clips_of(window_frames(path, chunk, embedder.num_frames, embedder.size, frames_to))))
         if progress:
             progress((lo + len(chunk)) / len(windows))
     return np.array([w[0] for w in windows]), np.array([w[1] for w in windows]), np.concatenate(vecs)
@@ -312,18 +322,23 @@ def embed_video(embedder: Embedder, path: str | os.PathLike, opts: EmbedOptions 
     b = info.duration_s if end_s is None else min(float(end_s), info.duration_s)
     if not 0 <= a < b:  # NaN fails this too
         raise TubeletError(f"{path}: empty or invalid span {a:.2f}–{b:.2f} s (video is {info.duration_s:.2f} s)")
-    starts, ends, segs = embed_span(embedder, path, opts, a, b, progress)
-    return video_embedding(path, info, content_hash or file_sha256(path), embedder.id, starts, ends, segs)
+    sampler = FrameSampler(a, b)
+    starts, ends, segs = embed_span(embedder, path, opts, a, b, progress, sampler)
+    return video_embedding(path, info, content_hash or file_sha256(path), embedder.id, starts, ends, segs,
+                           sampler.fingerprints())
 
 
 def video_embedding(path: str | os.PathLike, info: VideoInfo, content_hash: str, model_id: str, starts: np.ndarray,
-                    ends: np.ndarray, segs: np.ndarray) -> VideoEmbedding:
-    """A file's embedding from its probe info and segment vectors (the video vector is their normalised mean)."""
+                    ends: np.ndarray, segs: np.ndarray, fingerprints: Fingerprints | None = None) -> VideoEmbedding:
+    """A file's embedding from its probe info and segment vectors (the video vector is their normalised mean) and
+    its frame fingerprints (decoded for them when not given)."""
+    fp = fingerprints if fingerprints is not None else fingerprint_file(path, float(starts[0]), float(ends[-1]))
     mean = segs.mean(0)
     return VideoEmbedding(path=str(Path(path).resolve()), content_hash=content_hash,
                           size_bytes=os.path.getsize(path), duration_s=float(info.duration_s), fps=float(info.fps),
                           width=int(info.width), height=int(info.height), model_id=model_id, starts=starts,
-                          ends=ends, segments=segs, vector=(mean / np.linalg.norm(mean)).astype(np.float32))
+                          ends=ends, segments=segs, vector=(mean / np.linalg.norm(mean)).astype(np.float32),
+                          fp_times=fp.times, fp_vectors=fp.vectors)
 
 
 @dataclass

@@ -1,6 +1,9 @@
 """'More like this': rank catalog videos by how well a query's segments line up with theirs, and say where.
 
-Score of a segment pair: cosine similarity clamped to [0, 1] (1 = same direction, 0 = orthogonal or opposite).
+Score of a segment pair: cosine similarity in the catalog's normalised space (its segments centred and whitened,
+see normalise.py), clamped to [0, 1]: 1 = the same content, about 0 = as alike as two unrelated catalog videos.
+Candidates are found with raw cosines; only the scores use the normalised space, so that a barely trained model's
+narrow cone (unrelated videos at raw cosine 0.97) does not read as a match.
 Query and catalog segments come from the same window and stride, so a query that is an excerpt of a catalog
 video matches it along one diagonal of the [query segments × video segments] similarity matrix (the windows on
 the stride grid; the extra end-aligned tail window of each is left out of the alignment). A video's score
@@ -12,12 +15,13 @@ is reported too. Candidates come from each query segment's nearest catalog segme
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tubelet.catalog.fingerprint import DIM as FP_DIM
 from tubelet.catalog.store import Catalog
 from tubelet.errors import TubeletError
 
@@ -61,6 +65,8 @@ class Query:
     ends: np.ndarray  # [Q]
     vectors: np.ndarray  # [Q, D]
     exclude: str | None = None  # a catalog id to leave out of the results (the query itself)
+    fp_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [F] seconds of the frame fingerprints
+    fp_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # [F, FP_DIM]
 
     def to_dict(self) -> dict[str, Any]:
         return {"query": self.label, "start_s": float(self.starts[0]), "end_s": float(self.ends[-1]),
@@ -86,7 +92,7 @@ def file_query(catalog: Catalog, path: str | os.PathLike, start_s: float | None 
     model = catalog.model
     embedder = embedder or embedder_for(model)
     emb = embed_video(embedder, path, EmbedOptions(model.window_s, model.stride_s), start_s, end_s, progress=progress)
-    return Query(label or str(path), emb.starts, emb.ends, emb.segments)
+    return Query(label or str(path), emb.starts, emb.ends, emb.segments, None, emb.fp_times, emb.fp_vectors)
 
 
 def id_query(catalog: Catalog, video_id: str, start_s: float | None = None, end_s: float | None = None) -> Query:
@@ -104,7 +110,10 @@ def id_query(catalog: Catalog, video_id: str, start_s: float | None = None, end_
         if not len(overlap) or overlap.max() <= 0:
             raise TubeletError(f"{video_id}: no segment of this video lies in {start_s}–{end_s} s")
         keep = np.arange(len(overlap)) == int(np.argmax(overlap))
-    return Query(video_id, seg.starts[keep], seg.ends[keep], seg.vectors[keep], exclude=video_id)
+    frames = catalog.frames([video_id])
+    fkeep = (frames.times >= seg.starts[keep][0] - 1e-6) & (frames.times <= seg.ends[keep][-1] + 1e-6)
+    return Query(video_id, seg.starts[keep], seg.ends[keep], seg.vectors[keep], video_id, frames.times[fkeep],
+                 frames.vectors[fkeep])
 
 
 def diagonal_means(sim: np.ndarray, min_overlap: int) -> np.ndarray:
@@ -163,10 +172,13 @@ def search(catalog: Catalog, query: Query, k: int = 10) -> list[Hit]:
     candidates = sorted(best, key=best.__getitem__, reverse=True)[:max(3 * k, 30)]
     seg = catalog.segments(candidates)
     records = {v.id: v for v in catalog.videos(candidates)}
+    norm = catalog.normalisation()
+    vectors = seg.vectors if norm is None else norm.transform(seg.vectors)
+    query = query if norm is None else replace(query, vectors=norm.transform(query.vectors))
     scored = []
     for j, vid in enumerate(seg.ids):
         rows = seg.video == j
-        match, pair = align(query, seg.starts[rows], seg.ends[rows], seg.vectors[rows], catalog.model.stride_s)
+        match, pair = align(query, seg.starts[rows], seg.ends[rows], vectors[rows], catalog.model.stride_s)
         scored.append((match.score, vid, match, pair))
     scored.sort(key=lambda t: -t[0])
     return [Hit(rank=r + 1, id=vid, path=records[vid].path, duration_s=records[vid].duration_s, score=score,

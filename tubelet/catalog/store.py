@@ -2,7 +2,10 @@
 
 Layout of a catalog directory:
     catalog.json        manifest: format, the model that made every vector, the live fragments, the ANN index
-    frag-<uuid>.arrow   Arrow IPC file, one row per video (metadata, video vector, its segments' times and vectors)
+    frag-<uuid>.arrow   Arrow IPC file, one row per video (metadata, video vector, its segments' times and vectors,
+                        its frame fingerprints' times and vectors)
+    norm-<uuid>.npz     how the catalog's spaces are normalised (centring + whitening, chance levels), fitted on its
+                        own vectors at every commit (tubelet/catalog/normalise.py)
     ann-<uuid>.usearch  HNSW index over segment keys, memory-mapped when searched (present above the exact limit)
 
 Atomicity: a write makes new files under fresh names, then replaces catalog.json (tubelet.atomic: temp file, fsync,
@@ -37,10 +40,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tubelet.atomic import atomic_open, atomic_write
+from tubelet.catalog.fingerprint import DIM as FP_DIM
+from tubelet.catalog.normalise import Normalisation, fit_normalisation
 from tubelet.errors import TubeletError
 
 FORMAT = "tubelet-catalog"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: frame fingerprints and the normalisation
 MANIFEST = "catalog.json"
 EXACT_MAX_SEGMENTS = 100_000  # exact search up to here, HNSW above (benchmarks/store_comparison.md)
 MAX_FRAGMENTS = 32  # more than this many fragment files: merge them on the next write
@@ -96,6 +101,18 @@ class VideoEntry:
     starts: np.ndarray  # [S] seconds
     ends: np.ndarray  # [S] seconds
     segments: np.ndarray  # [S, D]
+    fp_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [F] seconds
+    fp_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # [F, FP_DIM]
+
+
+@dataclass
+class Frames:
+    """Fingerprint rows of some videos, in catalog order: `video[i]` indexes `ids`."""
+
+    ids: list[str]
+    video: np.ndarray  # [F] int
+    times: np.ndarray  # [F] seconds
+    vectors: np.ndarray  # [F, FP_DIM] float32
 
 
 @dataclass
@@ -118,12 +135,17 @@ def _schema(dim: int) -> pa.Schema:
         ("size_bytes", pa.int64()), ("added_at", pa.string()), ("meta", pa.string()),
         ("vector", vec), ("seg_key", pa.list_(pa.uint64())), ("seg_start_s", pa.list_(pa.float64())),
         ("seg_end_s", pa.list_(pa.float64())), ("seg_vector", pa.list_(vec)),
+        ("fp_time_s", pa.list_(pa.float64())), ("fp_vector", pa.list_(pa.list_(pa.float32(), FP_DIM))),
     ])
 
 
 def _flat_vectors(col: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
-    """A list<fixed_size_list<float32>> or fixed_size_list column → [rows, dim] float32 (zero-copy when it can)."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    """A list<fixed_size_list<float32>> or fixed_size_list column → [rows, dim] float32 (zero-copy when it can:
+    a one-chunk column is used as it is, since combine_chunks copies even a single chunk)."""
+    if isinstance(col, pa.ChunkedArray):
+        arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    else:
+        arr = col
     while pa.types.is_list(arr.type) or pa.types.is_fixed_size_list(arr.type):
         arr = arr.flatten()
     return arr.to_numpy(zero_copy_only=False).reshape(-1, dim)
@@ -196,6 +218,13 @@ def _check_manifest(path: Path, m: Any) -> dict[str, Any]:
               and "\\" not in v, f"a {prefix}* file name in the catalog directory", where)
         for key in ("count", "below_key") if where == "ann." else ("videos", "segments"):
             _need(path, frag, key, _natural, "a non-negative integer", where)
+    norm = m.get("norm")
+    if norm is not None:
+        if not isinstance(norm, dict):
+            raise _malformed(path, "norm must be an object")
+        _need(path, norm, "file", lambda v: isinstance(v, str) and v.startswith("norm-") and "/" not in v
+              and "\\" not in v, "a norm-* file name in the catalog directory", "norm.")
+        _need(path, norm, "videos", _natural, "a non-negative integer", "norm.")
     return m
 
 
@@ -257,6 +286,7 @@ class Catalog:
         self._tables: dict[str, pa.Table] = dict(tables or {})
         self._ann = ann  # the manifest's HNSW index, memory-mapped (None: none, or not mapped yet)
         self._key_map: tuple[np.ndarray, np.ndarray] | None = None
+        self._norm: tuple[str, Normalisation] | None = None
 
     # ---- opening -------------------------------------------------------------------------------
     @classmethod
@@ -282,7 +312,7 @@ class Catalog:
                 if p.name != LOCK:
                     p.unlink(missing_ok=True)
             cat._commit({"format": FORMAT, "version": FORMAT_VERSION, "model": asdict(model), "generation": 0,
-                         "next_key": 0, "fragments": [], "ann": None})
+                         "next_key": 0, "fragments": [], "ann": None, "norm": None})
         return cat
 
     @classmethod
@@ -350,27 +380,52 @@ class Catalog:
             return v
         raise TubeletError(f"{self.root}: no video with id {video_id!r} in the catalog")
 
-    def segments(self, ids: Sequence[str] | None = None) -> Segments:
-        """Segment rows of the given videos (all when None), vectors memory-mapped where possible."""
-        dim = self.model.dim
-        names, video, keys, starts, ends, vecs = [], [], [], [], [], []
+    def _rows(self, ids: Sequence[str] | None, columns: dict[str, int]) -> tuple[list[str], np.ndarray,
+                                                                                 dict[str, np.ndarray]] | None:
+        """(video ids, row → video index, {column: [rows, width] values}) of the per-row list `columns` (name →
+        width) of the given videos (all when None); None when there are none. The first column counts the rows."""
+        names: list[str] = []
+        video, cols = [], {c: [] for c in columns}
         for t in self._fragments():
             t = self._select(t, ids)
             if not t.num_rows:
                 continue
-            counts = pc.list_value_length(t["seg_key"]).to_numpy()
+            counts = pc.list_value_length(t[next(iter(columns))]).to_numpy()
             video.append(np.repeat(np.arange(len(names), len(names) + t.num_rows), counts))
             names += t["id"].to_pylist()
-            keys.append(_flat_vectors(t["seg_key"], 1)[:, 0])
-            starts.append(_flat_vectors(t["seg_start_s"], 1)[:, 0])
-            ends.append(_flat_vectors(t["seg_end_s"], 1)[:, 0])
-            vecs.append(_flat_vectors(t["seg_vector"], dim))
+            for c, width in columns.items():
+                cols[c].append(_flat_vectors(t[c], width))
         if not names:
+            return None
+        return names, np.concatenate(video), {c: v[0] if len(v) == 1 else np.concatenate(v) for c, v in cols.items()}
+
+    def segments(self, ids: Sequence[str] | None = None) -> Segments:
+        """Segment rows of the given videos (all when None), vectors memory-mapped where possible."""
+        dim = self.model.dim
+        got = self._rows(ids, {"seg_key": 1, "seg_start_s": 1, "seg_end_s": 1, "seg_vector": dim})
+        if got is None:
             none = np.zeros(0)
             return Segments([], none.astype(int), none.astype(np.uint64), none, none, np.zeros((0, dim), np.float32))
-        cat = np.concatenate
-        return Segments(names, cat(video), cat(keys), cat(starts), cat(ends),
-                        vecs[0] if len(vecs) == 1 else cat(vecs))
+        names, video, c = got
+        return Segments(names, video, c["seg_key"][:, 0], c["seg_start_s"][:, 0], c["seg_end_s"][:, 0],
+                        c["seg_vector"])
+
+    def frames(self, ids: Sequence[str] | None = None) -> Frames:
+        """Fingerprint rows of the given videos (all when None)."""
+        got = self._rows(ids, {"fp_time_s": 1, "fp_vector": FP_DIM})
+        if got is None:
+            return Frames([], np.zeros(0, int), np.zeros(0), np.zeros((0, FP_DIM), np.float32))
+        names, video, c = got
+        return Frames(names, video, c["fp_time_s"][:, 0], c["fp_vector"])
+
+    def normalisation(self) -> Normalisation | None:
+        """How this catalog's spaces are normalised (fitted on its contents at the last commit); None when empty."""
+        norm = self._manifest.get("norm")
+        if norm is None:
+            return None
+        if self._norm is None or self._norm[0] != norm["file"]:
+            self._norm = (norm["file"], Normalisation.load(self.root / norm["file"]))
+        return self._norm[1]
 
     def video_vectors(self) -> tuple[list[str], np.ndarray]:
         """Every video's id and its video vector [V, D] (the normalised mean of its segments), catalog order."""
@@ -512,10 +567,11 @@ class Catalog:
         """Remove files no manifest refers to (left by a killed writer, or replaced by the last commit); readers
         that mapped them keep their maps."""
         live = {f["file"] for f in self._manifest["fragments"]} | {MANIFEST, LOCK}
-        if self._manifest["ann"]:
-            live.add(self._manifest["ann"]["file"])
+        for part in ("ann", "norm"):
+            if self._manifest.get(part):
+                live.add(self._manifest[part]["file"])
         for p in self.root.iterdir():
-            if p.name not in live and (p.name.startswith((".", "frag-", "ann-"))):
+            if p.name not in live and (p.name.startswith((".", "frag-", "ann-", "norm-"))):
                 self._tables.pop(p.name, None)
                 p.unlink(missing_ok=True)
 
@@ -563,6 +619,8 @@ class Catalog:
                 columns["seg_start_s"].append(np.asarray(e.starts, np.float64))
                 columns["seg_end_s"].append(np.asarray(e.ends, np.float64))
                 columns["seg_vector"].append(list(np.asarray(e.segments, np.float32)))
+                columns["fp_time_s"].append(np.asarray(e.fp_times, np.float64))
+                columns["fp_vector"].append(list(np.asarray(e.fp_vectors, np.float32).reshape(-1, FP_DIM)))
                 next_key += len(e.segments)
             manifest["fragments"].append(self._write_fragment(pa.table(columns, schema=_schema(self.model.dim))))
             manifest["next_key"] = next_key
@@ -600,6 +658,14 @@ class Catalog:
             merged = pa.concat_tables([self._table(frags[i]["file"]), self._table(frags[i + 1]["file"])])
             frags[i:i + 2] = [self._write_fragment(merged.combine_chunks())]
         self._manifest = manifest
+        self._key_map = None
+        norm = fit_normalisation(self)
+        if norm is None:
+            manifest["norm"] = None
+        else:
+            name = f"norm-{uuid.uuid4().hex}.npz"
+            norm.save(self.root / name)
+            manifest["norm"] = {"file": name, "videos": norm.videos}
         total = sum(f["segments"] for f in manifest["fragments"])
         ann = manifest["ann"]
         if total <= EXACT_MAX_SEGMENTS:

@@ -21,7 +21,6 @@ app = typer.Typer(
 from tubelet.cli import model_cmds  # noqa: E402, F401, I001 (one line per module)
 from tubelet.cli import train_cmds  # noqa: E402, F401
 from tubelet.cli import catalog_cmds  # noqa: E402, F401
-from tubelet.cli import data_cmds  # noqa: E402, F401
 from tubelet.cli import downstream_cmds  # noqa: E402, F401
 from tubelet.cli import analysis_cmds  # noqa: E402, F401
 from tubelet.cli import export_cmds  # noqa: E402, F401

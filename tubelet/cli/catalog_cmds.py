@@ -58,9 +58,9 @@ def engine_of(engine: str | None, int8: bool, address: str | None = None, batch:
 
 
 def _parse_meta(items: list[str]) -> dict[str, Any]:
-    from tubelet.cli.model_cmds import parse_overrides
+    from tubelet.settings import parse_set
 
-    return parse_overrides(items, "--meta", "KEY=VALUE")
+    return parse_set(items, "--meta", "KEY=VALUE", nested=False)
 
 
 def _fail_if_nothing_worked(report: Any, what: str) -> None:
@@ -133,11 +133,11 @@ def embed(
 ) -> None:
     """Per-segment and per-video embeddings (L2-normalised) of video files, with the model's identity."""
     from tubelet.catalog.indexing import embed_to_file
-    from tubelet.cli.model_cmds import parse_overrides
+    from tubelet.settings import model_overrides
 
     opts, given = _options(window, stride, layer, pool, batch_size, tokens)
     with _progress("embedding", as_json) as (total, note):
-        report = embed_to_file(out, paths, model, opts, parse_overrides(overrides), note, total, given,
+        report = embed_to_file(out, paths, model, opts, model_overrides(overrides), note, total, given,
                                engine=engine_of(engine, int8, address, batch=True))
     if as_json:
         _echo_json({"out": str(out), **report.to_dict()})
@@ -172,11 +172,11 @@ def index_add(
 ) -> None:
     """Embed videos and add them to a catalog (created on first use). Re-adding the same content is a no-op."""
     from tubelet.catalog.indexing import add_to_catalog
-    from tubelet.cli.model_cmds import parse_overrides
+    from tubelet.settings import model_overrides
 
     opts, given = _options(window, stride, layer, pool, batch_size, tokens)
     with _progress("indexing", as_json) as (total, note):
-        report = add_to_catalog(catalog, paths, model, opts, parse_overrides(overrides), _parse_meta(meta),
+        report = add_to_catalog(catalog, paths, model, opts, model_overrides(overrides), _parse_meta(meta),
                                 batch_videos=commit_every, on_outcome=note, on_files=total, given=given,
                                 engine=engine_of(engine, int8, address, batch=True))
     if as_json:
@@ -268,7 +268,8 @@ def search(
     q = make_query(cat, query, start, end, engine_of(engine, int8))
     hits = run(cat, q, k)
     if as_json:
-        _echo_json({**q.to_dict(), "catalog": str(catalog), "score": "clamped cosine in [0, 1]",
+        _echo_json({**q.to_dict(), "catalog": str(catalog),
+                    "score": "cosine in the catalog's whitened space, clamped to [0, 1]",
                     "results": [h.to_dict() for h in hits]})
         return
     table = Table("#", "score", "video (id)", "query → video, s", "best pair, s (score)",
@@ -287,15 +288,18 @@ def originality(
     query: str = typer.Argument(..., help="A video file, or the id of a catalog video (compared with the others)."),
     catalog: Path = CATALOG,
     threshold: float = typer.Option(None, "--threshold",
-                                    help="Segment similarity that counts as a copy (default: calibrated on the "
-                                         "catalog)."),
-    min_run: int = typer.Option(2, "--min-run", help="Consecutive matching segments a copied span needs."),
+                                    help="Segment similarity reported as the copy threshold, which `analyze` "
+                                         "finds repeats with (default: calibrated on the catalog)."),
+    min_run: int = typer.Option(2, "--min-run", help="Matching frame fingerprints a copied span needs."),
+    min_score: float = typer.Option(0.5, "--min-score", help="Score in [0, 1) a copied span needs (0.5: about 1 s "
+                                                             "of perfectly matching frames)."),
     flag_at: float = typer.Option(0.7, "--flag-at", help="Flag the video when it shares this fraction or more."),
     engine: str = typer.Option(None, "--engine", help=ENGINE_HELP + ". Default: the catalog's own."),
     int8: bool = typer.Option(False, "--int8", help=INT8_HELP + " Must match the catalog."),
     as_json: bool = JSON,
 ) -> None:
-    """How much of a video repeats indexed videos: originality score, flag, and the copied spans with sources."""
+    """How much of a video repeats indexed videos, even re-edited (cropped, graded, captioned, re-compressed,
+    mirrored, sped up or slowed down, re-framed to 9:16): originality, flag, copied spans and sources."""
     from rich.console import Console
     from rich.table import Table
 
@@ -304,18 +308,20 @@ def originality(
     from tubelet.catalog.store import Catalog
 
     cat = Catalog.open(catalog)
-    report = find_copies(cat, make_query(cat, query, engine=engine_of(engine, int8)), threshold, min_run, flag_at)
+    report = find_copies(cat, make_query(cat, query, engine=engine_of(engine, int8)), threshold, min_run, flag_at,
+                         min_score)
     if as_json:
         _echo_json({**report.to_dict(), "catalog": str(catalog)})
         return
     verdict = "FLAGGED: mostly copied" if report.flagged else "original enough"
     typer.echo(f"{report.query}: originality {report.originality:.2f} — shares {report.copied_s:.1f} of "
                f"{report.compared_s:.1f} s compared ({report.share:.0%}) with the catalog; {verdict} "
-               f"(flag at {report.flag_at:.0%}; copy threshold {report.threshold:.4f}, {report.threshold_source})")
+               f"(flag at {report.flag_at:.0%})")
     if report.spans:
-        table = Table("query, s", "source (id)", "source, s", "similarity", "segments", title="copied spans")
+        table = Table("query, s", "source (id)", "source, s", "speed", "mirrored", "score", title="copied spans")
         table.columns[1].overflow = "fold"
         for s in report.spans:
             table.add_row(f"{s.query_start_s:.1f}–{s.query_end_s:.1f}", f"{Path(s.path).name} ({s.id})",
-                          f"{s.start_s:.1f}–{s.end_s:.1f}", f"{s.score:.4f}", str(s.segments))
+                          f"{s.start_s:.1f}–{s.end_s:.1f}", f"{s.speed:.2f}×", "yes" if s.mirrored else "",
+                          f"{s.score:.3f}")
         Console().print(table)

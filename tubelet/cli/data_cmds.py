@@ -1,4 +1,5 @@
-"""`tubelet probe`: what a video file holds (duration, fps, frames, display size, codec, rotation)."""
+"""`tubelet probe VIDEO`: what a video file holds (duration, fps, frames, display size, codec, rotation); the
+`probe` command itself is registered in downstream_cmds, which also takes `probe DATA --init CKPT`."""
 
 from __future__ import annotations
 
@@ -6,19 +7,13 @@ import json
 
 import typer
 
-from tubelet.cli import app
 from tubelet.data.decode import probe as probe_video
 from tubelet.errors import VideoError
 
 
-@app.command()
-def probe(
-    video: str = typer.Argument(..., help="Video file to describe."),
-    exact: bool = typer.Option(False, "--exact", help="Count packets for frames and duration (reads the whole "
-                                                      "file) instead of trusting the container's header."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-) -> None:
-    """Describe a video: duration, fps, frame count, display size (SAR and rotation applied), codec, rotation."""
+def describe_video(video: str, exact: bool = False, as_json: bool = False) -> None:
+    """Describe a video: duration, fps, frame count, display size (SAR and rotation applied), codec, rotation;
+    `exact` counts packets (reads the whole file) instead of trusting the container's header."""
     info = probe_video(video, exact=exact)
     if not info.has_video:
         raise VideoError(f"{video}: no video stream" + (" (audio only)" if info.has_audio else ""))

@@ -1,35 +1,27 @@
-"""`tubelet finetune`, `tubelet probe` (linear probe of frozen features) and `tubelet evaluate` (multi-view).
+"""`tubelet finetune`, `tubelet probe` and `tubelet evaluate` (multi-view).
 
-`tubelet probe VIDEO` (describe a video file, issue #3) and `tubelet probe DATA --init CKPT` (linear probe,
-issue #5) share the name: this command owns it and hands a call without --init to the video description.
+`tubelet probe` is registered here, once: `probe VIDEO` describes a video file (`cli/data_cmds.describe_video`),
+`probe DATA --init CKPT` fits a linear probe of frozen features (`train/linear_probe.py`).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from tubelet.cli import app
+from tubelet.cli.data_cmds import describe_video
 from tubelet.cli.run_options import RunOptions, run_options
 from tubelet.errors import TubeletError
+from tubelet.settings import model_overrides
 
 DATA_HELP = "Folder the manifest's relative paths start from (or labelled videos in class sub-folders)."
 
 
 def _print_json(data: dict) -> None:
     typer.echo(json.dumps(data, indent=2))
-
-
-def _model_overrides(sets: list[str] | None) -> dict[str, Any]:
-    """`--set field=value` model overrides (e.g. num_frames=16 image_size=224); `model.` prefixes allowed."""
-    from tubelet.train.config import parse_set
-
-    parsed = parse_set(sets or [])
-    nested = parsed.pop("model", {})
-    return {**parsed, **nested}
 
 
 @app.command()
@@ -54,13 +46,13 @@ def finetune(
     *, run: RunOptions,
 ) -> None:
     """Fine-tune a classifier on labelled clips (layer-wise lr decay, mixup/cutmix, RandAugment, drop path)."""
-    from tubelet.train.finetune import CONFIG_FILE, FinetuneConfig
+    from tubelet.train.finetune import FinetuneConfig, Finetuning
     from tubelet.train.finetune import finetune as train
 
     own = {"data": data, "labels": labels, "init": init, "classes": classes, "val": val, "val_frac": val_frac,
            "layer_decay": layer_decay, "drop_path": drop_path, "smoothing": smoothing, "mixup": mixup,
            "cutmix": cutmix, "stride": stride, "flip": flip}
-    result = train(run.resolve(FinetuneConfig, own, CONFIG_FILE), run.out, resume=run.resume,
+    result = train(run.resolve(FinetuneConfig, own, Finetuning.config_file), run.out, resume=run.resume,
                    stop_after=run.stop_after, progress=True)
     if result.rank != 0:
         return
@@ -102,16 +94,14 @@ def probe(
     """Describe a video (`probe VIDEO`), or linear-probe an encoder (`probe DATA --init CKPT`): mean-pooled frozen
     features of one layer → batch norm + logistic regression; accuracy on held-out clips."""
     if init is None:
-        from tubelet.cli.data_cmds import probe as describe_video
-
         if target is None:
             raise TubeletError("give a VIDEO to describe, or DATA --init CKPT to linear-probe an encoder")
         describe_video(target, exact=exact, as_json=json_)
         return
     from tubelet.train.accuracy import format_report
-    from tubelet.train.probe import run_probe
+    from tubelet.train.linear_probe import run_linear_probe
 
-    result = run_probe(target, labels, init, layer, val, val_frac, classes, stride, _model_overrides(set_),
+    result = run_linear_probe(target, labels, init, layer, val, val_frac, classes, stride, model_overrides(set_),
                        batch_size, workers, device, precision, seed)
     if json_:
         _print_json(result.summary())
@@ -145,7 +135,7 @@ def evaluate(
     from tubelet.train.accuracy import format_report
     from tubelet.train.evaluate import evaluate as run
 
-    result = run(data, labels, model, clips, crops, stride, classes, _model_overrides(set_), batch_size, workers,
+    result = run(data, labels, model, clips, crops, stride, classes, model_overrides(set_), batch_size, workers,
                  device, precision, out)
     if json_:
         _print_json(result.summary())

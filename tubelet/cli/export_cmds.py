@@ -26,10 +26,10 @@ def export(
     """Export the embedding graph (video [B, 3, T, H, W] → unit embedding, and logits for a classifier) to ONNX
     with a dynamic batch, then check it against torch on two clips and print the agreement."""
     from tubelet.catalog.embed import load_embedder
-    from tubelet.cli.model_cmds import parse_overrides
     from tubelet.export import check_parity, example_input, export_onnx
+    from tubelet.settings import model_overrides
 
-    sets = parse_overrides(overrides)
+    sets = model_overrides(overrides)
     sets.update({k: v for k, v in (("num_frames", frames), ("image_size", size)) if v is not None})
     emb = load_embedder(model, layer, pool, tokens, **sets)
     out = export_onnx(emb.model, onnx, layer=layer, pool=pool, tokens=tokens, int8=int8)

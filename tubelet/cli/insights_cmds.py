@@ -9,7 +9,6 @@ from typing import Any
 import typer
 
 from tubelet.cli import app
-from tubelet.errors import TubeletError
 
 CATALOG = typer.Option(..., "--catalog", help="Catalog directory.")
 JSON = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
@@ -108,35 +107,13 @@ def trends(
     """Clusters whose share of recent uploads is rising (ranked, with when it began) or fading."""
     from tubelet.atomic import atomic_write
     from tubelet.insights.pictures import share_chart
-    from tubelet.insights.times import format_time, parse_time, parse_window
-    from tubelet.insights.trends import find_trends
+    from tubelet.insights.times import format_time
+    from tubelet.insights.trends import catalog_trends
 
     cat, clustering, _ = _clustering(catalog, refit, None)
-    label = clustering.label_of()
-    times, labels, iso = [], [], set()
-    for v in cat.videos():
-        if time_field not in v.meta:
-            continue
-        t, is_iso = parse_time(v.meta[time_field], f"{v.path}: {time_field}")
-        times.append(t)
-        labels.append(label.get(v.id, -1))
-        iso.add(is_iso)
-    if not times:
-        raise TubeletError(f"{catalog}: no video has a `{time_field}` in its metadata; add videos with a manifest "
-                           f"or --meta {time_field}=…")
-    if len(iso) > 1:
-        raise TubeletError(f"{catalog}: `{time_field}` mixes ISO-8601 times and numbers")
-    iso_times = iso.pop()
-    length, _ = parse_window(window)
-    step = parse_window(period)[0] if period else None
-    at = parse_time(now, "--now")[0] if now is not None else None
-    report = find_trends(times, labels, length, step, at)
+    report, iso_times, data = catalog_trends(cat, clustering, time_field, window, period, now)
+    data = {"catalog": str(catalog), **data}
     fmt = lambda t: format_time(t, iso_times)  # noqa: E731
-    data = {"catalog": str(catalog), "time_field": time_field, "window": window, "now": fmt(report.now),
-            "periods": [fmt(t) for t in report.periods], "totals": report.totals,
-            "trends": [{"cluster": t.cluster, "score": t.score, "since": fmt(t.since), "counts": t.counts,
-                        "direction": t.direction, "recent_share": t.recent_share,
-                        "baseline_share": t.baseline_share, "p_value": t.p_value} for t in report.trends]}
     if out is not None:
         atomic_write(out / "trends.json", json.dumps(data, indent=2))
         atomic_write(out / "trends.png", share_chart(report, iso_times))

@@ -11,8 +11,8 @@ import typer
 
 from tubelet.cli import app
 from tubelet.config import PRESETS, ModelConfig, preset
-from tubelet.errors import TubeletError
 from tubelet.model.checkpoints import load_model, read_checkpoint, save_model
+from tubelet.settings import model_overrides
 
 
 class Target(StrEnum):
@@ -22,21 +22,6 @@ class Target(StrEnum):
 
 PARTS = {"encoder": ("encoder.",), "decoder": ("decoder.", "encoder_to_decoder.", "mask_token"),
          "head": ("fc_norm.", "head.")}
-
-
-def parse_overrides(items: list[str], option: str = "--set", form: str = "FIELD=VALUE") -> dict[str, Any]:
-    """['num_frames=8', 'class_names=["a","b"]'] → {'num_frames': 8, 'class_names': ['a', 'b']} (JSON values,
-    else strings)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise TubeletError(f"{option} expects {form}, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
 
 
 def _kind(cfg: ModelConfig) -> str:
@@ -117,7 +102,7 @@ def convert(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Convert a checkpoint to tubelet's format or to a transformers VideoMAE directory."""
-    model = load_model(src, **parse_overrides(overrides))
+    model = load_model(src, **model_overrides(overrides))
     out = save_model(model, dst, format=to.value)
     result = {"source": src, "destination": str(out), "format": to.value, "parameters": model.num_params()}
     if as_json:

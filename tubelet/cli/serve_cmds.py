@@ -46,8 +46,8 @@ def serve(
 
     from tubelet.catalog.embed import EmbedOptions, load_embedder
     from tubelet.catalog.store import Catalog
-    from tubelet.cli.model_cmds import parse_overrides
     from tubelet.serve import ServeSettings, create_app
+    from tubelet.settings import model_overrides
 
     if not token and not public and not is_loopback(host):
         raise TubeletError(f"refusing to listen on {host} without a token: anyone who can reach it could use it. "
@@ -58,7 +58,7 @@ def serve(
         if model is None:
             raise TubeletError(f"{catalog}: not a tubelet catalog; give --model to create an empty one")
         opts = EmbedOptions()
-        Catalog.create(catalog, load_embedder(model, **parse_overrides(overrides)).info(opts))
+        Catalog.create(catalog, load_embedder(model, **model_overrides(overrides)).info(opts))
     application = create_app(ServeSettings(catalog, token or None, int(max_upload_mb * 2**20), readers,
                                            anomaly=anomaly))
     typer.echo(f"serving {catalog} on http://{host}:{port}/ (API docs at /docs; writes "

@@ -1,5 +1,7 @@
 """The pretraining and labelled-clip datasets over listed sources (`data/sources.py`), and their loaders.
 
+Repeated sampling: `repeat(k)` makes an epoch draw k clips from every video (each with its own window and
+augmentation), so a handful of long videos fills the batches of an epoch.
 Robustness: a file that cannot be decoded is logged once per process, recorded in the sample's `skipped` list,
 and replaced by another item chosen deterministically; the loader sums the skips of an epoch and logs the count
 at its end. Determinism: every random choice of a sample comes from a generator seeded by (seed, epoch, index),
@@ -22,7 +24,6 @@ from tubelet.data import sampling, transforms
 from tubelet.data.decode import Size, VideoReader, frames_at, window_from
 from tubelet.data.sources import Source, list_sources
 from tubelet.errors import TubeletError, VideoError
-from tubelet.model.masking import make_mask, running_cell_mask
 
 log = logging.getLogger("tubelet.data")
 
@@ -43,8 +44,8 @@ def _log_skip(message: str) -> None:
         log.warning("skipping %s", message)
 
 
-class _VideoDataset(Dataset, abc.ABC):
-    """Shared machinery: items, epoch, per-sample generators, bad-file skipping."""
+class VideoDataset(Dataset, abc.ABC):
+    """Shared machinery: items, epoch, repeated sampling, per-sample generators, bad-file skipping."""
 
     def __init__(self, items: Sequence[Source] | str | os.PathLike, num_frames: int, stride: int,
                  seed: int, threads: int) -> None:
@@ -55,13 +56,24 @@ class _VideoDataset(Dataset, abc.ABC):
             raise TubeletError(f"num_frames and stride must be positive, got {num_frames} and {stride}")
         self.num_frames, self.stride, self.seed, self.threads = num_frames, stride, seed, threads
         self.epoch = 0
+        self.clips_per_video = 1
         self._bad: dict[str, str] = {}  # name -> reason, per process
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __len__(self) -> int:
+    @property
+    def num_videos(self) -> int:
         return len(self.items)
+
+    def repeat(self, clips_per_video: int) -> None:
+        """Draw `clips_per_video` clips from every video per epoch (samples i and i + n·r read the same video)."""
+        if clips_per_video < 1:
+            raise TubeletError(f"clips_per_video must be >= 1, got {clips_per_video}")
+        self.clips_per_video = clips_per_video
+
+    def __len__(self) -> int:
+        return len(self.items) * self.clips_per_video
 
     def _key(self, key: int | tuple[int, int]) -> tuple[int, int]:
         index, epoch = key if isinstance(key, tuple) else (key, self.epoch)
@@ -70,30 +82,33 @@ class _VideoDataset(Dataset, abc.ABC):
         return index % len(self), epoch
 
     def _robust(self, index: int, epoch: int) -> tuple[int, dict[str, Any], list[str]]:
-        """(item index used, _make's result, skipped messages): item `index`, or deterministic replacements."""
+        """(video index used, _make's result, skipped messages): sample `index` (a clip of video index mod n),
+        or deterministic replacements from the other videos."""
         skipped: list[str] = []
         order: list[int] | None = None
-        for attempt in range(len(self)):
+        n = len(self.items)
+        for attempt in range(n):
             if attempt == 0:
-                i = index
+                i = index % n
             else:
-                if order is None:  # a fixed random order of the other items for this (seed, epoch, index)
-                    perm = torch.randperm(len(self), generator=sample_generator(self.seed, epoch, index, purpose=1))
-                    order = [int(j) for j in perm if int(j) != index]
+                if order is None:  # a fixed random order of the other videos for this (seed, epoch, sample)
+                    perm = torch.randperm(n, generator=sample_generator(self.seed, epoch, index, purpose=1))
+                    order = [int(j) for j in perm if int(j) != index % n]
                 i = order[attempt - 1]
             item = self.items[i]
             if item.name in self._bad:
                 skipped.append(f"{item.name}: {self._bad[item.name]}")
                 continue
             try:
-                return i, self._make(item, sample_generator(self.seed, epoch, i, attempt)), skipped
+                seed_index = index if attempt == 0 else i  # a repeat of a video draws its own window
+                return i, self._make(item, sample_generator(self.seed, epoch, seed_index, attempt)), skipped
             except Exception as e:  # noqa: BLE001 — any failure on one file must not end the epoch
                 message = str(e) if isinstance(e, VideoError) else f"{item.name}: {type(e).__name__}: {e}"
                 reason = message.removeprefix(f"{item.name}: ")
                 self._bad[item.name] = reason
                 _log_skip(message)
                 skipped.append(message)
-        raise VideoError(f"no video in the dataset could be decoded ({len(self)} tried; first: {skipped[0]})")
+        raise VideoError(f"no video in the dataset could be decoded ({n} tried; first: {skipped[0]})")
 
     @abc.abstractmethod
     def _make(self, item: Source, generator: torch.Generator) -> dict[str, Any]:
@@ -118,32 +133,23 @@ class _VideoDataset(Dataset, abc.ABC):
         return lo, max(lo, hi)
 
 
-class PretrainDataset(_VideoDataset):
-    """VideoMAE pretraining samples: one random window per item, `repeats` augmented views of it, and masks.
+class PretrainDataset(VideoDataset):
+    """VideoMAE pretraining clips: one random window per sample and `repeats` augmented views of it (the masks are
+    drawn by the pretraining recipe, per batch).
 
-    ds[i] (or ds[(i, epoch)]) → {"video": float32 [R, 3, T, S, S] normalised, "mask": bool [R, N] (True =
-    hidden from the encoder), "decoder_mask": bool [R, N] (only when decoder_mask_ratio > 0; running cell,
-    True = dropped by the decoder), "index": item used, "skipped": ["path: reason", …]}.
+    ds[i] (or ds[(i, epoch)]) → {"video": float32 [R, 3, T, S, S] normalised, "index": video used,
+    "skipped": ["path: reason", …]}.
     Frames are scaled during decoding to a short side of `short_side` (default image_size·320/224, the usual
     Kinetics preprocessing) before the multi-scale crop.
     """
 
     def __init__(self, items: Sequence[Source] | str | os.PathLike, num_frames: int = 16, stride: int = 4,
-                 image_size: int = 224, tubelet_size: int = 2, patch_size: int = 16, mask_type: str = "tube",
-                 mask_ratio: float = 0.9, decoder_mask_ratio: float = 0.0, repeats: int = 1, seed: int = 0,
-                 short_side: int | None = None, flip: bool = True, threads: int = 1) -> None:
+                 image_size: int = 224, repeats: int = 1, seed: int = 0, short_side: int | None = None,
+                 flip: bool = True, threads: int = 1) -> None:
         super().__init__(items, num_frames, stride, seed, threads)
-        if num_frames % tubelet_size or image_size % patch_size:
-            raise TubeletError(f"num_frames={num_frames} / image_size={image_size} must be multiples of "
-                               f"tubelet_size={tubelet_size} / patch_size={patch_size}")
         if repeats <= 0:
             raise TubeletError(f"repeats must be positive, got {repeats}")
-        self.grid = (num_frames // tubelet_size, image_size // patch_size, image_size // patch_size)
-        make_mask(mask_type, self.grid, mask_ratio)  # validates kind and ratio now, not in a worker
-        if decoder_mask_ratio > 0:
-            running_cell_mask(self.grid, decoder_mask_ratio)
         self.image_size, self.repeats, self.flip = image_size, repeats, flip
-        self.mask_type, self.mask_ratio, self.decoder_mask_ratio = mask_type, mask_ratio, decoder_mask_ratio
         self.short_side = short_side or round(image_size * 320 / 224)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
@@ -155,14 +161,10 @@ class PretrainDataset(_VideoDataset):
         with VideoReader(item.input(), self.threads, name=item.name) as reader:
             clip = self._window(reader, item, generator, self.short_side)  # [T, H, W, 3] uint8
         views = [transforms.pretrain_view(clip, self.image_size, generator, self.flip) for _ in range(self.repeats)]
-        out = {"video": torch.stack(views),  # [R, 3, T, S, S]
-               "mask": make_mask(self.mask_type, self.grid, self.mask_ratio, self.repeats, generator)}
-        if self.decoder_mask_ratio > 0:
-            out["decoder_mask"] = running_cell_mask(self.grid, self.decoder_mask_ratio, self.repeats, generator)
-        return out
+        return {"video": torch.stack(views)}  # [R, 3, T, S, S]
 
 
-class ClipDataset(_VideoDataset):
+class ClipDataset(VideoDataset):
     """Labelled clips for fine-tuning (train=True) and evaluation (train=False).
 
     train: one random window, `repeats` views (random resized crop + optional flip; turn flip off when
@@ -275,7 +277,7 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Concatenate views: video [B·V, …], masks [B·V, N], label/index [B·V]; skipped lists joined."""
+    """Concatenate views: video [B·V, …], label/index [B·V]; skipped lists joined."""
     out: dict[str, Any] = {}
     for key in samples[0]:
         values = [s[key] for s in samples]

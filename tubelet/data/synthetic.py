@@ -17,6 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from tubelet.atomic import atomic_open
 from tubelet.errors import TubeletError
 
 DIRECTIONS = {"left": (0.0, -1.0), "right": (0.0, 1.0), "up": (-1.0, 0.0), "down": (1.0, 0.0)}
@@ -108,9 +109,9 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 25, code
                 keyframe_interval: int = 16) -> None:
     """Encode uint8 [T, H, W, 3] frames to `path` (H.264 yuv420p by default); written atomically."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     codec = codec or _codec()
-    with av.open(str(tmp), mode="w") as out:
+    muxer = {"mkv": "matroska"}.get(path.suffix[1:].lower(), path.suffix[1:].lower())
+    with atomic_open(path, "wb") as f, av.open(f, mode="w", format=muxer) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.height, stream.width = frames.shape[1], frames.shape[2]
         stream.pix_fmt = "yuv420p"
@@ -124,7 +125,6 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 25, code
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
-    os.replace(tmp, path)
 
 
 def write_synthetic_videos(out_dir: str | os.PathLike, n: int, num_frames: int = 32, size: int = 64,
@@ -148,10 +148,8 @@ def write_synthetic_videos(out_dir: str | os.PathLike, n: int, num_frames: int =
         path = out / label / f"{i:05d}.mp4"
         write_video(path, render_clip(rng, label, num_frames, size, objects), fps)
         rows.append((str(path), label))
-    tmp = out / ".labels.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
+    with atomic_open(out / "labels.csv", "w") as f:
+        writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["path", "label"])
         writer.writerows((os.path.relpath(p, out), label) for p, label in rows)
-    os.replace(tmp, out / "labels.csv")
     return rows

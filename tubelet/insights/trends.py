@@ -14,10 +14,15 @@ Noise is not a trend.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tubelet.errors import TubeletError
+
+if TYPE_CHECKING:
+    from tubelet.catalog.store import Catalog
+    from tubelet.insights.clusters import Clustering
 
 ALPHA = 0.01
 MIN_COUNT = 3
@@ -107,3 +112,37 @@ def find_trends(times: np.ndarray, labels: np.ndarray, window: float, period: fl
     trends.sort(key=lambda t: (t.direction != "rising", -t.score, t.cluster))
     return TrendReport(trends, starts.tolist(), period, window, now, totals.tolist(),
                        {c: shares[c].tolist() for c in range(count)})
+
+
+def catalog_trends(cat: Catalog, clustering: Clustering, time_field: str = "uploaded_at", window: str = "7d",
+                   period: str | None = None, now: str | None = None) -> tuple[TrendReport, bool, dict[str, Any]]:
+    """Trends of a catalog's clusters over its videos' `time_field` metadata → (the report, whether the times are
+    ISO-8601, the JSON document of `tubelet trends`)."""
+    from tubelet.insights.times import format_time, parse_time, parse_window
+
+    label = clustering.label_of()
+    times, labels, iso = [], [], set()
+    for v in cat.videos():
+        if time_field not in v.meta:
+            continue
+        t, is_iso = parse_time(v.meta[time_field], f"{v.path}: {time_field}")
+        times.append(t)
+        labels.append(label.get(v.id, -1))
+        iso.add(is_iso)
+    if not times:
+        raise TubeletError(f"{cat.root}: no video has a `{time_field}` in its metadata; add videos with a manifest "
+                           f"or --meta {time_field}=…")
+    if len(iso) > 1:
+        raise TubeletError(f"{cat.root}: `{time_field}` mixes ISO-8601 times and numbers")
+    iso_times = iso.pop()
+    length, _ = parse_window(window)
+    step = parse_window(period)[0] if period else None
+    at = parse_time(now, "--now")[0] if now is not None else None
+    report = find_trends(times, labels, length, step, at)
+    fmt = lambda t: format_time(t, iso_times)  # noqa: E731
+    data = {"time_field": time_field, "window": window, "now": fmt(report.now),
+            "periods": [fmt(t) for t in report.periods], "totals": report.totals,
+            "trends": [{"cluster": t.cluster, "score": t.score, "since": fmt(t.since), "counts": t.counts,
+                        "direction": t.direction, "recent_share": t.recent_share,
+                        "baseline_share": t.baseline_share, "p_value": t.p_value} for t in report.trends]}
+    return report, iso_times, data

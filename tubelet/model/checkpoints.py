@@ -10,8 +10,6 @@ import argparse
 import json
 import os
 import re
-import shutil
-import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tubelet.atomic import atomic_dir, atomic_write
 from tubelet.config import PRESETS, ModelConfig, preset
 from tubelet.errors import CheckpointError, TubeletError
 from tubelet.model.hub import download, is_hub_id
@@ -320,27 +319,20 @@ def _transformers_files(model: VideoMAE) -> tuple[dict[str, Any], StateDict]:
 
 
 def _write_files(folder: Path, config: dict[str, Any], tensors: StateDict) -> None:
-    from safetensors.torch import save_file
+    """Weights, then config, each replaced atomically; other files in `folder` (a trainer state) are kept."""
+    from safetensors.torch import save
 
-    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    atomic_write(folder / WEIGHTS_FILE, save(tensors, metadata={"format": "pt"}))
+    atomic_write(folder / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
 
 
 def _write_atomic(path: Path, config: dict[str, Any], tensors: StateDict) -> None:
-    """A new directory appears whole (temp dir + rename); in an existing one each file is replaced atomically,
-    weights first, and other files there (e.g. a trainer state) are kept."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    tmp.mkdir()
-    try:
+    """A new directory appears whole; in an existing one each file is replaced atomically."""
+    if path.is_dir():
+        _write_files(path, config, tensors)
+        return
+    with atomic_dir(path) as tmp:
         _write_files(tmp, config, tensors)
-        if not path.exists():
-            os.replace(tmp, path)
-            return
-        for name in (WEIGHTS_FILE, CONFIG_FILE):
-            os.replace(tmp / name, path / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def save_model(model: VideoMAE, path: str | os.PathLike, format: str = FORMAT_NAME) -> Path:

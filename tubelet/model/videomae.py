@@ -173,24 +173,32 @@ class VideoMAE(nn.Module):
 
     def classify(self, video: Tensor) -> Tensor:
         """Logits [B, num_classes]."""
-        return self.head(self.head_dropout(self.embed(video)))
+        return self.logits(self.encode(video))
+
+    def logits(self, tokens: Tensor) -> Tensor:
+        """Logits [B, num_classes] of last-block tokens [B, N, D] (a classifier's head on its pooled embedding)."""
+        return self.head(self.head_dropout(self.pool(tokens)))
+
+    def pool(self, tokens: Tensor) -> Tensor:
+        """The model's own clip embedding [B, D] of last-block tokens [B, N, D]: fc_norm(mean) for models that
+        norm after pooling (mean-pooling classifiers, VideoMAE v2 Hub encoders), token 0 for classifiers without
+        mean pooling, the mean of the normed features otherwise."""
+        if self.config.is_classifier and not self.config.use_mean_pooling:
+            return tokens[:, 0]
+        x = tokens.mean(dim=1)
+        fc_norm = getattr(self, "fc_norm", None)
+        return fc_norm(x) if fc_norm is not None else x
 
     def embed(self, video: Tensor, mask: Tensor | None = None, layer: int = -1, pool: str = "mean") -> Tensor:
         """Pooled clip embedding [B, D] of the visible tokens (all without `mask`).
 
-        From the last block with mean pooling it is the model's own: fc_norm(mean) for models that norm after
-        pooling (mean-pooling classifiers, VideoMAE v2 Hub encoders), token 0 for classifiers without mean pooling,
-        the mean of the normed features otherwise. Another `layer` (negative counts from the end) or `pool="max"`
-        pools that block's tokens as they are.
+        From the last block with mean pooling it is the model's own (`pool`). Another `layer` (negative counts from
+        the end) or `pool="max"` pools that block's tokens as they are.
         """
         x = self.encode(video, mask, layer)  # [B, N_visible, D]
         if layer % self.config.depth != self.config.depth - 1 or pool != "mean":
             return x.mean(dim=1) if pool == "mean" else x.amax(dim=1)
-        if self.config.is_classifier and not self.config.use_mean_pooling:
-            return x[:, 0]
-        x = x.mean(dim=1)
-        fc_norm = getattr(self, "fc_norm", None)
-        return fc_norm(x) if fc_norm is not None else x
+        return self.pool(x)
 
     def forward(self, video: Tensor, mask: Tensor | None = None,
                 decoder_mask: Tensor | None = None) -> VideoMAEOutput:

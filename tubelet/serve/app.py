@@ -205,6 +205,31 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return start_job("analyze", up, lambda job: service.analyze_upload(up, job, threshold, catalog, out),
                          keep=out)
 
+    # ---- insights ---------------------------------------------------------------------------------------------
+    @app.get("/api/clusters", tags=["insights"])
+    def clusters() -> dict[str, Any]:
+        """Interest clusters of the catalog's videos (size, most typical videos, members; noise apart)."""
+        return service.clusters()
+
+    @app.get("/api/recommend", tags=["insights"])
+    def recommend(liked: Annotated[list[str], Query(min_length=1, max_length=50,
+                                                    description="Liked catalog video ids (repeat).")],
+                  k: K = 10) -> dict[str, Any]:
+        """Cold start: the k catalog videos most worth showing after a few liked ones (never the liked ones)."""
+        bad = [x for x in liked if not re.match(VIDEO_ID, x)]
+        if bad:
+            raise UploadError(f"liked: not a video id (12 hex digits): {bad[0][:40]!r}", 422)
+        return service.recommend(liked, k)
+
+    @app.get("/api/trends", tags=["insights"])
+    def trends(time_field: Annotated[str, Query(max_length=100, description="Metadata field with the upload "
+                                                                            "time.")] = "uploaded_at",
+               window: Annotated[str, Query(max_length=32, description="Recent span: 7d, 12h, 30m, 2w, …")] = "7d",
+               period: Annotated[str | None, Query(max_length=32)] = None,
+               now: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:
+        """Clusters whose share of recent uploads is rising (ranked, with when it began) or fading."""
+        return service.trends(time_field, window, period, now)
+
     @app.post("/api/anomaly", tags=["anomaly"], status_code=202)
     async def anomaly_upload(file: UploadField, threshold: Annotated[float | None, Form(gt=0, le=1000)] = None,
                              ) -> JSONResponse:

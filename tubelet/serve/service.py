@@ -51,6 +51,7 @@ class Snapshot:
     stamp: tuple[int, int, int]  # (inode, mtime_ns, size) of the manifest it was read from
     records: dict[str, VideoRecord]
     _threshold: tuple[float, str] | None = None
+    _clustering: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, video_id: str) -> VideoRecord:
@@ -65,6 +66,18 @@ class Snapshot:
             if self._threshold is None:
                 self._threshold = copy_threshold(self.catalog)
             return self._threshold
+
+
+    def clustering(self, write_lock: threading.Lock) -> Any:
+        """The catalog's interest clusters (tubelet.insights), brought up to date once for this state; fitting
+        or assigning new videos saves the clustering into the catalog directory, so it runs as the writer."""
+        from tubelet.insights.clusters import current
+
+        with self._lock:
+            if self._clustering is None:
+                with write_lock:
+                    self._clustering = current(self.catalog)[0]
+            return self._clustering
 
 
 def _stamp(root: Path) -> tuple[int, int, int]:
@@ -249,6 +262,37 @@ class Service:
             d = out["distinctiveness"]
             d["nearest_name"] = d.pop("nearest_path")
         return out
+
+    # ---- insights ---------------------------------------------------------------------------------------------
+    def _named(self, snap: Snapshot, ids: list[str]) -> list[dict[str, Any]]:
+        return [{"id": v, "name": video_name(snap.records[v]), "thumbnail": f"/api/videos/{v}/thumbnail"}
+                for v in ids if v in snap.records]
+
+    def clusters(self) -> dict[str, Any]:
+        snap = self.snapshot()
+        clustering = snap.clustering(self.write_lock)
+        _, vectors = snap.catalog.video_vectors()
+        found, noise = clustering.clusters(clustering.space(vectors))
+        info = {k: v for k, v in clustering.info.items() if k != "model_source"}
+        return {"clusters": [{**c.to_dict(), "exemplars": self._named(snap, c.exemplars)} for c in found],
+                "noise": noise, "fitted": info}
+
+    def recommend(self, liked: list[str], k: int) -> dict[str, Any]:
+        from tubelet.insights import recommend
+
+        snap = self.snapshot()
+        for v in liked:
+            snap.record(v)
+        found = recommend(snap.catalog, snap.clustering(self.write_lock), liked, k)
+        return {"liked": liked, "results": [{**{k: v for k, v in r.to_dict().items() if k != "path"},
+                                             "name": video_name(snap.records[r.id]),
+                                             "thumbnail": f"/api/videos/{r.id}/thumbnail"} for r in found]}
+
+    def trends(self, time_field: str, window: str, period: str | None, now: str | None) -> dict[str, Any]:
+        from tubelet.insights.trends import catalog_trends
+
+        snap = self.snapshot()
+        return catalog_trends(snap.catalog, snap.clustering(self.write_lock), time_field, window, period, now)[2]
 
     def anomaly_upload(self, up: Upload, job: Job, threshold: float | None, out_dir: Path) -> dict[str, Any]:
         """Unusual events in an upload against the server's normal model, with a timeline picture."""

@@ -1,1 +1,2 @@
-"""Pretraining: recipe config, optimizer and schedule, checkpoints, torchrun support, the training loop."""
+"""Training: the engine (engine.py) and its recipes (pretraining, fine-tuning, distillation), run settings and saved
+state, torchrun support; the linear probe and multi-view evaluation."""

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tubelet.atomic import atomic_open
 from tubelet.errors import TubeletError
 
 
@@ -87,11 +88,9 @@ def save_confusion_png(report: ClassificationReport, path: str | Path, title: st
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=100, format="png")
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, dpi=100, format="png")
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 

@@ -17,11 +17,13 @@ from typing import Any, ClassVar
 
 import yaml
 
+from tubelet.atomic import atomic_write
 from tubelet.config import PRESETS, ModelConfig, coerce, preset
 from tubelet.errors import TubeletError
+from tubelet.model.masking import Masking
+from tubelet.settings import parse_set
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-MASK_TYPES = ("tube", "random")
 _MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelConfig)}
 
 
@@ -45,9 +47,10 @@ class RunConfig:
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.95)
     clip_grad: float = 0.0  # max gradient norm; 0 = no clipping
-    # run length: exactly one of the two
+    # run length: steps or epochs, and/or a CPU-time budget
     steps: int = 0  # optimizer steps
     epochs: int = 0
+    cpu_minutes: float = 0.0  # end the session after this much CPU time (the schedule is fitted to it); 0 = off
     # engine
     precision: str = "auto"  # bf16 on GPUs and CPUs with native bf16 matmuls; fp32 on other CPUs
     compile: bool = False
@@ -74,7 +77,8 @@ class RunConfig:
             (0.0 <= self.warmup_frac < 1.0, f"warmup_frac must be in [0, 1), got {self.warmup_frac}"),
             (self.weight_decay >= 0 and self.clip_grad >= 0, "weight_decay and clip_grad must be >= 0"),
             (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas must be two numbers in [0, 1)"),
-            (self.steps >= 0 and self.epochs >= 0, "steps and epochs must be >= 0"),
+            (self.steps >= 0 and self.epochs >= 0 and self.cpu_minutes >= 0,
+             "steps, epochs and cpu_minutes must be >= 0"),
             (not (self.steps and self.epochs), "give steps or epochs, not both"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
             (0 <= self.workers <= 256, f"workers must be in 0–256, got {self.workers}"),
@@ -169,17 +173,25 @@ class PretrainConfig(RunConfig):
     def checks(self) -> list[tuple[bool, str]]:
         return [
             (self.preset in PRESETS, f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}"),
-            (self.mask_type in MASK_TYPES, f"mask_type must be one of {', '.join(MASK_TYPES)}"),
-            (0.0 <= self.mask_ratio < 1.0, f"mask_ratio must be in [0, 1), got {self.mask_ratio}"),
-            (0.0 <= self.decoder_mask_ratio < 1.0, f"decoder_mask_ratio must be in [0, 1), got "
-                                                   f"{self.decoder_mask_ratio}"),
             (1 <= self.repeats <= 1024, f"repeats must be in 1–1024, got {self.repeats}"),
             *super().checks(),
         ]
 
     def validate(self) -> None:
         super().validate()
-        self.model_config()  # inconsistent model overrides fail here
+        self.masking(self.model_config().grid)  # inconsistent model overrides and masking fail here, once
+
+    def masking(self, grid: tuple[int, int, int]) -> Masking:
+        """How this run masks a model with token grid `grid` (checked when made)."""
+        try:
+            masking = Masking(grid, self.mask_type, self.mask_ratio, self.decoder_mask_ratio)
+        except TubeletError as e:
+            raise TubeletError(f"invalid {self.kind} config: {e}") from None
+        n = masking.positions
+        if int(self.mask_ratio * n) < 1:  # nothing to reconstruct: a pretraining run needs one hidden token
+            raise TubeletError(f"invalid {self.kind} config: mask ratio {self.mask_ratio} hides none of the {n} "
+                               f"positions it masks: use at least {1 / n:.3g}")
+        return masking
 
     def model_config(self) -> ModelConfig:
         """The model this run trains: the preset with `model` overrides (and gradient checkpointing)."""
@@ -243,28 +255,6 @@ def _number(text: str) -> int | float:
         return float(text)
 
 
-def parse_set(items: list[str]) -> dict[str, Any]:
-    """`--set key=value` items → nested dict; `model.depth=2` sets a model field; values read as YAML scalars."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise TubeletError(f"--set {item!r}: expected key=value")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        head, dot, sub = key.partition(".")
-        if dot:
-            if head != "model":
-                raise TubeletError(f"--set {item!r}: only model.<field> keys are nested")
-            out.setdefault("model", {})[sub] = value
-        else:
-            out[key] = value
-    return out
-
-
 def merge(*layers: dict[str, Any]) -> dict[str, Any]:
     """Later layers win; `model` tables merge key by key."""
     out: dict[str, Any] = {}
@@ -283,8 +273,8 @@ resolve = PretrainConfig.resolve
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:
     """Write the resolved config as YAML (readable back with --config)."""
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    atomic_write(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-__all__ = ["PretrainConfig", "RECIPES", "RunConfig", "from_dict", "merge", "parse_set", "read_config_file", "recipe",
-           "resolve", "save_config"]
+__all__ = ["PretrainConfig", "RECIPES", "RunConfig", "from_dict", "merge", "read_config_file", "recipe", "resolve",
+           "save_config"]

@@ -115,13 +115,13 @@ def no_grad_sync(model: nn.Module, skip: bool) -> Iterator[None]:
         yield
 
 
-def mean_across(value: float, info: DistInfo) -> float:
-    """The mean of a float over all ranks (the value itself for one process)."""
+def across_ranks(value: float, info: DistInfo, op: str = "mean") -> float:
+    """The mean (or max) of a float over all ranks (the value itself for one process)."""
     if not info.distributed:
         return value
     t = torch.tensor([value], dtype=torch.float64, device=info.device)
-    dist.all_reduce(t)
-    return t.item() / info.world_size
+    dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+    return t.item() if op == "max" else t.item() / info.world_size
 
 
 def gather(obj: Any, info: DistInfo) -> list[Any]:
@@ -138,5 +138,5 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-__all__ = ["DistInfo", "barrier", "gather", "mean_across", "no_grad_sync", "pick_device", "setup", "teardown",
+__all__ = ["DistInfo", "across_ranks", "barrier", "gather", "no_grad_sync", "pick_device", "setup", "teardown",
            "unwrap", "wrap"]

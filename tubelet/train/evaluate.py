@@ -17,15 +17,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tubelet.atomic import atomic_write
 from tubelet.data import ClipDataset, make_loader
 from tubelet.errors import TubeletError
 from tubelet.model.checkpoints import load_model
 from tubelet.model.videomae import VideoMAE
 from tubelet.train import distributed as D
 from tubelet.train.accuracy import ClassificationReport, classification_report, format_report, save_confusion_png
+from tubelet.train.engine import DTYPES
 from tubelet.train.labels import LabelSet, load_labels, read_class_list
 
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 CONFUSION_FILE = "confusion.png"
 REPORT_FILE = "evaluation.json"
 
@@ -168,7 +169,7 @@ def evaluate(data: str | None, labels_path: str | None, model_src: str, clips: i
     result = EvalResult(report, str(model_src), clips, crops, skipped, labels.missing, png,
                         time.perf_counter() - started)
     if out_dir is not None and info.is_main:
-        (Path(out_dir) / REPORT_FILE).write_text(json.dumps(result.summary(), indent=2) + "\n")
+        atomic_write(Path(out_dir) / REPORT_FILE, json.dumps(result.summary(), indent=2) + "\n")
     return result
 
 

@@ -1,17 +1,16 @@
-"""Fine-tuning a classifier on labelled clips with the papers' recipe, on the pretraining engine.
+"""The fine-tuning recipe: a classifier trained on labelled clips with the papers' recipe, on the engine.
 
 Recipe defaults (VideoMAE fine-tuning): AdamW β=(0.9, 0.999), weight decay 0.05, base lr 1e-3 × total batch / 256
 with layer-wise decay 0.75, warmup then cosine, drop path 0.1, label smoothing 0.1, mixup 0.8 / cutmix 1.0,
 RandAugment n4 m7 std .5 applied identically to every frame. Position tables are resampled by `load_model` when
-frames or resolution differ from the initial checkpoint. Engine features come from the pretraining trainer:
-AMP, gradient accumulation and clipping, atomic checkpoints with exact resume, torchrun DDP/FSDP, JSONL metrics,
-a progress bar, a NaN guard.
+frames or resolution differ from the initial checkpoint. Engine features (train/engine.py): AMP, gradient
+accumulation and clipping, atomic checkpoints with exact resume, torchrun DDP/FSDP, JSONL metrics, a progress
+bar, a NaN guard, repeated sampling of small datasets. Each checkpoint is scored on the validation clips.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,15 +19,15 @@ import torch
 from torch import Tensor
 
 from tubelet.config import PRESETS
-from tubelet.data import ClipDataset, make_loader
+from tubelet.data import ClipDataset
 from tubelet.data import transforms as T
 from tubelet.data.decode import VideoReader
 from tubelet.errors import TubeletError
 from tubelet.model.checkpoints import load_model
 from tubelet.model.videomae import VideoMAE
-from tubelet.train import distributed as D
 from tubelet.train.accuracy import ClassificationReport, save_confusion_png
-from tubelet.train.config import RunConfig, save_config
+from tubelet.train.config import RunConfig
+from tubelet.train.engine import Recipe, RunResult, Trainer, note_skipped, run
 from tubelet.train.evaluate import eval_dataset, evaluate_dataset
 from tubelet.train.labels import (
     LabelSet,
@@ -38,20 +37,11 @@ from tubelet.train.labels import (
     split_train_val,
     write_class_list,
 )
-from tubelet.train.layer_decay import ScaledWarmupCosine, layer_decay_groups
+from tubelet.train.layer_decay import layer_decay_groups
 from tubelet.train.metrics import MetricsLog
 from tubelet.train.mixup import MixupCutmix, soft_cross_entropy
-from tubelet.train.pretrain import (
-    RunResult,
-    Trainer,
-    _deterministic,
-    prepare_run_dir,
-    seed_everything,
-    train_loop,
-)
 from tubelet.train.randaugment import RandAugment
 
-CONFIG_FILE = "finetune.yaml"
 CLASSES_FILE = "classes.txt"
 
 
@@ -164,35 +154,7 @@ def build_classifier(cfg: FinetuneConfig, classes: list[str], start: Path | None
     return load_model(cfg.init, **overrides)
 
 
-# ---- the trainer ----------------------------------------------------------------------------------
-
-class FinetuneTrainer(Trainer):
-    """The pretraining trainer with layer-wise lr decay groups and a mixup + soft cross-entropy loss."""
-
-    schedule = ScaledWarmupCosine
-
-    def __init__(self, cfg: FinetuneConfig, info: D.DistInfo, model: VideoMAE, total_steps: int,
-                 run_dir: Path) -> None:
-        super().__init__(cfg, info, model, total_steps, run_dir)
-        self.mix = MixupCutmix(model.config.num_classes, cfg.mixup, cfg.cutmix, cfg.mixup_prob,
-                               cfg.mixup_switch_prob, cfg.smoothing)
-
-    def make_optimizer(self) -> torch.optim.Optimizer:
-        """AdamW with a group per (layer, decayed or not), each lr scaled by layer_decay ** depth-to-go."""
-        cfg = self.cfg
-        groups = layer_decay_groups(self.module, cfg.weight_decay, cfg.layer_decay, self.module.config.depth)
-        return torch.optim.AdamW(groups, lr=self.lr, betas=cfg.betas)
-
-    def batch_loss(self, batch: dict[str, Any]) -> Tensor:
-        """Mixed clips and soft targets → soft cross-entropy of the classifier's logits."""
-        dev = self.info.device
-        video, targets = self.mix(batch["video"].to(dev, non_blocking=True), batch["label"].to(dev))
-        with self.autocast():
-            logits = self.model(video).logits
-        return soft_cross_entropy(logits, targets)
-
-
-# ---- the loop -------------------------------------------------------------------------------------
+# ---- the recipe -----------------------------------------------------------------------------------
 
 @dataclass
 class FinetuneResult(RunResult):
@@ -211,84 +173,77 @@ class FinetuneResult(RunResult):
         }
 
 
+class Finetuning(Recipe):
+    """Mixup/cutmix soft cross-entropy under layer-wise lr decay; every checkpoint scored on the validation clips."""
+
+    name = "finetune"
+    config_file = "finetune.yaml"
+    result_type = FinetuneResult
+
+    def __init__(self, cfg: FinetuneConfig) -> None:
+        super().__init__(cfg)
+        self.cfg: FinetuneConfig = cfg
+        self.train_labels, self.val_labels = train_val_labels(cfg)
+        self.mix: MixupCutmix | None = None
+        self.val_ds: ClipDataset | None = None
+
+    def build_model(self, start: Path | None) -> VideoMAE:
+        model = build_classifier(self.cfg, self.train_labels.classes, start)
+        if list(model.config.class_names) != self.train_labels.classes:
+            raise TubeletError(f"{start}: its classes differ from the labels' ({len(model.config.class_names)} vs "
+                               f"{self.train_labels.num_classes})")
+        cfg = self.cfg
+        self.mix = MixupCutmix(model.config.num_classes, cfg.mixup, cfg.cutmix, cfg.mixup_prob,
+                               cfg.mixup_switch_prob, cfg.smoothing)
+        return model
+
+    def dataset(self, model: VideoMAE) -> ClipDataset:
+        return train_dataset(self.cfg, self.train_labels, model)
+
+    def optimizer(self, module: VideoMAE, lr: float) -> torch.optim.Optimizer:
+        """AdamW with a group per (layer, decayed or not), each lr scaled by layer_decay ** depth-to-go."""
+        groups = layer_decay_groups(module, self.cfg.weight_decay, self.cfg.layer_decay, module.config.depth)
+        return torch.optim.AdamW(groups, lr=lr, betas=self.cfg.betas)
+
+    def batch_loss(self, trainer: Trainer, batch: dict[str, Any]) -> Tensor:
+        """Mixed clips and soft targets → soft cross-entropy of the classifier's logits."""
+        dev = trainer.info.device
+        video, targets = self.mix(batch["video"].to(dev, non_blocking=True), batch["label"].to(dev))  # type: ignore
+        with trainer.autocast():
+            logits = trainer.model(video).logits
+        return soft_cross_entropy(logits, targets)
+
+    def start(self, trainer: Trainer, result: RunResult) -> None:
+        """The class list beside the config, and the validation clips."""
+        result.classes = self.train_labels.classes  # type: ignore[attr-defined]
+        if trainer.info.is_main:
+            write_class_list(self.train_labels.classes, trainer.run_dir / CLASSES_FILE)
+        if self.val_labels.examples:
+            self.val_ds = eval_dataset(self.val_labels, trainer.module, self.cfg.stride, self.cfg.eval_clips,
+                                       self.cfg.eval_crops)
+
+    def on_checkpoint(self, trainer: Trainer, path: Path | None, result: RunResult, log: MetricsLog | None) -> None:
+        """Score the validation clips (all ranks); log the scores and the confusion picture (rank 0)."""
+        if self.val_ds is None:
+            return
+        report, skipped = evaluate_dataset(trainer.model, self.val_ds, trainer.info, self.cfg.batch_size, 0,
+                                           trainer.precision)
+        note_skipped(skipped, result, log, trainer.step)
+        if report is None or log is None:
+            return
+        result.val = report  # type: ignore[attr-defined]
+        log.log({"step": trainer.step, "val_top1": report.top1, "val_top5": report.top5,
+                 "val_mean_class_acc": report.mean_class_acc})
+        if path is not None:
+            result.confusion_png = save_confusion_png(  # type: ignore[attr-defined]
+                report, path / "confusion.png", f"step {trainer.step}: val top-1 {report.top1:.3f}")
+
+
 def finetune(cfg: FinetuneConfig, run_dir: str | Path, resume: bool = False, stop_after: int = 0,
              progress: bool = True) -> FinetuneResult:
-    """Fine-tune into `run_dir`; with `resume`, continue from its last checkpoint as if never stopped."""
-    info = D.setup(cfg.device)
-    try:
-        return _finetune(cfg, Path(run_dir), info, resume, stop_after, progress)
-    finally:
-        D.teardown()
+    """Fine-tune into `run_dir` on the engine (see `engine.run`)."""
+    return run(Finetuning(cfg), run_dir, resume, stop_after, progress)  # type: ignore[return-value]
 
 
-def _finetune(cfg: FinetuneConfig, run_dir: Path, info: D.DistInfo, resume: bool, stop_after: int,
-              progress: bool) -> FinetuneResult:
-    started = time.perf_counter()
-    start = prepare_run_dir(cfg, run_dir, resume)
-    if cfg.deterministic:
-        _deterministic()
-    seed_everything(cfg.seed)
-    train_labels, val_labels = train_val_labels(cfg)
-    model = build_classifier(cfg, train_labels.classes, start)
-    if list(model.config.class_names) != train_labels.classes:
-        raise TubeletError(f"{start}: its classes differ from the labels' ({len(model.config.class_names)} vs "
-                           f"{train_labels.num_classes})")
-    ds = train_dataset(cfg, train_labels, model)
-    val_ds = eval_dataset(val_labels, model, cfg.stride, cfg.eval_clips, cfg.eval_crops) if val_labels.examples \
-        else None
-    loader = make_loader(ds, cfg.batch_size, workers=cfg.workers, seed=cfg.seed, rank=info.rank,
-                         world_size=info.world_size)
-    steps_per_epoch = len(loader) // cfg.accum_steps
-    if steps_per_epoch == 0:
-        raise TubeletError(f"{len(train_labels.examples)} training clip(s) make no full step of batch "
-                           f"{cfg.batch_size} × {cfg.accum_steps} × {info.world_size} process(es); lower --batch-size")
-    total = cfg.steps or cfg.epochs * steps_per_epoch
-    if total == 0:
-        raise TubeletError("say how long to train: --steps N or --epochs N")
-    trainer = FinetuneTrainer(cfg, info, model, total, run_dir)
-    seed_everything(cfg.seed + info.rank)
-    if start is not None:
-        trainer.load(start)
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / CONFIG_FILE)
-        write_class_list(train_labels.classes, run_dir / CLASSES_FILE)
-    log = MetricsLog(run_dir, trainer.step if start is not None else None) if info.is_main else None
-    result = FinetuneResult(run_dir, start, trainer.step, total, classes=train_labels.classes, rank=info.rank)
-    train_loop(trainer, loader, steps_per_epoch, result, log, "finetune",
-               cfg.batch_size * cfg.accum_steps * info.world_size, stop_after, progress, started,
-               lambda messages: _note_skipped(messages, result),
-               lambda: _checkpoint(trainer, run_dir, val_ds, result, log))
-    return result
-
-
-def _checkpoint(trainer: FinetuneTrainer, run_dir: Path, val_ds: ClipDataset | None, result: FinetuneResult,
-                log: MetricsLog | None) -> None:
-    """Save, then score the validation clips (all ranks) and log the scores and confusion picture (rank 0)."""
-    path = trainer.save(run_dir)
-    result.checkpoint = path or result.checkpoint
-    if val_ds is None:
-        return
-    cfg = trainer.cfg
-    report, skipped = evaluate_dataset(trainer.model, val_ds, trainer.info, cfg.batch_size, 0, trainer.precision)
-    for s in skipped:
-        _note_skipped([s], result)
-    if report is None or log is None:
-        return
-    result.val = report
-    log.log({"step": trainer.step, "val_top1": report.top1, "val_top5": report.top5,
-             "val_mean_class_acc": report.mean_class_acc})
-    if path is not None:
-        result.confusion_png = save_confusion_png(report, path / "confusion.png",
-                                                  f"step {trainer.step}: val top-1 {report.top1:.3f}")
-
-
-def _note_skipped(messages: list[str], result: FinetuneResult) -> None:
-    for m in messages:
-        if m not in result.skipped:
-            result.skipped.append(m)
-            print(f"warning: skipped {m}", file=sys.stderr)
-
-
-__all__ = ["CONFIG_FILE", "FinetuneConfig", "FinetuneResult", "FinetuneTrainer", "build_classifier",
-           "config_from_dict", "finetune", "resolve_config", "train_val_labels"]
+__all__ = ["CLASSES_FILE", "FinetuneConfig", "FinetuneResult", "Finetuning", "build_classifier", "config_from_dict",
+           "finetune", "resolve_config", "train_val_labels"]

@@ -11,7 +11,7 @@ import re
 
 from torch import nn
 
-from tubelet.train.optim import WarmupCosine, decays
+from tubelet.train.optim import decays
 
 _BLOCK = re.compile(r"(?:^|\.)blocks\.(\d+)\.")
 
@@ -41,17 +41,4 @@ def layer_decay_groups(model: nn.Module, weight_decay: float, decay: float, dept
     return [groups[k] for k in sorted(groups)]
 
 
-class ScaledWarmupCosine(WarmupCosine):
-    """The warmup-cosine schedule with each group's lr multiplied by its `lr_scale` (1 when absent)."""
-
-    def get_lr(self) -> list[float]:
-        lr = self.lr_at(self.last_epoch)
-        return [lr * g.get("lr_scale", 1.0) for g in self.optimizer.param_groups]
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        super().load_state_dict(state_dict)
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
-            group["lr"] = lr
-
-
-__all__ = ["ScaledWarmupCosine", "layer_decay_groups", "layer_id"]
+__all__ = ["layer_decay_groups", "layer_id"]

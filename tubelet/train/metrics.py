@@ -9,6 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from tubelet.atomic import atomic_write
+
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -23,9 +25,9 @@ class MetricsLog:
         self.path = Path(run_dir) / METRICS_FILE
         if resume_step is not None and self.path.exists():
             kept = [line for line in self.path.read_text().splitlines() if _step(line) <= resume_step]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            atomic_write(self.path, "".join(line + "\n" for line in kept))
         elif resume_step is None:
-            self.path.write_text("")
+            atomic_write(self.path, "")
         self._file = self.path.open("a")
         self._tb = _tensorboard(Path(run_dir) / "tensorboard")
 

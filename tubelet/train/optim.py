@@ -59,7 +59,9 @@ class WarmupCosine(LRScheduler):
         return warmup_cosine(step, self.total_steps, self.warmup_steps, self.peak, self.start, self.final)
 
     def get_lr(self) -> list[float]:
-        return [self.lr_at(self.last_epoch)] * len(self.optimizer.param_groups)
+        """Every group's lr, times its `lr_scale` when it has one (layer-wise lr decay)."""
+        lr = self.lr_at(self.last_epoch)
+        return [lr * g.get("lr_scale", 1.0) for g in self.optimizer.param_groups]
 
     def state_dict(self) -> dict:
         """Only the position: a resumed run with a longer schedule follows its own total_steps."""
@@ -67,8 +69,8 @@ class WarmupCosine(LRScheduler):
 
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(self.last_epoch)
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
+            group["lr"] = lr
 
 
 __all__ = ["WarmupCosine", "build_optimizer", "decays", "param_groups", "scaled_lr", "warmup_cosine"]

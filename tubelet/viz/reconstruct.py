@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
+from tubelet.atomic import atomic_open
 from tubelet.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
-from tubelet.data.decode import VideoInput
+from tubelet.data.decode import VideoInput, read_clip
+from tubelet.data.transforms import test_views
 from tubelet.errors import TubeletError
-from tubelet.model.masking import make_mask
+from tubelet.model.masking import Masking
 from tubelet.model.videomae import VideoMAE
 from tubelet.model.vit import patchify, unpatchify
 
@@ -86,20 +87,11 @@ def reconstruct(model: VideoMAE, video: Tensor, mask: Tensor) -> Reconstruction:
 def load_clip(src: VideoInput, cfg: ModelConfig, stride: int = 4, start_s: float | None = None) -> Tensor:
     """A clip for `cfg`'s (square) geometry as evaluation sees it: short side resized, centre crop, normalised.
     `src` is a path or a video's bytes → [3, T, H, W]; start_s None takes the middle of the video."""
-    from tubelet.data import read_clip
-    from tubelet.data.transforms import test_views
-
     size = cfg.image_size[0]
     if cfg.image_size[1] != size:
         raise TubeletError(f"reconstruct draws square clips; the model's image_size is {cfg.image_size}")
     frames, _ = read_clip(src, cfg.num_frames, stride, start_s, size=size)  # uint8 [T, H', W', 3]
     return test_views(frames, size)[0]
-
-
-def clip_mask(model: VideoMAE, mask_type: str, ratio: float, seed: int) -> Tensor:
-    """A reproducible mask [N] for one clip."""
-    generator = torch.Generator().manual_seed(seed)
-    return make_mask(mask_type, model.config.grid, ratio, 1, generator)[0]
 
 
 # ---- the picture ----------------------------------------------------------------------------------
@@ -149,32 +141,22 @@ def figure(rec: Reconstruction, title: str = "", max_columns: int = 8, cell_heig
 def save_figure(rec: Reconstruction, path: str | Path, title: str = "", max_columns: int = 8) -> Path:
     """Write the picture as PNG (parent folders created)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure(rec, title, max_columns).save(path)
+    with atomic_open(path, "wb") as f:
+        figure(rec, title, max_columns).save(f, format="PNG")
     return path
 
 
-def reconstruct_video(model: str | Path, video: str | Path, out: str | Path, mask_ratio: float = 0.9,
+def reconstruct_video(net: VideoMAE, video: str | Path, out: str | Path, mask_ratio: float = 0.9,
                       mask_type: str = "tube", start_s: float | None = None, stride: int = 4,
-                      seed: int = 0) -> dict[str, Any]:
-    """`tubelet reconstruct`: load a pretraining checkpoint (or a run's latest), draw one clip's picture."""
-    from tubelet.model.checkpoints import load_model
-    from tubelet.train.checkpoint import latest_checkpoint
-
-    src = Path(model)
-    if src.is_dir() and not (src / "config.json").exists():
-        src = latest_checkpoint(src) or src
-    net = load_model(src if src.exists() else str(model))
+                      seed: int = 0) -> Reconstruction:
+    """`tubelet reconstruct`: one clip of `video` through a pretraining model, drawn to `out`."""
     if not net.config.is_pretraining:
-        raise TubeletError(f"{model}: has no decoder; reconstruct needs a pretraining checkpoint")
+        raise TubeletError(f"{net.config.name}: has no decoder; reconstruct needs a pretraining checkpoint")
     clip = load_clip(video, net.config, stride, start_s)
-    mask = clip_mask(net, mask_type, mask_ratio, seed)
-    rec = reconstruct(net, clip, mask)
-    title = f"{Path(video).name}  ·  {net.config.name}  ·  loss {rec.loss:.3f}"
-    save_figure(rec, out, title)
-    return {"video": str(video), "model": str(src), "out": str(out), "mask_ratio": rec.mask_ratio,
-            "loss": rec.loss, "frames": net.config.num_frames, "image_size": list(net.config.image_size)}
+    rec = reconstruct(net, clip, Masking(net.config.grid, mask_type, mask_ratio).fixed(seed))
+    save_figure(rec, out, f"{Path(video).name}  ·  {net.config.name}  ·  loss {rec.loss:.3f}")
+    return rec
 
 
-__all__ = ["Reconstruction", "clip_mask", "figure", "load_clip", "predicted_pixels", "reconstruct", "reconstruct_video",
+__all__ = ["Reconstruction", "figure", "load_clip", "predicted_pixels", "reconstruct", "reconstruct_video",
            "save_figure", "to_pixels"]

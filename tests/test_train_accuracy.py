@@ -7,7 +7,7 @@ import torch
 
 from tubelet.errors import TubeletError
 from tubelet.train.accuracy import classification_report, format_report, save_confusion_png
-from tubelet.train.probe import fit_probe
+from tubelet.train.linear_probe import fit_probe
 
 
 def test_report_top1_top5_per_class_and_confusion():

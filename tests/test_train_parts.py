@@ -19,8 +19,9 @@ from tubelet.train.labels import (
     write_class_list,
     write_manifest,
 )
-from tubelet.train.layer_decay import ScaledWarmupCosine, layer_decay_groups, layer_id
+from tubelet.train.layer_decay import layer_decay_groups, layer_id
 from tubelet.train.mixup import MixupCutmix, cutmix_box, smooth_one_hot, soft_cross_entropy
+from tubelet.train.optim import WarmupCosine
 from tubelet.train.randaugment import OPS, RandAugment
 
 # ---- labels ---------------------------------------------------------------------------------------
@@ -248,7 +249,7 @@ def test_scaled_schedule_multiplies_each_group():
     model = VideoMAE(preset("vit_tiny", depth=2, decoder_depth=0, num_classes=3, num_frames=4, image_size=32))
     groups = layer_decay_groups(model, 0.05, 0.5, 2)
     opt = torch.optim.AdamW(groups, lr=1.0)
-    sched = ScaledWarmupCosine(opt, total_steps=10, warmup_steps=0, peak=1e-3, start=0.0, final=0.0)
+    sched = WarmupCosine(opt, total_steps=10, warmup_steps=0, peak=1e-3, start=0.0, final=0.0)
     for g in opt.param_groups:
         assert g["lr"] == pytest.approx(1e-3 * g["lr_scale"])
     for _ in range(5):
@@ -257,7 +258,7 @@ def test_scaled_schedule_multiplies_each_group():
     for g in opt.param_groups:
         assert g["lr"] == pytest.approx(0.5e-3 * g["lr_scale"])
     assert math.isclose(max(g["lr_scale"] for g in groups), 1.0)
-    again = ScaledWarmupCosine(torch.optim.AdamW(layer_decay_groups(model, 0.05, 0.5, 2), lr=1.0), total_steps=10,
+    again = WarmupCosine(torch.optim.AdamW(layer_decay_groups(model, 0.05, 0.5, 2), lr=1.0), total_steps=10,
                                warmup_steps=0, peak=1e-3, start=0.0, final=0.0)
     again.load_state_dict(sched.state_dict())  # resume: each group back at its own scaled lr
     for g in again.optimizer.param_groups:

@@ -3,8 +3,11 @@ resampled to a new geometry), the augmented training dataset, and labels read of
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
+from conftest import BUNDLED_VIDEOS, run_cli
 
 from tubelet import VideoMAE, preset, save_model
 from tubelet.data.synthetic import write_synthetic_videos
@@ -67,3 +70,18 @@ def test_labels_from_class_folders(tmp_path):
     assert labels.classes == ["down", "left", "right", "up"] and labels.counts() == [1, 1, 1, 1]
     with pytest.raises(TubeletError, match="not in the class list"):
         read_labels(str(tmp_path / "v"), classes=["left", "right"])
+
+
+def test_default_settings_fine_tune_a_folder_of_three_short_clips(tmp_path, monkeypatch, capsys):
+    """Three labelled clips (class sub-folders) and the default batch of 8: repeated sampling fills the step."""
+    for label, name in (("plant", "houseplant_static_short.mp4"), ("flower", "flower_timelapse.mp4"),
+                        ("film", "bw_film_dialogue.mp4")):
+        (tmp_path / "clips" / label).mkdir(parents=True)
+        (tmp_path / "clips" / label / name).symlink_to(BUNDLED_VIDEOS / name)
+    code, out, err = run_cli(monkeypatch, capsys, "finetune", tmp_path / "clips", "--init", "vit_tiny", "--out",
+                             tmp_path / "run", "--epochs", "1", "--json", "--set", "model.num_frames=4",
+                             "--set", "model.image_size=32", "--set", "model.depth=2")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["finished"] and summary["step"] == 1 and summary["num_classes"] == 3
+    assert (tmp_path / "run" / "classes.txt").read_text().split() == ["film", "flower", "plant"]

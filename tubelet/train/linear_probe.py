@@ -25,7 +25,8 @@ from tubelet.model.checkpoints import load_model
 from tubelet.model.videomae import VideoMAE
 from tubelet.train import distributed as D
 from tubelet.train.accuracy import ClassificationReport, classification_report
-from tubelet.train.evaluate import DTYPES, eval_dataset
+from tubelet.train.engine import DTYPES
+from tubelet.train.evaluate import eval_dataset
 from tubelet.train.labels import LabelSet, load_labels, read_class_list, read_labels, split_train_val
 
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
@@ -133,7 +134,7 @@ def fit_probe(x: Tensor, y: Tensor, num_classes: int, l2_grid: tuple[float, ...]
 
 
 
-# ---- the `tubelet probe` job ----------------------------------------------------------------------
+# ---- the `tubelet probe DATA --init CKPT` job ----------------------------------------------------------------------
 
 @dataclass
 class ProbeResult:
@@ -170,10 +171,10 @@ def dataset_features(model: VideoMAE, labels: LabelSet, stride: int, layer: int 
     return x, y, skipped
 
 
-def run_probe(data: str | None, labels_path: str | None, init: str, layer: int | None = None, val: str | None = None,
-              val_frac: float = 0.2, class_list: str | None = None, stride: int = 4,
-              overrides: dict[str, Any] | None = None, batch_size: int = 8, workers: int = 0, device: str = "auto",
-              precision: str = "fp32", seed: int = 0) -> ProbeResult:
+def run_linear_probe(data: str | None, labels_path: str | None, init: str, layer: int | None = None,
+                     val: str | None = None, val_frac: float = 0.2, class_list: str | None = None, stride: int = 4,
+                     overrides: dict[str, Any] | None = None, batch_size: int = 8, workers: int = 0,
+                     device: str = "auto", precision: str = "fp32", seed: int = 0) -> ProbeResult:
     """Linear-probe the frozen encoder of `init` on a labelled manifest: features of the training split, a probe
     fit on them, scores on the validation split (a given manifest, its split column, or val_frac per class)."""
     started = time.perf_counter()
@@ -203,4 +204,4 @@ def run_probe(data: str | None, labels_path: str | None, init: str, layer: int |
 
 
 __all__ = ["L2_GRID", "POOLS", "LinearProbe", "ProbeFit", "ProbeResult", "clip_features", "dataset_features",
-           "extract_features", "fit_probe", "run_probe"]
+           "extract_features", "fit_probe", "run_linear_probe"]

@@ -1,5 +1,5 @@
-"""Run checkpoints: RUN_DIR/checkpoints/step_NNNNNNNN/ = a model directory (config.json + model.safetensors)
-plus trainer.pt (optimizer, scheduler, scaler, RNG states, step and data position).
+"""A training run's saved state: RUN_DIR/checkpoints/step_NNNNNNNN/ = a model directory (config.json +
+model.safetensors) plus trainer.pt (optimizer, scheduler, scaler, RNG states, step and data position).
 
 Each checkpoint appears whole (written in a temp directory, then renamed); the last K are kept. trainer.pt
 holds only tensors and plain containers so it loads with torch.load(weights_only=True).
@@ -7,7 +7,6 @@ holds only tensors and plain containers so it loads with torch.load(weights_only
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shutil
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tubelet.atomic import atomic_dir, atomic_open
 from tubelet.errors import CheckpointError
 from tubelet.model.checkpoints import CONFIG_FILE, WEIGHTS_FILE, save_model
 from tubelet.model.videomae import VideoMAE
@@ -50,20 +50,13 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 def save_checkpoint(run_dir: str | Path, step: int, model: VideoMAE, trainer: dict[str, Any],
                     keep_last: int) -> Path:
-    """Write model + trainer state for `step` atomically, then delete all but the last `keep_last` checkpoints."""
+    """Write model + trainer state for `step` as one directory that appears whole (the same step saved again
+    replaces it), then delete all but the last `keep_last` checkpoints."""
     final = checkpoint_path(run_dir, step)
-    tmp = final.with_name(f".{final.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_model(model, tmp)
-    torch.save(trainer, tmp / TRAINER_FILE)
-    if final.exists():  # the same step saved again (a resumed run that was already at its end)
-        old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, final)
+    with atomic_dir(final) as tmp:
+        save_model(model, tmp)
+        with atomic_open(tmp / TRAINER_FILE, "wb") as f:
+            torch.save(trainer, f)
     for stale in list_checkpoints(run_dir)[:-keep_last]:
         shutil.rmtree(stale)
     return final

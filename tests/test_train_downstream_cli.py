@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_VIDEOS
+from conftest import clip
 from typer.testing import CliRunner
 
 from tubelet import load_model
@@ -150,7 +150,7 @@ def test_real_clips_finetune_resume_evaluate_probe(tmp_path):
     for i, name in enumerate(REAL):
         folder = data / ("sports" if i % 2 else "other")
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(SHARED_VIDEOS / name, folder / name)
+        shutil.copy(clip(name), folder / name)
     out = tmp_path / "run"
     code, output = run("finetune", data, "--init", "vit_tiny", "--out", out, "--steps", "2", "--batch-size", "2",
                        "--val-frac", "0.34", "--workers", "1", "--save-every", "1", "--set", "log_every=1",
@@ -212,6 +212,6 @@ def test_torchrun_two_processes(colour_data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
     assert summary["step"] == 2 and summary["finished"] and summary["val_clips"] == 9
-    from tubelet.train.checkpoint import latest_checkpoint, load_trainer_state
+    from tubelet.train.run_state import latest_checkpoint, load_trainer_state
 
     assert load_trainer_state(latest_checkpoint(out))["world_size"] == 2

@@ -1,0 +1,146 @@
+"""Frame fingerprints: a model-free channel beside the embedding, for copy detection that holds with any model.
+
+A video is sampled at `FPS` frames a second. Each frame is turned grey, trimmed to its *content box* (black bars
+and the blurred fill of a 9:16 re-frame cut away: rows and columns whose edge energy, over the whole video, is a
+small fraction of the picture's), resized to 32×32, normalised to zero mean and unit variance (colour grades and
+brightness drop out), and described by the low-frequency block of its 2-D DCT (pHash's idea, kept as real numbers,
+without the DC term). A left–right mirror flips the sign of the odd horizontal frequencies, so a query is matched
+in both orientations by negating them (`mirrored`), without decoding it twice.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from tubelet.data import read_frames_at
+
+FPS = 2.0  # fingerprints a second
+SIZE = 96  # frames are decoded with this short side
+THUMB = 32  # side of the grey thumbnail the DCT is taken of
+BLOCK = 8  # the BLOCK×BLOCK lowest frequencies are kept (less the DC term)
+DIM = BLOCK * BLOCK - 1
+MARGIN_ENERGY = 0.2  # rows/columns below this fraction of the median edge energy of the middle are margin
+
+
+@dataclass
+class Fingerprints:
+    """Per-frame descriptors of one video: times [F] in seconds and vectors [F, DIM] (float32, unit norm)."""
+
+    times: np.ndarray
+    vectors: np.ndarray
+    box: tuple[int, int, int, int]  # (top, bottom, left, right) of the content, in decoded-frame pixels
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    k, i = np.arange(n)[:, None], np.arange(n)[None]
+    m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2 / n)
+    m[0] /= np.sqrt(2)
+    return m.astype(np.float32)
+
+
+_DCT = _dct_matrix(THUMB)
+_ODD = np.array([(j % 2 == 1) for i in range(BLOCK) for j in range(BLOCK)][1:])  # odd horizontal frequency
+
+
+def _band(energy: np.ndarray) -> tuple[int, int]:
+    """[lo, hi) of the run of above-margin entries of a 1-D edge-energy profile that holds its middle, made
+    symmetric (the smaller margin on both sides)."""
+    n = len(energy)
+    ref = np.median(energy[n // 3: max(n // 3 + 1, 2 * n // 3)])
+    if ref <= 0:
+        return 0, n
+    inside = energy >= MARGIN_ENERGY * ref
+    lo, hi = n // 2, n // 2
+    while lo > 0 and inside[lo - 1]:
+        lo -= 1
+    while hi < n and inside[hi]:
+        hi += 1
+    m = min(lo, n - hi)  # bars and a 9:16 fill are centred: trim only what both sides have (a scene's dark
+    return (m, n - m) if n // 10 <= m <= 2 * n // 5 else (0, n)  # corner must not shift the frame), and a real
+    # margin (≥ 10 %), not a few dim rows
+
+
+def content_box(grey: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the content of grey frames [F, H, W]: black bars and blurred fill cut away."""
+    g = grey.astype(np.float32)
+    energy = np.abs(g[:, 1:-1, 1:-1] * 4 - g[:, :-2, 1:-1] - g[:, 2:, 1:-1] - g[:, 1:-1, :-2] - g[:, 1:-1, 2:]).mean(0)
+    rows = np.pad(energy.mean(1), 1, mode="edge")  # Laplacian energy: blur removes it, black has none
+    cols = np.pad(energy.mean(0), 1, mode="edge")
+    top, bottom = _band(rows)
+    left, right = _band(cols)
+    return top, bottom, left, right
+
+
+def describe(grey: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Grey frames [F, H, W] uint8 → unit fingerprints [F, DIM] of the content box."""
+    top, bottom, left, right = box
+    out = np.empty((len(grey), DIM), np.float32)
+    for i, frame in enumerate(grey):
+        t = cv2.resize(np.ascontiguousarray(frame[top:bottom, left:right]), (THUMB, THUMB),
+                       interpolation=cv2.INTER_AREA).astype(np.float32)
+        t = (t - t.mean()) / (t.std() + 1.0)
+        out[i] = (_DCT @ t @ _DCT.T)[:BLOCK, :BLOCK].reshape(-1)[1:]
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+
+
+def mirrored(vectors: np.ndarray) -> np.ndarray:
+    """The fingerprints of the left–right mirrored frames."""
+    out = vectors.copy()
+    out[..., _ODD] *= -1
+    return out
+
+
+def sample_times(start_s: float, end_s: float, fps: float = FPS) -> np.ndarray:
+    """Instants 1/(2·fps) after start_s, every 1/fps seconds, up to end_s (at least one)."""
+    return start_s + (np.arange(max(1, int(np.floor((end_s - start_s) * fps)))) + 0.5) / fps
+
+
+def grey(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 [..., 3] → luma uint8 [...]."""
+    return (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.uint8)
+
+
+class FrameSampler:
+    """Collects, from frames decoded for another purpose, the one nearest to each fingerprint instant of a span
+    (grey, short side SIZE), so fingerprinting costs no second decode."""
+
+    def __init__(self, start_s: float, end_s: float) -> None:
+        self.start_s = start_s
+        self.times = sample_times(start_s, end_s)
+        self.gap = np.full(len(self.times), np.inf)
+        self.frames: list[np.ndarray | None] = [None] * len(self.times)
+
+    def offer(self, t: float, rgb: np.ndarray) -> None:
+        """A decoded frame [H, W, 3] uint8 shown at t seconds."""
+        i = int(np.clip(np.round((t - self.start_s) * FPS - 0.5), 0, len(self.times) - 1))
+        gap = abs(t - self.times[i])
+        if gap < self.gap[i]:
+            h, w = rgb.shape[:2]
+            scale = SIZE / min(h, w)
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            self.gap[i], self.frames[i] = gap, cv2.resize(grey(rgb), size, interpolation=cv2.INTER_AREA)
+
+    def fingerprints(self) -> Fingerprints:
+        """Fingerprints of the instants that got a frame."""
+        have = [i for i, f in enumerate(self.frames) if f is not None]
+        if not have:
+            return Fingerprints(np.zeros(0), np.zeros((0, DIM), np.float32), (0, 0, 0, 0))
+        shapes = {self.frames[i].shape for i in have}
+        shape = max(shapes, key=lambda hw: sum(self.frames[i].shape == hw for i in have))  # a resolution change
+        g = np.stack([self.frames[i] if self.frames[i].shape == shape else cv2.resize(
+            self.frames[i], shape[::-1], interpolation=cv2.INTER_AREA) for i in have])
+        box = content_box(g)
+        return Fingerprints(self.times[have], describe(g, box), box)
+
+
+def fingerprint_file(path: str | os.PathLike, start_s: float, end_s: float) -> Fingerprints:
+    """Fingerprints of [start_s, end_s] of a file decoded for them alone (where no embedding pass decodes it)."""
+    sampler = FrameSampler(start_s, end_s)
+    frames, times = read_frames_at(path, sampler.times.tolist(), size=SIZE)
+    for t, frame in zip(sampler.times, frames.numpy(), strict=True):
+        sampler.offer(float(t), frame)
+    return sampler.fingerprints()

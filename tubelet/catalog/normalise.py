@@ -1,0 +1,110 @@
+"""The catalog's own normalisation of its two spaces, fitted on its contents at every commit and stored with it.
+
+A barely trained encoder puts every segment in a narrow cone (unrelated videos at cosine 0.97+), so raw cosines
+mean nothing on their own. From the catalog's segment vectors we keep their mean and a shrunk whitening
+(ZCA: U·diag(1/√(λ + α·λ̄))·Uᵀ, α = SHRINK): centred and whitened, unrelated segments spread around 0 and a
+copy stands out whatever the model. And for each channel a *chance level*: the CHANCE_QUANTILE of catalog
+items' similarity to their nearest item of another video (segments in the whitened space; fingerprints in both
+orientations, as queries are matched), which a match must exceed to count as evidence.
+
+The fit depends only on what the catalog holds, not on the order it was added in (rows are sorted by video id
+before sampling), so `index add` then `index rm` gives the normalisation of a catalog built without the removed
+videos.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tubelet.atomic import atomic_write
+from tubelet.catalog.fingerprint import mirrored
+from tubelet.errors import TubeletError
+
+if TYPE_CHECKING:
+    from tubelet.catalog.store import Catalog
+
+SHRINK = 0.1  # whitening shrinkage, as a fraction of the mean eigenvalue
+CHANCE_QUANTILE = 0.99
+SAMPLE = 2000  # items whose nearest other-video neighbour sets a chance level
+FIT_MAX = 50_000  # segments the mean and whitening are fitted on
+
+
+@dataclass
+class Normalisation:
+    """Centring + whitening of the segment space, and each channel's chance level."""
+
+    videos: int
+    mean: np.ndarray  # [D]
+    whiten: np.ndarray  # [D, D]
+    segment_chance: float  # whitened cosine
+    raw_segment_chance: float  # raw cosine (the copy threshold `originality` reports and `analyze` uses)
+    frame_chance: float  # fingerprint cosine
+
+    def transform(self, vectors: np.ndarray) -> np.ndarray:
+        """Segment vectors [N, D] → centred, whitened, unit vectors."""
+        z = (np.asarray(vectors, np.float32) - self.mean) @ self.whiten
+        return z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
+
+    def save(self, path: str | os.PathLike) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, videos=self.videos, mean=self.mean, whiten=self.whiten, segment_chance=self.segment_chance,
+                 raw_segment_chance=self.raw_segment_chance, frame_chance=self.frame_chance)
+        atomic_write(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Normalisation:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return cls(int(z["videos"]), z["mean"], z["whiten"], float(z["segment_chance"]),
+                           float(z["raw_segment_chance"]), float(z["frame_chance"]))
+        except (OSError, KeyError, ValueError) as e:
+            raise TubeletError(f"{path}: unreadable catalog normalisation ({e})") from None
+
+
+def _sorted_rows(ids: list[str], video: np.ndarray) -> np.ndarray:
+    """Row indices ordered by video id (then position in the video): independent of insertion order."""
+    rank = np.argsort(np.argsort(np.asarray(ids, dtype=object)))
+    return np.lexsort((np.arange(len(video)), rank[video]))
+
+
+def chance_level(vectors: np.ndarray, video: np.ndarray, mirror: bool = False, seed: int = 0) -> float:
+    """CHANCE_QUANTILE of a sample of rows' best similarity to a row of another video (with `mirror`, the best
+    of the row and its mirror image, as fingerprint queries are matched). Needs two videos or more."""
+    rows = np.sort(np.random.default_rng(seed).permutation(len(vectors))[:SAMPLE])
+    best = np.full(len(rows), -np.inf, np.float32)
+    for view in [vectors[rows], mirrored(vectors[rows])] if mirror else [vectors[rows]]:
+        for lo in range(0, len(vectors), 65536):
+            sim = view @ vectors[lo:lo + 65536].T
+            sim[video[rows][:, None] == video[lo:lo + 65536][None]] = -np.inf
+            best = np.maximum(best, sim.max(1))
+    return float(np.quantile(best, CHANCE_QUANTILE))
+
+
+def fit_normalisation(catalog: Catalog) -> Normalisation | None:
+    """The normalisation of what `catalog` holds now (None when it holds fewer than two videos)."""
+    seg = catalog.segments()
+    if len(seg.ids) < 2:
+        return None
+    order = _sorted_rows(seg.ids, seg.video)
+    vecs, video = np.asarray(seg.vectors[order], np.float32), seg.video[order]
+    fit = vecs[np.sort(np.random.default_rng(0).permutation(len(vecs))[:FIT_MAX])]
+    mean = fit.mean(0)
+    lam, u = np.linalg.eigh(np.cov(fit - mean, rowvar=False, bias=True).astype(np.float64))
+    lam = np.clip(lam, 0, None)
+    whiten = ((u / np.sqrt(lam + SHRINK * max(lam.mean(), 1e-12))) @ u.T).astype(np.float32)
+    norm = Normalisation(len(seg.ids), mean.astype(np.float32), whiten, 0.0, 0.0, 0.0)
+    norm.segment_chance = chance_level(norm.transform(vecs), video)
+    norm.raw_segment_chance = chance_level(vecs, video)
+    frames = catalog.frames()
+    if len(frames.times) and len(np.unique(frames.video)) >= 2:
+        forder = _sorted_rows(frames.ids, frames.video)
+        norm.frame_chance = chance_level(np.asarray(frames.vectors[forder], np.float32), frames.video[forder],
+                                         mirror=True)
+    else:
+        norm.frame_chance = 1.0
+    return norm
