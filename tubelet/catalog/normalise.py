@@ -62,6 +62,8 @@ class Normalisation:
             with np.load(path, allow_pickle=False) as z:
                 return cls(int(z["videos"]), z["mean"], z["whiten"], float(z["segment_chance"]),
                            float(z["raw_segment_chance"]), float(z["frame_chance"]))
+        except FileNotFoundError:
+            raise  # a writer replaced it: the reader retries on the newer manifest
         except (OSError, KeyError, ValueError) as e:
             raise TubeletError(f"{path}: unreadable catalog normalisation ({e})") from None
 

@@ -249,8 +249,10 @@ def _map_table(path: Path) -> pa.Table:
         raise TubeletError(f"{path}: unreadable catalog fragment ({e})") from None
 
 
-def _map_files(root: Path, manifest: dict[str, Any]) -> tuple[dict[str, pa.Table], Any]:
-    """Every fragment and the HNSW index a manifest names, memory-mapped."""
+def _map_files(root: Path, manifest: dict[str, Any]
+               ) -> tuple[dict[str, pa.Table], Any, tuple[str, Normalisation] | None]:
+    """Every fragment and the HNSW index a manifest names, memory-mapped, and its normalisation, read: all a reader
+    needs is held before a writer may delete it."""
     tables = {f["file"]: _map_table(root / f["file"]) for f in manifest["fragments"]}
     ann = None
     if manifest["ann"]:
@@ -265,7 +267,8 @@ def _map_files(root: Path, manifest: dict[str, Any]) -> tuple[dict[str, pa.Table
             raise TubeletError(f"{path}: unreadable catalog index ({e})") from None
         if ann is None:
             raise TubeletError(f"{path}: unreadable catalog index (not a usearch index)")
-    return tables, ann
+    norm = manifest.get("norm")
+    return tables, ann, (norm["file"], Normalisation.load(root / norm["file"])) if norm else None
 
 
 def _left_by_creation(name: str) -> bool:
@@ -280,13 +283,13 @@ class Catalog:
     lock_timeout_s: float = LOCK_TIMEOUT_S
 
     def __init__(self, root: Path, manifest: dict[str, Any], tables: dict[str, pa.Table] | None = None,
-                 ann: Any = None) -> None:
+                 ann: Any = None, norm: tuple[str, Normalisation] | None = None) -> None:
         self.root = root
         self._manifest = manifest
         self._tables: dict[str, pa.Table] = dict(tables or {})
         self._ann = ann  # the manifest's HNSW index, memory-mapped (None: none, or not mapped yet)
         self._key_map: tuple[np.ndarray, np.ndarray] | None = None
-        self._norm: tuple[str, Normalisation] | None = None
+        self._norm = norm  # (file, normalisation) of the manifest, read when it was opened
 
     # ---- opening -------------------------------------------------------------------------------
     @classmethod
