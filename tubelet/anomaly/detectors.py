@@ -8,6 +8,7 @@ built from the others, so the normal score distribution used for calibration is 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +36,7 @@ class Ticks:
     fold: np.ndarray  # [N] int
 
 
-class Detector:
+class Detector(ABC):
     """The interface: `fit` learns normal and returns cross-fitted raw scores of the normal ticks; `tick` scores
     one new tick; `reduce` turns a segment's tick scores into its score; `state` is what is saved."""
 
@@ -43,11 +44,11 @@ class Detector:
     kind = ""
     floor = 1e-6  # smallest calibration scale (median → 99th percentile) in raw units
 
-    def fit(self, ticks: Ticks) -> np.ndarray:
-        raise NotImplementedError
+    @abstractmethod
+    def fit(self, ticks: Ticks) -> np.ndarray: ...
 
-    def tick(self, f: TickFeatures) -> float:
-        raise NotImplementedError
+    @abstractmethod
+    def tick(self, f: TickFeatures) -> float: ...
 
     def reduce(self, scores: np.ndarray) -> float:
         return float(np.mean(scores))
@@ -57,7 +58,8 @@ class Detector:
         return {}
 
     def load(self, state: dict[str, np.ndarray]) -> None:
-        """Restore what `state` returned."""
+        """Restore what `state` returned (detectors that save nothing have nothing to restore)."""
+        return None
 
 
 class CellKNN(Detector):
