@@ -151,13 +151,7 @@ def _jsonl_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise TubeletError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-        if not isinstance(d, dict):
-            raise TubeletError(f"{path}:{n}: expected a JSON object with a 'path'")
-        rows.append((n, d))
+        rows.append((n, _json_object(line, f"{path}:{n}", "a JSON object with a 'path'")))
     return rows
 
 
@@ -260,13 +254,18 @@ def read_shard(path: Path) -> list[Source]:
 def _shard_row(raw: str, ext: str, where: str) -> dict[str, Any]:
     if ext != ".json":
         return {"label": raw.strip()}
+    return {k: v for k, v in _json_object(raw, where, "a JSON object").items() if k != "path"}
+
+
+def _json_object(text: str, where: str, expected: str) -> dict[str, Any]:
+    """One JSON object (a manifest line, a shard's metadata), or a one-line error naming `where`."""
     try:
-        d = json.loads(raw)
+        d = json.loads(text)
     except json.JSONDecodeError as e:
         raise TubeletError(f"{where}: not valid JSON ({e.msg})") from None
     if not isinstance(d, dict):
-        raise TubeletError(f"{where}: expected a JSON object")
-    return {k: v for k, v in d.items() if k != "path"}
+        raise TubeletError(f"{where}: expected {expected}")
+    return d
 
 
 def write_shards(sources: Sequence[Source], out_dir: str | os.PathLike, per_shard: int = 1000,
