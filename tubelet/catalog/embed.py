@@ -117,6 +117,7 @@ class VideoEmbedding:
     vector: np.ndarray  # [D] float32, unit norm
     fp_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [F] seconds of the frame fingerprints
     fp_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # [F, FP_DIM]
+    fp_alt: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # fingerprint.py `alt`
 
     @property
     def id(self) -> str:
@@ -338,7 +339,7 @@ def video_embedding(path: str | os.PathLike, info: VideoInfo, content_hash: str,
                           size_bytes=os.path.getsize(path), duration_s=float(info.duration_s), fps=float(info.fps),
                           width=int(info.width), height=int(info.height), model_id=model_id, starts=starts,
                           ends=ends, segments=segs, vector=(mean / np.linalg.norm(mean)).astype(np.float32),
-                          fp_times=fp.times, fp_vectors=fp.vectors)
+                          fp_times=fp.times, fp_vectors=fp.vectors, fp_alt=fp.alt)
 
 
 @dataclass

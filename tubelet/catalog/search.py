@@ -67,6 +67,8 @@ class Query:
     exclude: str | None = None  # a catalog id to leave out of the results (the query itself)
     fp_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [F] seconds of the frame fingerprints
     fp_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # [F, FP_DIM]
+    fp_alt: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # the other reading of
+    # its margins (fingerprint.py), when it has one
 
     def to_dict(self) -> dict[str, Any]:
         return {"query": self.label, "start_s": float(self.starts[0]), "end_s": float(self.ends[-1]),
@@ -92,7 +94,8 @@ def file_query(catalog: Catalog, path: str | os.PathLike, start_s: float | None 
     model = catalog.model
     embedder = embedder or embedder_for(model)
     emb = embed_video(embedder, path, EmbedOptions(model.window_s, model.stride_s), start_s, end_s, progress=progress)
-    return Query(label or str(path), emb.starts, emb.ends, emb.segments, None, emb.fp_times, emb.fp_vectors)
+    return Query(label or str(path), emb.starts, emb.ends, emb.segments, None, emb.fp_times, emb.fp_vectors,
+                 emb.fp_alt)
 
 
 def id_query(catalog: Catalog, video_id: str, start_s: float | None = None, end_s: float | None = None) -> Query:
