@@ -181,6 +181,16 @@ def run_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
+def resolve_run_dir(path: Path) -> Path:
+    """A training run's directory means its latest checkpoint; any other path means itself."""
+    if not (path.is_dir() and not (path / CONFIG_FILE).exists() and (path / RUN_CHECKPOINTS).is_dir()):
+        return path
+    found = run_checkpoints(path)
+    if not found:
+        raise CheckpointError(f"{path}: a run directory without a complete checkpoint yet")
+    return found[-1]
+
+
 def read_checkpoint(src: str | os.PathLike, hints: dict[str, Any] | None = None) -> Checkpoint:
     """Read a checkpoint directory (tubelet, transformers or OpenGVLab VideoMAE v2 Hub layout), file (official
     .pth, bare state dict in .pth or .safetensors) or Hub model id (`owner/name[@revision]`, downloaded into the
@@ -191,11 +201,7 @@ def read_checkpoint(src: str | os.PathLike, hints: dict[str, Any] | None = None)
     path = Path(src)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or directory")
-    if path.is_dir() and not (path / CONFIG_FILE).exists() and (path / RUN_CHECKPOINTS).is_dir():
-        found = run_checkpoints(path)
-        if not found:
-            raise CheckpointError(f"{path}: a run directory without a complete checkpoint yet")
-        path = found[-1]  # a run directory means its latest checkpoint
+    path = resolve_run_dir(path)
     if path.is_dir():
         meta = _read_json(_require(path / CONFIG_FILE))
         if meta.get("format") == FORMAT_NAME:
