@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_catalog_search import MODEL, walk
 
-from tubelet.catalog.copies import Pairs, covered_seconds, find_copies, hough_line, runs, score_of
+from tubelet.catalog.copies import Line, Pairs, covered_seconds, find_copies, follow, hough_line, runs, score_of
 from tubelet.catalog.fingerprint import DIM, FPS, mirrored
 from tubelet.catalog.normalise import fit_normalisation
 from tubelet.catalog.search import Query, make_query
@@ -137,6 +137,24 @@ def test_hough_prefers_the_true_slope_among_distractors():
     line = hough_line(both, SPACING)
     assert line.slope == pytest.approx(1.25, rel=0.03) and line.offset == pytest.approx(3, abs=0.5)
     assert len(line.query_t) >= len(q) - 1
+
+
+def test_a_found_piece_is_followed_along_its_line_and_no_further():
+    """Rows next to a piece that match the source where the line puts it, nearer the piece's level than their
+    floor, join it (however far under the catalog's chance level); a row that does not stops the growth, and a
+    strong match off the line does not count."""
+    q, src = fp_times(10), fp_times(20)
+    line = Line(0.75, 8.0, q[8:16], np.ones(8))
+    sim = np.full((len(q), len(src)), -0.1)
+    on = np.argmin(np.abs(src[None] - (0.75 * q[:, None] + 8)), axis=1)  # the source item the line puts each row at
+    level = np.array([0.9, 0, 0, 0.2, 0.65, 0.65, 0.75, 0.72, *[0.9] * 8, 0.64, 0.4, 0.9, 0.9])
+    sim[np.arange(len(q)), on] = level
+    sim[18:, 0] = 0.95  # rows 18–19 match the start of the source: far off the line
+    floor = np.full(len(q), 0.3)
+    assert follow(8, 15, line, q, sim, src, floor, SPACING) == (4, 16)  # 0.64 > (0.3 + 0.9) / 2, 0.4 is not
+    assert follow(8, 15, line, q, sim, src, np.full(len(q), 0.5), SPACING) == (6, 15)  # a higher floor: less
+    sim[7, on[7]] = 0.2  # a broken row: nothing beyond it joins
+    assert follow(8, 15, line, q, sim, src, floor, SPACING)[0] == 8
 
 
 def test_scores_are_in_unit_range_and_increase_with_evidence():

@@ -93,6 +93,7 @@ def test_pretrain_cli_end_to_end_with_a_corrupt_clip(videos, tmp_path, monkeypat
     (["{videos}"], "--steps N or --epochs N"),
     (["{videos}", "--steps", "2", "--resume"], "nothing to resume"),
     (["{videos}", "--steps", "2", "--set", "mask_ratio=1.5"], "mask ratio must be in [0, 1)"),
+    (["{videos}", "--steps", "2", "--decoder-mask-ratio", "1e308"], "decoder mask ratio must be in [0, 1)"),
 ])
 def test_bad_pretrain_input_is_one_error_line(videos, tmp_path, monkeypatch, capsys, args, fragment):
     args = [a.format(videos=videos) for a in args]

@@ -90,6 +90,8 @@ class Masking:
             raise TubeletError(f"unknown mask type {self.kind!r}; choose one of {', '.join(MASKS)}")
         if not 0.0 <= self.ratio < 1.0:
             raise TubeletError(f"mask ratio must be in [0, 1), got {self.ratio}")
+        if not 0.0 <= self.decoder_ratio < 1.0:
+            raise TubeletError(f"decoder mask ratio must be in [0, 1), got {self.decoder_ratio}")
         if self.decoder_ratio:
             _check_running_cell(self.grid, self.decoder_ratio)
 
