@@ -23,7 +23,7 @@ from tubelet.model.checkpoints import load_model, save_model
 from tubelet.model.videomae import VideoMAE
 
 FORMAT = "tubelet-anomaly"
-VERSION = 1
+VERSION = 2  # 2: optical flow from DIS, the speed detector, forward cross-fitting
 MANIFEST, STATES, MAE_DIR = "anomaly.json", "detectors.safetensors", "mae"
 
 
@@ -93,7 +93,7 @@ class NormalModel:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise TubeletError(f"{path / MANIFEST}: unreadable ({e})") from None
         if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-            raise TubeletError(f"{path}: not a version-{VERSION} {FORMAT} directory")
+            raise TubeletError(f"{path}: not a version-{VERSION} {FORMAT} directory (fit it again with this build)")
         try:
             arrays = load_file(str(path / STATES))
         except (OSError, SafetensorError) as e:
