@@ -31,7 +31,7 @@ from tubelet.data import VideoInfo, probe, read_frames_at, sliding_windows
 from tubelet.data.sources import list_folder
 from tubelet.data.transforms import center_crop_box, crop, normalize, resize_short
 from tubelet.errors import TubeletError
-from tubelet.export.graph import EmbeddingGraph
+from tubelet.export import EmbeddingGraph, OnnxRunner, cached_export
 from tubelet.model.checkpoints import load_model
 from tubelet.model.hub import download, is_hub_id, parse_hub_id
 from tubelet.model.videomae import VideoMAE
@@ -165,8 +165,6 @@ class Embedder:
         self.id = model_identity(model, layer, pool, tokens, self.engine.precision)
         self.runner = None
         if self.engine.name == "onnx":
-            from tubelet.export import OnnxRunner, cached_export
-
             self.runner = OnnxRunner(cached_export(model, self.id, layer=layer, pool=pool, tokens=tokens,
                                                    int8=self.engine.int8))
 
