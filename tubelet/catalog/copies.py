@@ -315,7 +315,7 @@ class Channel:
     spacing: float  # seconds between consecutive items
     chance: float
     query_t: np.ndarray
-    views: list[np.ndarray]  # [Q, D] each; view 1 (when there) is the mirror image
+    views: list[np.ndarray]  # [Q, D] each; odd views (when there) are the mirror image of the one before
     ids: list[str]
     video: np.ndarray
     times: np.ndarray
@@ -330,8 +330,9 @@ def channels_of(catalog: Catalog, query: Query, names: tuple[str, ...]) -> list[
     out = []
     if "frames" in names and len(query.fp_times):
         f = catalog.frames()
-        q = np.asarray(query.fp_vectors, np.float32)
-        out.append(Channel("frames", 1.0 / FPS, norm.frame_chance, query.fp_times, [q, mirrored(q)], f.ids, f.video,
+        readings = [np.asarray(v, np.float32) for v in (query.fp_vectors, query.fp_alt) if len(v)]
+        out.append(Channel("frames", 1.0 / FPS, norm.frame_chance, query.fp_times,
+                           [w for v in readings for w in (v, mirrored(v))], f.ids, f.video,
                            f.times, f.vectors))
     if "segments" in names:
         s = catalog.segments()
@@ -396,7 +397,7 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
                         q1 = float(ch.query_t[last] + ch.spacing / 2)
                         s0, s1 = (float(np.clip(line.slope * t + line.offset, 0, rec.duration_s)) for t in (q0, q1))
                         spans.append(CopiedSpan(q0, q1, vid, rec.path, s0, s1, float(score_of(e)), b - a,
-                                                float(line.slope), bool(view), e))
+                                                float(line.slope), bool(view % 2), e))
     spans = sorted(_distinct(spans), key=lambda s: (s.query_start_s, -s.score))
     best: dict[str, float] = {}
     for (_, vid), e in evidence.items():
