@@ -206,12 +206,12 @@ def search(catalog: Catalog, query: Query, k: int = 10) -> list[Hit]:
     owners.pop(query.exclude, None)
     candidates = list(owners)[:max(3 * k, 30)]
     seg = catalog.segments(candidates)
-    records = {v.id: v for v in catalog.videos(candidates)}
     norm = catalog.normalisation()
     vectors = seg.vectors if norm is None else norm.transform(seg.vectors)
     query = query if norm is None else replace(query, vectors=norm.transform(query.vectors))
     aligned = align_videos(query, seg.starts, seg.ends, vectors, seg.video, catalog.model.stride_s)
     scored = [(match.score, vid, match, pair) for vid, (match, pair) in zip(seg.ids, aligned, strict=True)]
     scored.sort(key=lambda t: -t[0])
+    records = {v.id: v for v in catalog.videos([vid for _, vid, _, _ in scored[:k]])}
     return [Hit(rank=r + 1, id=vid, path=records[vid].path, duration_s=records[vid].duration_s, score=score,
                 match=match, pair=pair) for r, (score, vid, match, pair) in enumerate(scored[:k])]

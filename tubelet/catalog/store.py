@@ -136,9 +136,11 @@ class Layout:
     key's video and whether an id is catalogued by lookup instead of scanning every fragment."""
 
     rows: dict[str, tuple[str, int]]  # video id → (fragment file, row in it)
+    names: dict[str, list[str]]  # fragment file → the video ids of its rows
     keys: np.ndarray  # [S] uint64 segment keys, ascending (fragments keep keys in order)
     owners: np.ndarray  # [S] object: the video id of each key
     blocks: Blocks | None = None  # of the segments the HNSW index does not cover, when first needed
+    columns: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # see _column
 
 
 @dataclass
@@ -311,9 +313,13 @@ def _chosen_rows(blocks: Blocks, q: np.ndarray, k: int) -> dict[int, np.ndarray]
     out = {}
     for f in np.unique(blocks.frag[chosen]):
         mine = chosen[blocks.frag[chosen] == f]
-        n = size[mine]
-        out[int(f)] = np.repeat(blocks.lo[mine] - np.cumsum(n) + n, n) + np.arange(n.sum())
+        out[int(f)] = _ranges(blocks.lo[mine], size[mine])
     return out
+
+
+def _ranges(lo: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The indices lo[0] … lo[0]+n[0]-1, lo[1] … lo[1]+n[1]-1, … in one array."""
+    return np.repeat(lo - np.cumsum(n) + n, n) + np.arange(n.sum())
 
 
 def _left_by_creation(name: str) -> bool:
@@ -413,14 +419,15 @@ class Catalog:
         """Where each video's rows and segment keys are (built on first use, kept until this object writes)."""
         if self._layout is None:
             rows: dict[str, tuple[str, int]] = {}
+            names: dict[str, list[str]] = {}
             ks, vs = [np.zeros(0, np.uint64)], [np.zeros(0, object)]
             for frag in self._manifest["fragments"]:
                 t = self._table(frag["file"])
-                ids = t["id"].to_pylist()
+                ids = names[frag["file"]] = t["id"].to_pylist()
                 rows.update((v, (frag["file"], i)) for i, v in enumerate(ids))
                 ks.append(_flat_vectors(t["seg_key"], 1)[:, 0])
                 vs.append(np.repeat(np.asarray(ids, dtype=object), pc.list_value_length(t["seg_key"]).to_numpy()))
-            self._layout = Layout(rows, np.concatenate(ks), np.concatenate(vs))
+            self._layout = Layout(rows, names, np.concatenate(ks), np.concatenate(vs))
         return self._layout
 
     def _selected(self, ids: Sequence[str] | None, columns: list[str]) -> Iterator[pa.Table]:
@@ -460,20 +467,47 @@ class Catalog:
             return v
         raise TubeletError(f"{self.root}: no video with id {video_id!r} in the catalog")
 
+    def _column(self, file: str, name: str, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """(row offsets [R+1], values [N, width]) of one fragment's per-row list column, memory-mapped; kept for
+        this manifest state."""
+        cache = self.layout().columns
+        if (file, name) not in cache:
+            col = self._table(file)[name]
+            arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+            offsets = arr.offsets.to_numpy()
+            cache[file, name] = (offsets - offsets[0], _flat_vectors(arr, width))
+        return cache[file, name]
+
     def _rows(self, ids: Sequence[str] | None, columns: dict[str, int]) -> tuple[list[str], np.ndarray,
                                                                                  dict[str, np.ndarray]] | None:
         """(video ids, row → video index, {column: [rows, width] values}) of the per-row list `columns` (name →
-        width) of the given videos (all when None); None when there are none. The first column counts the rows."""
+        width) of the given videos (all when None, as memory maps where one fragment holds them); None when there
+        are none. The columns have the same number of rows per video."""
+        lay = self.layout()
+        wanted: dict[str, set[int]] = {}
+        for v in ids or ():
+            if (at := lay.rows.get(v)) is not None:
+                wanted.setdefault(at[0], set()).add(at[1])
         names: list[str] = []
         video, cols = [], {c: [] for c in columns}
-        for t in self._selected(ids, ["id", *columns]):
-            if not t.num_rows:
+        for frag in self._manifest["fragments"]:
+            file = frag["file"]
+            if ids is not None and file not in wanted:
                 continue
-            counts = pc.list_value_length(t[next(iter(columns))]).to_numpy()
-            video.append(np.repeat(np.arange(len(names), len(names) + t.num_rows), counts))
-            names += t["id"].to_pylist()
+            offsets = self._column(file, next(iter(columns)), 1)[0]
+            if ids is None:
+                picked, counts, at = lay.names[file], np.diff(offsets), None
+            else:
+                rows = np.asarray(sorted(wanted[file]))
+                picked, counts = [lay.names[file][r] for r in rows], offsets[rows + 1] - offsets[rows]
+                at = _ranges(offsets[rows], counts)
+            if not picked:
+                continue
+            video.append(np.repeat(np.arange(len(names), len(names) + len(picked)), counts))
+            names += picked
             for c, width in columns.items():
-                cols[c].append(_flat_vectors(t[c], width))
+                values = self._column(file, c, width)[1]
+                cols[c].append(values if at is None else values[at])
         if not names:
             return None
         return names, np.concatenate(video), {c: v[0] if len(v) == 1 else np.concatenate(v) for c, v in cols.items()}
@@ -523,7 +557,8 @@ class Catalog:
         vids = self.videos()
         return {"catalog": str(self.root), "videos": len(vids), "segments": self.num_segments,
                 "duration_s": float(sum(v.duration_s for v in vids)), "model": asdict(self.model),
-                "search": "hnsw" if ann else "exact", "indexed_segments": ann["count"] if ann else 0,
+                "search": "hnsw" if ann else "blocks" if self.num_segments > SCAN_MAX_SEGMENTS else "exact",
+                "indexed_segments": ann["count"] if ann else 0,
                 "fragments": len(self._manifest["fragments"]), "generation": self._manifest["generation"],
                 "disk_bytes": sum(f.stat().st_size for f in files if f.exists())}
 
@@ -553,12 +588,12 @@ class Catalog:
             sims.append(sim)
         blocks = self._blocks(covered) if self.num_segments - covered > SCAN_MAX_SEGMENTS else None
         chosen = _chosen_rows(blocks, q, k) if blocks is not None else None
-        for f, t in enumerate(self._fragments()):
-            seg_keys = _flat_vectors(t["seg_key"], 1)[:, 0]
+        for f, frag in enumerate(self._manifest["fragments"]):
+            seg_keys = self._column(frag["file"], "seg_key", 1)[1][:, 0]
             rows = np.flatnonzero(seg_keys >= covered) if chosen is None else chosen.get(f, np.zeros(0, int))
             if not len(rows):
                 continue
-            vecs = _flat_vectors(t["seg_vector"], self.model.dim)
+            vecs = self._column(frag["file"], "seg_vector", self.model.dim)[1]
             if len(rows) < len(seg_keys):
                 vecs, seg_keys = vecs[rows], seg_keys[rows]
             part_k, part_s = [], []
