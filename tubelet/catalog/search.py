@@ -17,16 +17,14 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from tubelet.catalog.embed import Embedder, EmbedOptions, Progress, embed_video, embedder_for
 from tubelet.catalog.fingerprint import DIM as FP_DIM
 from tubelet.catalog.store import Catalog
 from tubelet.errors import TubeletError
-
-if TYPE_CHECKING:
-    from tubelet.catalog.embed import Embedder, Progress
 
 
 @dataclass(frozen=True)
@@ -67,6 +65,8 @@ class Query:
     exclude: str | None = None  # a catalog id to leave out of the results (the query itself)
     fp_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [F] seconds of the frame fingerprints
     fp_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # [F, FP_DIM]
+    fp_alt: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # the other reading of
+    # its margins (fingerprint.py), when it has one
 
     def to_dict(self) -> dict[str, Any]:
         return {"query": self.label, "start_s": float(self.starts[0]), "end_s": float(self.ends[-1]),
@@ -78,8 +78,6 @@ def make_query(catalog: Catalog, query: str | os.PathLike, start_s: float | None
     """A query from a video file (embedded with the catalog's model, run by `engine`: an embed.Engine, default the
     catalog's own) or from a catalog video id."""
     if Path(query).is_file():
-        from tubelet.catalog.embed import embedder_for
-
         return file_query(catalog, query, start_s, end_s, embedder_for(catalog.model, engine))
     return id_query(catalog, str(query), start_s, end_s)
 
@@ -87,12 +85,11 @@ def make_query(catalog: Catalog, query: str | os.PathLike, start_s: float | None
 def file_query(catalog: Catalog, path: str | os.PathLike, start_s: float | None = None, end_s: float | None = None,
                embedder: Embedder | None = None, progress: Progress | None = None, label: str | None = None) -> Query:
     """A query from (a span of) a video file, embedded with the catalog's model (`embedder` when already loaded)."""
-    from tubelet.catalog.embed import EmbedOptions, embed_video, embedder_for
-
     model = catalog.model
     embedder = embedder or embedder_for(model)
     emb = embed_video(embedder, path, EmbedOptions(model.window_s, model.stride_s), start_s, end_s, progress=progress)
-    return Query(label or str(path), emb.starts, emb.ends, emb.segments, None, emb.fp_times, emb.fp_vectors)
+    return Query(label or str(path), emb.starts, emb.ends, emb.segments, None, emb.fp_times, emb.fp_vectors,
+                 emb.fp_alt)
 
 
 def id_query(catalog: Catalog, video_id: str, start_s: float | None = None, end_s: float | None = None) -> Query:
