@@ -141,6 +141,8 @@ class Layout:
     owners: np.ndarray  # [S] object: the video id of each key
     blocks: Blocks | None = None  # of the segments the HNSW index does not cover, when first needed
     columns: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # see _column
+    whole: dict[tuple[str, ...], Any] = field(default_factory=dict)  # _rows of every video, by columns
+    normalised: np.ndarray | None = None  # every segment in the normalised space (normalised_segments)
 
 
 @dataclass
@@ -484,6 +486,8 @@ class Catalog:
         width) of the given videos (all when None, as memory maps where one fragment holds them); None when there
         are none. The columns have the same number of rows per video."""
         lay = self.layout()
+        if ids is None and tuple(columns) in lay.whole:
+            return lay.whole[tuple(columns)]
         wanted: dict[str, set[int]] = {}
         for v in ids or ():
             if (at := lay.rows.get(v)) is not None:
@@ -510,7 +514,12 @@ class Catalog:
                 cols[c].append(values if at is None else values[at])
         if not names:
             return None
-        return names, np.concatenate(video), {c: v[0] if len(v) == 1 else np.concatenate(v) for c, v in cols.items()}
+        got = names, np.concatenate(video), {c: v[0] if len(v) == 1 else np.concatenate(v) for c, v in cols.items()}
+        if ids is None:  # kept for this state (read-only, as the memory maps are)
+            for a in (got[1], *got[2].values()):
+                a.flags.writeable = False
+            lay.whole[tuple(columns)] = got
+        return got
 
     def segments(self, ids: Sequence[str] | None = None) -> Segments:
         """Segment rows of the given videos (all when None), vectors memory-mapped where possible."""
@@ -530,6 +539,18 @@ class Catalog:
             return Frames([], np.zeros(0, int), np.zeros(0), np.zeros((0, FP_DIM), np.float32))
         names, video, c = got
         return Frames(names, video, c["fp_time_s"][:, 0], c["fp_vector"])
+
+    def normalised_segments(self) -> np.ndarray | None:
+        """Every segment's vector (in `segments()` order) in the normalised space, computed once for this state;
+        None when the catalog is empty."""
+        norm = self.normalisation()
+        if norm is None:
+            return None
+        lay = self.layout()
+        if lay.normalised is None:
+            lay.normalised = norm.transform(self.segments().vectors)
+            lay.normalised.flags.writeable = False
+        return lay.normalised
 
     def normalisation(self) -> Normalisation | None:
         """How this catalog's spaces are normalised (fitted on its contents at the last commit); None when empty."""
@@ -632,13 +653,13 @@ class Catalog:
         return layout.blocks
 
     def warm(self) -> None:
-        """Build now what searches of this state reuse (the row lookup, the block summaries), so that a server's
-        first request after a commit does not pay for them."""
+        """Build now what searches and copy detection of this state reuse (the row lookup, the block summaries,
+        the normalised segments), so that a server's requests do not pay for them."""
         ann = self._manifest["ann"]
         covered = ann["below_key"] if ann else 0
         if self.num_segments - covered > SCAN_MAX_SEGMENTS:
             self._blocks(covered)
-        self.layout()
+        self.normalised_segments()
 
     def videos_of_keys(self, keys: np.ndarray) -> np.ndarray:
         """The video id of each segment key (None where the key is gone), same shape as `keys`."""
