@@ -12,7 +12,7 @@ from test_catalog_search import MODEL, entry, walk
 from tubelet.analysis.distinctiveness import distinctiveness
 from tubelet.analysis.pacing import Span, dead_stretches, pacing, shots_between
 from tubelet.analysis.repeats import repeats_within
-from tubelet.analysis.signals import Signals, frame_signals
+from tubelet.analysis.signals import Novelty, Signals, frame_signals
 from tubelet.analysis.transitions import detect_cuts
 from tubelet.catalog.search import Query
 from tubelet.catalog.store import Catalog
@@ -22,14 +22,17 @@ FPS = 25.0
 
 
 def signals(change: np.ndarray, grid: np.ndarray | None = None, brightness: np.ndarray | None = None,
-            shot: np.ndarray | None = None) -> Signals:
-    """Signals of n frames; `shot` numbers each frame's picture (its colour histogram: one bin per shot)."""
+            shot: np.ndarray | None = None, novel: np.ndarray | None = None) -> Signals:
+    """Signals of n frames; `shot` numbers each frame's picture (its colour histogram: one bin per shot); `novel`
+    is the new change (all of the change: Signals.changed is the same)."""
     n = len(change)
+    novel = np.zeros(n) if novel is None else novel
     grid = np.zeros((n, 16, 16), np.float32) if grid is None else grid
     bright = np.full(n, 0.5) if brightness is None else brightness
     contrast = np.where(bright < 0.07, 0.0, 0.2)
     hist = np.eye(64, dtype=np.float32)[np.zeros(n, int) if shot is None else shot % 64]
-    return Signals("x.mp4", FPS, np.arange(n) / FPS, change, hist, grid, bright, contrast, np.full((n, 2), 0.1))
+    return Signals("x.mp4", FPS, np.arange(n) / FPS, change, hist, grid, bright, contrast, np.full((n, 2), 0.1),
+                   novel, novel)
 
 
 def test_cuts_are_isolated_spikes_that_last():
@@ -46,6 +49,39 @@ def test_cuts_are_isolated_spikes_that_last():
     c[225], c[227] = 0.8, 0.8  # a two-frame flash: the picture comes back, no cut
     shot[225:227] = 99
     np.testing.assert_allclose(detect_cuts(signals(c, shot=shot)), [2.0, 4.0, 8.0])
+
+
+def test_jump_cuts_are_spikes_of_new_change_that_last():
+    """In one framing the colours and the 16×16 grid barely move at a jump cut; what jumps is where things are."""
+    n = 150
+    grid = np.zeros((n, 16, 16), np.float32)
+    grid[60:, 3, 3] = 0.3  # the picture differs after frame 60 (and stays), a little
+    novel = np.full(n, 0.002)
+    novel[60] = 0.05  # 5 % of the picture changed where nothing was moving: a jump cut (2.4 s)
+    novel[100] = 0.05  # the same new change that does not last (the grid comes back): no cut
+    grid[100, 5, 5] = 0.3
+    novel[120:126] = 0.05  # new change over a stretch (fast motion): no spike, no cut
+    np.testing.assert_allclose(detect_cuts(signals(np.full(n, 0.01), grid, novel=novel)), [2.4])
+    sig = signals(np.full(n, 0.01), grid, novel=novel)
+    sig.changed = np.full(n, 0.1)  # most of the change at frame 60 is motion: no cut
+    assert len(detect_cuts(sig)) == 0
+
+
+def test_novelty_of_a_moving_and_a_jumping_square():
+    """A square that slides changes pixels next to where it changed before (little or no novelty); one that jumps
+    changes pixels far from any earlier change; a repeated frame changes nothing and is skipped; after stillness,
+    all of a change is new."""
+    for step, most in ((1, 0.0), (2, 0.6)):  # px per frame at 64 px: at 2, part of each moving edge is new
+        nov = Novelty()
+        for x in [10, 11, 12, 13, 13, 14, 60, 61, 62]:  # slides, holds one frame, slides, jumps to 60, slides
+            frame = np.full((64, 112), 40, np.uint8)
+            frame[20:36, 10 + (x - 10) * step if x < 60 else 60 + (x - 60) * step:][:, :12] = 220
+            nov.add(frame)
+        novel, changed = np.array(nov.novel), np.array(nov.changed)
+        assert novel[6] > 0.04 and novel[6] == pytest.approx(changed[6])  # the jump: all of its change is new
+        assert (novel[[2, 3, 5, 7]] <= most * changed[[2, 3, 5, 7]]).all() and changed[4] == 0.0
+        assert novel[1] == changed[1]  # the first change: nothing was moving before it, all of it is new
+        assert novel[[0, 4, 8]].max() == 0.0  # the first frame, the held one, the last change (no next yet)
 
 
 def test_pacing_flags_irregular_shots():

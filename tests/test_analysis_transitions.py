@@ -51,6 +51,17 @@ def test_each_kind_is_found_typed_and_spanned(edit):
     assert {d.detail for d in found if d.kind == "fade"} == {"white", "black"}
 
 
+def test_jump_cut_in_one_framing(tmp_path):
+    """A surveillance camera's plaza with 2 s skipped twice: colours and layout stay, the walkers jump. Both jump
+    cuts are found within a frame, and nothing else."""
+    src = "pedestrians_plaza_surveillance.avi"
+    e = Edit("jump", 320, 180, FPS, [clip(src, 1.0, 40), clip(src, 4.6, 35), clip(src, 8.0, 40)], [Join("cut")] * 2)
+    found = FastDetector().detect(frame_signals(e.render(tmp_path / "jump.mp4")))
+    assert [d.kind for d in found] == ["cut", "cut"], found
+    for d, t in zip(found, e.truth(), strict=True):
+        assert abs(d.start_s - t.start_s) <= 1 / FPS, (d, t)
+
+
 @pytest.mark.parametrize("effect,at", [("whip", (1.2, 0.3)), ("flash", (0.8, 1.9))])
 def test_motion_and_flashes_are_no_transition(tmp_path, effect, at):
     e = Edit(effect, 256, 144, FPS, [clip("soccer_juggling.mp4", 1.0, 80)], effect=effect, effect_at=at)

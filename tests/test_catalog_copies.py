@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_catalog_search import MODEL, walk
 
-from tubelet.catalog.copies import Pairs, covered_seconds, find_copies, hough_line, runs, score_of
+from tubelet.catalog.copies import Line, Pairs, covered_seconds, find_copies, follow, hough_line, runs, score_of
 from tubelet.catalog.fingerprint import DIM, FPS, mirrored
 from tubelet.catalog.normalise import fit_normalisation
 from tubelet.catalog.search import Query, make_query
@@ -139,6 +139,24 @@ def test_hough_prefers_the_true_slope_among_distractors():
     assert len(line.query_t) >= len(q) - 1
 
 
+def test_a_found_piece_is_followed_along_its_line_and_no_further():
+    """Rows next to a piece that match the source where the line puts it, nearer the piece's level than their
+    floor, join it (however far under the catalog's chance level); a row that does not stops the growth, and a
+    strong match off the line does not count."""
+    q, src = fp_times(10), fp_times(20)
+    line = Line(0.75, 8.0, q[8:16], np.ones(8))
+    sim = np.full((len(q), len(src)), -0.1)
+    on = np.argmin(np.abs(src[None] - (0.75 * q[:, None] + 8)), axis=1)  # the source item the line puts each row at
+    level = np.array([0.9, 0, 0, 0.2, 0.65, 0.65, 0.75, 0.72, *[0.9] * 8, 0.64, 0.4, 0.9, 0.9])
+    sim[np.arange(len(q)), on] = level
+    sim[18:, 0] = 0.95  # rows 18–19 match the start of the source: far off the line
+    floor = np.full(len(q), 0.3)
+    assert follow(8, 15, line, q, sim, src, floor, SPACING) == (4, 16)  # 0.64 > (0.3 + 0.9) / 2, 0.4 is not
+    assert follow(8, 15, line, q, sim, src, np.full(len(q), 0.5), SPACING) == (6, 15)  # a higher floor: less
+    sim[7, on[7]] = 0.2  # a broken row: nothing beyond it joins
+    assert follow(8, 15, line, q, sim, src, floor, SPACING)[0] == 8
+
+
 def test_scores_are_in_unit_range_and_increase_with_evidence():
     e = np.array([0, 0.5, 1, 3, 30])
     s = score_of(e)
@@ -177,3 +195,36 @@ def test_bad_settings_are_one_line_errors(catalog):
         find_copies(catalog, query_of(frames(1, 3)), flag_at=1.5)
     with pytest.raises(TubeletError, match="min_score"):
         find_copies(catalog, query_of(frames(1, 3)), min_score=1.0)
+
+
+def test_captioned_black_bars_get_a_second_reading_that_matches_the_picture():
+    """Text burnt into black bars has edges, so the first content box keeps the bars; the second reading cuts the
+    rows black in every frame, and its fingerprints match those of the picture alone. A dark picture that
+    changes is not cut, and a video without bars has no second reading."""
+    import cv2
+
+    from tubelet.catalog.fingerprint import FrameSampler, content_box, describe
+
+    rng = np.random.default_rng(0)
+    picture = np.stack([cv2.resize(rng.integers(0, 256, (24, 32)).astype(np.uint8), (128, 96),
+                                   interpolation=cv2.INTER_CUBIC) for _ in range(8)])  # [8, 96, 128], changing
+    padded = np.zeros((8, 128, 128), np.uint8)
+    padded[:, 16:112] = picture
+    text = (rng.random((8, 60)) > 0.5) * np.uint8(255)  # captions on the bars, next to the picture, every frame
+    padded[:, 8:16, 20:80] = text
+    padded[:, 112:120, 40:100] = text
+    first, cut = content_box(padded), content_box(padded, still_black=True)
+    assert first[:2] == (0, 128) and cut[:2] == (16, 112) and cut[2:] == first[2:]
+    sampler = FrameSampler(0.0, 4.0)
+    for i, frame in enumerate(padded):
+        sampler.offer(sampler.times[i], np.repeat(frame[..., None], 3, -1))
+    fp = sampler.fingerprints()
+    alone = describe(picture, (0, 96, 0, 128))
+    assert len(fp.alt) == len(fp.vectors) == 8
+    assert (fp.alt * alone).sum(1).min() > 0.9 > (fp.vectors * alone).sum(1).mean()
+    dark = picture // 8  # dark, but not black in every frame
+    assert content_box(dark, still_black=True) == content_box(dark)
+    plain = FrameSampler(0.0, 4.0)
+    for i, frame in enumerate(picture):
+        plain.offer(plain.times[i], np.repeat(frame[..., None], 3, -1))
+    assert len(plain.fingerprints().alt) == 0

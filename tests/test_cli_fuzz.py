@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ SMALL = {"num_frames": 4, "image_size": 32, "depth": 1}
 WORK = {("demo", "--steps"), ("demo", "--minutes"), ("pretrain", "--stop-after"), ("finetune", "--stop-after")}
 # Servers run until stopped: reaching the time limit is their success (their output is still checked).
 SERVERS = {("serve",)}
+SERVED_S = 3
 
 
 def commands() -> list[tuple[tuple[str, ...], object]]:
@@ -76,7 +78,8 @@ def baseline(words: tuple[str, ...], cmd, world, call_dir: Path) -> list[str]:
             "out": call_dir / ("out.png" if words == ("reconstruct",) else "out.parquet" if words == ("embed",)
                                else "out"),
             "data": tmp / "data" if words in (("finetune",), ("evaluate",)) else CLIP, "target": tmp / "data"}
-    extra = {("pretrain",): ["--steps", "1", "--stop-after", "1", "--workers", "0", "--batch-size", "1"],
+    extra = {("serve",): ["--port", "0"],
+             ("pretrain",): ["--steps", "1", "--stop-after", "1", "--workers", "0", "--batch-size", "1"],
              ("finetune",): ["--init", tmp / "ckpt", "--steps", "1", "--stop-after", "1", "--workers", "0",
                              "--batch-size", "2", "--val-frac", "0.5"],
              ("evaluate",): ["--model", tmp / "cls", "--clips", "1", "--crops", "1"],
@@ -137,12 +140,17 @@ def _child(argv: list[str], out: str, err: str, cwd: str) -> None:
     os._exit(code)
 
 
-def run_call(argv: list[str], call_dir: Path) -> tuple[int | None, str]:
-    """(exit code or None when it had to be stopped at the time limit, stderr)."""
+def run_call(argv: list[str], call_dir: Path, server: bool = False) -> tuple[int | None, str]:
+    """(exit code or None when it had to be stopped at the time limit, stderr). A server is stopped SERVED_S after
+    it says it is serving (it has checked its options and bound its port by then)."""
     out, err = call_dir / "stdout", call_dir / "stderr"
     proc = multiprocessing.get_context("fork").Process(target=_child, args=(argv, str(out), str(err), str(call_dir)))
     proc.start()
-    proc.join(LIMIT_S)
+    deadline = time.monotonic() + LIMIT_S
+    while proc.is_alive() and time.monotonic() < deadline:
+        proc.join(0.2)
+        if server and err.exists() and "serving " in err.read_text():
+            deadline = min(deadline, time.monotonic() + SERVED_S)
     if proc.is_alive():
         proc.kill()
         proc.join()
@@ -157,7 +165,7 @@ def check(call, world, tmp_path) -> str | None:
     call_dir.mkdir()
     cmd = dict(commands())[words]
     argv = baseline(words, cmd, world, call_dir) + [f"{flag}={value}"]
-    code, err = run_call(argv, call_dir)
+    code, err = run_call(argv, call_dir, server=words in SERVERS)
     shown = " ".join(argv)
     if "Traceback" in err or code == 99:
         return f"{shown}: traceback\n{err[-1500:]}"

@@ -130,3 +130,25 @@ def test_a_shard_row_with_a_nan_start_is_refused(tmp_path):
             tar.addfile(info, io.BytesIO(data))
     with pytest.raises(TubeletError, match="start_s .* must be a finite"):
         list_sources(tmp_path / "s.tar")
+
+
+def test_an_unwritable_destination_is_one_line_for_analyze_reconstruct_and_pretrain(ckpt, tmp_path, monkeypatch,
+                                                                                      capsys):
+    from conftest import unwritable_dir
+
+    ro = unwritable_dir(tmp_path)
+    for args in (("analyze", CLIP, "--out", ro / "report"), ("analyze", CLIP, "--out", ro),
+                 ("reconstruct", CLIP, "--model", ckpt, "--out", ro / "a.png"),
+                 ("reconstruct", CLIP, "--model", ckpt, "--out", ro / "new" / "a.png"),
+                 ("pretrain", CLIP, "--out", ro / "run", "--preset", "vit_tiny", "--set", "model.num_frames=4",
+                  "--set", "model.image_size=32", "--steps", "1", "--workers", "0")):
+        code, _, err = run_cli(monkeypatch, capsys, *args)
+        one_line_error(code, err, f"error: {ro}")
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_jsonl_row_with_a_non_finite_start_is_refused(tmp_path, value):
+    (tmp_path / "m.jsonl").write_text(f'{{"path": "{CLIP}", "start_s": 0}}\n{{"path": "{CLIP}", "start_s": {value}}}\n')
+    with pytest.raises(TubeletError, match=r"m.jsonl:2: start_s .* must be a finite, non-negative") as e:
+        list_sources(tmp_path / "m.jsonl")
+    assert "\n" not in str(e.value)

@@ -161,7 +161,9 @@ def test_real_clips_finetune_resume_evaluate_probe(tmp_path):
     summary = json.loads(output[output.index("{"):])
     assert summary["step"] == 2 and summary["finished"] and summary["val_clips"] == 2
     assert [r["step"] for r in read_metrics(out) if "loss" in r] == [1, 2]
-    code, output = run("evaluate", data, "--model", summary["checkpoint"], "--clips", "2", "--crops", "1", "--json")
+    # the run directory, as README writes it, means its latest checkpoint
+    assert Path(summary["checkpoint"]).parent.parent == out and Path(summary["checkpoint"]).name == "step_00000002"
+    code, output = run("evaluate", data, "--model", out, "--clips", "2", "--crops", "1", "--json")
     assert code == 0, output
     report = json.loads(output)
     assert report["num_examples"] == len(REAL) and report["skipped"] == []

@@ -1,6 +1,7 @@
 """Per-frame signals of a whole video, from one decode at low resolution: how much the colours change from the
 previous frame (for cuts), the histogram itself (to compare frames further apart), a 16×16 luma grid (for motion
-and gradual transitions), how bright and how flat it is, and — for a shot model — each frame at 48×27."""
+and gradual transitions), where the picture changes pixel by pixel and how much of that change is new (for jump
+cuts in one framing), how bright and how flat it is, and — for a shot model — each frame at 48×27."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ class Signals:
     contrast: np.ndarray  # [F] std of luma in [0, 1]
     edges: np.ndarray  # [F, 2] mean |Δ luma| between horizontal and between vertical neighbours (motion blur
     # along one direction flattens one of them)
+    changed: np.ndarray  # [F] share of pixels whose luma changed by more than NOISE since the previous frame
+    novel: np.ndarray  # [F] share of pixels that changed where neither the previous nor the next change was (see
+    # Novelty): things that appear or vanish rather than move
     thumbs: dict[int, np.ndarray] = field(default_factory=dict)  # frame index → uint8 [h, w, 3]
     small: np.ndarray | None = None  # [F, 27, 48, 3] uint8 when asked for (keep_small)
 
@@ -75,12 +79,54 @@ def _grid(luma: np.ndarray, n: int = 16) -> np.ndarray:
     return (np.add.reduceat(rows, xs[:-1], axis=1) / np.diff(xs)[None, :]).astype(np.float32)
 
 
+NOISE = 12  # luma levels (of 255, after a 3×3 blur): a smaller change is compression noise
+REPEATS = 3  # a frame shown up to this many times in a row (a low frame rate raised) is one frame
+
+
+class Novelty:
+    """Streams the pixel-level change of each frame and how much of it is new. Continuous motion changes a frame
+    near where the previous and the next frame changed too (the moving edges); a jump cut inside one framing
+    changes where nothing was moving (things vanish from where they were and appear where they were not).
+    Repeated frames (no change) are skipped, up to REPEATS of them: the neighbours of a changed frame are the
+    nearest changed frames; further away than that, nothing was moving on that side."""
+
+    def __init__(self) -> None:
+        self.changed: list[float] = []
+        self.novel: list[float] = []
+        self.prev: np.ndarray | None = None
+        self.before: tuple[int, np.ndarray] | None = None  # the last judged changed frame: index, dilated mask
+        self.pending: tuple[int, np.ndarray] | None = None  # the last changed frame, waiting for its next: index, mask
+
+    def add(self, luma: np.ndarray) -> None:
+        """Take the next frame's luma (uint8 [h, w])."""
+        luma = cv2.blur(luma, (3, 3))
+        mask = (cv2.absdiff(luma, self.prev) > NOISE) if self.prev is not None else np.zeros(luma.shape, bool)
+        self.prev, i = luma, len(self.changed)
+        self.changed.append(float(mask.mean()))
+        self.novel.append(0.0)
+        moved = self.changed[-1] * mask.size >= 4
+        if self.pending is not None and (moved or i - self.pending[0] > REPEATS):
+            j, middle = self.pending
+            near = self._grown(mask) if moved and i - j <= REPEATS else None
+            if self.before is not None and j - self.before[0] <= REPEATS and near is not None:
+                middle = middle & ~(self.before[1] & near)
+            self.novel[j] = float(middle.mean())
+            self.before, self.pending = (j, self._grown(self.pending[1])), None
+        if moved:
+            self.pending = (i, mask)
+
+    @staticmethod
+    def _grown(mask: np.ndarray) -> np.ndarray:
+        return cv2.dilate(mask.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+
+
 def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float = 0.5, candidate: float = 0.2,
                   keep_small: bool = False, on_frame: Callable[[float], None] | None = None) -> Signals:
     """Decode every frame of `path` at short side `size` and measure it. Thumbnails are kept every
     `thumbs_every_s` and on both sides of every change above `candidate` (possible cuts); `keep_small` keeps
     every frame at 48×27 too (resized from the decoded one, as a shot model reads them)."""
     times, change, hists, grids, bright, contrast, edges, small = [], [], [], [], [], [], [], []
+    novelty = Novelty()
     thumbs: dict[int, np.ndarray] = {}
     prev_hist = prev_rgb = None
     next_thumb = 0.0
@@ -91,6 +137,8 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
                 w, h, quarter = geometry = reader.output_geometry(frame, size)
                 rgb = np.empty((w, h, 3) if quarter % 2 else (h, w, 3), np.uint8)  # display orientation
                 reader.to_rgb(frame, geometry, rgb)
+                luma8 = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+                novelty.add(luma8)
                 luma = rgb @ np.array([0.299, 0.587, 0.114]) / 255
                 hist = _histogram(rgb)
                 change.append(0.5 * float(np.abs(hist - prev_hist).sum()) if prev_hist is not None else 0.0)
@@ -120,5 +168,6 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
         raise VideoError(f"{os.fspath(path)}: no decodable video frames")
     arr = np.asarray
     return Signals(os.fspath(path), fps, arr(times), arr(change), np.stack(hists).astype(np.float32),
-                   np.stack(grids), arr(bright), arr(contrast), arr(edges).reshape(-1, 2), thumbs,
+                   np.stack(grids), arr(bright), arr(contrast), arr(edges).reshape(-1, 2), arr(novelty.changed),
+                   arr(novelty.novel), thumbs,
                    np.stack(small) if keep_small else None)

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
 
 from tubelet.anomaly.calibrate import Calibration
 from tubelet.anomaly.config import AnomalyConfig
@@ -21,7 +23,7 @@ from tubelet.model.checkpoints import load_model, save_model
 from tubelet.model.videomae import VideoMAE
 
 FORMAT = "tubelet-anomaly"
-VERSION = 1
+VERSION = 2  # 2: optical flow from DIS, the speed detector, forward cross-fitting
 MANIFEST, STATES, MAE_DIR = "anomaly.json", "detectors.safetensors", "mae"
 
 
@@ -58,8 +60,6 @@ class NormalModel:
     def save(self, path: str | os.PathLike) -> Path:
         """Write MODEL_DIR whole (a temp directory renamed into place); an existing MODEL_DIR is replaced, anything
         else already at `path` (a file, a folder that is not a model) is refused rather than lost."""
-        from safetensors.numpy import save_file
-
         path = self.check_target(path)
 
         arrays = {f"{d.name}.{k}": np.ascontiguousarray(v) for d in self.detectors + self.window_detectors
@@ -84,9 +84,6 @@ class NormalModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NormalModel:
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-
         path = Path(path)
         try:
             manifest = json.loads((path / MANIFEST).read_text())
@@ -96,7 +93,7 @@ class NormalModel:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise TubeletError(f"{path / MANIFEST}: unreadable ({e})") from None
         if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-            raise TubeletError(f"{path}: not a version-{VERSION} {FORMAT} directory")
+            raise TubeletError(f"{path}: not a version-{VERSION} {FORMAT} directory (fit it again with this build)")
         try:
             arrays = load_file(str(path / STATES))
         except (OSError, SafetensorError) as e:

@@ -31,7 +31,7 @@ import numpy as np
 
 from tubelet.catalog.fingerprint import FPS, mirrored
 from tubelet.catalog.search import Query
-from tubelet.catalog.store import Catalog
+from tubelet.catalog.store import Catalog, VideoRecord
 from tubelet.errors import TubeletError
 
 FLAG_AT = 0.7
@@ -248,9 +248,21 @@ def lines_of(p: Pairs, spacing: float, min_evidence: float) -> list[Line]:
     return found
 
 
+@dataclass
+class Matches:
+    """One query view's matched pairs (query row, catalog row, weight), and for each query row its chance level
+    and its best similarity to each catalog video [Q, V] (columns in the order videos come in the rows)."""
+
+    qi: np.ndarray
+    ci: np.ndarray
+    weight: np.ndarray
+    chance: np.ndarray
+    per_video: np.ndarray
+
+
 def match_pairs(queries: list[np.ndarray], vectors: np.ndarray, video: np.ndarray, chance: float, k: int = K,
-                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """For each query view [Q, D]: (query row, catalog row, weight) of its k nearest catalog rows that stand out.
+                ) -> list[Matches]:
+    """For each query view [Q, D]: the pairs of its k nearest catalog rows that stand out.
 
     A pair stands out by how far its similarity exceeds the query item's own chance level c: the larger of the
     catalog's `chance` and the item's best similarity to the BG_RANK-th most similar catalog video (what an
@@ -262,14 +274,37 @@ def match_pairs(queries: list[np.ndarray], vectors: np.ndarray, video: np.ndarra
     for view in queries:
         sim = view @ vectors.T  # [Q, N]
         per_video = np.maximum.reduceat(sim, blocks, axis=1) if len(blocks) else sim[:, :0]
-        c = np.full(len(sim), chance, np.float32)
+        own = np.full(len(sim), -1.0, np.float32)
         if per_video.shape[1] >= BG_RANK:
-            c = np.maximum(c, -np.partition(-per_video, BG_RANK - 1, axis=1)[:, BG_RANK - 1])
+            own = -np.partition(-per_video, BG_RANK - 1, axis=1)[:, BG_RANK - 1]
+        c = np.maximum(own, chance)
         top = np.argpartition(-sim, k - 1, axis=1)[:, :k] if k < sim.shape[1] else np.tile(np.arange(k), (len(sim), 1))
         s = np.take_along_axis(sim, top, 1)
         qi, col = np.nonzero(s > c[:, None])
-        out.append((qi, top[qi, col], (s[qi, col] - c[qi]) / (1 - c[qi])))
+        out.append(Matches(qi, top[qi, col], (s[qi, col] - c[qi]) / (1 - c[qi]), own, per_video))
     return out
+
+
+def follow(first: int, last: int, line: Line, query_t: np.ndarray, sim: np.ndarray, times: np.ndarray,
+           floor: np.ndarray, spacing: float) -> tuple[int, int]:
+    """Query rows first…last of a copied piece, grown outward row by row while the query still matches the source
+    where the line puts it.
+
+    Found pairs must beat the catalog's chance level, the best a frame reaches anywhere in another video; once the
+    line is known, a frame is compared with one place of one video, so less similarity can tell (a copy at 0.75×
+    samples its source between fingerprints, and its fast-moving frames fall just under the catalog's level). A
+    row's similarity there (its best to a source item within one spacing of slope·t + offset) is taken as the
+    copy's when it lies nearer the piece's own (the median over first…last) than the row's `floor` (what it
+    reaches without copying: its chance level, its best similarity to every other catalog video)."""
+    near = np.abs(times[None, :] - (line.slope * query_t[:, None] + line.offset)) <= spacing  # [Q, S]
+    here = np.where(near, sim, -np.inf).max(1, initial=-np.inf)
+    ok = here > (floor + np.median(here[first:last + 1])) / 2
+    step = 1.5 * spacing  # consecutive query rows (fingerprints can be missing where a frame was not decoded)
+    while first > 0 and ok[first - 1] and query_t[first] - query_t[first - 1] <= step:
+        first -= 1
+    while last < len(query_t) - 1 and ok[last + 1] and query_t[last + 1] - query_t[last] <= step:
+        last += 1
+    return first, last
 
 
 @dataclass
@@ -280,7 +315,7 @@ class Channel:
     spacing: float  # seconds between consecutive items
     chance: float
     query_t: np.ndarray
-    views: list[np.ndarray]  # [Q, D] each; view 1 (when there) is the mirror image
+    views: list[np.ndarray]  # [Q, D] each; odd views (when there) are the mirror image of the one before
     ids: list[str]
     video: np.ndarray
     times: np.ndarray
@@ -295,14 +330,15 @@ def channels_of(catalog: Catalog, query: Query, names: tuple[str, ...]) -> list[
     out = []
     if "frames" in names and len(query.fp_times):
         f = catalog.frames()
-        q = np.asarray(query.fp_vectors, np.float32)
-        out.append(Channel("frames", 1.0 / FPS, norm.frame_chance, query.fp_times, [q, mirrored(q)], f.ids, f.video,
+        readings = [np.asarray(v, np.float32) for v in (query.fp_vectors, query.fp_alt) if len(v)]
+        out.append(Channel("frames", 1.0 / FPS, norm.frame_chance, query.fp_times,
+                           [w for v in readings for w in (v, mirrored(v))], f.ids, f.video,
                            f.times, f.vectors))
     if "segments" in names:
         s = catalog.segments()
         out.append(Channel("segments", catalog.model.stride_s, norm.segment_chance, (query.starts + query.ends) / 2,
                            [norm.transform(query.vectors)], s.ids, s.video, (s.starts + s.ends) / 2,
-                           norm.transform(s.vectors)))
+                           catalog.normalised_segments()))
     for c in out:
         if query.exclude in c.ids:
             keep = c.video != c.ids.index(query.exclude)
@@ -330,20 +366,26 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
     report = CopyReport(query.label, duration, compared, float(threshold), source, 0.0, 0.0, flag_at,
                         frame_chance=norm.frame_chance if norm else 1.0, min_score=min_score)
     min_evidence = -E_HALF * np.log2(1 - min_score) if min_score > 0 else 0.0
-    records = {v.id: v for v in catalog.videos()}
+    records: dict[str, VideoRecord] = {}  # of the videos with evidence, read as they turn up
     spans: list[CopiedSpan] = []
     evidence: dict[tuple[str, str], float] = {}  # (channel, video id) → seconds
     found = channels_of(catalog, query, channels)
     for ch in found:
-        for view, (qi, ci, w) in enumerate(match_pairs(ch.views, ch.vectors, ch.video, ch.chance)):
-            for j in np.unique(ch.video[ci]):
-                mine = ch.video[ci] == j
+        column = ch.video[np.flatnonzero(np.diff(ch.video, prepend=-1))]  # video of each per_video column
+        for view, m in enumerate(match_pairs(ch.views, ch.vectors, ch.video, ch.chance)):
+            for j in np.unique(ch.video[m.ci]):
+                mine = ch.video[m.ci] == j
                 vid = ch.ids[j]
                 if ch is not found[0] and found[0].name == "frames" and ("frames", vid) not in evidence:
                     continue  # the model's evidence adds to a source the fingerprints saw, never stands alone
+                if vid not in records:
+                    records[vid] = catalog.video(vid)
                 rec = records[vid]
-                for line in lines_of(Pairs(ch.query_t[qi[mine]], ch.times[ci[mine]], w[mine]), ch.spacing,
-                                     min_evidence / 4):
+                rows = ch.video == j
+                sim = ch.views[view] @ ch.vectors[rows].T  # [Q, items of this video]
+                floor = np.maximum(m.chance, m.per_video[:, column != j].max(1, initial=-1.0))
+                for line in lines_of(Pairs(ch.query_t[m.qi[mine]], ch.times[m.ci[mine]], m.weight[mine]),
+                                     ch.spacing, min_evidence / 4):
                     for a, b in _pieces(line.query_t, MAX_GAP_S):
                         if b - a < min_run:
                             continue
@@ -351,11 +393,13 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
                         evidence[ch.name, vid] = evidence.get((ch.name, vid), 0.0) + e
                         if e < min_evidence:
                             continue
-                        q0 = float(line.query_t[a] - ch.spacing / 2)
-                        q1 = float(line.query_t[b - 1] + ch.spacing / 2)
+                        first, last = follow(*np.searchsorted(ch.query_t, line.query_t[[a, b - 1]]), line, ch.query_t,
+                                             sim, ch.times[rows], floor, ch.spacing)
+                        q0 = float(ch.query_t[first] - ch.spacing / 2)
+                        q1 = float(ch.query_t[last] + ch.spacing / 2)
                         s0, s1 = (float(np.clip(line.slope * t + line.offset, 0, rec.duration_s)) for t in (q0, q1))
                         spans.append(CopiedSpan(q0, q1, vid, rec.path, s0, s1, float(score_of(e)), b - a,
-                                                float(line.slope), bool(view), e))
+                                                float(line.slope), bool(view % 2), e))
     spans = sorted(_distinct(spans), key=lambda s: (s.query_start_s, -s.score))
     best: dict[str, float] = {}
     for (_, vid), e in evidence.items():

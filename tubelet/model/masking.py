@@ -90,6 +90,8 @@ class Masking:
             raise TubeletError(f"unknown mask type {self.kind!r}; choose one of {', '.join(MASKS)}")
         if not 0.0 <= self.ratio < 1.0:
             raise TubeletError(f"mask ratio must be in [0, 1), got {self.ratio}")
+        if not 0.0 <= self.decoder_ratio < 1.0:
+            raise TubeletError(f"decoder mask ratio must be in [0, 1), got {self.decoder_ratio}")
         if self.decoder_ratio:
             _check_running_cell(self.grid, self.decoder_ratio)
 
@@ -98,6 +100,13 @@ class Masking:
         """The positions one encoder mask chooses among: h'·w' cells for tubes, all N tokens for random masks."""
         t, h, w = self.grid
         return h * w if self.kind == "tube" else t * h * w
+
+    def require_hidden(self) -> Masking:
+        """Itself, if its masks hide at least one position (something to reconstruct); else a TubeletError."""
+        if int(self.ratio * self.positions) < 1:
+            raise TubeletError(f"mask ratio {self.ratio} hides none of the {self.positions} positions it masks: "
+                               f"use at least {1 / self.positions:.3g}")
+        return self
 
     def draw(self, batch: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """{"mask": [B, N]} and, with dual masking, {"decoder_mask": [B, N]}: the model's keyword inputs."""
