@@ -31,7 +31,7 @@ import numpy as np
 
 from tubelet.catalog.fingerprint import FPS, mirrored
 from tubelet.catalog.search import Query
-from tubelet.catalog.store import Catalog
+from tubelet.catalog.store import Catalog, VideoRecord
 from tubelet.errors import TubeletError
 
 FLAG_AT = 0.7
@@ -338,7 +338,7 @@ def channels_of(catalog: Catalog, query: Query, names: tuple[str, ...]) -> list[
         s = catalog.segments()
         out.append(Channel("segments", catalog.model.stride_s, norm.segment_chance, (query.starts + query.ends) / 2,
                            [norm.transform(query.vectors)], s.ids, s.video, (s.starts + s.ends) / 2,
-                           norm.transform(s.vectors)))
+                           catalog.normalised_segments()))
     for c in out:
         if query.exclude in c.ids:
             keep = c.video != c.ids.index(query.exclude)
@@ -366,7 +366,7 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
     report = CopyReport(query.label, duration, compared, float(threshold), source, 0.0, 0.0, flag_at,
                         frame_chance=norm.frame_chance if norm else 1.0, min_score=min_score)
     min_evidence = -E_HALF * np.log2(1 - min_score) if min_score > 0 else 0.0
-    records = {v.id: v for v in catalog.videos()}
+    records: dict[str, VideoRecord] = {}  # of the videos with evidence, read as they turn up
     spans: list[CopiedSpan] = []
     evidence: dict[tuple[str, str], float] = {}  # (channel, video id) → seconds
     found = channels_of(catalog, query, channels)
@@ -378,6 +378,8 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
                 vid = ch.ids[j]
                 if ch is not found[0] and found[0].name == "frames" and ("frames", vid) not in evidence:
                     continue  # the model's evidence adds to a source the fingerprints saw, never stands alone
+                if vid not in records:
+                    records[vid] = catalog.video(vid)
                 rec = records[vid]
                 rows = ch.video == j
                 sim = ch.views[view] @ ch.vectors[rows].T  # [Q, items of this video]

@@ -115,7 +115,7 @@ class Service:
                     if self._snapshot is not None and self._snapshot.stamp == stamp:
                         return self._snapshot
                     cat = Catalog.open(self.root)
-                    cat.video_vectors()  # maps every fragment now: a writer's later clean-up cannot pull one away
+                    cat.warm()  # maps every fragment and builds the search tables now, not on a request
                     records = {v.id: v for v in cat.videos()}
                     self._snapshot = Snapshot(cat, stamp, records)
                     return self._snapshot
