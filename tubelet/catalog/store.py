@@ -552,6 +552,16 @@ class Catalog:
             lay.normalised.flags.writeable = False
         return lay.normalised
 
+    def normalised(self, seg: Segments) -> np.ndarray:
+        """The vectors of some segments in the normalised space (as they are when the catalog is empty): rows of
+        `normalised_segments()` when this state has it already (`warm`), else transformed now."""
+        norm = self.normalisation()
+        if norm is None:
+            return seg.vectors
+        if self._layout is None or self._layout.normalised is None:
+            return norm.transform(seg.vectors)
+        return self._layout.normalised[np.searchsorted(self._layout.keys, seg.keys)]  # keys ascend in that order
+
     def normalisation(self) -> Normalisation | None:
         """How this catalog's spaces are normalised (fitted on its contents at the last commit); None when empty."""
         norm = self._manifest.get("norm")
