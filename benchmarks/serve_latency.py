@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -85,6 +86,8 @@ def main() -> None:
                                                      "bw_film_dialogue.mp4"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-uploads", action="store_true", help="Only the search latency (part 1).")
+    ap.add_argument("--catalog", type=Path, help="Keep the synthetic catalog here and reuse it when this script "
+                                                 "built it before with the same model, videos and segments.")
     args = ap.parse_args()
 
     import torch
@@ -99,15 +102,23 @@ def main() -> None:
     overrides = model_overrides(args.overrides or ["num_frames=8", "image_size=112"])
     embedder = load_embedder(args.model, **overrides)
     work = Path(tempfile.mkdtemp(prefix="serve-latency-"))
+    root = args.catalog or work / "catalog"
     t0 = time.perf_counter()
-    ids = synthetic_catalog(work / "catalog", embedder, args.videos, args.segments)
-    build_s = time.perf_counter() - t0
-    cat = Catalog.open(work / "catalog")
+    if Catalog.exists(root):
+        cat = Catalog.open(root)
+        st = cat.stats()
+        if (cat.model.id, st["videos"], st["segments"]) != (embedder.id, args.videos, args.videos * args.segments):
+            raise SystemExit(f"{root}: holds another synthetic catalog; remove it or choose another --catalog")
+        ids, build_s = [v.id for v in cat.videos()], None
+    else:
+        ids = synthetic_catalog(root, embedder, args.videos, args.segments)
+        build_s = time.perf_counter() - t0
+        cat = Catalog.open(root)
     rng = np.random.default_rng(1)
     picks = [ids[i] for i in rng.integers(0, len(ids), args.requests)]
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tubelet.cli", "serve", "--catalog", str(work / "catalog"),
+    server = subprocess.Popen([sys.executable, "-m", "tubelet.cli", "serve", "--catalog", str(root),
                                "--port", str(port)],
                               env={**os.environ, "TMPDIR": str(work), **threads_env(args.threads)})
     try:
@@ -163,11 +174,13 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(30)
+        shutil.rmtree(work, ignore_errors=True)
 
     load = os.getloadavg()
     st = cat.stats()
     print(f"\nserve latency — {st['videos']} videos, {st['segments']} segments ({st['search']} search), model "
-          f"{args.model} {overrides} (dim {embedder.model.config.embed_dim}); catalog built in {build_s:.0f} s; "
+          f"{args.model} {overrides} (dim {embedder.model.config.embed_dim}); catalog "
+          f"{'reused' if build_s is None else f'built in {build_s:.0f} s'}; "
           f"load average {load[0]:.1f} on {os.cpu_count()} cores\n")
     print("| search by catalog id, k=10 | p50 ms | p95 ms | mean ms | CPU ms/request | goal |")
     print("|---|---|---|---|---|---|")

@@ -3,17 +3,18 @@
     python benchmarks/shots.py [--videos ../shared/data/videos] [--seed 0] [--half all|0|1] [--keep DIR]
 
 Builds edits of the real clips with ffmpeg (`tubelet.analysis.edits`): pieces of different clips joined by hard
-cuts, cross-fades, fades through black or white, wipes (and a fade in from black at some starts); jump cuts
-(one static framing, a stretch skipped); and clips that hold no transition: single shots, whip pans, fast motion
-(4×), camera shake and flashes. Everything random — clips, where they start, piece lengths, transition kinds
-(balanced) and lengths, frame size and rate — comes from --seed; --half 0 or 1 draws from one half of the clips
-only (a fixed split), so a set built from the other half, or with another seed, is a held-out set made the same
-way. Prints hard-cut precision/recall/F1 at ±2 frames (detections inside a gradual transition count for it, not
-as cuts), gradual transitions found (a detection overlapping it, ±2 frames), typed right and the span error of
-the detected ones, detections on the clips with no transition, and speed (seconds of video per second: ×
-real time, by wall clock and per CPU second of the process — steadier on a shared machine —, with the wall-clock
-ratio to tubelet). Each detector decodes for itself: tubelet and TransNetV2 through tubelet's decode at 64 px
-(TransNetV2 on the 48×27 frames it keeps), PySceneDetect through its own default backend.
+cuts, cross-fades, fades through black or white, wipes (and a fade in from black at some starts); jump cuts (one
+static framing, a stretch skipped); and clips that hold no transition: single shots, whip pans, fast motion (4×),
+camera shake and flashes. A jump cut across which nothing visibly moved (under 2 % of the pixels change by more than
+10 grey levels) is left out of the scores and counted. Everything random — clips, where they start, piece lengths,
+transition kinds (balanced) and lengths, frame size and rate — comes from --seed; --half 0 or 1 draws from one half
+of the clips only (a fixed split), so a set built from the other half, or with another seed, is a held-out set made
+the same way. Prints hard-cut precision/recall/F1 at ±2 frames (detections inside a gradual transition count for it,
+not as cuts), gradual transitions found (a detection overlapping it, ±2 frames), typed right and the span error of
+the detected ones, detections on the clips with no transition, and speed (seconds of video per second: × real time,
+by wall clock and per CPU second of the process — steadier on a shared machine —, with the wall-clock ratio to
+tubelet). Each detector decodes for itself: tubelet and TransNetV2 through tubelet's decode at 64 px (TransNetV2 on
+the 48×27 frames it keeps), PySceneDetect through its own default backend.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
 import numpy as np
 
 from tubelet.analysis.edits import EFFECTS, XFADES, Edit, Join, Piece
@@ -50,6 +52,7 @@ STATIC = {"yoga_outdoor.mp4", "child_talking_head.mp4", "face_expressions_woman.
           "baseball_batting_cage.mp4", "basketball_gym.mp4",
           "carphone_talking_head_qcif.mp4"}
 SIZES = [(320, 180), (384, 216), (256, 144)]
+UNSEEN_LEVELS, UNSEEN_SHARE = 10, 0.02  # a jump cut changing fewer pixels than this by more than this is unseen
 FAMILIES = ("dissolve", "fade", "wipe")
 
 
@@ -59,6 +62,18 @@ class Case:
     edit: Edit
     group: str  # "transitions", "jump cuts", or the effect ("single", "whip", …) of a clip with no transition
     path: Path = Path()
+    unseen: tuple[float, ...] = ()  # jump cuts across which nothing visibly changes: neither found nor missed
+
+    def mark_unseen(self) -> None:
+        """A jump cut over a skipped stretch in which nothing moved shows nothing: fewer than UNSEEN_SHARE of the
+        pixels change by more than UNSEEN_LEVELS grey levels between its two frames (at the rendered size)."""
+        if self.group != "jump cuts":
+            return
+        at = {round(t.start_s * self.edit.fps): t.start_s for t in self.edit.truth()}
+        with av.open(str(self.path)) as c:
+            grey = [f.to_ndarray(format="gray").astype(np.int16) for f in c.decode(video=0)]
+        self.unseen = tuple(t for i, t in at.items()
+                            if (np.abs(grey[i] - grey[i - 1]) > UNSEEN_LEVELS).mean() < UNSEEN_SHARE)
 
 
 def halves(names: list[str], half: str) -> list[str]:
@@ -170,6 +185,7 @@ class Score:
     typed: int = 0
     span_errors: list[float] = field(default_factory=list)  # frames, worse end of each detected span
     false_gradual: int = 0
+    unseen: int = 0  # jump cuts left out: nothing visibly changes across them
     clean: dict[str, int] = field(default_factory=dict)  # detections on clips with no transition, per group
     seconds: float = 0.0
     wall_s: float = 0.0
@@ -188,7 +204,8 @@ def score_case(s: Score, case: Case, found: list[Transition]) -> None:
         s.clean[case.group] = s.clean.get(case.group, 0) + len(found)
         return
     gradual = [t for t in truth if t.kind != "cut"]
-    cuts = [t for t in truth if t.kind == "cut"]
+    cuts = [t for t in truth if t.kind == "cut" and t.start_s not in case.unseen]
+    s.unseen += len(case.unseen)
 
     def overlaps(d: Transition, g: Transition) -> bool:
         return d.start_s <= g.end_s + tol and d.end_s >= g.start_s - tol
@@ -210,6 +227,7 @@ def score_case(s: Score, case: Case, found: list[Transition]) -> None:
     s.false_gradual += sum(d.kind != "cut" and not any(overlaps(d, c) for c in cuts) for d in rest)
     detected_cuts = sorted((d for d in rest if d.kind == "cut" or any(overlaps(d, c) for c in cuts)),
                            key=lambda d: d.at_s)
+    detected_cuts = [d for d in detected_cuts if all(abs(d.at_s - u) > tol + 1e-6 for u in case.unseen)]
     used: set[int] = set()
     for c in cuts:
         near = [i for i, d in enumerate(detected_cuts) if i not in used and abs(d.at_s - c.start_s) <= tol + 1e-6]
@@ -273,12 +291,15 @@ def main() -> None:
             case.path = root / f"s{args.seed}h{args.half}_{case.edit.name}.mp4"
             if not case.path.exists():
                 case.edit.render(case.path)
+            case.mark_unseen()
             eta = (time.perf_counter() - started) / i * (len(cases) - i)
             print(f"\rbuilding edits {i}/{len(cases)} ETA {eta:.0f} s", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
-        truth = sum(len(c.edit.truth()) for c in cases)
+        truth = sum(len(c.edit.truth()) - len(c.unseen) for c in cases)
         seconds = sum(c.edit.frames / c.edit.fps for c in cases)
-        print(f"{len(cases)} clips, {seconds:.0f} s, {truth} transitions (seed {args.seed}, half {args.half})")
+        unseen = sum(len(c.unseen) for c in cases)
+        print(f"{len(cases)} clips, {seconds:.0f} s, {truth} transitions (seed {args.seed}, half {args.half}); "
+              f"{unseen} jump cut(s) left out: nothing visibly changes across them")
         scores = {}
         for name in args.detectors.split(","):
             run = DETECTORS[name]()

@@ -69,7 +69,8 @@ def test_jump_cuts_are_spikes_of_new_change_that_last():
 
 def test_novelty_of_a_moving_and_a_jumping_square():
     """A square that slides changes pixels next to where it changed before (little or no novelty); one that jumps
-    changes pixels far from any earlier change; a repeated frame changes nothing and is skipped."""
+    changes pixels far from any earlier change; a repeated frame changes nothing and is skipped; after stillness,
+    all of a change is new."""
     for step, most in ((1, 0.0), (2, 0.6)):  # px per frame at 64 px: at 2, part of each moving edge is new
         nov = Novelty()
         for x in [10, 11, 12, 13, 13, 14, 60, 61, 62]:  # slides, holds one frame, slides, jumps to 60, slides
@@ -79,7 +80,8 @@ def test_novelty_of_a_moving_and_a_jumping_square():
         novel, changed = np.array(nov.novel), np.array(nov.changed)
         assert novel[6] > 0.04 and novel[6] == pytest.approx(changed[6])  # the jump: all of its change is new
         assert (novel[[2, 3, 5, 7]] <= most * changed[[2, 3, 5, 7]]).all() and changed[4] == 0.0
-        assert novel[[0, 1, 4, 8]].max() == 0.0  # nothing before the first change, nothing after the last; held
+        assert novel[1] == changed[1]  # the first change: nothing was moving before it, all of it is new
+        assert novel[[0, 4, 8]].max() == 0.0  # the first frame, the held one, the last change (no next yet)
 
 
 def test_pacing_flags_irregular_shots():

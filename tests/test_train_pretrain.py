@@ -201,9 +201,6 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(videos, tmp_path, 
 
 # ---- torchrun -------------------------------------------------------------------------------------
 
-# slow: the two gloo ranks were seen to hang (both alive, idle, until the 300 s limit) in 2 of 3 runs on
-# 2026-11-30 after the engine rewrite; kept out of the default suite until that deadlock is found.
-@pytest.mark.slow
 @pytest.mark.parametrize("fsdp", [False, True])
 def test_torchrun_two_processes(videos, tmp_path, fsdp):
     run = tmp_path / "run"

@@ -80,35 +80,44 @@ def _grid(luma: np.ndarray, n: int = 16) -> np.ndarray:
 
 
 NOISE = 12  # luma levels (of 255, after a 3×3 blur): a smaller change is compression noise
+REPEATS = 3  # a frame shown up to this many times in a row (a low frame rate raised) is one frame
 
 
 class Novelty:
     """Streams the pixel-level change of each frame and how much of it is new. Continuous motion changes a frame
     near where the previous and the next frame changed too (the moving edges); a jump cut inside one framing
     changes where nothing was moving (things vanish from where they were and appear where they were not).
-    Frames identical to the previous one (a low frame rate repeated) are skipped: their neighbours are the
-    nearest frames that changed."""
+    Repeated frames (no change) are skipped, up to REPEATS of them: the neighbours of a changed frame are the
+    nearest changed frames; further away than that, nothing was moving on that side."""
 
     def __init__(self) -> None:
         self.changed: list[float] = []
         self.novel: list[float] = []
         self.prev: np.ndarray | None = None
-        self.moving: list[tuple[int, np.ndarray, np.ndarray]] = []  # the last two changed frames: index, mask, dilated
+        self.before: tuple[int, np.ndarray] | None = None  # the last judged changed frame: index, dilated mask
+        self.pending: tuple[int, np.ndarray] | None = None  # the last changed frame, waiting for its next: index, mask
 
     def add(self, luma: np.ndarray) -> None:
         """Take the next frame's luma (uint8 [h, w])."""
         luma = cv2.blur(luma, (3, 3))
         mask = (cv2.absdiff(luma, self.prev) > NOISE) if self.prev is not None else np.zeros(luma.shape, bool)
-        self.prev = luma
+        self.prev, i = luma, len(self.changed)
         self.changed.append(float(mask.mean()))
         self.novel.append(0.0)
-        if self.changed[-1] * mask.size < 4:  # no change (a repeated frame)
-            return
-        grown = cv2.dilate(mask.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
-        if len(self.moving) == 2:  # the middle one of three changed frames in a row
-            (_, _, before), (i, middle, _) = self.moving
-            self.novel[i] = float((middle & ~(before & grown)).mean())
-        self.moving = [*self.moving[-1:], (len(self.changed) - 1, mask, grown)]
+        moved = self.changed[-1] * mask.size >= 4
+        if self.pending is not None and (moved or i - self.pending[0] > REPEATS):
+            j, middle = self.pending
+            near = self._grown(mask) if moved and i - j <= REPEATS else None
+            if self.before is not None and j - self.before[0] <= REPEATS and near is not None:
+                middle = middle & ~(self.before[1] & near)
+            self.novel[j] = float(middle.mean())
+            self.before, self.pending = (j, self._grown(self.pending[1])), None
+        if moved:
+            self.pending = (i, mask)
+
+    @staticmethod
+    def _grown(mask: np.ndarray) -> np.ndarray:
+        return cv2.dilate(mask.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
 
 
 def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float = 0.5, candidate: float = 0.2,

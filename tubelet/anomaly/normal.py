@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
 
 from tubelet.anomaly.calibrate import Calibration
 from tubelet.anomaly.config import AnomalyConfig
@@ -58,8 +60,6 @@ class NormalModel:
     def save(self, path: str | os.PathLike) -> Path:
         """Write MODEL_DIR whole (a temp directory renamed into place); an existing MODEL_DIR is replaced, anything
         else already at `path` (a file, a folder that is not a model) is refused rather than lost."""
-        from safetensors.numpy import save_file
-
         path = self.check_target(path)
 
         arrays = {f"{d.name}.{k}": np.ascontiguousarray(v) for d in self.detectors + self.window_detectors
@@ -84,9 +84,6 @@ class NormalModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NormalModel:
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-
         path = Path(path)
         try:
             manifest = json.loads((path / MANIFEST).read_text())

@@ -12,6 +12,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from tubelet.anomaly.frames import open_reader, ticks
+
 EVENTS = ("object", "fast", "frozen", "dark", "shift", "reverse")
 
 
@@ -24,8 +26,6 @@ class Injected:
 
 def read_frames(path: str | os.PathLike, rate_hz: float, max_width: int = 640) -> np.ndarray:
     """Every tick's frame (the one on screen at k / rate_hz) at display geometry, at most `max_width` wide."""
-    from tubelet.anomaly.frames import open_reader, ticks
-
     def size(h: int, w: int) -> tuple[int, int]:
         s = min(1.0, max_width / w)
         return max(2, round(h * s / 2) * 2), max(2, round(w * s / 2) * 2)

@@ -31,7 +31,7 @@ import numpy as np
 
 from tubelet.catalog.fingerprint import FPS, mirrored
 from tubelet.catalog.search import Query
-from tubelet.catalog.store import Catalog
+from tubelet.catalog.store import Catalog, VideoRecord
 from tubelet.errors import TubeletError
 
 FLAG_AT = 0.7
@@ -315,7 +315,7 @@ class Channel:
     spacing: float  # seconds between consecutive items
     chance: float
     query_t: np.ndarray
-    views: list[np.ndarray]  # [Q, D] each; view 1 (when there) is the mirror image
+    views: list[np.ndarray]  # [Q, D] each; odd views (when there) are the mirror image of the one before
     ids: list[str]
     video: np.ndarray
     times: np.ndarray
@@ -330,14 +330,15 @@ def channels_of(catalog: Catalog, query: Query, names: tuple[str, ...]) -> list[
     out = []
     if "frames" in names and len(query.fp_times):
         f = catalog.frames()
-        q = np.asarray(query.fp_vectors, np.float32)
-        out.append(Channel("frames", 1.0 / FPS, norm.frame_chance, query.fp_times, [q, mirrored(q)], f.ids, f.video,
+        readings = [np.asarray(v, np.float32) for v in (query.fp_vectors, query.fp_alt) if len(v)]
+        out.append(Channel("frames", 1.0 / FPS, norm.frame_chance, query.fp_times,
+                           [w for v in readings for w in (v, mirrored(v))], f.ids, f.video,
                            f.times, f.vectors))
     if "segments" in names:
         s = catalog.segments()
         out.append(Channel("segments", catalog.model.stride_s, norm.segment_chance, (query.starts + query.ends) / 2,
                            [norm.transform(query.vectors)], s.ids, s.video, (s.starts + s.ends) / 2,
-                           norm.transform(s.vectors)))
+                           catalog.normalised_segments()))
     for c in out:
         if query.exclude in c.ids:
             keep = c.video != c.ids.index(query.exclude)
@@ -365,7 +366,7 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
     report = CopyReport(query.label, duration, compared, float(threshold), source, 0.0, 0.0, flag_at,
                         frame_chance=norm.frame_chance if norm else 1.0, min_score=min_score)
     min_evidence = -E_HALF * np.log2(1 - min_score) if min_score > 0 else 0.0
-    records = {v.id: v for v in catalog.videos()}
+    records: dict[str, VideoRecord] = {}  # of the videos with evidence, read as they turn up
     spans: list[CopiedSpan] = []
     evidence: dict[tuple[str, str], float] = {}  # (channel, video id) → seconds
     found = channels_of(catalog, query, channels)
@@ -377,6 +378,8 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
                 vid = ch.ids[j]
                 if ch is not found[0] and found[0].name == "frames" and ("frames", vid) not in evidence:
                     continue  # the model's evidence adds to a source the fingerprints saw, never stands alone
+                if vid not in records:
+                    records[vid] = catalog.video(vid)
                 rec = records[vid]
                 rows = ch.video == j
                 sim = ch.views[view] @ ch.vectors[rows].T  # [Q, items of this video]
@@ -396,7 +399,7 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
                         q1 = float(ch.query_t[last] + ch.spacing / 2)
                         s0, s1 = (float(np.clip(line.slope * t + line.offset, 0, rec.duration_s)) for t in (q0, q1))
                         spans.append(CopiedSpan(q0, q1, vid, rec.path, s0, s1, float(score_of(e)), b - a,
-                                                float(line.slope), bool(view), e))
+                                                float(line.slope), bool(view % 2), e))
     spans = sorted(_distinct(spans), key=lambda s: (s.query_start_s, -s.score))
     best: dict[str, float] = {}
     for (_, vid), e in evidence.items():

@@ -31,7 +31,7 @@ from tubelet.data import VideoInfo, probe, read_frames_at, sliding_windows
 from tubelet.data.sources import list_folder
 from tubelet.data.transforms import center_crop_box, crop, normalize, resize_short
 from tubelet.errors import TubeletError
-from tubelet.export.graph import EmbeddingGraph
+from tubelet.export import EmbeddingGraph, OnnxRunner, cached_export
 from tubelet.model.checkpoints import load_model
 from tubelet.model.hub import download, is_hub_id, parse_hub_id
 from tubelet.model.videomae import VideoMAE
@@ -117,6 +117,7 @@ class VideoEmbedding:
     vector: np.ndarray  # [D] float32, unit norm
     fp_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [F] seconds of the frame fingerprints
     fp_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # [F, FP_DIM]
+    fp_alt: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # fingerprint.py `alt`
 
     @property
     def id(self) -> str:
@@ -164,8 +165,6 @@ class Embedder:
         self.id = model_identity(model, layer, pool, tokens, self.engine.precision)
         self.runner = None
         if self.engine.name == "onnx":
-            from tubelet.export import OnnxRunner, cached_export
-
             self.runner = OnnxRunner(cached_export(model, self.id, layer=layer, pool=pool, tokens=tokens,
                                                    int8=self.engine.int8))
 
@@ -338,7 +337,7 @@ def video_embedding(path: str | os.PathLike, info: VideoInfo, content_hash: str,
                           size_bytes=os.path.getsize(path), duration_s=float(info.duration_s), fps=float(info.fps),
                           width=int(info.width), height=int(info.height), model_id=model_id, starts=starts,
                           ends=ends, segments=segs, vector=(mean / np.linalg.norm(mean)).astype(np.float32),
-                          fp_times=fp.times, fp_vectors=fp.vectors)
+                          fp_times=fp.times, fp_vectors=fp.vectors, fp_alt=fp.alt)
 
 
 @dataclass

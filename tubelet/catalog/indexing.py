@@ -24,6 +24,8 @@ from tubelet.catalog.embed import (
     read_parquet,
     write_parquet,
 )
+from tubelet.catalog.ray_engine import ray_embed_files
+from tubelet.catalog.search import make_query, search
 from tubelet.catalog.store import Catalog, ModelInfo, VideoEntry
 from tubelet.data.sources import MANIFEST_EXTENSIONS, read_manifest
 from tubelet.errors import TubeletError
@@ -55,8 +57,6 @@ def outcomes(embedder: Embedder, files: Sequence[Path], opts: EmbedOptions, done
              engine: Engine | None = None) -> Iterator[Outcome]:
     """Embed the files in this process, or on a Ray cluster for engine "ray" (at its address; None: a local one)."""
     if engine is not None and engine.name == "ray":
-        from tubelet.catalog.ray_engine import ray_embed_files
-
         return ray_embed_files(embedder, files, opts, done, engine.address)
     return embed_files(embedder, files, opts, done)
 
@@ -205,8 +205,6 @@ def demo_catalog(model: str | os.PathLike, clips: str | os.PathLike, out: str | 
                  say: Callable[[str], None] = print) -> dict[str, Any]:
     """The demo's search act: index `clips` with `model` into OUT/catalog, then search it with 4 s from the middle
     of its longest clip, which should come back first, matched at that place."""
-    from tubelet.catalog.search import make_query, search
-
     root = Path(out) / "catalog"
     shutil.rmtree(root, ignore_errors=True)
     say(f"indexing the bundled clips into {root} …")

@@ -48,6 +48,8 @@ FORMAT = "tubelet-catalog"
 FORMAT_VERSION = 2  # 2: frame fingerprints and the normalisation
 MANIFEST = "catalog.json"
 EXACT_MAX_SEGMENTS = 100_000  # exact search up to here, HNSW above (benchmarks/store_comparison.md)
+SCAN_MAX_SEGMENTS = 20_000  # above, the exact search scans block summaries first (Catalog.nearest)
+BLOCK = 16  # consecutive segments of one video a block summary stands for
 MAX_FRAGMENTS = 32  # more than this many fragment files: merge them on the next write
 HNSW = {"connectivity": 16, "expansion_add": 100, "expansion_search": 96}
 LOCK = ".lock"
@@ -125,6 +127,35 @@ class Segments:
     starts: np.ndarray  # [S]
     ends: np.ndarray  # [S]
     vectors: np.ndarray  # [S, D] float32
+
+
+@dataclass
+class Layout:
+    """Where every video's row and segment keys are in the mapped fragments of one manifest state, built once:
+    readers of a committed state (the server answers every request from one) then find a video's rows, a segment
+    key's video and whether an id is catalogued by lookup instead of scanning every fragment."""
+
+    rows: dict[str, tuple[str, int]]  # video id → (fragment file, row in it)
+    names: dict[str, list[str]]  # fragment file → the video ids of its rows
+    keys: np.ndarray  # [S] uint64 segment keys, ascending (fragments keep keys in order)
+    owners: np.ndarray  # [S] object: the video id of each key
+    blocks: Blocks | None = None  # of the segments the HNSW index does not cover, when first needed
+    columns: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # see _column
+    whole: dict[tuple[str, ...], Any] = field(default_factory=dict)  # _rows of every video, by columns
+    normalised: np.ndarray | None = None  # every segment in the normalised space (normalised_segments)
+
+
+@dataclass
+class Blocks:
+    """Summaries of runs of up to BLOCK consecutive segments of one video (their mean, normalised): the first stage
+    of an exact search over many segments. A segment's nearest neighbours lie in the blocks most like it (a video's
+    consecutive windows overlap and resemble each other), so only those blocks' segments are compared exactly."""
+
+    covered: int  # segment keys below this are in the HNSW index and not summarised
+    vectors: np.ndarray  # [B, D]
+    frag: np.ndarray  # [B] the fragment (index in the manifest) of each block
+    lo: np.ndarray  # [B] its first row in that fragment
+    hi: np.ndarray  # [B] the row after its last
 
 
 def _schema(dim: int) -> pa.Schema:
@@ -271,6 +302,28 @@ def _map_files(root: Path, manifest: dict[str, Any]
     return tables, ann, (norm["file"], Normalisation.load(root / norm["file"])) if norm else None
 
 
+def _chosen_rows(blocks: Blocks, q: np.ndarray, k: int) -> dict[int, np.ndarray] | None:
+    """Rows (per fragment index) of the blocks nearest any query: the ⌈4·k / BLOCK⌉ blocks (at least 8) most like
+    each query; None when that is half the rows or more (an exact scan is as cheap)."""
+    size = blocks.hi - blocks.lo
+    sim = q @ blocks.vectors.T  # [Q, B]
+    m = min(len(size), max(8, -(-4 * k // BLOCK)))
+    top = np.argpartition(-sim, m - 1, axis=1)[:, :m] if m < len(size) else np.tile(np.arange(m), (len(q), 1))
+    chosen = np.unique(top)
+    if size[chosen].sum() > size.sum() // 2:
+        return None
+    out = {}
+    for f in np.unique(blocks.frag[chosen]):
+        mine = chosen[blocks.frag[chosen] == f]
+        out[int(f)] = _ranges(blocks.lo[mine], size[mine])
+    return out
+
+
+def _ranges(lo: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The indices lo[0] … lo[0]+n[0]-1, lo[1] … lo[1]+n[1]-1, … in one array."""
+    return np.repeat(lo - np.cumsum(n) + n, n) + np.arange(n.sum())
+
+
 def _left_by_creation(name: str) -> bool:
     """Files a killed `Catalog.create` (or a killed first commit) can leave: its lock and temp files."""
     return name == LOCK or (name.startswith(".") and name.endswith(".tmp"))
@@ -288,7 +341,8 @@ class Catalog:
         self._manifest = manifest
         self._tables: dict[str, pa.Table] = dict(tables or {})
         self._ann = ann  # the manifest's HNSW index, memory-mapped (None: none, or not mapped yet)
-        self._key_map: tuple[np.ndarray, np.ndarray] | None = None
+        self._layout: Layout | None = None  # of this manifest, built when first needed
+        self._model: tuple[dict[str, Any], ModelInfo] | None = None
         self._norm = norm  # (file, normalisation) of the manifest, read when it was opened
 
     # ---- opening -------------------------------------------------------------------------------
@@ -340,8 +394,11 @@ class Catalog:
 
     @property
     def model(self) -> ModelInfo:
-        known = {f.name for f in dataclasses.fields(ModelInfo)}
-        return ModelInfo(**{k: v for k, v in self._manifest["model"].items() if k in known})
+        m = self._manifest["model"]
+        if self._model is None or self._model[0] is not m:
+            known = {f.name for f in dataclasses.fields(ModelInfo)}
+            self._model = (m, ModelInfo(**{k: v for k, v in m.items() if k in known}))
+        return self._model[1]
 
     # ---- reading -------------------------------------------------------------------------------
     def _table(self, name: str) -> pa.Table:
@@ -360,47 +417,109 @@ class Catalog:
     def num_segments(self) -> int:
         return sum(f["segments"] for f in self._manifest["fragments"])
 
-    def _select(self, t: pa.Table, ids: Sequence[str] | None) -> pa.Table:
-        return t if ids is None else t.filter(pc.is_in(t["id"], pa.array(list(ids), pa.string())))
+    def layout(self) -> Layout:
+        """Where each video's rows and segment keys are (built on first use, kept until this object writes)."""
+        if self._layout is None:
+            rows: dict[str, tuple[str, int]] = {}
+            names: dict[str, list[str]] = {}
+            ks, vs = [np.zeros(0, np.uint64)], [np.zeros(0, object)]
+            for frag in self._manifest["fragments"]:
+                t = self._table(frag["file"])
+                ids = names[frag["file"]] = t["id"].to_pylist()
+                rows.update((v, (frag["file"], i)) for i, v in enumerate(ids))
+                ks.append(_flat_vectors(t["seg_key"], 1)[:, 0])
+                vs.append(np.repeat(np.asarray(ids, dtype=object), pc.list_value_length(t["seg_key"]).to_numpy()))
+            self._layout = Layout(rows, names, np.concatenate(ks), np.concatenate(vs))
+        return self._layout
+
+    def _selected(self, ids: Sequence[str] | None, columns: list[str]) -> Iterator[pa.Table]:
+        """`columns` of the given videos (all videos when None), fragment by fragment in catalog order."""
+        if ids is None:
+            for t in self._fragments():
+                yield t.select(columns)
+            return
+        wanted: dict[str, set[int]] = {}
+        for v in ids:
+            if (at := self.layout().rows.get(v)) is not None:
+                wanted.setdefault(at[0], set()).add(at[1])
+        for frag in self._manifest["fragments"]:
+            if frag["file"] in wanted:
+                yield self._table(frag["file"]).select(columns).take(sorted(wanted[frag["file"]]))
 
     def videos(self, ids: Sequence[str] | None = None) -> list[VideoRecord]:
         """The given videos (all when None), in the order they were added."""
         out = []
-        for t in self._fragments():
-            t = self._select(t, ids)
-            rows = t.select(["id", "path", "content_hash", "duration_s", "fps", "width", "height", "size_bytes",
-                             "added_at", "meta"]).to_pylist()
+        names = ["id", "path", "content_hash", "duration_s", "fps", "width", "height", "size_bytes", "added_at",
+                 "meta"]
+        for t in self._selected(ids, [*names, "seg_key"]):
+            rows = t.select(names).to_pylist()
             counts = pc.list_value_length(t["seg_key"]).to_pylist()
             for row, n in zip(rows, counts, strict=True):
                 out.append(VideoRecord(**{**row, "meta": json.loads(row["meta"]), "num_segments": n}))
         return out
 
     def ids(self) -> set[str]:
-        return {v for t in self._fragments() for v in t["id"].to_pylist()}
+        return set(self.layout().rows)
+
+    def __contains__(self, video_id: object) -> bool:
+        return video_id in self.layout().rows
 
     def video(self, video_id: str) -> VideoRecord:
         for v in self.videos([video_id]):
             return v
         raise TubeletError(f"{self.root}: no video with id {video_id!r} in the catalog")
 
+    def _column(self, file: str, name: str, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """(row offsets [R+1], values [N, width]) of one fragment's per-row list column, memory-mapped; kept for
+        this manifest state."""
+        cache = self.layout().columns
+        if (file, name) not in cache:
+            col = self._table(file)[name]
+            arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+            offsets = arr.offsets.to_numpy()
+            cache[file, name] = (offsets - offsets[0], _flat_vectors(arr, width))
+        return cache[file, name]
+
     def _rows(self, ids: Sequence[str] | None, columns: dict[str, int]) -> tuple[list[str], np.ndarray,
                                                                                  dict[str, np.ndarray]] | None:
         """(video ids, row → video index, {column: [rows, width] values}) of the per-row list `columns` (name →
-        width) of the given videos (all when None); None when there are none. The first column counts the rows."""
+        width) of the given videos (all when None, as memory maps where one fragment holds them); None when there
+        are none. The columns have the same number of rows per video."""
+        lay = self.layout()
+        if ids is None and tuple(columns) in lay.whole:
+            return lay.whole[tuple(columns)]
+        wanted: dict[str, set[int]] = {}
+        for v in ids or ():
+            if (at := lay.rows.get(v)) is not None:
+                wanted.setdefault(at[0], set()).add(at[1])
         names: list[str] = []
         video, cols = [], {c: [] for c in columns}
-        for t in self._fragments():
-            t = self._select(t, ids)
-            if not t.num_rows:
+        for frag in self._manifest["fragments"]:
+            file = frag["file"]
+            if ids is not None and file not in wanted:
                 continue
-            counts = pc.list_value_length(t[next(iter(columns))]).to_numpy()
-            video.append(np.repeat(np.arange(len(names), len(names) + t.num_rows), counts))
-            names += t["id"].to_pylist()
+            offsets = self._column(file, next(iter(columns)), 1)[0]
+            if ids is None:
+                picked, counts, at = lay.names[file], np.diff(offsets), None
+            else:
+                rows = np.asarray(sorted(wanted[file]))
+                picked, counts = [lay.names[file][r] for r in rows], offsets[rows + 1] - offsets[rows]
+                at = _ranges(offsets[rows], counts)
+            if not picked:
+                continue
+            video.append(np.repeat(np.arange(len(names), len(names) + len(picked)), counts))
+            names += picked
             for c, width in columns.items():
-                cols[c].append(_flat_vectors(t[c], width))
+                values = self._column(file, c, width)[1]
+                cols[c].append(values if at is None else values[at])
         if not names:
             return None
-        return names, np.concatenate(video), {c: v[0] if len(v) == 1 else np.concatenate(v) for c, v in cols.items()}
+        got = names, np.concatenate(video), {c: v[0] if len(v) == 1 else np.concatenate(v) for c, v in cols.items()}
+        if ids is None:  # kept for this state (read-only, as the memory maps are)
+            for a in (got[1], *got[2].values()):
+                a.flags.writeable = False
+            lay.whole[tuple(columns)] = got
+        return got
 
     def segments(self, ids: Sequence[str] | None = None) -> Segments:
         """Segment rows of the given videos (all when None), vectors memory-mapped where possible."""
@@ -420,6 +539,28 @@ class Catalog:
             return Frames([], np.zeros(0, int), np.zeros(0), np.zeros((0, FP_DIM), np.float32))
         names, video, c = got
         return Frames(names, video, c["fp_time_s"][:, 0], c["fp_vector"])
+
+    def normalised_segments(self) -> np.ndarray | None:
+        """Every segment's vector (in `segments()` order) in the normalised space, computed once for this state;
+        None when the catalog is empty."""
+        norm = self.normalisation()
+        if norm is None:
+            return None
+        lay = self.layout()
+        if lay.normalised is None:
+            lay.normalised = norm.transform(self.segments().vectors)
+            lay.normalised.flags.writeable = False
+        return lay.normalised
+
+    def normalised(self, seg: Segments) -> np.ndarray:
+        """The vectors of some segments in the normalised space (as they are when the catalog is empty): rows of
+        `normalised_segments()` when this state has it already (`warm`), else transformed now."""
+        norm = self.normalisation()
+        if norm is None:
+            return seg.vectors
+        if self._layout is None or self._layout.normalised is None:
+            return norm.transform(seg.vectors)
+        return self._layout.normalised[np.searchsorted(self._layout.keys, seg.keys)]  # keys ascend in that order
 
     def normalisation(self) -> Normalisation | None:
         """How this catalog's spaces are normalised (fitted on its contents at the last commit); None when empty."""
@@ -447,7 +588,8 @@ class Catalog:
         vids = self.videos()
         return {"catalog": str(self.root), "videos": len(vids), "segments": self.num_segments,
                 "duration_s": float(sum(v.duration_s for v in vids)), "model": asdict(self.model),
-                "search": "hnsw" if ann else "exact", "indexed_segments": ann["count"] if ann else 0,
+                "search": "hnsw" if ann else "blocks" if self.num_segments > SCAN_MAX_SEGMENTS else "exact",
+                "indexed_segments": ann["count"] if ann else 0,
                 "fragments": len(self._manifest["fragments"]), "generation": self._manifest["generation"],
                 "disk_bytes": sum(f.stat().st_size for f in files if f.exists())}
 
@@ -457,6 +599,8 @@ class Catalog:
 
         Exact (one matmul per fragment) while the catalog is under EXACT_MAX_SEGMENTS segments; above, the HNSW
         index answers for the segments it covers and the rest (added since it was built) are searched exactly.
+        An exact search over more than SCAN_MAX_SEGMENTS segments compares the queries with block summaries first
+        and then exactly with the segments of the blocks nearest each query (`_chosen_rows`).
         """
         q = np.ascontiguousarray(queries, np.float32)
         ann = self._manifest["ann"]
@@ -473,14 +617,16 @@ class Catalog:
             sim = np.full((len(q), k), -np.inf, np.float32)
             sim[found] = 1 - m.distances.reshape(len(q), k)[found]  # usearch "ip" distance = 1 - dot
             sims.append(sim)
-        for t in self._fragments():
-            seg_keys = _flat_vectors(t["seg_key"], 1)[:, 0]
-            tail = seg_keys >= covered
-            if not tail.any():
+        blocks = self._blocks(covered) if self.num_segments - covered > SCAN_MAX_SEGMENTS else None
+        chosen = _chosen_rows(blocks, q, k) if blocks is not None else None
+        for f, frag in enumerate(self._manifest["fragments"]):
+            seg_keys = self._column(frag["file"], "seg_key", 1)[1][:, 0]
+            rows = np.flatnonzero(seg_keys >= covered) if chosen is None else chosen.get(f, np.zeros(0, int))
+            if not len(rows):
                 continue
-            vecs = _flat_vectors(t["seg_vector"], self.model.dim)
-            if not tail.all():
-                vecs, seg_keys = vecs[tail], seg_keys[tail]
+            vecs = self._column(frag["file"], "seg_vector", self.model.dim)[1]
+            if len(rows) < len(seg_keys):
+                vecs, seg_keys = vecs[rows], seg_keys[rows]
             part_k, part_s = [], []
             for lo in range(0, len(q), 256):  # bounded [256, S_frag] similarity blocks
                 s = q[lo:lo + 256] @ vecs.T
@@ -493,17 +639,41 @@ class Catalog:
         order = np.argsort(-sims_all, axis=1)[:, :k]
         return np.take_along_axis(keys_all, order, 1), np.take_along_axis(sims_all, order, 1)
 
+    def _blocks(self, covered: int) -> Blocks:
+        """The block summaries of the segments with keys from `covered` on (built once per manifest state)."""
+        layout = self.layout()
+        if layout.blocks is None or layout.blocks.covered != covered:
+            vecs, frags, los, his = [np.zeros((0, self.model.dim), np.float32)], [], [], []
+            for f, t in enumerate(self._fragments()):
+                counts = pc.list_value_length(t["seg_key"]).to_numpy()
+                seg_keys = _flat_vectors(t["seg_key"], 1)[:, 0]
+                pos = np.arange(len(seg_keys)) - np.repeat(np.cumsum(counts) - counts, counts)  # row within video
+                first = int(np.searchsorted(seg_keys, covered))  # keys ascend within a fragment
+                lo = np.union1d(np.flatnonzero(pos % BLOCK == 0), [first])
+                lo = lo[(lo >= first) & (lo < len(seg_keys))]
+                if not len(lo):
+                    continue
+                sums = np.add.reduceat(_flat_vectors(t["seg_vector"], self.model.dim), lo, axis=0)
+                vecs.append(sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12))
+                frags.append(np.full(len(lo), f))
+                los.append(lo)
+                his.append(np.r_[lo[1:], len(seg_keys)])
+            frag, lo, hi = (np.concatenate([np.zeros(0, int), *a]) for a in (frags, los, his))
+            layout.blocks = Blocks(covered, np.concatenate(vecs), frag, lo, hi)
+        return layout.blocks
+
+    def warm(self) -> None:
+        """Build now what searches and copy detection of this state reuse (the row lookup, the block summaries,
+        the normalised segments), so that a server's requests do not pay for them."""
+        ann = self._manifest["ann"]
+        covered = ann["below_key"] if ann else 0
+        if self.num_segments - covered > SCAN_MAX_SEGMENTS:
+            self._blocks(covered)
+        self.normalised_segments()
+
     def videos_of_keys(self, keys: np.ndarray) -> np.ndarray:
         """The video id of each segment key (None where the key is gone), same shape as `keys`."""
-        if self._key_map is None:
-            ks, vs = [], []
-            for t in self._fragments():
-                counts = pc.list_value_length(t["seg_key"]).to_numpy()
-                ks.append(_flat_vectors(t["seg_key"], 1)[:, 0])
-                vs.append(np.repeat(np.asarray(t["id"].to_pylist(), dtype=object), counts))
-            self._key_map = (np.concatenate(ks) if ks else np.zeros(0, np.uint64),
-                             np.concatenate(vs) if vs else np.zeros(0, object))
-        all_keys, owners = self._key_map
+        all_keys, owners = self.layout().keys, self.layout().owners
         out = np.full(keys.shape, None, dtype=object)
         if len(all_keys):
             pos = np.clip(np.searchsorted(all_keys, keys), 0, len(all_keys) - 1)
@@ -542,7 +712,7 @@ class Catalog:
         with self._locked():
             fresh = Catalog.open(self.root)
             committed = fresh._manifest
-            self._manifest, self._tables, self._ann, self._key_map = committed, fresh._tables, fresh._ann, None
+            self._manifest, self._tables, self._ann, self._layout = committed, fresh._tables, fresh._ann, None
             self._collect_garbage()
             manifest = json.loads(json.dumps(committed))
             try:
@@ -553,7 +723,7 @@ class Catalog:
                 self._manifest = committed
                 raise
             finally:
-                self._key_map = None
+                self._layout = None
             self._collect_garbage()
 
     def _commit(self, manifest: dict[str, Any]) -> None:
@@ -661,7 +831,7 @@ class Catalog:
             merged = pa.concat_tables([self._table(frags[i]["file"]), self._table(frags[i + 1]["file"])])
             frags[i:i + 2] = [self._write_fragment(merged.combine_chunks())]
         self._manifest = manifest
-        self._key_map = None
+        self._layout = None
         norm = fit_normalisation(self)
         if norm is None:
             manifest["norm"] = None

@@ -7,13 +7,14 @@ import json
 
 import typer
 
-from tubelet.data.decode import probe as probe_video
 from tubelet.errors import VideoError
 
 
 def describe_video(video: str, exact: bool = False, as_json: bool = False) -> None:
     """Describe a video: duration, fps, frame count, display size (SAR and rotation applied), codec, rotation;
     `exact` counts packets (reads the whole file) instead of trusting the container's header."""
+    from tubelet.data.decode import probe as probe_video
+
     info = probe_video(video, exact=exact)
     if not info.has_video:
         raise VideoError(f"{video}: no video stream" + (" (audio only)" if info.has_audio else ""))

@@ -11,7 +11,6 @@ import typer
 
 from tubelet.cli import app
 from tubelet.config import PRESETS, ModelConfig, preset
-from tubelet.model.checkpoints import load_model, read_checkpoint, save_model
 from tubelet.settings import model_overrides
 
 
@@ -39,6 +38,8 @@ def describe(src: str) -> dict[str, Any]:
         with torch.device("meta"):
             shapes = {k: v.numel() for k, v in VideoMAE(cfg).state_dict().items()}
     else:
+        from tubelet.model.checkpoints import read_checkpoint
+
         ckpt = read_checkpoint(src)
         cfg, source = ckpt.config, ckpt.source_format
         shapes = {k: v.numel() for k, v in ckpt.state_dict.items()}
@@ -102,6 +103,8 @@ def convert(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Convert a checkpoint to tubelet's format or to a transformers VideoMAE directory."""
+    from tubelet.model.checkpoints import load_model, save_model
+
     model = load_model(src, **model_overrides(overrides))
     out = save_model(model, dst, format=to.value)
     result = {"source": src, "destination": str(out), "format": to.value, "parameters": model.num_params()}

@@ -102,15 +102,12 @@ def reconstruct(
     json_: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Draw original / masked / reconstruction rows of a clip (the VideoMAE paper's picture)."""
-    from tubelet.model.checkpoints import load_model
-    from tubelet.train.run_state import latest_checkpoint
+    from tubelet.model.checkpoints import load_model, resolve_run_dir
     from tubelet.viz.reconstruct import reconstruct_video
 
     if out.suffix.lower() != ".png" or out.is_dir():
         raise TubeletError(f"{out}: --out takes the path of a .png file to write")
-    src = Path(model)
-    if src.is_dir() and not (src / "config.json").exists():
-        src = latest_checkpoint(src) or src
+    src = resolve_run_dir(Path(model))
     net = load_model(src if src.exists() else model)
     rec = reconstruct_video(net, video, out, mask_ratio=mask_ratio, mask_type=mask_type, start_s=start,
                             stride=stride, seed=seed)

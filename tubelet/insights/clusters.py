@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -187,8 +187,6 @@ def update(clustering: Clustering, ids: list[str], vectors: np.ndarray) -> tuple
 # ---- storage ------------------------------------------------------------------------------------------------
 def save(clustering: Clustering, catalog: Catalog) -> Path:
     """Write the clustering into the catalog directory (atomically)."""
-    from dataclasses import asdict
-
     buf = io.BytesIO()
     meta = {"params": asdict(clustering.params), "info": clustering.info}
     np.savez(buf, ids=clustering.ids.astype(str), labels=clustering.labels, fitted=clustering.fitted,

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from tubelet.data import probe, read_frames_at
+from tubelet.errors import TubeletError
 from tubelet.insights.clusters import Cluster
 from tubelet.insights.trends import TrendReport
 
@@ -25,9 +27,6 @@ def _png(fig) -> bytes:
 
 def _thumbnail(path: str, size: int = 64) -> np.ndarray | None:
     """The middle frame of a video, short side `size`, or None if it cannot be read."""
-    from tubelet.data import probe, read_frames_at
-    from tubelet.errors import TubeletError
-
     try:
         frames, _ = read_frames_at(path, [probe(path).duration_s / 2], size=size)
     except (TubeletError, OSError):

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tubelet.catalog.embed import EmbedOptions, embed_video, embedder_for, file_sha256
 from tubelet.catalog.store import Catalog
 from tubelet.errors import TubeletError
 from tubelet.insights.clusters import Clustering
@@ -45,8 +46,6 @@ def liked_vectors(catalog: Catalog, liked: Sequence[str]) -> tuple[np.ndarray, s
             out.append(vectors[row[item]])
             known.add(item)
         elif Path(item).is_file():
-            from tubelet.catalog.embed import EmbedOptions, embed_video, embedder_for, file_sha256
-
             digest = file_sha256(item)
             if digest in by_hash:  # the file is in the catalog already
                 out.append(vectors[row[by_hash[digest]]])

@@ -14,15 +14,14 @@ Noise is not a trend.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from tubelet.catalog.store import Catalog
 from tubelet.errors import TubeletError
-
-if TYPE_CHECKING:
-    from tubelet.catalog.store import Catalog
-    from tubelet.insights.clusters import Clustering
+from tubelet.insights.clusters import Clustering
+from tubelet.insights.times import format_time, parse_time, parse_window
 
 ALPHA = 0.01
 MIN_COUNT = 3
@@ -118,8 +117,6 @@ def catalog_trends(cat: Catalog, clustering: Clustering, time_field: str = "uplo
                    period: str | None = None, now: str | None = None) -> tuple[TrendReport, bool, dict[str, Any]]:
     """Trends of a catalog's clusters over its videos' `time_field` metadata → (the report, whether the times are
     ISO-8601, the JSON document of `tubelet trends`)."""
-    from tubelet.insights.times import format_time, parse_time, parse_window
-
     label = clustering.label_of()
     times, labels, iso = [], [], set()
     for v in cat.videos():

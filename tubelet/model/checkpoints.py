@@ -7,15 +7,20 @@ config overrides (geometry, a classification head) and adapts the weights to the
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import pickletools
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
 from torch import Tensor
 
 from tubelet.atomic import atomic_dir, atomic_write
@@ -74,9 +79,6 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _read_safetensors(path: Path) -> StateDict:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     try:
         return load_file(str(path))
     except (OSError, SafetensorError, ValueError, RuntimeError) as e:
@@ -106,10 +108,6 @@ def _load_pth(path: Path) -> Any:
 def _pickled_globals(path: Path, limit: int = 1 << 26) -> list[str]:
     """The functions and classes a pickle (a bare one, a legacy torch file's pickles, or a torch zip's data.pkl)
     would import, found by reading its opcodes, never by running them."""
-    import io
-    import pickletools
-    import zipfile
-
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
             pkl = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
@@ -183,6 +181,16 @@ def run_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
+def resolve_run_dir(path: Path) -> Path:
+    """A training run's directory means its latest checkpoint; any other path means itself."""
+    if not (path.is_dir() and not (path / CONFIG_FILE).exists() and (path / RUN_CHECKPOINTS).is_dir()):
+        return path
+    found = run_checkpoints(path)
+    if not found:
+        raise CheckpointError(f"{path}: a run directory without a complete checkpoint yet")
+    return found[-1]
+
+
 def read_checkpoint(src: str | os.PathLike, hints: dict[str, Any] | None = None) -> Checkpoint:
     """Read a checkpoint directory (tubelet, transformers or OpenGVLab VideoMAE v2 Hub layout), file (official
     .pth, bare state dict in .pth or .safetensors) or Hub model id (`owner/name[@revision]`, downloaded into the
@@ -193,11 +201,7 @@ def read_checkpoint(src: str | os.PathLike, hints: dict[str, Any] | None = None)
     path = Path(src)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or directory")
-    if path.is_dir() and not (path / CONFIG_FILE).exists() and (path / RUN_CHECKPOINTS).is_dir():
-        found = run_checkpoints(path)
-        if not found:
-            raise CheckpointError(f"{path}: a run directory without a complete checkpoint yet")
-        path = found[-1]  # a run directory means its latest checkpoint
+    path = resolve_run_dir(path)
     if path.is_dir():
         meta = _read_json(_require(path / CONFIG_FILE))
         if meta.get("format") == FORMAT_NAME:
@@ -320,8 +324,6 @@ def _transformers_files(model: VideoMAE) -> tuple[dict[str, Any], StateDict]:
 
 def _write_files(folder: Path, config: dict[str, Any], tensors: StateDict) -> None:
     """Weights, then config, each replaced atomically; other files in `folder` (a trainer state) are kept."""
-    from safetensors.torch import save
-
     atomic_write(folder / WEIGHTS_FILE, save(tensors, metadata={"format": "pt"}))
     atomic_write(folder / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
 

@@ -101,6 +101,13 @@ class Masking:
         t, h, w = self.grid
         return h * w if self.kind == "tube" else t * h * w
 
+    def require_hidden(self) -> Masking:
+        """Itself, if its masks hide at least one position (something to reconstruct); else a TubeletError."""
+        if int(self.ratio * self.positions) < 1:
+            raise TubeletError(f"mask ratio {self.ratio} hides none of the {self.positions} positions it masks: "
+                               f"use at least {1 / self.positions:.3g}")
+        return self
+
     def draw(self, batch: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """{"mask": [B, N]} and, with dual masking, {"decoder_mask": [B, N]}: the model's keyword inputs."""
         out = {"mask": MASKS[self.kind](self.grid, self.ratio, batch, generator)}

@@ -15,12 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
+from tubelet.analysis import analyze, to_json, write_report
+from tubelet.anomaly import NormalModel, score_source
+from tubelet.anomaly.timeline import draw_timeline
+from tubelet.atomic import atomic_write
 from tubelet.catalog.copies import copy_threshold, find_copies
 from tubelet.catalog.embed import Embedder, EmbedOptions, embed_video, embedder_for
 from tubelet.catalog.search import Hit, Query, file_query, id_query, search
 from tubelet.catalog.store import MANIFEST, Catalog, VideoRecord
+from tubelet.data import read_frames_at
 from tubelet.errors import TubeletError
+from tubelet.insights import recommend
+from tubelet.insights.clusters import current
+from tubelet.insights.trends import catalog_trends
 from tubelet.serve.jobs import Job
 from tubelet.serve.uploads import Upload, UploadError
 
@@ -67,12 +76,9 @@ class Snapshot:
                 self._threshold = copy_threshold(self.catalog)
             return self._threshold
 
-
     def clustering(self, write_lock: threading.Lock) -> Any:
         """The catalog's interest clusters (tubelet.insights), brought up to date once for this state; fitting
         or assigning new videos saves the clustering into the catalog directory, so it runs as the writer."""
-        from tubelet.insights.clusters import current
-
         with self._lock:
             if self._clustering is None:
                 with write_lock:
@@ -92,8 +98,6 @@ class Service:
         self.root, self.media = root, media
         self.normal = None
         if anomaly is not None:  # the operator's normal model of a camera (`tubelet anomaly fit`), loaded once
-            from tubelet.anomaly import NormalModel
-
             self.normal = NormalModel.load(anomaly)
         self._snapshot: Snapshot | None = None
         self._embedder: Embedder | None = None
@@ -111,7 +115,7 @@ class Service:
                     if self._snapshot is not None and self._snapshot.stamp == stamp:
                         return self._snapshot
                     cat = Catalog.open(self.root)
-                    cat.video_vectors()  # maps every fragment now: a writer's later clean-up cannot pull one away
+                    cat.warm()  # maps every fragment and builds the search tables now, not on a request
                     records = {v.id: v for v in cat.videos()}
                     self._snapshot = Snapshot(cat, stamp, records)
                     return self._snapshot
@@ -229,9 +233,6 @@ class Service:
                        out_dir: Path) -> dict[str, Any]:
         """The pre-publish analysis of an upload (against the catalog unless told not to, or it is empty):
         JSON for the result, report.html kept as the job's file; server paths in both become file names."""
-        from tubelet.analysis import analyze, to_json, write_report
-        from tubelet.atomic import atomic_write
-
         snap = self.snapshot()
         cat = snap.catalog if with_catalog and len(snap.catalog) else None
         given, source = (threshold, "given") if threshold is not None or cat is None else snap.threshold()
@@ -278,8 +279,6 @@ class Service:
                 "noise": noise, "fitted": info}
 
     def recommend(self, liked: list[str], k: int) -> dict[str, Any]:
-        from tubelet.insights import recommend
-
         snap = self.snapshot()
         for v in liked:
             snap.record(v)
@@ -289,16 +288,11 @@ class Service:
                                              "thumbnail": f"/api/videos/{r.id}/thumbnail"} for r in found]}
 
     def trends(self, time_field: str, window: str, period: str | None, now: str | None) -> dict[str, Any]:
-        from tubelet.insights.trends import catalog_trends
-
         snap = self.snapshot()
         return catalog_trends(snap.catalog, snap.clustering(self.write_lock), time_field, window, period, now)[2]
 
     def anomaly_upload(self, up: Upload, job: Job, threshold: float | None, out_dir: Path) -> dict[str, Any]:
         """Unusual events in an upload against the server's normal model, with a timeline picture."""
-        from tubelet.anomaly import score_source
-        from tubelet.anomaly.timeline import draw_timeline
-
         if self.normal is None:
             raise NotFound("this server has no anomaly model: start it with --anomaly MODEL_DIR")
         thr = self.normal.config.threshold if threshold is None else threshold
@@ -349,10 +343,6 @@ class Service:
 @lru_cache(maxsize=1024)
 def _jpeg(path: str, t: float, height: int, content_hash: str) -> bytes:
     """A JPEG of the frame on screen at t, `height` pixels high (cached by content, time and size)."""
-    from PIL import Image
-
-    from tubelet.data import read_frames_at
-
     if not THUMB_HEIGHTS[0] <= height <= THUMB_HEIGHTS[1]:
         raise UploadError(f"thumbnail height must be in {THUMB_HEIGHTS[0]}–{THUMB_HEIGHTS[1]} pixels, got {height}")
     frames, _ = read_frames_at(path, [t], size=height)

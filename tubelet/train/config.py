@@ -184,14 +184,9 @@ class PretrainConfig(RunConfig):
     def masking(self, grid: tuple[int, int, int]) -> Masking:
         """How this run masks a model with token grid `grid` (checked when made)."""
         try:
-            masking = Masking(grid, self.mask_type, self.mask_ratio, self.decoder_mask_ratio)
+            return Masking(grid, self.mask_type, self.mask_ratio, self.decoder_mask_ratio).require_hidden()
         except TubeletError as e:
             raise TubeletError(f"invalid {self.kind} config: {e}") from None
-        n = masking.positions
-        if int(self.mask_ratio * n) < 1:  # nothing to reconstruct: a pretraining run needs one hidden token
-            raise TubeletError(f"invalid {self.kind} config: mask ratio {self.mask_ratio} hides none of the {n} "
-                               f"positions it masks: use at least {1 / n:.3g}")
-        return masking
 
     def model_config(self) -> ModelConfig:
         """The model this run trains: the preset with `model` overrides (and gradient checkpointing)."""

@@ -10,6 +10,7 @@ is the engine's, the same for every recipe.
 from __future__ import annotations
 
 import abc
+import gc
 import math
 import os
 import random
@@ -205,6 +206,13 @@ class Trainer:
         self.generator = step_generator(cfg.seed, 0, info.rank)
         if cfg.compile:
             self.model = torch.compile(self.model)
+
+    def release(self) -> None:
+        """Drop the DDP wrapper while the process group still exists. Freed after `destroy_process_group`, a DDP
+        reducer holds the group's last reference and destroys it with the GIL held, joining gloo worker threads
+        that may need the GIL to free a finished collective's tensors: a deadlock (seen 1 run in 4 under load)."""
+        self.model = self.module
+        gc.collect()  # DDP's hooks keep it in reference cycles
 
     def fit_length(self, total_steps: int) -> None:
         """Change the run's length (a CPU budget's estimate): the schedule's warmup and cosine follow it."""
@@ -416,7 +424,10 @@ def run(recipe: Recipe, run_dir: str | Path, resume: bool = False, stop_after: i
         result = recipe.result_type(run_dir, start, trainer.step, total, rank=info.rank)
         recipe.start(trainer, result)
         log = MetricsLog(run_dir, trainer.step if start is not None else None) if info.is_main else None
-        train_loop(trainer, loader, steps_per_epoch, result, log, stop_after, progress, started)
+        try:
+            train_loop(trainer, loader, steps_per_epoch, result, log, stop_after, progress, started)
+        finally:
+            trainer.release()
         return result
     finally:
         D.teardown()

@@ -8,7 +8,6 @@ holds only tensors and plain containers so it loads with torch.load(weights_only
 from __future__ import annotations
 
 import random
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,29 +17,19 @@ import torch
 
 from tubelet.atomic import atomic_dir, atomic_open
 from tubelet.errors import CheckpointError
-from tubelet.model.checkpoints import CONFIG_FILE, WEIGHTS_FILE, save_model
+from tubelet.model.checkpoints import RUN_CHECKPOINTS, run_checkpoints, save_model
 from tubelet.model.videomae import VideoMAE
 
 TRAINER_FILE = "trainer.pt"
-CHECKPOINTS = "checkpoints"
-_STEP_DIR = re.compile(r"^step_(\d{8})$")
 
 
 def checkpoint_path(run_dir: str | Path, step: int) -> Path:
-    return Path(run_dir) / CHECKPOINTS / f"step_{step:08d}"
-
-
-def is_complete(path: Path) -> bool:
-    return all((path / name).is_file() for name in (CONFIG_FILE, WEIGHTS_FILE, TRAINER_FILE))
+    return Path(run_dir) / RUN_CHECKPOINTS / f"step_{step:08d}"
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (temp directories of an interrupted save are ignored)."""
-    root = Path(run_dir) / CHECKPOINTS
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if _STEP_DIR.match(p.name) and is_complete(p)]
-    return sorted(found, key=lambda p: p.name)
+    """A run's checkpoints that can be resumed (model and trainer state), oldest first."""
+    return [p for p in run_checkpoints(run_dir) if (p / TRAINER_FILE).is_file()]
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -103,5 +92,5 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-__all__ = ["CHECKPOINTS", "TRAINER_FILE", "checkpoint_path", "is_complete", "latest_checkpoint",
+__all__ = ["TRAINER_FILE", "checkpoint_path", "latest_checkpoint",
            "list_checkpoints", "load_trainer_state", "rng_state", "save_checkpoint", "set_rng_state"]

@@ -152,10 +152,7 @@ def reconstruct_video(net: VideoMAE, video: str | Path, out: str | Path, mask_ra
     """`tubelet reconstruct`: one clip of `video` through a pretraining model, drawn to `out`."""
     if not net.config.is_pretraining:
         raise TubeletError(f"{net.config.name}: has no decoder; reconstruct needs a pretraining checkpoint")
-    masking = Masking(net.config.grid, mask_type, mask_ratio)
-    if int(mask_ratio * masking.positions) < 1:  # nothing hidden: nothing to reconstruct or draw
-        raise TubeletError(f"mask ratio {mask_ratio} hides none of the {masking.positions} positions it masks: use "
-                           f"at least {1 / masking.positions:.3g}")
+    masking = Masking(net.config.grid, mask_type, mask_ratio).require_hidden()
     clip = load_clip(video, net.config, stride, start_s)
     rec = reconstruct(net, clip, masking.fixed(seed))
     save_figure(rec, out, f"{Path(video).name}  ·  {net.config.name}  ·  loss {rec.loss:.3f}")
