@@ -1,6 +1,9 @@
 """Scores calibrated on the normal footage: each detector's segment scores become z = (raw − median) / (p99 −
-median), the segment's score is the largest z, divided by that maximum's own 99th percentile on normal footage —
-so 1.0 is the normal footage's 99th percentile and one threshold means the same on every camera."""
+median); the segment's score is the root sum of squares of the positive z (evidence from several detectors adds up,
+in quadrature like independent z-scores; one loud detector still carries a segment alone), divided by that sum's
+own 99th percentile on normal footage — so 1.0 is the normal footage's 99th percentile and one threshold means the
+same on every camera. (The largest z instead lost to it on every benchmark scene: one heavy-tailed detector set the
+score of every normal segment.)"""
 
 from __future__ import annotations
 
@@ -32,8 +35,8 @@ class Calibration:
         return (np.asarray(raw, np.float64) - self.median[name]) / self.scale[name]
 
     def fit_combined(self, zs: np.ndarray) -> None:
-        """zs [S, D] normal segments × detectors → the 99th percentile of their per-segment maximum."""
-        self.combined_p99 = max(float(np.percentile(np.maximum(zs.max(1), 0), PERCENTILE)), 1e-6)
+        """zs [S, D] normal segments × detectors → the 99th percentile of their combination."""
+        self.combined_p99 = max(float(np.percentile(self._evidence(zs), PERCENTILE)), 1e-6)
         calibrated = self.combine(zs)
         self.normal_quantiles = {f"p{q:g}": round(float(np.percentile(calibrated, q)), 4)
                                  for q in (50, 90, 95, 99, 99.9)}
@@ -41,7 +44,11 @@ class Calibration:
 
     def combine(self, zs: np.ndarray) -> np.ndarray:
         """[S, D] → [S] calibrated scores ≥ 0."""
-        return np.maximum(zs.max(-1), 0) / self.combined_p99
+        return self._evidence(zs) / self.combined_p99
+
+    @staticmethod
+    def _evidence(zs: np.ndarray) -> np.ndarray:
+        return np.sqrt((np.maximum(zs, 0) ** 2).sum(-1))
 
     def to_dict(self) -> dict:
         return {"median": self.median, "scale": self.scale, "combined_p99": self.combined_p99,
