@@ -2,8 +2,9 @@
 median); the segment's score is the root sum of squares of the positive z (evidence from several detectors adds up,
 in quadrature like independent z-scores; one loud detector still carries a segment alone), divided by that sum's
 own 99th percentile on normal footage — so 1.0 is the normal footage's 99th percentile and one threshold means the
-same on every camera. (The largest z instead lost to it on every benchmark scene: one heavy-tailed detector set the
-score of every normal segment.)"""
+same on every camera. (The largest z, measured on the same detector outputs, scored AUROC 0.915 / 0.838 / 0.721
+against 0.945 / 0.855 / 0.726 on the benchmark's seed 0 and tied or lost on seed 1: one heavy-tailed detector set
+the score of every normal segment.)"""
 
 from __future__ import annotations
 
