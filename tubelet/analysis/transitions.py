@@ -74,14 +74,16 @@ def _spikes(change: np.ndarray, w: int, min_change: float, spike: float, hard: f
 
 def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard: float = 0.5,
                 layout_change: float = 0.03, layout_spike: float = 5.0, min_novel: float = 0.02,
-                novel_spike: float = 3.0, novel_share: float = 0.75, window_s: float = 0.25,
+                novel_spike: float = 3.0, novel_share: float = 0.75, novel_layout_spike: float = 2.5,
+                window_s: float = 0.25,
                 min_shot_s: float = 0.25, stays: float = 0.5) -> np.ndarray:
     """Times (s) of the first frame of every new shot: an isolated spike of the colour-histogram change (at least
     `hard`, or at least `min_change` and `spike`× any change 2 frames to `window_s` around it), of the luma
     grid's change (at least `layout_change` and `layout_spike`× its surroundings: a jump cut in one framing keeps
     the colours but moves the picture), or of the new change (Signals.novel: at least `min_novel` of the picture,
     `novel_spike`× its surroundings and `novel_share` of all that changed: in one framing, things vanish and
-    appear where nothing was moving), where the pictures 0.2 s and 0.4 s before and after still differ by
+    appear where nothing was moving; the layout moves too, `novel_layout_spike`× its surroundings — a ball flying
+    through does not), where the pictures 0.2 s and 0.4 s before and after still differ by
     `stays`× the jump (a flash, or a burst of them, comes back); closer than `min_shot_s`, the stronger one."""
     n, last = len(sig.times), len(sig.times) - 1
     w, lag = max(2, round(window_s * sig.fps)), sig.lag_frames(0.2)
@@ -102,7 +104,8 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     found = set(idx[lasting(idx, sig.distance) >= stays * sig.change[idx]].tolist())
     idx = np.flatnonzero(_spikes(layout, w, layout_change, layout_spike, np.inf) & late)
     found |= set(idx[lasting(idx, apart) >= stays * layout[idx]].tolist())
-    novel = _spikes(sig.novel, w, min_novel, novel_spike, np.inf) & (sig.novel >= novel_share * sig.changed)
+    novel = (_spikes(sig.novel, w, min_novel, novel_spike, np.inf) & (sig.novel >= novel_share * sig.changed)
+             & _spikes(layout, w, 0.0, novel_layout_spike, np.inf))
     idx = np.flatnonzero(novel & late)
     found |= set(idx[lasting(idx, apart) >= stays * layout[idx]].tolist())
     kept: list[int] = []
@@ -175,7 +178,8 @@ class FastConfig:
     durations_s: tuple[float, ...] = (0.24, 0.48, 0.8, 1.2, 1.8)  # transition lengths looked for
     min_difference: float = 0.05  # the two shots' pictures differ by at least this
     min_colour_change: float = 0.2  # … and their colour histograms by this (half L1): motion keeps the colours
-    max_dip: float = 0.85  # a blend of two shots is flatter in the middle: luma std ≤ this × the ends' (not wipes)
+    max_dip: float = 0.8  # a blend of two shots is flatter in the middle: luma std ≤ this × the ends' (not wipes;
+    # two unrelated shots of equal contrast dip to √½ ≈ 0.71 halfway)
     max_smear: float = 1.5  # a frame whose horizontal/vertical edge ratio is this many × beyond both shots' is
     # motion-blurred
     max_step: float = 0.5  # a ramp with one frame holding this share of the change is a cut

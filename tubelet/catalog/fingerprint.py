@@ -7,10 +7,12 @@ brightness drop out), and described by the low-frequency block of its 2-D DCT (p
 without the DC term). A left–right mirror flips the sign of the odd horizontal frequencies, so a query is matched
 in both orientations by negating them (`mirrored`), without decoding it twice.
 
-Text burnt into black bars carries edges, so the bars read as content and the box keeps them. A video whose box
-changes when rows and columns that are black in every frame count as margin too gets a second set of
-fingerprints of that box (`alt`): queries are matched in both readings (the catalog stores the first only, so a
-look-alike's chances grow only on the query's side, and only for such videos).
+Margins are not always clean: text burnt into black bars carries edges, so the bars read as content, and the
+blurred fill of a 9:16 re-frame of a plain, low-texture picture can carry a fifth of the picture's edge energy. A
+video whose box changes under a *strict* reading (rows and columns black in every frame are margin, and those
+under 2 × MARGIN_ENERGY of the middle's energy) gets a second set of fingerprints of that box (`alt`): queries
+are matched in both readings (the catalog stores the first only, so a look-alike's chances grow only on the
+query's side, and only for such videos).
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ class Fingerprints:
     times: np.ndarray
     vectors: np.ndarray
     box: tuple[int, int, int, int]  # (top, bottom, left, right) of the content, in decoded-frame pixels
-    alt: np.ndarray = field(default_factory=lambda: np.zeros((0, DIM), np.float32))  # [F, DIM] of the box with
-    # still black margins cut too, where it differs from `box`; empty otherwise
+    alt: np.ndarray = field(default_factory=lambda: np.zeros((0, DIM), np.float32))  # [F, DIM] of the strict
+    # reading's box, where it differs from `box`; empty otherwise
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -57,12 +59,12 @@ _ODD = np.array([(j % 2 == 1) for i in range(BLOCK) for j in range(BLOCK)][1:]) 
 def _band(energy: np.ndarray, black: np.ndarray | None = None) -> tuple[int, int]:
     """[lo, hi) of the run of above-margin entries of a 1-D edge-energy profile that holds its middle, made
     symmetric (the smaller margin on both sides); with `black` (the fraction of each entry's pixels black in every
-    frame), entries mostly black are margin too."""
+    frame: the strict reading), entries mostly black are margin too, and the energy margin is doubled."""
     n = len(energy)
     ref = np.median(energy[n // 3: max(n // 3 + 1, 2 * n // 3)])
     if ref <= 0:
         return 0, n
-    inside = energy >= MARGIN_ENERGY * ref
+    inside = energy >= MARGIN_ENERGY * ref * (1 if black is None else 2)
     if black is not None:
         inside &= black < 0.5
     lo, hi = n // 2, n // 2
@@ -75,14 +77,15 @@ def _band(energy: np.ndarray, black: np.ndarray | None = None) -> tuple[int, int
     # margin (≥ 10 %), not a few dim rows
 
 
-def content_box(grey: np.ndarray, still_black: bool = False) -> tuple[int, int, int, int]:
+def content_box(grey: np.ndarray, strict: bool = False) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) of the content of grey frames [F, H, W]: black bars and blurred fill cut away
-    (with `still_black`, also rows and columns mostly black in every frame, though text on them has edges)."""
+    (`strict`: also rows and columns mostly black in every frame, though text on them has edges, and those under
+    twice the margin energy)."""
     g = grey.astype(np.float32)
     energy = np.abs(g[:, 1:-1, 1:-1] * 4 - g[:, :-2, 1:-1] - g[:, 2:, 1:-1] - g[:, 1:-1, :-2] - g[:, 1:-1, 2:]).mean(0)
     rows = np.pad(energy.mean(1), 1, mode="edge")  # Laplacian energy: blur removes it, black has none
     cols = np.pad(energy.mean(0), 1, mode="edge")
-    black = (grey.max(0) <= BLACK).astype(np.float32) if still_black else None  # [H, W]
+    black = (grey.max(0) <= BLACK).astype(np.float32) if strict else None  # [H, W]
     top, bottom = _band(rows, None if black is None else black.mean(1))
     left, right = _band(cols, None if black is None else black.mean(0))
     return top, bottom, left, right
@@ -146,7 +149,7 @@ class FrameSampler:
         shape = max(shapes, key=lambda hw: sum(self.frames[i].shape == hw for i in have))  # a resolution change
         g = np.stack([self.frames[i] if self.frames[i].shape == shape else cv2.resize(
             self.frames[i], shape[::-1], interpolation=cv2.INTER_AREA) for i in have])
-        box, cut = content_box(g), content_box(g, still_black=True)
+        box, cut = content_box(g), content_box(g, strict=True)
         return Fingerprints(self.times[have], describe(g, box), box,
                             describe(g, cut) if cut != box else np.zeros((0, DIM), np.float32))
 

@@ -204,7 +204,7 @@ def search(catalog: Catalog, query: Query, k: int = 10) -> list[Hit]:
     candidates = list(owners)[:max(3 * k, 30)]
     seg = catalog.segments(candidates)
     norm = catalog.normalisation()
-    vectors = seg.vectors if norm is None else norm.transform(seg.vectors)
+    vectors = catalog.normalised(seg)
     query = query if norm is None else replace(query, vectors=norm.transform(query.vectors))
     aligned = align_videos(query, seg.starts, seg.ends, vectors, seg.video, catalog.model.stride_s)
     scored = [(match.score, vid, match, pair) for vid, (match, pair) in zip(seg.ids, aligned, strict=True)]
