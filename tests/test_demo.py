@@ -60,3 +60,9 @@ def test_demo_never_replaces_what_it_did_not_make(tmp_path, monkeypatch, capsys,
     assert code == 1 and err.count("\n") == 1 and "is not what an earlier demo left" in err, err
     assert err.startswith(f"error: {tmp_path / theirs}: exists")
     assert (tmp_path / theirs / "thesis.tex").read_text() == "mine"
+
+
+def test_demo_refuses_zero_steps(tmp_path, monkeypatch, capsys):
+    """--steps 0 used to mean 'no step count', so it trained for the default 3-minute budget."""
+    code, _, err = run_cli(monkeypatch, capsys, "demo", "--out", tmp_path, "--steps", "0")
+    assert code == 2 and err.count("error: ") == 1 and "'--steps'" in err and not (tmp_path / "run").exists(), err

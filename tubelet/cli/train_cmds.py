@@ -123,7 +123,7 @@ def reconstruct(
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Where the run goes."),
     minutes: float = typer.Option(3.0, help="Training budget in minutes."),
-    steps: int = typer.Option(None, help="Train exactly this many steps instead of a time budget."),
+    steps: int = typer.Option(None, min=1, help="Train exactly this many steps instead of a time budget."),
     json_: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Pretrain a tiny VideoMAE on the bundled clips, then draw its reconstruction picture."""
