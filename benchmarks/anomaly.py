@@ -7,8 +7,10 @@ resampled to a 10 frames/s camera (≤ 640 px wide). The first `--fit-fraction` 
 rest, test videos of up to `--length` seconds are cut at seeded random places, one per event kind with the event at
 a seeded random time and duration — an unrelated object crossing (a disc of footage from another clip), a stretch
 played `--speed`× faster, a frozen picture, the lights dropping, the camera knocked (the picture shifted 4–8 % of
-its width), a stretch played backwards — plus `--normal-videos` event-free stretches. Every test video is written
-as H.264 and scored through `score_source`, like `tubelet anomaly score`.
+its width), a stretch played backwards (fast and backward stretches are drawn where the source moves at least as
+much as it does on average: a still room played faster is the same still room) — plus `--normal-videos`
+event-free stretches. Every test video is written as H.264 and scored through `score_source`, like `tubelet anomaly
+score`.
 
 Per scene, pooled over its test videos (0.5 s segments; a segment is positive when its middle lies inside an
 event; the one segment on either side of an event is left out of both classes, since windows straddle the edge):
@@ -44,7 +46,7 @@ from tubelet.anomaly.features import FeatureExtractor
 from tubelet.anomaly.fit import fit_normal
 from tubelet.anomaly.frames import open_reader, ticks
 from tubelet.anomaly.score import score_source
-from tubelet.anomaly.synthetic import EVENTS, inject, plan, read_frames, write_frames
+from tubelet.anomaly.synthetic import EVENTS, activity, inject, plan, read_frames, write_frames
 
 SCENES = ("pedestrians_plaza_surveillance.avi", "parking_lot_overhead_static.mp4", "people_indoor_cctv_long.mp4")
 DONORS = ("dog_with_owner.mp4", "cockatoo_closeup.mp4", "soccer_juggling.mp4", "kids_jumping_bedroom.mp4")
@@ -116,7 +118,8 @@ def run_scene(scene: Path, donors: list[np.ndarray], args: argparse.Namespace, w
     kinds = list(args.events) * args.repeats + ["none"] * args.normal_videos
     s = Scored()
     for v, (kind, offset, length, start, dur) in enumerate(
-            plan(kinds, rng, len(test), RATE, args.length, (args.min_event, args.max_event), args.speed)):
+            plan(kinds, rng, len(test), RATE, args.length, (args.min_event, args.max_event), args.speed,
+                 activity(test))):
         src = test[offset:]
         if kind == "none":
             video, ev = src[:length], None

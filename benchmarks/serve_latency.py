@@ -7,7 +7,8 @@
    open catalog (`search(cat, id_query(cat, id))`), so the ratio is what HTTP, JSON and the server add.
    Synthetic videos: a random unit direction per video, each segment that direction plus Gaussian noise
    (σ = 0.5 per unit vector, renormalised), at the model's width; --segments per video (10 → 100 000 segments,
-   the catalog's exact-search limit).
+   the largest catalog searched without the HNSW index: block summaries first, then exact, see store.py).
+   --catalog DIR keeps the catalog (building it takes minutes) for the next run.
 2. Originality of an upload (POST /api/originality, polled every 20 ms until done) against the same catalog, for
    real clips the catalog does not hold. Peer: `embed_video` of the same clip with the same model in this process:
    goal ≤ 2× its embedding time. The server calibrates the copy threshold once per catalog state; that first call

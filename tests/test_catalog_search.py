@@ -118,7 +118,7 @@ def test_block_summaries_find_what_the_exact_scan_finds(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "SCAN_MAX_SEGMENTS", 100)
     blocked = Catalog.open(tmp_path / "c")
     blocked.warm()  # as a server does: its candidates' normalised vectors are then rows of a kept matrix
-    assert len(blocked._blocks(0).vectors) < blocked.num_segments // 8
+    assert blocked.stats()["search"] == "blocks" and len(blocked._blocks(0).vectors) < blocked.num_segments // 8
     for f, (q, want) in enumerate(zip(queries, exact, strict=True)):
         got = search(blocked, q, k=3)
         assert [h.id for h in got] == [h.id for h in want] == [f"vid{1000 + 10 * f + m}" for m in range(3)]

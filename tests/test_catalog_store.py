@@ -76,6 +76,43 @@ def test_exact_nearest_matches_brute_force(tmp_path):
     assert list(cat.videos_of_keys(keys[:, 0])) == [seg.ids[v] for v in seg.video[want[:, 0]]]
 
 
+def coherent(i: int, n_seg: int) -> VideoEntry:
+    """A video whose consecutive segments resemble each other (a random walk), as real windows that overlap do."""
+    e = entry(i, n_seg)
+    walk = np.cumsum(np.random.default_rng(i).standard_normal((n_seg, DIM)), 0) + 4 * e.segments[0]
+    e.segments = (walk / np.linalg.norm(walk, axis=1, keepdims=True)).astype(np.float32)
+    return e
+
+
+def test_block_search_returns_k_nearest_and_finds_each_segment_itself(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "SCAN_MAX_SEGMENTS", 100)
+    cat = Catalog.create(tmp_path / "c", MODEL)
+    cat.add([coherent(i, 3 + i % 30) for i in range(40)], MODEL.id)  # 3…32 segments: 1 or 2 blocks a video
+    assert cat.stats()["search"] == "exact"  # a one-shot reader scans
+    reader = Catalog.open(tmp_path / "c")
+    reader.warm()
+    assert reader.stats()["search"] == "blocks" and reader._blocks(0).recall >= store.BLOCK_RECALL
+    seg = cat.segments()
+    for i in np.random.default_rng(0).permutation(len(seg.keys))[:12]:
+        q = seg.vectors[i:i + 1]
+        assert store._chosen_rows(reader._blocks(0), q, 5) is not None  # the block path, not the exact fallback
+        keys, sims = reader.nearest(q, 5)
+        assert keys.shape == sims.shape == (1, 5) and (np.diff(sims) <= 0).all()
+        assert keys[0, 0] == seg.keys[i] and sims[0, 0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_blocks_are_refused_where_consecutive_segments_do_not_resemble_each_other(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "SCAN_MAX_SEGMENTS", 100)
+    cat = Catalog.create(tmp_path / "c", MODEL)
+    cat.add([entry(i, 3 + i % 30) for i in range(40)], MODEL.id)  # independent random segments
+    cat = Catalog.open(tmp_path / "c")
+    cat.warm()
+    assert cat._blocks(0).recall < store.BLOCK_RECALL and cat.stats()["search"] == "exact"
+    seg = cat.segments()
+    keys, _ = cat.nearest(seg.vectors[:20], 1)
+    np.testing.assert_array_equal(keys[:, 0], seg.keys[:20])
+
+
 def test_hnsw_above_the_exact_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "EXACT_MAX_SEGMENTS", 300)
     cat = Catalog.create(tmp_path / "c", MODEL)

@@ -178,7 +178,8 @@ class FastConfig:
     durations_s: tuple[float, ...] = (0.24, 0.48, 0.8, 1.2, 1.8)  # transition lengths looked for
     min_difference: float = 0.05  # the two shots' pictures differ by at least this
     min_colour_change: float = 0.2  # … and their colour histograms by this (half L1): motion keeps the colours
-    max_dip: float = 0.85  # a blend of two shots is flatter in the middle: luma std ≤ this × the ends' (not wipes)
+    max_dip: float = 0.8  # a blend of two shots is flatter in the middle: luma std ≤ this × the ends' (not wipes;
+    # two unrelated shots of equal contrast dip to √½ ≈ 0.71 halfway)
     max_smear: float = 1.5  # a frame whose horizontal/vertical edge ratio is this many × beyond both shots' is
     # motion-blurred
     max_step: float = 0.5  # a ramp with one frame holding this share of the change is a cut

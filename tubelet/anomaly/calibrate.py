@@ -1,12 +1,19 @@
 """Scores calibrated on the normal footage: each detector's segment scores become z = (raw − median) / (p99 −
-median), the segment's score is the largest z, divided by that maximum's own 99th percentile on normal footage —
-so 1.0 is the normal footage's 99th percentile and one threshold means the same on every camera."""
+median); the segment's score is the root sum of squares of the positive z (evidence from several detectors adds up,
+in quadrature like independent z-scores; one loud detector still carries a segment alone), divided by that sum's
+own 99th percentile on normal footage — so 1.0 is the normal footage's 99th percentile and one threshold means the
+same on every camera. (The largest z, measured on the same detector outputs, scored AUROC 0.915 / 0.838 / 0.721
+against 0.945 / 0.855 / 0.726 on the benchmark's seed 0 and tied or lost on seed 1: one heavy-tailed detector set
+the score of every normal segment.)"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from tubelet.config import coerce
+from tubelet.errors import TubeletError
 
 PERCENTILE = 99.0
 
@@ -29,8 +36,8 @@ class Calibration:
         return (np.asarray(raw, np.float64) - self.median[name]) / self.scale[name]
 
     def fit_combined(self, zs: np.ndarray) -> None:
-        """zs [S, D] normal segments × detectors → the 99th percentile of their per-segment maximum."""
-        self.combined_p99 = max(float(np.percentile(np.maximum(zs.max(1), 0), PERCENTILE)), 1e-6)
+        """zs [S, D] normal segments × detectors → the 99th percentile of their combination."""
+        self.combined_p99 = max(float(np.percentile(self._evidence(zs), PERCENTILE)), 1e-6)
         calibrated = self.combine(zs)
         self.normal_quantiles = {f"p{q:g}": round(float(np.percentile(calibrated, q)), 4)
                                  for q in (50, 90, 95, 99, 99.9)}
@@ -38,12 +45,30 @@ class Calibration:
 
     def combine(self, zs: np.ndarray) -> np.ndarray:
         """[S, D] → [S] calibrated scores ≥ 0."""
-        return np.maximum(zs.max(-1), 0) / self.combined_p99
+        return self._evidence(zs) / self.combined_p99
+
+    @staticmethod
+    def _evidence(zs: np.ndarray) -> np.ndarray:
+        return np.sqrt((np.maximum(zs, 0) ** 2).sum(-1))
 
     def to_dict(self) -> dict:
         return {"median": self.median, "scale": self.scale, "combined_p99": self.combined_p99,
                 "normal_quantiles": self.normal_quantiles}
 
     @classmethod
-    def from_dict(cls, d: dict) -> Calibration:
-        return cls(dict(d["median"]), dict(d["scale"]), float(d["combined_p99"]), dict(d["normal_quantiles"]))
+    def from_dict(cls, d: dict, where: str = "calibration") -> Calibration:
+        """From its JSON form, every number checked finite (TubeletError naming `where` otherwise)."""
+        if not isinstance(d, dict):
+            raise TubeletError(f"{where}: calibration must be an object")
+
+        def numbers(key: str) -> dict[str, float]:
+            table = d.get(key)
+            if not isinstance(table, dict):
+                raise TubeletError(f"{where}: calibration.{key} must be an object of numbers")
+            return {str(k): coerce(f"calibration.{key}.{k}", v, float, where) for k, v in table.items()}
+
+        scale = numbers("scale")
+        p99 = coerce("calibration.combined_p99", d.get("combined_p99"), float, where)
+        if p99 <= 0 or any(v <= 0 for v in scale.values()):
+            raise TubeletError(f"{where}: calibration scales must be positive")
+        return cls(numbers("median"), scale, p99, numbers("normal_quantiles"))

@@ -125,16 +125,35 @@ def extra_frames(kind: str, duration: int, speed: int = 4) -> int:
     return (speed - 1) * duration if kind == "fast" else 0
 
 
+MOVING = ("fast", "reverse")  # events that show only where something moves: re-timing a still scene changes nothing
+
+
+def activity(frames: np.ndarray) -> np.ndarray:
+    """[N] how much the picture changes into each frame: mean |Δ| of its grey levels (0 for the first)."""
+    grey = frames.mean(-1, dtype=np.float32)
+    return np.r_[0.0, np.abs(np.diff(grey, axis=0)).mean((1, 2))]
+
+
 def plan(kinds: Sequence[str], rng: np.random.Generator, available: int, rate_hz: float, length_s: float,
-         duration_s: tuple[float, float], speed: int = 4) -> list[tuple[str, int, int, int, int]]:
+         duration_s: tuple[float, float], speed: int = 4, motion: np.ndarray | None = None, tries: int = 50
+         ) -> list[tuple[str, int, int, int, int]]:
     """(kind, source offset, length, event start, event duration) in frames for each kind: the event falls at a
-    random time at least 1.5 s from either end, the video at a random place in the available source."""
+    random time at least 1.5 s from either end, the video at a random place in the available source. With
+    `motion` (the source's `activity`), a fast or reversed stretch is drawn again (up to `tries` times) until the
+    source it plays moves at least as much as the source does on average (a still room played faster or backwards
+    is the same still room: an event nothing in the picture shows is not one a camera could report)."""
     out = []
+    floor = float(np.mean(motion)) if motion is not None else 0.0
     for kind in kinds:
-        dur = int(round(rng.uniform(*duration_s) * rate_hz))
-        length = min(int(length_s * rate_hz), available - extra_frames(kind, dur, speed))
-        margin = int(1.5 * rate_hz)
-        start = int(rng.integers(margin, max(margin + 1, length - dur - margin)))
-        offset = int(rng.integers(0, max(1, available - length - extra_frames(kind, dur, speed) + 1)))
+        for _ in range(tries):
+            dur = int(round(rng.uniform(*duration_s) * rate_hz))
+            extra = extra_frames(kind, dur, speed)
+            length = min(int(length_s * rate_hz), available - extra)
+            margin = int(1.5 * rate_hz)
+            start = int(rng.integers(margin, max(margin + 1, length - dur - margin)))
+            offset = int(rng.integers(0, max(1, available - length - extra + 1)))
+            played = motion[offset + start:offset + start + dur + extra] if motion is not None else None
+            if kind not in MOVING or played is None or len(played) and played.mean() >= floor:
+                break
         out.append((kind, offset, length, start, dur))
     return out

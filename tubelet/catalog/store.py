@@ -50,6 +50,8 @@ MANIFEST = "catalog.json"
 EXACT_MAX_SEGMENTS = 100_000  # exact search up to here, HNSW above (benchmarks/store_comparison.md)
 SCAN_MAX_SEGMENTS = 20_000  # above, the exact search scans block summaries first (Catalog.nearest)
 BLOCK = 16  # consecutive segments of one video a block summary stands for
+BLOCK_RECALL = 0.98  # blocks are used only when the segments they choose hold this share of a sample's 10 nearest
+RECALL_SAMPLE = 64  # catalog segments that check it
 MAX_FRAGMENTS = 32  # more than this many fragment files: merge them on the next write
 HNSW = {"connectivity": 16, "expansion_add": 100, "expansion_search": 96}
 LOCK = ".lock"
@@ -152,6 +154,7 @@ class Blocks:
     consecutive windows overlap and resemble each other), so only those blocks' segments are compared exactly."""
 
     covered: int  # segment keys below this are in the HNSW index and not summarised
+    recall: float  # share of a sample of catalog segments' 10 nearest that the blocks nearest each one hold
     vectors: np.ndarray  # [B, D]
     frag: np.ndarray  # [B] the fragment (index in the manifest) of each block
     lo: np.ndarray  # [B] its first row in that fragment
@@ -304,19 +307,25 @@ def _map_files(root: Path, manifest: dict[str, Any]
 
 def _chosen_rows(blocks: Blocks, q: np.ndarray, k: int) -> dict[int, np.ndarray] | None:
     """Rows (per fragment index) of the blocks nearest any query: the ⌈4·k / BLOCK⌉ blocks (at least 8) most like
-    each query; None when that is half the rows or more (an exact scan is as cheap)."""
+    each query; None when that is more than half the rows (an exact scan is as cheap) or fewer than k."""
     size = blocks.hi - blocks.lo
     sim = q @ blocks.vectors.T  # [Q, B]
     m = min(len(size), max(8, -(-4 * k // BLOCK)))
     top = np.argpartition(-sim, m - 1, axis=1)[:, :m] if m < len(size) else np.tile(np.arange(m), (len(q), 1))
     chosen = np.unique(top)
-    if size[chosen].sum() > size.sum() // 2:
+    if not k <= size[chosen].sum() <= size.sum() // 2:
         return None
     out = {}
     for f in np.unique(blocks.frag[chosen]):
         mine = chosen[blocks.frag[chosen] == f]
         out[int(f)] = _ranges(blocks.lo[mine], size[mine])
     return out
+
+
+def _top(keys: np.ndarray, sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k most similar of each row's candidates, best first."""
+    order = np.argsort(-sims, axis=1)[:, :k]
+    return np.take_along_axis(keys, order, 1), np.take_along_axis(sims, order, 1)
 
 
 def _ranges(lo: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -588,7 +597,7 @@ class Catalog:
         vids = self.videos()
         return {"catalog": str(self.root), "videos": len(vids), "segments": self.num_segments,
                 "duration_s": float(sum(v.duration_s for v in vids)), "model": asdict(self.model),
-                "search": "hnsw" if ann else "blocks" if self.num_segments > SCAN_MAX_SEGMENTS else "exact",
+                "search": "hnsw" if ann else "blocks" if self._usable_blocks() else "exact",
                 "indexed_segments": ann["count"] if ann else 0,
                 "fragments": len(self._manifest["fragments"]), "generation": self._manifest["generation"],
                 "disk_bytes": sum(f.stat().st_size for f in files if f.exists())}
@@ -599,8 +608,9 @@ class Catalog:
 
         Exact (one matmul per fragment) while the catalog is under EXACT_MAX_SEGMENTS segments; above, the HNSW
         index answers for the segments it covers and the rest (added since it was built) are searched exactly.
-        An exact search over more than SCAN_MAX_SEGMENTS segments compares the queries with block summaries first
-        and then exactly with the segments of the blocks nearest each query (`_chosen_rows`).
+        A catalog warmed for many searches (`warm`: the server) with more than SCAN_MAX_SEGMENTS segments to scan
+        compares the queries with block summaries first and then exactly with the segments of the blocks nearest
+        each query (`_chosen_rows`), when the summaries pass their check on the catalog's own segments.
         """
         q = np.ascontiguousarray(queries, np.float32)
         ann = self._manifest["ann"]
@@ -617,8 +627,24 @@ class Catalog:
             sim = np.full((len(q), k), -np.inf, np.float32)
             sim[found] = 1 - m.distances.reshape(len(q), k)[found]  # usearch "ip" distance = 1 - dot
             sims.append(sim)
-        blocks = self._blocks(covered) if self.num_segments - covered > SCAN_MAX_SEGMENTS else None
-        chosen = _chosen_rows(blocks, q, k) if blocks is not None else None
+        blocks = self._usable_blocks()
+        found = self._scan(q, k, covered, None if blocks is None else _chosen_rows(blocks, q, k))
+        return _top(np.concatenate([*keys, found[0]], 1), np.concatenate([*sims, found[1]], 1), k)
+
+    def _usable_blocks(self) -> Blocks | None:
+        """This state's block summaries, when it was warmed with them and they passed their check."""
+        ann = self._manifest["ann"]
+        covered = ann["below_key"] if ann else 0
+        b = self._layout.blocks if self._layout is not None else None
+        if b is None or b.covered != covered or b.recall < BLOCK_RECALL:
+            return None
+        return b if self.num_segments - covered > SCAN_MAX_SEGMENTS else None
+
+    def _scan(self, q: np.ndarray, k: int, covered: int, chosen: dict[int, np.ndarray] | None,
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact k nearest [Q, ≤k] keys and similarities among the segments with keys from `covered` on (only the
+        `chosen` rows of each fragment, by fragment index, when given)."""
+        keys, sims = [np.zeros((len(q), 0), np.uint64)], [np.zeros((len(q), 0), np.float32)]
         for f, frag in enumerate(self._manifest["fragments"]):
             seg_keys = self._column(frag["file"], "seg_key", 1)[1][:, 0]
             rows = np.flatnonzero(seg_keys >= covered) if chosen is None else chosen.get(f, np.zeros(0, int))
@@ -635,9 +661,7 @@ class Catalog:
                 part_s.append(np.take_along_axis(s, top, 1))
             keys.append(np.concatenate(part_k))
             sims.append(np.concatenate(part_s))
-        keys_all, sims_all = np.concatenate(keys, 1), np.concatenate(sims, 1)
-        order = np.argsort(-sims_all, axis=1)[:, :k]
-        return np.take_along_axis(keys_all, order, 1), np.take_along_axis(sims_all, order, 1)
+        return _top(np.concatenate(keys, 1), np.concatenate(sims, 1), k)
 
     def _blocks(self, covered: int) -> Blocks:
         """The block summaries of the segments with keys from `covered` on (built once per manifest state)."""
@@ -659,12 +683,37 @@ class Catalog:
                 los.append(lo)
                 his.append(np.r_[lo[1:], len(seg_keys)])
             frag, lo, hi = (np.concatenate([np.zeros(0, int), *a]) for a in (frags, los, his))
-            layout.blocks = Blocks(covered, np.concatenate(vecs), frag, lo, hi)
+            layout.blocks = Blocks(covered, 0.0, np.concatenate(vecs), frag, lo, hi)
+            layout.blocks.recall = self._block_recall(layout.blocks)
         return layout.blocks
 
+    def _block_recall(self, blocks: Blocks) -> float:
+        """Share of the 10 nearest segments of RECALL_SAMPLE catalog segments (one from each of a random choice of
+        blocks) that lie in the blocks `_chosen_rows` picks for each alone: a catalog whose consecutive segments
+        do not resemble each other (no temporal coherence) fails it and is searched exactly."""
+        if not len(blocks.lo):
+            return 0.0
+        rng = np.random.default_rng(0)
+        files = [f["file"] for f in self._manifest["fragments"]]
+        pick = rng.permutation(len(blocks.lo))[:RECALL_SAMPLE]
+        rows = blocks.lo[pick] + rng.integers(0, (blocks.hi - blocks.lo)[pick])
+        q = np.stack([self._column(files[f], "seg_vector", self.model.dim)[1][r]
+                      for f, r in zip(blocks.frag[pick], rows, strict=True)])
+        want = self._scan(q, 10, blocks.covered, None)[0]
+        found = []
+        for i in range(len(q)):
+            chosen = _chosen_rows(blocks, q[i:i + 1], 100)  # as search asks (max(100, 10·k))
+            if chosen is None:  # searched exactly anyway
+                found.append(1.0)
+                continue
+            have = np.concatenate([self._column(files[f], "seg_key", 1)[1][r, 0] for f, r in chosen.items()])
+            found.append(float(np.isin(want[i], have).mean()))
+        return float(np.mean(found))
+
     def warm(self) -> None:
-        """Build now what searches and copy detection of this state reuse (the row lookup, the block summaries,
-        the normalised segments), so that a server's requests do not pay for them."""
+        """Build now what searches and copy detection of this state reuse (the row lookup, the block summaries
+        and their check, the normalised segments), so that a server's requests do not pay for them. A one-shot
+        search does not: it scans exactly."""
         ann = self._manifest["ann"]
         covered = ann["below_key"] if ann else 0
         if self.num_segments - covered > SCAN_MAX_SEGMENTS:
