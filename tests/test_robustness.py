@@ -186,3 +186,12 @@ def test_an_edited_anomaly_model_is_refused_before_it_is_used(tmp_path, monkeypa
                            "--out", tmp_path / "report")
     one_line_error(code, err, f"error: {tmp_path / 'cam' / 'anomaly.json'}: ")
     assert re.search(message, err), err
+
+
+@pytest.mark.parametrize("value", ["inf", "1e308", "nan", "99999999999999999999"])
+def test_serve_refuses_an_unbounded_upload_size(tmp_path, monkeypatch, capsys, value):
+    """inf and 1e308 MB were an OverflowError traceback (int(inf)); 1e20 MB was no limit at all."""
+    code, _, err = run_cli(monkeypatch, capsys, "serve", "--catalog", tmp_path / "c", "--port", "0",
+                           "--max-upload-mb", value)
+    assert code == 2 and "Traceback" not in err and err.count("error: ") == 1, err
+    assert "'--max-upload-mb'" in err.strip().splitlines()[-1], err
