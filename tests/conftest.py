@@ -6,8 +6,11 @@ in the package (tubelet/assets/clips); the test run's header says which. `clip(n
 without the shared set the bundled clip of that name or the bundled stand-in chosen for it.
 """
 
+import atexit
 import os
+import shutil
 import socket
+import tempfile
 
 # Before huggingface_hub is imported anywhere: every Hub request of the test session goes to a stand-in on
 # 127.0.0.1 (`hub` fixture), never to the internet.
@@ -29,32 +32,47 @@ from tubelet import ModelConfig, VideoMAE, preset  # noqa: E402
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 BUNDLED_VIDEOS = Path(__file__).resolve().parents[1] / "tubelet" / "assets" / "clips"
-HAVE_SHARED = SHARED_VIDEOS.is_dir()
-VIDEOS = SHARED_VIDEOS if HAVE_SHARED else BUNDLED_VIDEOS
+# TUBELET_TEST_SHARED=0 runs the suite as a fresh machine without ../shared would (bundled clips only)
+HAVE_SHARED = SHARED_VIDEOS.is_dir() and os.environ.get("TUBELET_TEST_SHARED", "1") != "0"
+VIDEOS = SHARED_VIDEOS if HAVE_SHARED else BUNDLED_VIDEOS  # the real clip files, for tests over all of them
 # bundled clips standing in for shared ones the tests name (similar content: people, motion, static scenes)
 STAND_INS = {
-    "arm_wrestling.mp4": "hand_rotating_box.mp4", "carphone_talking_head_qcif.mp4": "bw_film_dialogue.mp4",
+    "arm_wrestling.mp4": "hand_rotating_box.mp4", "carphone_talking_head_qcif.mp4": "flower_timelapse.mp4",
     "eye_makeup_ucf101.avi": "kids_jumping_bedroom.mp4", "tennis_practice.mp4": "soccer_juggling.mp4",
     "cleaning_pool.mp4": "parking_lot_overhead_static.mp4", "basketball_gym.mp4": "highway_dashcam.mp4",
-    "cat_lying_blanket.mp4": "cockatoo_closeup.mp4", "flower_timelapse.webm": "flower_timelapse.mp4",
+    "cat_lying_blanket.mp4": "cockatoo_closeup.mp4",
+    "yoga_outdoor.mp4": "kids_jumping_bedroom.mp4", "child_talking_head.mp4": "bw_film_dialogue.mp4",
+    "aquarium_fish_wide.mp4": "cockatoo_closeup.mp4",
+    "pedestrians_plaza_surveillance.avi": "parking_lot_overhead_static.mp4",  # a fixed camera over people
+}
+# a shared clip no single bundled one stands in for, spliced from bundled pieces: 30 s with a cut every 6 s
+SPLICED_STAND_INS = {
+    "claymation_ad_cuts.webm": [(name, 0.0, 6.0) for name in ("highway_dashcam.mp4", "kids_jumping_bedroom.mp4",
+                                                             "hand_rotating_box.mp4", "bottles_static_table.mp4",
+                                                             "parking_lot_overhead_static.mp4")],
+    "flower_timelapse.webm": [("dog_with_owner.mp4", 7.0, 9.6)],  # a video no other stand-in holds
 }
 
 
+def needs_shared(why: str) -> pytest.MarkDecorator:
+    """Skip without the shared set a test whose figures depend on one shared clip's content (said in `why`)."""
+    return pytest.mark.skipif(not HAVE_SHARED, reason=f"needs ../shared/data/videos: {why}")
+
+
 def clip(name: str) -> Path:
-    """The real clip `name`: from the shared set, else bundled (itself or its stand-in); skips the test when
-    neither has it."""
-    if HAVE_SHARED:
-        return SHARED_VIDEOS / name
-    for candidate in (name, STAND_INS.get(name)):
-        if candidate and (BUNDLED_VIDEOS / candidate).is_file():
-            return BUNDLED_VIDEOS / candidate
+    """The real clip `name`: from the shared set, else its bundled stand-in; skips the test when neither has it."""
+    path = REAL_VIDEOS / name
+    if path.exists():
+        return path
     pytest.skip(f"{name}: only in the shared clips (../shared/data/videos is absent)")
 
 
 def _which_clips() -> str:
-    count = sum(1 for p in VIDEOS.iterdir() if p.suffix != ".md")
-    which = "the shared set" if HAVE_SHARED else "the bundled clips (../shared/data/videos is absent)"
-    return f"real clips: {which}, {count} files in {VIDEOS}"
+    if HAVE_SHARED:
+        count = sum(1 for p in SHARED_VIDEOS.iterdir() if p.suffix != ".md")
+        return f"real clips: the shared set, {count} files in {SHARED_VIDEOS}"
+    return (f"real clips: the bundled ones in {BUNDLED_VIDEOS} (../shared/data/videos is absent; "
+            f"{len(STAND_INS) + len(SPLICED_STAND_INS)} shared names stand in by bundled clips, in {REAL_VIDEOS})")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -154,3 +172,24 @@ def unwritable_dir(tmp_path: Path) -> Path:
     except OSError:
         return d
     pytest.skip("no unwritable directory on this machine")
+
+
+def _stand_in_folder() -> Path:
+    """A folder where every clip name the tests use resolves without the shared set: the bundled clips and, under
+    the shared names, copies of their stand-ins and the spliced ones (files, not links: the catalog records the
+    name it resolves), built once per session. The container is found from the content, whatever the suffix."""
+    folder = Path(tempfile.mkdtemp(prefix="tubelet-test-clips-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    for path in BUNDLED_VIDEOS.iterdir():
+        shutil.copyfile(path, folder / path.name)
+    for name, stand_in in STAND_INS.items():
+        shutil.copyfile(BUNDLED_VIDEOS / stand_in, folder / name)
+    for name, pieces in SPLICED_STAND_INS.items():
+        built = folder / f"{name}.mp4"
+        splice([(BUNDLED_VIDEOS / src, start, end) for src, start, end in pieces], built)
+        built.rename(folder / name)
+    return folder
+
+
+# every clip name the tests use: the shared set, else the bundled clips and their stand-ins
+REAL_VIDEOS = SHARED_VIDEOS if HAVE_SHARED else _stand_in_folder()

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SHARED_VIDEOS, run_cli, splice
+from conftest import REAL_VIDEOS, needs_shared, run_cli, splice
 from test_catalog_search import MODEL, entry, walk
 
 from tubelet.analysis.distinctiveness import distinctiveness
@@ -141,12 +141,11 @@ def spliced(tmp_path_factory):
     frame[60:120, 200:300] = (30, 160, 220)
     write_video(frozen, np.repeat(frame[None], 75, 0), fps=25)
     clip = root / "spliced.mp4"
-    splice([(SHARED_VIDEOS / "tennis_practice.mp4", 0.0, 2.0), (SHARED_VIDEOS / "cat_lying_blanket.mp4", 0.0, 2.5),
-            (SHARED_VIDEOS / "bw_film_dialogue.mp4", 1.0, 3.0), (black, 0.0, 1.0), (frozen, 0.0, 3.0)], clip)
+    splice([(REAL_VIDEOS / "tennis_practice.mp4", 0.0, 2.0), (REAL_VIDEOS / "cat_lying_blanket.mp4", 0.0, 2.5),
+            (REAL_VIDEOS / "bw_film_dialogue.mp4", 1.0, 3.0), (black, 0.0, 1.0), (frozen, 0.0, 3.0)], clip)
     return clip
 
 
-@pytest.mark.skipif(not SHARED_VIDEOS.is_dir(), reason="shared clips not present")
 def test_real_cuts_and_dead_stretches(spliced):
     sig = frame_signals(spliced)
     assert sig.duration_s == pytest.approx(10.5, abs=0.05) and len(sig.times) == pytest.approx(262, abs=2)
@@ -157,7 +156,7 @@ def test_real_cuts_and_dead_stretches(spliced):
     assert dead[1].start_s == pytest.approx(7.5, abs=0.3) and dead[1].end_s == pytest.approx(10.5, abs=0.1)
 
 
-@pytest.mark.skipif(not SHARED_VIDEOS.is_dir(), reason="shared clips not present")
+@needs_shared("the opening of tennis_practice.mp4 stays still for 2 s")
 def test_analyze_cli_writes_html_and_json(spliced, tmp_path, monkeypatch, capsys):
     out = tmp_path / "report"
     code, stdout, err = run_cli(monkeypatch, capsys, "analyze", spliced, "--out", out, "--json")

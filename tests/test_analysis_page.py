@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_VIDEOS, run_cli, splice
+from conftest import REAL_VIDEOS, run_cli, splice
 
 from tubelet.analysis import analyze, write_report
 from tubelet.data.synthetic import write_video
@@ -15,7 +15,6 @@ from tubelet.data.synthetic import write_video
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 NAME = '<b id="injected" onmouseover="alert(1)">cut&paste.mp4'  # no slash: a file name
 
-pytestmark = pytest.mark.skipif(not SHARED_VIDEOS.is_dir(), reason="shared clips not present")
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,7 @@ def report(tmp_path_factory):
     clip, frozen = root / NAME, root / "frozen.mp4"
     write_video(frozen, np.repeat(np.linspace(0, 255, 320 * 180 * 3).astype(np.uint8).reshape(1, 180, 320, 3), 75, 0),
                 fps=25)
-    splice([(SHARED_VIDEOS / "yoga_outdoor.mp4", 0.0, 2.0), (SHARED_VIDEOS / "dog_with_owner.mp4", 0.0, 2.0),
+    splice([(REAL_VIDEOS / "yoga_outdoor.mp4", 0.0, 2.0), (REAL_VIDEOS / "dog_with_owner.mp4", 0.0, 2.0),
             (frozen, 0.0, 3.0)], clip)
     a, sig = analyze(clip)
     _, html = write_report(a, sig, root / "report")

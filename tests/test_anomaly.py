@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_VIDEOS, run_cli
+from conftest import REAL_VIDEOS, needs_shared, run_cli
 
 from tubelet.anomaly.normal import NormalModel
 from tubelet.anomaly.synthetic import inject, read_frames, write_frames
@@ -22,7 +22,7 @@ RATE = 10.0
 
 def scene() -> Path:
     """The long indoor CCTV clip of the team's videos, else the bundled parking lot."""
-    cctv = SHARED_VIDEOS / "people_indoor_cctv_long.mp4"
+    cctv = REAL_VIDEOS / "people_indoor_cctv_long.mp4"
     return cctv if cctv.is_file() else BUNDLED / "parking_lot_overhead_static.mp4"
 
 
@@ -62,6 +62,7 @@ def test_fit_writes_a_complete_model_dir(model_dir, footage):
     assert normal.names == manifest["detectors"] and normal.calibration.combined_p99 > 0
 
 
+@needs_shared("a minute of one fixed camera (people_indoor_cctv_long.mp4); the bundled clips are ≤ 10 s")
 def test_score_finds_and_locates_an_injected_event(model_dir, footage, monkeypatch, capsys):
     d = footage["dir"]
     code, out, err = run_cli(monkeypatch, capsys, "anomaly", "score", d / "dark.mp4", d / "later.mp4",
@@ -101,6 +102,7 @@ def test_score_reports_a_bad_file_and_goes_on(model_dir, footage, monkeypatch, c
     assert code == 1 and "not an anomaly model directory" in err and bad.read_bytes().startswith(b"not a video")
 
 
+@needs_shared("a minute of one fixed camera (people_indoor_cctv_long.mp4); the bundled clips are ≤ 10 s")
 def test_growing_file_reports_the_event_before_it_ends(model_dir, footage, tmp_path):
     """A recorder appends MPEG-TS to a file; `score --follow` prints the event while the file is still growing."""
     full = tmp_path / "full.ts"

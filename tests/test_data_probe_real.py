@@ -5,9 +5,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SHARED_VIDEOS
+from conftest import HAVE_SHARED, SHARED_VIDEOS
 
-pytestmark = pytest.mark.skipif(not SHARED_VIDEOS.is_dir(), reason=f"{SHARED_VIDEOS} missing")
+pytestmark = pytest.mark.skipif(not HAVE_SHARED, reason="these files' quirks (AVI, SAR, sparse timestamps) are only "
+                                                       "in ../shared/data/videos")
 
 
 @pytest.mark.parametrize("name,frames,display", [

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from conftest import run_cli
 from PIL import Image
 
 from tubelet import load_model
@@ -24,6 +26,9 @@ def test_bundled_clips_have_attribution():
 
 
 def test_demo_trains_and_draws(tmp_path):
+    for stale in ("run/pretrain.yaml", "catalog/catalog.json", ".calibration/pretrain.yaml"):  # an earlier demo's
+        (tmp_path / "demo" / stale).parent.mkdir(parents=True)
+        (tmp_path / "demo" / stale).write_text("stale")
     proc = subprocess.run([EXE, "demo", "--out", tmp_path / "demo", "--steps", "3", "--json"], capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -44,3 +49,14 @@ def test_demo_rejects_an_empty_budget(tmp_path):
     proc = subprocess.run([EXE, "demo", "--out", tmp_path / "demo", "--minutes", "0"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 1 and proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("theirs", ["run", "catalog", ".calibration"])
+def test_demo_never_replaces_what_it_did_not_make(tmp_path, monkeypatch, capsys, theirs):
+    """`tubelet demo --out ~` must not wipe a ~/run or ~/catalog of the user's."""
+    (tmp_path / theirs).mkdir()
+    (tmp_path / theirs / "thesis.tex").write_text("mine")
+    code, _, err = run_cli(monkeypatch, capsys, "demo", "--out", tmp_path, "--steps", "1")
+    assert code == 1 and err.count("\n") == 1 and "is not what an earlier demo left" in err, err
+    assert err.startswith(f"error: {tmp_path / theirs}: exists")
+    assert (tmp_path / theirs / "thesis.tex").read_text() == "mine"

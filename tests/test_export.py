@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_VIDEOS, run_cli
+from conftest import BUNDLED_VIDEOS, VIDEOS, run_cli
 
 pytest.importorskip("onnxruntime")
 
@@ -18,8 +18,7 @@ from tubelet.data.transforms import test_views as view_of  # noqa: E402
 from tubelet.errors import TubeletError  # noqa: E402
 from tubelet.export import EmbeddingGraph, OnnxRunner, check_parity, export_onnx  # noqa: E402
 
-BUNDLED = Path(__file__).resolve().parents[1] / "tubelet" / "assets" / "clips"
-CLIPS = SHARED_VIDEOS if SHARED_VIDEOS.is_dir() else BUNDLED
+CLIPS = VIDEOS  # the shared clips, or the bundled ones
 TINY = dict(depth=2, num_frames=8, image_size=64)
 
 
@@ -41,7 +40,7 @@ def real_clips(frames: int, size: int, n_videos: int = 3) -> torch.Tensor:
 
 
 def short_clip() -> Path:
-    return BUNDLED / "houseplant_static_short.mp4"
+    return BUNDLED_VIDEOS / "houseplant_static_short.mp4"
 
 
 @pytest.mark.parametrize("kind", ["encoder", "classifier"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_VIDEOS, splice
+from conftest import REAL_VIDEOS, needs_shared, splice
 from test_catalog_cli import one_thread, run, run_json  # noqa: F401 (one_thread: autouse fixture)
 
 from tubelet.errors import TubeletError
@@ -17,12 +17,11 @@ MODEL = ["--model", "vit_tiny", "--set", "num_frames=8", "--set", "image_size=11
 # three clips that look nothing alike; the last one is uploaded only lately (a rising topic)
 TOPICS = ["bw_film_dialogue.mp4", "aquarium_fish_wide.mp4", "soccer_juggling.mp4"]
 STARTS = [0.5, 2.0, 3.5]
-needs_clips = pytest.mark.skipif(not SHARED_VIDEOS.is_dir(), reason="shared clips not present")
 
 
 def _excerpt(tmp: Path, topic: str, start: float) -> Path:
     dst = tmp / f"{Path(topic).stem}-{start:.1f}.mp4"
-    splice([(SHARED_VIDEOS / topic, start, start + 1.5)], dst)
+    splice([(REAL_VIDEOS / topic, start, start + 1.5)], dst)
     return dst
 
 
@@ -43,7 +42,6 @@ def _topic(videos: dict, vid: str) -> str:
     return next(v["meta"]["creator"] for v in videos.values() if v["id"] == vid)
 
 
-@needs_clips
 def test_manifest_metadata_is_listed(catalog):
     _, _, videos = catalog
     assert all(set(v["meta"]) == {"uploaded_at", "creator"} for v in videos.values())
@@ -51,7 +49,7 @@ def test_manifest_metadata_is_listed(catalog):
     assert v["meta"] == {"uploaded_at": "11", "creator": "soccer_juggling.mp4"}
 
 
-@needs_clips
+@needs_shared("three topics a random-init model tells apart (the bundled stand-ins mix two)")
 def test_clusters_recommend_trends_end_to_end(catalog):
     tmp, cat, videos = catalog
     res = run_json("clusters", "--catalog", cat, "--min-size", "3", "--out", tmp / "out")
@@ -86,7 +84,6 @@ def test_clusters_recommend_trends_end_to_end(catalog):
     assert code == 0 and "rising" in out
 
 
-@needs_clips
 def test_new_upload_is_assigned_without_refit(catalog):
     tmp, cat, videos = catalog
     before = run_json("clusters", "--catalog", cat, "--min-size", "3")
@@ -106,7 +103,6 @@ def test_new_upload_is_assigned_without_refit(catalog):
     assert refit["fitted"]["videos"] == 10 and refit["fitted"]["fitted_at"] >= before["fitted"]["fitted_at"]
 
 
-@needs_clips
 def test_too_few_videos_is_a_clear_error(catalog, tmp_path):
     tmp, _, _ = catalog
     small = tmp_path / "small"

@@ -1,12 +1,16 @@
 """Bad values a user types or a file holds, on commands whose own tests are elsewhere: one line, exit ≠ 0, nothing
 half-written (issue #19)."""
 
+import json
 import os
+import re
 
 import pytest
 from conftest import micro_model, run_cli
 
 from tubelet import save_model
+from tubelet.anomaly.config import AnomalyConfig
+from tubelet.anomaly.normal import NormalModel
 from tubelet.data.datasets import PretrainDataset
 from tubelet.data.sources import list_sources
 from tubelet.demo import bundled_clips
@@ -120,7 +124,6 @@ def test_windows_of_one_video_are_bounded():
 
 def test_a_shard_row_with_a_nan_start_is_refused(tmp_path):
     import io
-    import json
     import tarfile
 
     with tarfile.open(tmp_path / "s.tar", "w") as tar:
@@ -152,3 +155,43 @@ def test_a_jsonl_row_with_a_non_finite_start_is_refused(tmp_path, value):
     with pytest.raises(TubeletError, match=r"m.jsonl:2: start_s .* must be a finite, non-negative") as e:
         list_sources(tmp_path / "m.jsonl")
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda m: m["config"].update(rate_hz=1e9), r"rate_hz must be in 0.1–240, got 1e\+09"),  # looped for ever
+    (lambda m: m["config"].update(rate_hz=float("nan")), "rate_hz must be a finite number, got nan"),
+    (lambda m: m["config"].update(bin_s=float("inf")), "bin_s must be a finite number, got inf"),
+    (lambda m: m["config"].update(short_side="abc"), "short_side must be an integer, got 'abc'"),
+    (lambda m: m["config"].update(cell=0), "cell must be in 1–1024, got 0"),
+    (lambda m: m["config"].update(bank_cells=10**12), r"bank_cells must be in 1–1e\+06"),
+    (lambda m: m.update(frame_size=[100000, 100000]), r"frame_size \[100000, 100000\] must be within"),  # 28 GiB
+    (lambda m: m.update(frame_size=[1, 2, 3]), "frame_size must be an integer or a pair"),
+    (lambda m: m.pop("config"), "config is missing"), (lambda m: m.update(config=None), "config is missing"),
+    (lambda m: m.update(config=[1]), "config must be an object"),
+    (lambda m: m.pop("calibration"), "calibration is missing"),
+    (lambda m: m["calibration"].update(combined_p99=float("nan")), "combined_p99 must be a finite number"),
+    (lambda m: m["calibration"]["scale"].update(frozen=0), "calibration scales must be positive"),
+    (lambda m: m["calibration"].update(median="x"), "calibration.median must be an object of numbers"),
+])
+def test_an_edited_anomaly_model_is_refused_before_it_is_used(tmp_path, monkeypatch, capsys, change, message):
+    """anomaly.json of a MODEL_DIR is a file anyone may edit: absurd values were loops that never ended, 28 GiB
+    frames, or tracebacks (KeyError, ZeroDivisionError) in `anomaly score`."""
+    model = NormalModel.fresh(AnomalyConfig(), (96, 176), None)
+    model.calibration.scale["frozen"] = 0.3
+    model.save(tmp_path / "cam")
+    manifest = json.loads((tmp_path / "cam" / "anomaly.json").read_text())
+    change(manifest)
+    (tmp_path / "cam" / "anomaly.json").write_text(json.dumps(manifest))
+    code, _, err = run_cli(monkeypatch, capsys, "anomaly", "score", CLIP, "--normal", tmp_path / "cam",
+                           "--out", tmp_path / "report")
+    one_line_error(code, err, f"error: {tmp_path / 'cam' / 'anomaly.json'}: ")
+    assert re.search(message, err), err
+
+
+@pytest.mark.parametrize("value", ["inf", "1e308", "nan", "99999999999999999999"])
+def test_serve_refuses_an_unbounded_upload_size(tmp_path, monkeypatch, capsys, value):
+    """inf and 1e308 MB were an OverflowError traceback (int(inf)); 1e20 MB was no limit at all."""
+    code, _, err = run_cli(monkeypatch, capsys, "serve", "--catalog", tmp_path / "c", "--port", "0",
+                           "--max-upload-mb", value)
+    assert code == 2 and "Traceback" not in err and err.count("error: ") == 1, err
+    assert "'--max-upload-mb'" in err.strip().splitlines()[-1], err

@@ -39,6 +39,13 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _check_replaceable(path: Path, marker: str) -> None:
+    """The demo replaces what an earlier demo left at `path`; anything else there is the user's and is kept."""
+    if path.exists() and not (path / marker).is_file() and not (path.is_dir() and not any(path.iterdir())):
+        raise TubeletError(f"{path}: exists and is not what an earlier demo left (no {marker} in it), so the demo "
+                           f"will not replace it; give another --out")
+
+
 def fit_steps(minutes: float, out: Path) -> int:
     """Steps that fill `minutes` of training on this machine, from a few timed steps."""
     probe = out / ".calibration"
@@ -56,8 +63,10 @@ def run_demo(out: str | Path = "runs/demo", minutes: float = 3.0, steps: int | N
     if minutes <= 0 and not steps:
         raise TubeletError("the demo needs a positive --minutes or --steps")
     run_dir = out / "run"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # the demo starts afresh each time
+    for path, marker in ((run_dir, "pretrain.yaml"), (out / ".calibration", "pretrain.yaml"),
+                         (out / "catalog", "catalog.json")):
+        _check_replaceable(path, marker)
+    shutil.rmtree(run_dir, ignore_errors=True)  # the demo starts afresh each time
     started = time.perf_counter()
     if not steps:
         _say(f"timing a few steps to fit {minutes:g} minutes …")

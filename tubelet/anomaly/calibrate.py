@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tubelet.config import coerce
+from tubelet.errors import TubeletError
+
 PERCENTILE = 99.0
 
 
@@ -53,5 +56,19 @@ class Calibration:
                 "normal_quantiles": self.normal_quantiles}
 
     @classmethod
-    def from_dict(cls, d: dict) -> Calibration:
-        return cls(dict(d["median"]), dict(d["scale"]), float(d["combined_p99"]), dict(d["normal_quantiles"]))
+    def from_dict(cls, d: dict, where: str = "calibration") -> Calibration:
+        """From its JSON form, every number checked finite (TubeletError naming `where` otherwise)."""
+        if not isinstance(d, dict):
+            raise TubeletError(f"{where}: calibration must be an object")
+
+        def numbers(key: str) -> dict[str, float]:
+            table = d.get(key)
+            if not isinstance(table, dict):
+                raise TubeletError(f"{where}: calibration.{key} must be an object of numbers")
+            return {str(k): coerce(f"calibration.{key}.{k}", v, float, where) for k, v in table.items()}
+
+        scale = numbers("scale")
+        p99 = coerce("calibration.combined_p99", d.get("combined_p99"), float, where)
+        if p99 <= 0 or any(v <= 0 for v in scale.values()):
+            raise TubeletError(f"{where}: calibration scales must be positive")
+        return cls(numbers("median"), scale, p99, numbers("normal_quantiles"))

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Any
 
+from tubelet.config import coerce
 from tubelet.errors import TubeletError
+
+# the sane range of every number (inclusive)
+LIMITS: dict[str, tuple[float, float]] = {
+    "rate_hz": (0.1, 240), "bin_s": (0.01, 3600), "short_side": (8, 4096), "patch": (1, 256), "cell": (1, 1024),
+    "num_frames": (2, 256), "frame_step": (1, 1000), "masks": (2, 16), "adapt_steps": (0, 10**9),
+    "adapt_batch": (1, 4096), "adapt_lr": (0, 10), "adapt_mask_ratio": (0, 0.99), "bank_cells": (1, 10**6),
+    "bank_windows": (1, 10**6), "max_windows": (1, 10**6), "folds": (2, 64), "threshold": (1e-6, 1e6),
+    "min_event_s": (0, 86400), "merge_gap_s": (0, 86400), "seed": (0, 2**32 - 1),
+}
 
 
 @dataclass(frozen=True)
@@ -38,10 +49,18 @@ class AnomalyConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.rate_hz <= 0 or self.bin_s <= 0 or self.short_side < self.patch or self.num_frames % 2:
-            raise TubeletError("anomaly config: rates, sizes and an even num_frames must be positive")
-        if not 2 <= self.masks <= 16:
-            raise TubeletError(f"anomaly config: masks must be 2–16, got {self.masks}")
+        """Every field of its type and finite, each number within its sane range (a model directory's anomaly.json
+        is a file anyone may have edited: nothing is allocated or looped over before this)."""
+        hints = typing.get_type_hints(AnomalyConfig)
+        for f in dataclasses.fields(self):
+            value = coerce(f.name, getattr(self, f.name), hints[f.name], "anomaly config")
+            lo, hi = LIMITS.get(f.name, (None, None))
+            if lo is not None and not lo <= value <= hi:
+                raise TubeletError(f"anomaly config: {f.name} must be in {lo:g}–{hi:g}, got {value:g}")
+            object.__setattr__(self, f.name, value)
+        if self.short_side < self.patch or self.num_frames % 2:
+            raise TubeletError(f"anomaly config: short_side ({self.short_side}) must be at least patch "
+                               f"({self.patch}) and num_frames ({self.num_frames}) even")
 
     @property
     def ticks_per_bin(self) -> int:

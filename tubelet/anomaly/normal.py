@@ -18,6 +18,7 @@ from tubelet.anomaly.config import AnomalyConfig
 from tubelet.anomaly.detectors import Detector, frame_detectors
 from tubelet.anomaly.mae import EmbeddingKNN, MAEScorer, Reconstruction
 from tubelet.atomic import atomic_dir
+from tubelet.config import coerce
 from tubelet.errors import TubeletError
 from tubelet.model.checkpoints import load_model, save_model
 from tubelet.model.videomae import VideoMAE
@@ -92,18 +93,42 @@ class NormalModel:
                                f"`tubelet anomaly fit`)") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise TubeletError(f"{path / MANIFEST}: unreadable ({e})") from None
-        if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
             raise TubeletError(f"{path}: not a version-{VERSION} {FORMAT} directory (fit it again with this build)")
         try:
             arrays = load_file(str(path / STATES))
         except (OSError, SafetensorError) as e:
             raise TubeletError(f"{path / STATES}: unreadable ({e})") from None
+        config, frame_size, calibration = _read_settings(manifest, path / MANIFEST)
         mae = load_model(path / MAE_DIR) if (path / MAE_DIR).is_dir() else None
-        model = cls.fresh(AnomalyConfig.from_dict(manifest["config"]), tuple(manifest["frame_size"]), mae)
-        if model.names != manifest["detectors"]:
-            raise TubeletError(f"{path}: detectors {manifest['detectors']} do not match this build's {model.names}")
+        model = cls.fresh(config, frame_size, mae)
+        if model.names != manifest.get("detectors"):
+            raise TubeletError(f"{path}: detectors {manifest.get('detectors')} do not match this build's "
+                               f"{model.names}")
         for d in model.detectors + model.window_detectors:
             d.load({k.split(".", 1)[1]: v for k, v in arrays.items() if k.split(".", 1)[0] == d.name})
-        model.calibration = Calibration.from_dict(manifest["calibration"])
+        model.calibration = calibration
         model.info = {k: v for k, v in manifest.items() if k in ("model", "normal", "fit")}
         return model
+
+
+MAX_FRAME_SIDE = 8192
+
+
+def _read_settings(manifest: dict[str, Any], where: Path) -> tuple[AnomalyConfig, tuple[int, int], Calibration]:
+    """The config, analysis frame size and calibration a model directory's manifest holds, each checked (types,
+    finite numbers, sane sizes) before anything is built from them; TubeletError naming the file otherwise."""
+    for key in ("config", "frame_size", "calibration"):
+        if manifest.get(key) is None:
+            raise TubeletError(f"{where}: {key} is missing or null")
+    if not isinstance(manifest["config"], dict):
+        raise TubeletError(f"{where}: config must be an object")
+    try:
+        config = AnomalyConfig.from_dict(manifest["config"])
+    except TubeletError as e:
+        raise TubeletError(f"{where}: {e}") from None
+    frame_size = coerce("frame_size", manifest["frame_size"], tuple[int, int], str(where))
+    if not all(config.patch <= side <= MAX_FRAME_SIDE for side in frame_size):
+        raise TubeletError(f"{where}: frame_size {list(frame_size)} must be within {config.patch}–{MAX_FRAME_SIDE} "
+                           f"pixels a side")
+    return config, frame_size, Calibration.from_dict(manifest["calibration"], str(where))

@@ -35,7 +35,8 @@ def serve(
     public: bool = typer.Option(False, "--public", help="Allow a non-local --host without a token (read-only)."),
     model: str = typer.Option(None, "--model", help="Create the catalog with this model when it does not exist."),
     overrides: list[str] = typer.Option([], "--set", help="Model config override FIELD=VALUE (with --model)."),
-    max_upload_mb: float = typer.Option(200.0, "--max-upload-mb", min=0.001, help="Largest upload accepted."),
+    max_upload_mb: float = typer.Option(200.0, "--max-upload-mb", min=0.001, max=1e6,
+                                        help="Largest upload accepted (up to 1e6 MB)."),
     readers: int = typer.Option(1, "--jobs", min=1, max=64, help="Upload jobs run at once (each uses the model)."),
     anomaly: Path = typer.Option(None, "--anomaly", help="A camera's normal model (`tubelet anomaly fit`): enables "
                                                          "POST /api/anomaly."),
