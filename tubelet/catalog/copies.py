@@ -13,10 +13,11 @@ A copy keeps the order of its source but may play at another speed, so matched p
 line t_src = slope·t_query + offset with slope in [SLOPE_MIN, SLOPE_MAX] (0.75–1.5× speed changes, with room).
 For each candidate video and orientation, a Hough vote over (slope, offset) finds the best line; the pairs within
 one item spacing of it are its inliers, and lines are taken out one after the other (a compilation can take
-several pieces of one source). Inliers closer than MAX_GAP_S in query time form a copied span, located in query
-and source time; its evidence is the summed weight of its frames in seconds, E, and its score 1 − 2^(−E / E_HALF):
-0.5 = E_HALF seconds of perfectly matching frames on one alignment, 0.9 ≈ 3.3·E_HALF. A (query, catalog video)
-pair scores like the evidence of all its spans together, so one threshold works across the catalog.
+several pieces of one source). Inliers closer than MAX_GAP_S in query time form a copied span, followed outward
+along its line while the query still matches the source there (`follow`), located in query and source time; its
+evidence is the summed weight of its found frames in seconds, E, and its score 1 − 2^(−E / E_HALF): 0.5 = E_HALF
+seconds of perfectly matching frames on one alignment, 0.9 ≈ 3.3·E_HALF. A (query, catalog video) pair scores
+like the evidence of all its spans together, so one threshold works across the catalog.
 
 Spans scoring `min_score` or more count as copied. The share of the query they cover is what it shares with the
 catalog; originality = 1 − share, and a video sharing ≥ `flag_at` (70 %) is flagged.
@@ -250,13 +251,13 @@ def lines_of(p: Pairs, spacing: float, min_evidence: float) -> list[Line]:
 
 @dataclass
 class Matches:
-    """One query view's matched pairs (query row, catalog row, weight), and for each query row its chance level
+    """One query view's matched pairs (query row, catalog row, weight), and for each query row its own chance level
     and its best similarity to each catalog video [Q, V] (columns in the order videos come in the rows)."""
 
     qi: np.ndarray
     ci: np.ndarray
     weight: np.ndarray
-    chance: np.ndarray
+    chance: np.ndarray  # [Q] best similarity to the BG_RANK-th most similar video (−1 with fewer videos)
     per_video: np.ndarray
 
 
