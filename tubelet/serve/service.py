@@ -109,20 +109,13 @@ class Service:
     def snapshot(self) -> Snapshot:
         """The latest committed catalog state (re-read only when the manifest was replaced)."""
         with self._lock:
-            for attempt in range(3):
-                try:
-                    stamp = _stamp(self.root)
-                    if self._snapshot is not None and self._snapshot.stamp == stamp:
-                        return self._snapshot
-                    cat = Catalog.open(self.root)
-                    cat.warm()  # maps every fragment and builds the search tables now, not on a request
-                    records = {v.id: v for v in cat.videos()}
-                    self._snapshot = Snapshot(cat, stamp, records)
-                    return self._snapshot
-                except (OSError, TubeletError):  # a commit landed between reading the manifest and its fragments
-                    if attempt == 2:
-                        raise
-        raise AssertionError("unreachable")
+            stamp = _stamp(self.root)  # read before opening: a commit in between only means one more re-read
+            if self._snapshot is not None and self._snapshot.stamp == stamp:
+                return self._snapshot
+            cat = Catalog.open(self.root)  # retries itself when a writer commits while it maps the fragments
+            cat.warm()  # builds the search tables now, not on a request
+            self._snapshot = Snapshot(cat, stamp, {v.id: v for v in cat.videos()})
+            return self._snapshot
 
     def embedder(self) -> Embedder:
         """The catalog's model, loaded once (and checked to be the one that made the vectors)."""
