@@ -197,6 +197,37 @@ def test_bad_settings_are_one_line_errors(catalog):
         find_copies(catalog, query_of(frames(1, 3)), min_score=1.0)
 
 
+def test_both_readings_of_a_video_are_stored_and_either_finds_it(tmp_path):
+    """A video whose margins read two ways keeps both in the catalog (the strict rows after the first ones, at the
+    same instants): a copy that shows only the strict reading is found, which it is not where the catalog keeps
+    the first reading alone, and a query by the video's id gets both readings back, apart."""
+    from tubelet.catalog.embed import VideoEmbedding
+    from tubelet.catalog.fingerprint import split_readings
+
+    others = [entry(i) for i in range(10) if i != 3]
+    e = entry(3)
+    strict = frames(303, 20)  # the same video in its strict box: other fingerprints
+    emb = VideoEmbedding(e.record.path, "3" * 64, 1, 20.0, 25.0, 8, 8, MODEL.id, e.starts, e.ends, e.segments,
+                         e.vector, e.fp_times, e.fp_vectors, strict)
+    both = Catalog.create(tmp_path / "both", MODEL)
+    both.add([*others, emb.to_entry()], MODEL.id)
+    f = both.frames([emb.id])
+    assert len(f.times) == 2 * len(e.fp_times) and split_readings(f.times) == len(e.fp_times)
+    np.testing.assert_array_equal(f.times[len(e.fp_times):], e.fp_times)
+    copy = query_of(at(strict, 4 + fp_times(8)), frames(99, 2))
+    report = find_copies(both, copy)
+    assert [s.id for s in report.spans] == [emb.id] and report.flagged
+    assert report.spans[0].start_s == pytest.approx(4, abs=0.5)
+    first_only = Catalog.create(tmp_path / "first", MODEL)
+    first_only.add([*others, e], MODEL.id)
+    assert not find_copies(first_only, copy).flagged
+    q = make_query(both, emb.id, 2.0, 12.0)
+    assert len(q.fp_vectors) == len(q.fp_alt) > 0 and split_readings(q.fp_times) == len(q.fp_times)
+    np.testing.assert_allclose(q.fp_vectors, e.fp_vectors[(e.fp_times >= 2) & (e.fp_times <= 12)])
+    np.testing.assert_allclose(q.fp_alt, strict[(e.fp_times >= 2) & (e.fp_times <= 12)])
+    assert split_readings(fp_times(5)) == 10 and split_readings(np.zeros(0)) == 0
+
+
 def test_captioned_black_bars_get_a_second_reading_that_matches_the_picture():
     """Text burnt into black bars has edges, so the first content box keeps the bars; the strict reading cuts the
     rows black in every frame, and its fingerprints match those of the picture alone. A dark picture that

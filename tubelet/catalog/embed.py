@@ -24,7 +24,7 @@ import torch
 
 from tubelet.atomic import atomic_open
 from tubelet.catalog.fingerprint import DIM as FP_DIM
-from tubelet.catalog.fingerprint import Fingerprints, FrameSampler, fingerprint_file
+from tubelet.catalog.fingerprint import Fingerprints, FrameSampler, fingerprint_file, with_alt
 from tubelet.catalog.store import ModelInfo, VideoEntry, VideoRecord
 from tubelet.config import PRESETS
 from tubelet.data import VideoInfo, probe, read_frames_at, sliding_windows
@@ -128,7 +128,8 @@ class VideoEmbedding:
                           fps=self.fps, width=self.width, height=self.height, size_bytes=self.size_bytes,
                           num_segments=len(self.segments), added_at=datetime.now(UTC).isoformat(timespec="seconds"),
                           meta=dict(meta or {}))
-        return VideoEntry(rec, self.vector, self.starts, self.ends, self.segments, self.fp_times, self.fp_vectors)
+        fp_times, fp_vectors = with_alt(Fingerprints(self.fp_times, self.fp_vectors, (0, 0, 0, 0), self.fp_alt))
+        return VideoEntry(rec, self.vector, self.starts, self.ends, self.segments, fp_times, fp_vectors)
 
 
 def model_identity(model: VideoMAE, layer: int, pool: str, tokens: float = 1.0, precision: str = "fp32") -> str:

@@ -10,9 +10,12 @@ in both orientations by negating them (`mirrored`), without decoding it twice.
 Margins are not always clean: text burnt into black bars carries edges, so the bars read as content, and the
 blurred fill of a 9:16 re-frame of a plain, low-texture picture can carry a fifth of the picture's edge energy. A
 video whose box changes under a *strict* reading (rows and columns black in every frame are margin, and those
-under 2 × MARGIN_ENERGY of the middle's energy) gets a second set of fingerprints of that box (`alt`): queries
-are matched in both readings (the catalog stores the first only, so a look-alike's chances grow only on the
-query's side, and only for such videos).
+under 2 × MARGIN_ENERGY of the middle's energy) gets a second set of fingerprints of that box (`alt`). Either
+reading can be the right one, and re-encoding can tip a near-threshold margin either way (a low-contrast, almost
+textureless picture such as asphalt seen from above: the first box of one copy fell where the strict box of
+another did), so both sides keep both: queries are matched in both readings, and the catalog stores a video's
+strict rows after its first ones, at the same instants (`with_alt`, `split_readings`). Only such videos get the
+extra rows.
 """
 
 from __future__ import annotations
@@ -152,6 +155,20 @@ class FrameSampler:
         box, cut = content_box(g), content_box(g, strict=True)
         return Fingerprints(self.times[have], describe(g, box), box,
                             describe(g, cut) if cut != box else np.zeros((0, DIM), np.float32))
+
+
+def with_alt(fp: Fingerprints) -> tuple[np.ndarray, np.ndarray]:
+    """(times, vectors) of the rows a catalog stores: the first reading, then the strict one (when there) at the same
+    instants."""
+    n = len(fp.alt)
+    return np.concatenate([fp.times, fp.times[:n]]), np.concatenate([fp.vectors, fp.alt]).astype(np.float32)
+
+
+def split_readings(times: np.ndarray) -> int:
+    """The number of a video's stored rows (`with_alt`) that belong to its first reading: up to where the times
+    stop increasing."""
+    back = np.flatnonzero(np.diff(times) <= 0)
+    return int(back[0]) + 1 if len(back) else len(times)
 
 
 def fingerprint_file(path: str | os.PathLike, start_s: float, end_s: float) -> Fingerprints:
