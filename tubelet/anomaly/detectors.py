@@ -218,12 +218,12 @@ class Lighting(Detector):
 class Shift(Detector):
     """The camera moved: how far (in % of the picture's short side) the picture has to be shifted to match the
     normal reference picture (the median of normal frames). Both are compared as brightness-free gradient images
-    (complex gx + i·gy over their mean magnitude: an exposure swing changes nothing, and the few edges of a
-    textureless scene — lines on asphalt — carry the match); the shift comes from phase correlation, and counts
-    only when it matches the reference's most textured pixels at least 10 % better than no shift. A knocked camera
-    stays moved, so new footage is compared with the normal reference, not with its own past; a camera that sways
-    by a pixel or two in its normal footage sets its own scale (at least `floor`). A segment takes its median tick.
-    """
+    (complex gx + i·gy over their median magnitude: an exposure swing or a bright car changes nothing; the few
+    edges of a textureless scene — lines on asphalt — carry the match); the shift comes from phase correlation and
+    counts only when it matches the reference's most textured pixels at least 10 % better than no shift. A knocked
+    camera stays moved, so new footage is compared with the normal reference, not with its own past; a camera
+    that sways by a pixel or two in its normal footage sets its own scale (at least `floor`). A segment takes its
+    median tick."""
 
     name, kind, floor = "shift", MOVED, 2.0
     taper = 0.2  # fraction of each side tapered by the window (a Hann window would hide edges near the border)
@@ -236,7 +236,7 @@ class Shift(Detector):
     @staticmethod
     def _gradient(luma: np.ndarray) -> np.ndarray:
         g = cv2.Sobel(luma, cv2.CV_32F, 1, 0, ksize=3) + 1j * cv2.Sobel(luma, cv2.CV_32F, 0, 1, ksize=3)
-        return g / (np.abs(g).mean() + 1e-6)
+        return g / (np.median(np.abs(g)) + 1e-6)
 
     def _prepare(self) -> None:
         h, w = self.reference.shape
