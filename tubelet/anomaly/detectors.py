@@ -47,6 +47,7 @@ class Detector(ABC):
     name = ""
     kind = ""
     floor = 1e-6  # smallest calibration scale (median → 99th percentile) in raw units
+    gate = 0.0  # calibrated score below which the detector adds no evidence (guards: their own normal p99)
 
     @abstractmethod
     def fit(self, ticks: Ticks) -> np.ndarray: ...
@@ -138,7 +139,7 @@ class Frozen(Detector):
     """A picture that stops changing: −log10 of the change of its liveliest cell (a live camera always has some
     noise or motion somewhere; a frozen picture has none anywhere)."""
 
-    name, kind, floor = "frozen", FROZEN, 0.3
+    name, kind, floor, gate = "frozen", FROZEN, 0.3, 1.0
 
     @staticmethod
     def _raw(motion: np.ndarray) -> np.ndarray:
@@ -186,7 +187,7 @@ class Lighting(Detector):
     brightness (objects move a few cells, light moves them all), and the same for texture (a covered or
     blinded lens flattens every cell)."""
 
-    name, kind, floor = "lighting", LIGHTING, 0.05
+    name, kind, floor, gate = "lighting", LIGHTING, 0.05, 1.0
 
     def __init__(self) -> None:
         self.reference = np.zeros((0, 2), np.float32)  # [C, 2] normal median of cell luma and cell texture
@@ -225,7 +226,7 @@ class Shift(Detector):
     that sways by a pixel or two in its normal footage sets its own scale (at least `floor`). A segment takes its
     median tick."""
 
-    name, kind, floor = "shift", MOVED, 2.0
+    name, kind, floor, gate = "shift", MOVED, 2.0, 1.0
     taper = 0.2  # fraction of each side tapered by the window (a Hann window would hide edges near the border)
     textured = 10.0  # % of the reference's pixels, its strongest gradients, that verify a shift
     better = float(np.log(1.1))  # how much better the shifted match must be
