@@ -47,6 +47,7 @@ class Detector(ABC):
     name = ""
     kind = ""
     floor = 1e-6  # smallest calibration scale (median → 99th percentile) in raw units
+    gate = 0.0  # calibrated score below which the detector adds no evidence (guards: their own normal p99)
 
     @abstractmethod
     def fit(self, ticks: Ticks) -> np.ndarray: ...
@@ -68,8 +69,11 @@ class Detector(ABC):
 
 class CellKNN(Detector):
     """Per cell, the distance of its state to the nearest normal state of the same cell (distinct normal states,
-    scaled per feature), relative to how far that cell's normal states usually lie from each other (busy cells
-    differ more); a tick's score is the mean of its `top` most unusual cells — small objects count."""
+    scaled per feature) above that cell's usual (median) distance, in one unit for the whole scene (how far the
+    median cell's normal states lie from each other); a tick's score is the mean of its `top` most unusual cells —
+    small objects count. (A unit per cell, wider where people walk, hid an object crossing the same place: mean
+    AUROC over seeds 0/1 × 3 scenes 0.889 → 0.900, the parking lot 0.808/0.748 → 0.826/0.797, the plaza's seed 0
+    0.949 → 0.934.)"""
 
     def __init__(self, name: str, kind: str, field: str, cap: int = 1024, quantum: float = 0.25, top: int = 3,
                  seed: int = 0, spread_floor: float = 0.5) -> None:
@@ -78,7 +82,7 @@ class CellKNN(Detector):
         self.scale = np.ones(1, np.float32)
         self.bank = np.zeros((0, 0, 0), np.float32)  # [C, M, d], padded with PAD
         self.center = np.zeros(0, np.float32)  # [C] median normal distance (cross-fitted)
-        self.spread = np.ones(0, np.float32)  # [C] its 95th percentile above the median, at least spread_floor
+        self.spread = np.ones(1, np.float32)  # [1] the median cell's 95th percentile above its median (≥ spread_floor)
 
     def _bank(self, z: np.ndarray) -> np.ndarray:
         """z [N, C, d] scaled → [C, M, d]: per cell its distinct states (on a `quantum` grid), at most `cap`."""
@@ -120,7 +124,8 @@ class CellKNN(Detector):
             past = ticks.fold < f if f > ticks.fold.min() else ~held
             d[held] = self._cell_distances(z[held], self._bank(z[past]) if past.any() else self._bank(z))
         self.center = np.median(d, 0)
-        self.spread = np.maximum(np.percentile(d, 95, axis=0) - self.center, self.spread_floor)
+        excess = np.median(np.percentile(d, 95, axis=0) - self.center)  # one unit for the whole scene
+        self.spread = np.full(1, max(float(excess), self.spread_floor), np.float32)
         self.bank = self._bank(z)
         return self._top(d)
 
@@ -138,7 +143,7 @@ class Frozen(Detector):
     """A picture that stops changing: −log10 of the change of its liveliest cell (a live camera always has some
     noise or motion somewhere; a frozen picture has none anywhere)."""
 
-    name, kind, floor = "frozen", FROZEN, 0.3
+    name, kind, floor, gate = "frozen", FROZEN, 0.3, 1.0
 
     @staticmethod
     def _raw(motion: np.ndarray) -> np.ndarray:
@@ -186,7 +191,7 @@ class Lighting(Detector):
     brightness (objects move a few cells, light moves them all), and the same for texture (a covered or
     blinded lens flattens every cell)."""
 
-    name, kind, floor = "lighting", LIGHTING, 0.05
+    name, kind, floor, gate = "lighting", LIGHTING, 0.05, 1.0
 
     def __init__(self) -> None:
         self.reference = np.zeros((0, 2), np.float32)  # [C, 2] normal median of cell luma and cell texture
@@ -225,7 +230,7 @@ class Shift(Detector):
     that sways by a pixel or two in its normal footage sets its own scale (at least `floor`). A segment takes its
     median tick."""
 
-    name, kind, floor = "shift", MOVED, 2.0
+    name, kind, floor, gate = "shift", MOVED, 2.0, 1.0
     taper = 0.2  # fraction of each side tapered by the window (a Hann window would hide edges near the border)
     textured = 10.0  # % of the reference's pixels, its strongest gradients, that verify a shift
     better = float(np.log(1.1))  # how much better the shifted match must be
