@@ -304,7 +304,7 @@ def main() -> None:
     ap.add_argument("--cost-videos", type=int, default=1000)
     ap.add_argument("--cost-repeats", type=int, default=2)
     ap.add_argument("--no-baseline", action="store_true")
-    ap.add_argument("--channels", nargs="+", default=["frames", "frames+segments", "segments"],
+    ap.add_argument("--channels", nargs="+", default=["frames", "frames+crops", "frames+crops+segments", "segments"],
                     help="evidence channel sets to compare (frames: fingerprints; segments: the model, whitened)")
     args = ap.parse_args()
     args.model = args.model or ["runs/demo", "vit_tiny"]

@@ -4,6 +4,7 @@ video with known cuts, repeats and distinctiveness on synthetic vectors, and `tu
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 from conftest import REAL_VIDEOS, needs_shared, run_cli, splice
@@ -12,7 +13,7 @@ from test_catalog_search import MODEL, entry, walk
 from tubelet.analysis.distinctiveness import distinctiveness
 from tubelet.analysis.pacing import Span, dead_stretches, pacing, shots_between
 from tubelet.analysis.repeats import repeats_within
-from tubelet.analysis.signals import Novelty, Signals, frame_signals
+from tubelet.analysis.signals import Novelty, Residual, Signals, frame_signals
 from tubelet.analysis.transitions import detect_cuts
 from tubelet.catalog.search import Query
 from tubelet.catalog.store import Catalog
@@ -22,17 +23,21 @@ FPS = 25.0
 
 
 def signals(change: np.ndarray, grid: np.ndarray | None = None, brightness: np.ndarray | None = None,
-            shot: np.ndarray | None = None, novel: np.ndarray | None = None) -> Signals:
+            shot: np.ndarray | None = None, novel: np.ndarray | None = None,
+            unpredicted: np.ndarray | None = None, across: np.ndarray | None = None) -> Signals:
     """Signals of n frames; `shot` numbers each frame's picture (its colour histogram: one bin per shot); `novel`
-    is the new change (all of the change: Signals.changed is the same)."""
+    is the new change (all of the change: Signals.changed is the same); `unpredicted` the share motion does not
+    predict (and `across`, where it jumps: what the frames on its two sides do not predict of each other)."""
     n = len(change)
     novel = np.zeros(n) if novel is None else novel
+    unpredicted = np.zeros(n) if unpredicted is None else unpredicted
+    across = np.zeros(n) if across is None else across
     grid = np.zeros((n, 16, 16), np.float32) if grid is None else grid
     bright = np.full(n, 0.5) if brightness is None else brightness
     contrast = np.where(bright < 0.07, 0.0, 0.2)
     hist = np.eye(64, dtype=np.float32)[np.zeros(n, int) if shot is None else shot % 64]
     return Signals("x.mp4", FPS, np.arange(n) / FPS, change, hist, grid, bright, contrast, np.full((n, 2), 0.1),
-                   novel, novel)
+                   novel, novel, change, change, unpredicted, across)
 
 
 def test_cuts_are_isolated_spikes_that_last():
@@ -65,6 +70,44 @@ def test_jump_cuts_are_spikes_of_new_change_that_last():
     sig = signals(np.full(n, 0.01), grid, novel=novel)
     sig.changed = np.full(n, 0.1)  # most of the change at frame 60 is motion: no cut
     assert len(detect_cuts(sig)) == 0
+
+
+def test_jump_cuts_are_spikes_of_what_motion_does_not_predict():
+    """A jump cut while the subject keeps moving: most of each frame's change is motion (predicted by optical flow);
+    at the jump a larger share is not, and the frames on its two sides do not predict each other either."""
+    n = 150
+    unpredicted = np.full(n, 0.02)  # what the subject's own motion leaves unpredicted
+    across = np.zeros(n)
+    unpredicted[50], across[50] = 0.2, 0.2  # 10× its surroundings, and it lasts: a jump cut (2.0 s)
+    unpredicted[90], across[90] = 0.2, 0.02  # a flash: once it is over, the frame before predicts the one after
+    unpredicted[120], across[120] = 0.08, 0.08  # 4× its surroundings: within what motion does
+    np.testing.assert_allclose(detect_cuts(signals(np.full(n, 0.01), unpredicted=unpredicted, across=across)),
+                               [2.0])
+    unpredicted[45:56] = 0.2  # the same inside a stretch of unpredicted change (fast action): no spike
+    assert len(detect_cuts(signals(np.full(n, 0.01), unpredicted=unpredicted, across=across))) == 0
+
+
+def test_residual_of_a_moving_a_jumping_and_a_flashing_picture():
+    """Optical flow predicts a textured picture that slides (little left over); a jump (the picture replaced by
+    another part of itself) and a flash are not predicted, but after the flash the frame before predicts the one
+    after again, and after the jump it does not."""
+    rng = np.random.default_rng(0)
+    texture = cv2.resize(rng.integers(0, 256, (40, 120), np.uint8), (480, 160), interpolation=cv2.INTER_CUBIC)
+    xs = [0, 2, 4, 6, 8, 10, 150, *range(152, 180, 2)]  # slides 2 px a frame, jumps at frame 6
+    res = Residual(window=6)
+    for i, x in enumerate(xs):
+        frame = texture[48:112, x:x + 112].copy()
+        if i == 16:  # a one-frame flash
+            frame = cv2.add(frame, 150)
+        res.add(frame)
+    res.finish()
+    unpredicted, across = np.array(res.unpredicted), np.array(res.across)
+    assert unpredicted[[1, 2, 3, 4, 5, 7, 8, 9]].max() < 0.05  # sliding: predicted
+    assert np.array(res.residual)[3] < 0.3 * np.array(res.diff)[3]  # most of the change is explained by motion
+    assert unpredicted[6] > 0.5 and unpredicted[16] > 0.5  # the jump and the flash are not
+    assert across[6] > 0.5 * unpredicted[6]  # the jump lasts
+    assert 0.0 < across[16] < 0.5 * unpredicted[16]  # the flash does not
+    assert across[[1, 2, 3, 4, 5, 7, 8, 9]].max() == 0.0  # judged only where it jumps
 
 
 def test_novelty_of_a_moving_and_a_jumping_square():

@@ -1,12 +1,13 @@
 """Shot transitions on real spliced clips (ffmpeg xfade): each kind found, typed, and its span within 3 frames; and
 clips that hold none (a whip pan, flashes) give none. TransNetV2 (slow) is compared on the same edit."""
 
+import numpy as np
 import pytest
 from conftest import REAL_VIDEOS, needs_shared
 
 from tubelet.analysis.edits import Edit, Join, Piece
 from tubelet.analysis.signals import frame_signals
-from tubelet.analysis.transitions import FastDetector, Transition, TransNetV2Detector
+from tubelet.analysis.transitions import FastConfig, FastDetector, Transition, TransNetV2Detector, detect_cuts
 
 FPS = 25
 TOL = 3 / FPS
@@ -60,6 +61,33 @@ def test_jump_cut_in_one_framing(tmp_path):
     assert [d.kind for d in found] == ["cut", "cut"], found
     for d, t in zip(found, e.truth(), strict=True):
         assert abs(d.start_s - t.start_s) <= 1 / FPS, (d, t)
+
+
+@needs_shared("the players' motion against the jumps is measured on basketball_gym.mp4")
+def test_jump_cuts_while_the_players_keep_moving(tmp_path):
+    """A gym with 1.4 s and 2.4 s skipped: the players' own motion changes as much of the picture as the jump does
+    (the colour, layout and new-change channels miss both); what motion does not predict jumps. Both are found
+    within a frame, and nothing else."""
+    src = "basketball_gym.mp4"
+    e = Edit("gym", 256, 144, FPS, [clip(src, 1.06, 33), clip(src, 3.46, 33), clip(src, 7.16, 55)], [Join("cut")] * 2)
+    sig = frame_signals(e.render(tmp_path / "gym.mp4"))
+    found = FastDetector().detect(sig)
+    assert [d.kind for d in found] == ["cut", "cut"], found
+    for d, t in zip(found, e.truth(), strict=True):
+        assert abs(d.start_s - t.start_s) <= 1 / FPS, (d, t)
+    assert len(detect_cuts(sig, min_unpredicted=np.inf)) == 0  # without that channel: neither
+
+
+@needs_shared("these two whip pans ramp like a transition (measured on these clips)")
+@pytest.mark.parametrize("src,start_s,at", [("arm_wrestling.mp4", 3.08, (0.87, 0.34)),
+                                            ("face_expressions_woman.mp4", 2.92, (2.12, 0.39))])
+def test_a_whip_pan_that_motion_explains_is_no_transition(tmp_path, src, start_s, at):
+    """Two whip pans whose blurred frames ramp like a wipe or a cross-fade; optical flow predicts most of each
+    frame's change (a blend or a wipe is not predicted), so neither is a transition."""
+    e = Edit("whip", 256, 144, 30, [Piece(str(REAL_VIDEOS / src), start_s, 110)], effect="whip", effect_at=at)
+    sig = frame_signals(e.render(tmp_path / "whip.mp4"))
+    assert FastDetector().detect(sig) == []
+    assert FastDetector(FastConfig(min_unexplained=0.0)).detect(sig) != []  # the ramp is there without that test
 
 
 @pytest.mark.parametrize("effect,at", [("whip", (1.2, 0.3)), ("flash", (0.8, 1.9))])

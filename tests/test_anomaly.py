@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 from conftest import REAL_VIDEOS, needs_shared, run_cli
 
+from tubelet.anomaly.detectors import Shift, Ticks
+from tubelet.anomaly.features import LUMA
+from tubelet.anomaly.frames import open_reader, ticks
 from tubelet.anomaly.normal import NormalModel
-from tubelet.anomaly.synthetic import inject, read_frames, write_frames
+from tubelet.anomaly.synthetic import _shift, inject, read_frames, write_frames
 
 BUNDLED = Path(__file__).resolve().parents[1] / "tubelet" / "assets" / "clips"
 RATE = 10.0
@@ -154,3 +157,20 @@ def test_default_model_adapts_and_scores(footage, monkeypatch, capsys):
     a, b = footage["event"]
     events = json.loads(out)["videos"][0]["events"]
     assert any(abs(e["start_s"] - a) <= 1.0 and abs(e["end_s"] - b) <= 1.0 for e in events), events
+
+
+def test_shift_guard_measures_a_knock_on_textureless_asphalt_and_ignores_exposure():
+    """The bundled parking lot (grey asphalt, a few painted lines, auto-exposure, a white car, a mast that sways by a
+    pixel): the camera-moved guard reports a knock as its size in % of the short side, and for the same footage in
+    place or darkened at most the sway, under its smallest scale."""
+    with open_reader(BUNDLED / "parking_lot_overhead_static.mp4") as reader:
+        luma = np.stack([t.rgb for t in ticks(reader, lambda *_: (96, 176), RATE)]).astype(np.float32) @ LUMA / 255
+    n = int(0.6 * len(luma))
+    shift = Shift()
+    normal = shift.fit(Ticks(None, None, None, None, np.zeros(n), luma[:n], np.arange(n), np.zeros(n, int)))
+    later = luma[n:]
+    assert np.percentile(normal, 90) == 0
+    knocked = np.array([shift._raw(y) for y in _shift(later[..., None], 5, -7)[..., 0]])
+    assert np.median(knocked) == pytest.approx(100 * np.hypot(5, 7) / 96, abs=1.0)
+    for same in (later, later * 0.55):  # in place; darker (the camera's exposure, lights)
+        assert np.median([shift._raw(y) for y in same]) < Shift.floor

@@ -197,6 +197,37 @@ def test_bad_settings_are_one_line_errors(catalog):
         find_copies(catalog, query_of(frames(1, 3)), min_score=1.0)
 
 
+def test_both_readings_of_a_video_are_stored_and_either_finds_it(tmp_path):
+    """A video whose margins read two ways keeps both in the catalog (the strict rows after the first ones, at the
+    same instants): a copy that shows only the strict reading is found, which it is not where the catalog keeps
+    the first reading alone, and a query by the video's id gets both readings back, apart."""
+    from tubelet.catalog.embed import VideoEmbedding
+    from tubelet.catalog.fingerprint import split_readings
+
+    others = [entry(i) for i in range(10) if i != 3]
+    e = entry(3)
+    strict = frames(303, 20)  # the same video in its strict box: other fingerprints
+    emb = VideoEmbedding(e.record.path, "3" * 64, 1, 20.0, 25.0, 8, 8, MODEL.id, e.starts, e.ends, e.segments,
+                         e.vector, e.fp_times, e.fp_vectors, strict)
+    both = Catalog.create(tmp_path / "both", MODEL)
+    both.add([*others, emb.to_entry()], MODEL.id)
+    f = both.frames([emb.id])
+    assert len(f.times) == 2 * len(e.fp_times) and split_readings(f.times) == len(e.fp_times)
+    np.testing.assert_array_equal(f.times[len(e.fp_times):], e.fp_times)
+    copy = query_of(at(strict, 4 + fp_times(8)), frames(99, 2))
+    report = find_copies(both, copy)
+    assert [s.id for s in report.spans] == [emb.id] and report.flagged
+    assert report.spans[0].start_s == pytest.approx(4, abs=0.5)
+    first_only = Catalog.create(tmp_path / "first", MODEL)
+    first_only.add([*others, e], MODEL.id)
+    assert not find_copies(first_only, copy).flagged
+    q = make_query(both, emb.id, 2.0, 12.0)
+    assert len(q.fp_vectors) == len(q.fp_alt) > 0 and split_readings(q.fp_times) == len(q.fp_times)
+    np.testing.assert_allclose(q.fp_vectors, e.fp_vectors[(e.fp_times >= 2) & (e.fp_times <= 12)])
+    np.testing.assert_allclose(q.fp_alt, strict[(e.fp_times >= 2) & (e.fp_times <= 12)])
+    assert split_readings(fp_times(5)) == 10 and split_readings(np.zeros(0)) == 0
+
+
 def test_captioned_black_bars_get_a_second_reading_that_matches_the_picture():
     """Text burnt into black bars has edges, so the first content box keeps the bars; the strict reading cuts the
     rows black in every frame, and its fingerprints match those of the picture alone. A dark picture that
@@ -229,3 +260,91 @@ def test_captioned_black_bars_get_a_second_reading_that_matches_the_picture():
     for i, frame in enumerate(picture):
         plain.offer(plain.times[i], np.repeat(frame[..., None], 3, -1))
     assert len(plain.fingerprints().alt) == 0
+
+
+def panning(seed: int, n: int = 20) -> np.ndarray:
+    """Grey frames [n, 96, 170] of a camera panning over a smooth texture of its own."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    tex = cv2.resize(rng.integers(0, 256, (8, 14)).astype(np.uint8), (280, 160), interpolation=cv2.INTER_CUBIC)
+    return np.stack([tex[2 * i:2 * i + 96, 3 * i:3 * i + 170] for i in range(n)])
+
+
+def sampled(grey: np.ndarray):
+    """The fingerprints (and thumbnails) of grey frames shown at FPS."""
+    from tubelet.catalog.fingerprint import FrameSampler
+
+    s = FrameSampler(0.0, len(grey) / FPS)
+    for t, f in zip(s.times, grey, strict=True):
+        s.offer(float(t), np.repeat(f[..., None], 3, -1))
+    return s.fingerprints()
+
+
+def pixel_entry(i: int, grey: np.ndarray) -> VideoEntry:
+    fp, n = sampled(grey), len(grey) // 2
+    seg = walk(i, n)
+    rec = VideoRecord(id=f"vid{i}", path=f"/v/{i}.mp4", content_hash=str(i), duration_s=n, fps=25.0, width=170,
+                      height=96, size_bytes=1, num_segments=n, added_at="", meta={})
+    return VideoEntry(rec, seg.mean(0), np.arange(n, dtype=float), np.arange(n, dtype=float) + 2, seg, fp.times,
+                      fp.vectors, fp.thumbs)
+
+
+def test_an_off_centre_80_percent_crop_is_located_through_its_sources_crop_views(tmp_path):
+    """The fingerprints of an 80 % crop away from the crop lattice see their source weakly and, the camera panning,
+    one second off; the crop views of the source (compared because the fingerprints saw it) match it strongly and
+    in place. An unrelated video gets no crop evidence, and a lattice view is the fingerprint of that crop."""
+    import cv2
+
+    from tubelet.catalog.fingerprint import CROP, GRID, PATCH, THUMB, crop_views, describe
+
+    cat = Catalog.create(tmp_path / "c", MODEL)
+    cat.add([pixel_entry(i, panning(i)) for i in range(8)], MODEL.id)
+    assert 0 < cat.normalisation().crop_chance < 1
+    src = panning(3)
+    y0, x0 = round(0.3 * (1 - CROP) * 96), round(0.7 * (1 - CROP) * 170)  # between lattice points
+    crop = np.stack([cv2.resize(f[y0:y0 + round(CROP * 96), x0:x0 + round(CROP * 170)], (170, 96)) for f in src])
+    fq = sampled(crop)
+    q = Query("q", np.arange(10.0), np.arange(10.0) + 2, walk(99, 10), None, fq.times, fq.vectors)
+    alone = find_copies(cat, q, channels=("frames",))
+    both = find_copies(cat, q, channels=("frames", "crops"))
+    assert both.sources[0].id == alone.sources[0].id == "vid3" and both.flagged
+    assert both.sources[0].score > 0.99 > alone.sources[0].score
+    assert abs(both.spans[0].start_s) < 0.25 < abs(alone.spans[0].start_s)
+    other = sampled(panning(99))
+    assert find_copies(cat, Query("o", np.arange(10.0), np.arange(10.0) + 2, walk(98, 10), None, other.times,
+                                  other.vectors)).sources == []
+    thumbs = cat.thumbs(["vid3"])["vid3"]
+    views = crop_views(thumbs)
+    assert thumbs.shape == (20, PATCH, PATCH) and views.shape == (GRID * GRID, 20, DIM)
+    last = PATCH - THUMB  # the lattice's far corner
+    np.testing.assert_allclose(views[-1], describe(thumbs, (last, PATCH, last, PATCH)), atol=1e-5)
+
+
+def test_a_catalog_from_before_thumbnails_still_reads_and_merges(tmp_path, monkeypatch):
+    """Fragments written without the thumbnail column read as videos without thumbnails (no crop views), and
+    merge with newer fragments."""
+    import pyarrow as pa
+
+    import tubelet.catalog.store as store
+
+    root = tmp_path / "c"
+    cat = Catalog.create(root, MODEL)
+    cat.add([pixel_entry(i, panning(i, 8)) for i in range(2)], MODEL.id)
+    assert set(Catalog.open(root).thumbs(["vid0", "vid1", "nope"])) == {"vid0", "vid1"}
+    for frag in root.glob("frag-*.arrow"):  # as an older tubelet wrote it
+        with pa.memory_map(str(frag)) as f:
+            table = pa.ipc.open_file(f).read_all().drop_columns(["fp_thumb"])
+        tmp = frag.with_suffix(".tmp")
+        with pa.OSFile(str(tmp), "wb") as f, pa.ipc.new_file(f, table.schema) as w:
+            w.write_table(table)
+        tmp.replace(frag)  # a new inode: the open catalog's maps of the old file stay valid
+    old = Catalog.open(root)
+    assert old.thumbs(["vid0", "vid1"]) == {} and len(old.frames().times) == 16
+    monkeypatch.setattr(store, "MAX_FRAGMENTS", 1)
+    old.add([pixel_entry(2, panning(2, 8))], MODEL.id)  # two fragments: merged into one
+    new = Catalog.open(root)
+    assert len(list(root.glob("frag-*.arrow"))) == 1 and len(new) == 3
+    assert set(new.thumbs(["vid0", "vid1", "vid2"])) == {"vid2"}
+    np.testing.assert_array_equal(new.thumbs(["vid2"])["vid2"], sampled(panning(2, 8)).thumbs)
+    assert 0 < new.normalisation().crop_chance <= 1

@@ -1,7 +1,9 @@
 """Per-frame signals of a whole video, from one decode at low resolution: how much the colours change from the
 previous frame (for cuts), the histogram itself (to compare frames further apart), a 16×16 luma grid (for motion
 and gradual transitions), where the picture changes pixel by pixel and how much of that change is new (for jump
-cuts in one framing), how bright and how flat it is, and — for a shot model — each frame at 48×27."""
+cuts in one framing), how much of each frame the previous one, moved by optical flow, fails to predict (motion is
+predicted, a cut or a jump cut is not), how bright and how flat it is, and — for a shot model — each frame at
+48×27."""
 
 from __future__ import annotations
 
@@ -37,6 +39,12 @@ class Signals:
     changed: np.ndarray  # [F] share of pixels whose luma changed by more than NOISE since the previous frame
     novel: np.ndarray  # [F] share of pixels that changed where neither the previous nor the next change was (see
     # Novelty): things that appear or vanish rather than move
+    diff: np.ndarray  # [F] mean |Δ luma| from the previous frame (3×3 blurred), in [0, 1]
+    residual: np.ndarray  # [F] the same after moving the previous frame by optical flow (and evening out a global
+    # change of brightness): what motion does not explain (see Residual)
+    unpredicted: np.ndarray  # [F] share of pixels whose motion-compensated change exceeds NOISE
+    across: np.ndarray  # [F] where `unpredicted` jumps: the least unpredicted share of a frame 1–3 later from one 1–2
+    # earlier (a flash is predicted again once it is over; a cut is not); 0 elsewhere
     thumbs: dict[int, np.ndarray] = field(default_factory=dict)  # frame index → uint8 [h, w, 3]
     small: np.ndarray | None = None  # [F, 27, 48, 3] uint8 when asked for (keep_small)
 
@@ -120,6 +128,70 @@ class Novelty:
         return cv2.dilate(mask.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
 
 
+class Residual:
+    """Streams what motion does not explain: each frame is predicted by the previous one warped by OpenCV's DIS
+    optical flow (coarse to fine, ~0.5 ms a frame at 64 px), with a global brightness offset removed. Motion, fast
+    motion and pans are predicted; a cut or a jump cut is not, anywhere. Where the unpredicted share jumps (at least
+    `min_share` and `spike`× the `window` frames before it), the frames on its two sides are compared too
+    (Signals.across), from a small ring of recent frames."""
+
+    def __init__(self, window: int, min_share: float = 0.05, spike: float = 3.0) -> None:
+        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        self.window, self.min_share, self.spike = window, min_share, spike
+        self.diff: list[float] = []
+        self.residual: list[float] = []
+        self.unpredicted: list[float] = []
+        self.across: list[float] = []
+        self.recent: list[np.ndarray] = []  # the last 6 blurred frames
+        self.pending: list[int] = []  # jumps waiting for the frames after them
+        self.coords: np.ndarray | None = None
+
+    def add(self, luma: np.ndarray) -> None:
+        """Take the next frame's luma (uint8 [h, w])."""
+        luma = cv2.blur(luma, (3, 3))
+        self.recent = [*self.recent[-5:], luma]
+        if len(self.recent) == 1:
+            self.coords = np.indices(luma.shape, np.float32)[::-1]  # [2, h, w]: x, y
+            for row in (self.diff, self.residual, self.unpredicted, self.across):
+                row.append(0.0)
+            return
+        prev = self.recent[-2]
+        mean, share = self._predict(prev, luma)
+        self.diff.append(float(cv2.absdiff(luma, prev).mean()) / 255)
+        self.residual.append(mean)
+        self.unpredicted.append(share)
+        self.across.append(0.0)
+        i = len(self.unpredicted) - 1
+        before = max(self.unpredicted[max(0, i - self.window):i - 1], default=0.0)
+        if share >= self.min_share and share >= self.spike * before:
+            self.pending.append(i)
+        for j in [j for j in self.pending if i - j >= 3]:
+            self.across[j] = self._across(j, i)
+            self.pending.remove(j)
+
+    def finish(self) -> None:
+        """Judge the jumps still waiting at the end with the frames there are."""
+        for j in self.pending:
+            self.across[j] = self._across(j, len(self.unpredicted) - 1)
+        self.pending = []
+
+    def _across(self, j: int, last: int) -> float:
+        """The least unpredicted share of frames j+1..j+3 from frames j−2, j−1 (frame indices; `last` is the newest)."""
+        frame = lambda k: self.recent[len(self.recent) - 1 - (last - k)]  # noqa: E731
+        pairs = [(a, b) for a in (j - 1, j - 2) for b in (j + 1, j + 2, j + 3)
+                 if a >= 0 and b <= last and last - a < len(self.recent) and b - a <= 4]
+        return min((self._predict(frame(a), frame(b))[1] for a, b in pairs), default=self.unpredicted[j])
+
+    def _predict(self, prev: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
+        """(mean |cur − prev moved onto cur| in [0, 1], share of pixels off by more than NOISE)."""
+        flow = self.flow.calc(cur, prev, None)  # where each pixel of cur was in prev
+        moved = cv2.remap(prev, self.coords[0] + flow[..., 0], self.coords[1] + flow[..., 1], cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+        error = cur.astype(np.int16) - moved.astype(np.int16)
+        error = np.abs(error - np.median(error))
+        return float(error.mean()) / 255, float((error > NOISE).mean())
+
+
 def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float = 0.5, candidate: float = 0.2,
                   keep_small: bool = False, on_frame: Callable[[float], None] | None = None) -> Signals:
     """Decode every frame of `path` at short side `size` and measure it. Thumbnails are kept every
@@ -132,6 +204,7 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
     next_thumb = 0.0
     with VideoReader(path) as reader:
         fps = reader.fps
+        residual = Residual(window=max(2, round(0.25 * fps)))
         try:
             for t, frame in reader.frames(0.0):
                 w, h, quarter = geometry = reader.output_geometry(frame, size)
@@ -139,6 +212,7 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
                 reader.to_rgb(frame, geometry, rgb)
                 luma8 = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
                 novelty.add(luma8)
+                residual.add(luma8)
                 luma = rgb @ np.array([0.299, 0.587, 0.114]) / 255
                 hist = _histogram(rgb)
                 change.append(0.5 * float(np.abs(hist - prev_hist).sum()) if prev_hist is not None else 0.0)
@@ -166,8 +240,10 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
                 raise VideoError(f"{reader.name}: cannot decode ({e})") from e
     if not times:
         raise VideoError(f"{os.fspath(path)}: no decodable video frames")
+    residual.finish()
     arr = np.asarray
     return Signals(os.fspath(path), fps, arr(times), arr(change), np.stack(hists).astype(np.float32),
                    np.stack(grids), arr(bright), arr(contrast), arr(edges).reshape(-1, 2), arr(novelty.changed),
-                   arr(novelty.novel), thumbs,
+                   arr(novelty.novel), arr(residual.diff), arr(residual.residual), arr(residual.unpredicted),
+                   arr(residual.across), thumbs,
                    np.stack(small) if keep_small else None)

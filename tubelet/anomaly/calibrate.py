@@ -4,7 +4,9 @@ in quadrature like independent z-scores; one loud detector still carries a segme
 own 99th percentile on normal footage — so 1.0 is the normal footage's 99th percentile and one threshold means the
 same on every camera. (The largest z, measured on the same detector outputs, scored AUROC 0.915 / 0.838 / 0.721
 against 0.945 / 0.855 / 0.726 on the benchmark's seed 0 and tied or lost on seed 1: one heavy-tailed detector set
-the score of every normal segment.)"""
+the score of every normal segment.) A guard (frozen, lighting, camera moved) is a test with one question, so it adds
+evidence only past its own normal p99 (its `gate`): below that, a still room's "nearly frozen" added up with
+ordinary motion on normal footage (AUROC 0.855 → 0.884 on the indoor CCTV, no scene lower on seeds 0 and 1)."""
 
 from __future__ import annotations
 
@@ -22,13 +24,15 @@ PERCENTILE = 99.0
 class Calibration:
     median: dict[str, float] = field(default_factory=dict)
     scale: dict[str, float] = field(default_factory=dict)
+    gate: dict[str, float] = field(default_factory=dict)  # z below which a detector adds nothing
     combined_p99: float = 1.0
     normal_quantiles: dict[str, float] = field(default_factory=dict)  # of the calibrated score on normal footage
 
-    def fit_detector(self, name: str, normal: np.ndarray, floor: float) -> np.ndarray:
+    def fit_detector(self, name: str, normal: np.ndarray, floor: float, gate: float = 0.0) -> np.ndarray:
         """Learn one detector's median and scale from its normal segment scores; returns their z-scores."""
         med = float(np.median(normal))
         self.median[name] = med
+        self.gate[name] = gate
         self.scale[name] = max(float(np.percentile(normal, PERCENTILE)) - med, floor)
         return self.z(name, normal)
 
@@ -47,12 +51,12 @@ class Calibration:
         """[S, D] → [S] calibrated scores ≥ 0."""
         return self._evidence(zs) / self.combined_p99
 
-    @staticmethod
-    def _evidence(zs: np.ndarray) -> np.ndarray:
-        return np.sqrt((np.maximum(zs, 0) ** 2).sum(-1))
+    def _evidence(self, zs: np.ndarray) -> np.ndarray:
+        gate = np.array([self.gate[name] for name in self.median])
+        return np.sqrt((np.where(zs >= np.maximum(gate, 0), zs, 0) ** 2).sum(-1))
 
     def to_dict(self) -> dict:
-        return {"median": self.median, "scale": self.scale, "combined_p99": self.combined_p99,
+        return {"median": self.median, "scale": self.scale, "gate": self.gate, "combined_p99": self.combined_p99,
                 "normal_quantiles": self.normal_quantiles}
 
     @classmethod
@@ -67,8 +71,11 @@ class Calibration:
                 raise TubeletError(f"{where}: calibration.{key} must be an object of numbers")
             return {str(k): coerce(f"calibration.{key}.{k}", v, float, where) for k, v in table.items()}
 
-        scale = numbers("scale")
+        scale, gate = numbers("scale"), numbers("gate")
         p99 = coerce("calibration.combined_p99", d.get("combined_p99"), float, where)
         if p99 <= 0 or any(v <= 0 for v in scale.values()):
             raise TubeletError(f"{where}: calibration scales must be positive")
-        return cls(numbers("median"), scale, p99, numbers("normal_quantiles"))
+        median = numbers("median")
+        if set(gate) != set(median) or set(scale) != set(median):
+            raise TubeletError(f"{where}: calibration median, scale and gate must name the same detectors")
+        return cls(median, scale, gate, p99, numbers("normal_quantiles"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from tubelet.anomaly.features import LUMA as LUMA_WEIGHTS
@@ -46,6 +47,7 @@ class Detector(ABC):
     name = ""
     kind = ""
     floor = 1e-6  # smallest calibration scale (median → 99th percentile) in raw units
+    gate = 0.0  # calibrated score below which the detector adds no evidence (guards: their own normal p99)
 
     @abstractmethod
     def fit(self, ticks: Ticks) -> np.ndarray: ...
@@ -137,7 +139,7 @@ class Frozen(Detector):
     """A picture that stops changing: −log10 of the change of its liveliest cell (a live camera always has some
     noise or motion somewhere; a frozen picture has none anywhere)."""
 
-    name, kind, floor = "frozen", FROZEN, 0.3
+    name, kind, floor, gate = "frozen", FROZEN, 0.3, 1.0
 
     @staticmethod
     def _raw(motion: np.ndarray) -> np.ndarray:
@@ -185,7 +187,7 @@ class Lighting(Detector):
     brightness (objects move a few cells, light moves them all), and the same for texture (a covered or
     blinded lens flattens every cell)."""
 
-    name, kind, floor = "lighting", LIGHTING, 0.05
+    name, kind, floor, gate = "lighting", LIGHTING, 0.05, 1.0
 
     def __init__(self) -> None:
         self.reference = np.zeros((0, 2), np.float32)  # [C, 2] normal median of cell luma and cell texture
@@ -215,39 +217,58 @@ class Lighting(Detector):
 
 
 class Shift(Detector):
-    """The camera moved: the picture matches the normal reference picture (the median of normal frames) better
-    when shifted than where it is. The shift comes from phase correlation; the score is log(error unshifted /
-    error shifted), medians of absolute differences of brightness-normalised luma (0 when no shift helps);
-    a segment takes its median tick."""
+    """The camera moved: how far (in % of the picture's short side) the picture has to be shifted to match the
+    normal reference picture (the median of normal frames). Both are compared as brightness-free gradient images
+    (complex gx + i·gy over their median magnitude: an exposure swing or a bright car changes nothing; the few
+    edges of a textureless scene — lines on asphalt — carry the match); the shift comes from phase correlation and
+    counts only when it matches the reference's most textured pixels at least 10 % better than no shift. A knocked
+    camera stays moved, so new footage is compared with the normal reference, not with its own past; a camera
+    that sways by a pixel or two in its normal footage sets its own scale (at least `floor`). A segment takes its
+    median tick."""
 
-    name, kind, floor = "shift", MOVED, 0.1
+    name, kind, floor, gate = "shift", MOVED, 2.0, 1.0
+    taper = 0.2  # fraction of each side tapered by the window (a Hann window would hide edges near the border)
+    textured = 10.0  # % of the reference's pixels, its strongest gradients, that verify a shift
+    better = float(np.log(1.1))  # how much better the shifted match must be
 
     def __init__(self) -> None:
-        self.reference = np.zeros((0, 0), np.float32)
+        self.reference = np.zeros((0, 0), np.float32)  # [h, w] median normal luma
 
     @staticmethod
-    def _norm(luma: np.ndarray) -> np.ndarray:
-        return luma / (luma.mean() + 1e-3)
+    def _gradient(luma: np.ndarray) -> np.ndarray:
+        g = cv2.Sobel(luma, cv2.CV_32F, 1, 0, ksize=3) + 1j * cv2.Sobel(luma, cv2.CV_32F, 0, 1, ksize=3)
+        return g / (np.median(np.abs(g)) + 1e-6)
+
+    def _prepare(self) -> None:
+        h, w = self.reference.shape
+        self._ref = self._gradient(self.reference)
+        self._window = np.outer(_tukey(h, self.taper), _tukey(w, self.taper))
+        self._conj = np.conj(np.fft.fft2(self._ref * self._window))
+        mag = np.abs(self._ref)
+        self._mask = mag >= np.percentile(mag, 100 - self.textured)
 
     def _raw(self, luma: np.ndarray) -> float:
-        ref, cur = self.reference, self._norm(luma)
-        h, w = cur.shape
-        win = np.outer(np.hanning(h), np.hanning(w))
-        cross = np.fft.rfft2((cur - 1) * win) * np.conj(np.fft.rfft2((ref - 1) * win))
-        r = np.fft.irfft2(cross / (np.abs(cross) + 1e-9), s=cur.shape)
+        g = self._gradient(luma.astype(np.float32))
+        h, w = g.shape
+        cross = np.fft.fft2(g * self._window) * self._conj
+        r = np.abs(np.fft.ifft2(cross / (np.abs(cross) + 1e-9)))
         dy, dx = np.unravel_index(int(np.argmax(r)), r.shape)
         dy, dx = (dy - h if dy > h // 2 else dy), (dx - w if dx > w // 2 else dx)
         if dy == 0 and dx == 0 or abs(dy) > h // 4 or abs(dx) > w // 4:
             return 0.0
         ys, yr = (slice(dy, h), slice(0, h - dy)) if dy >= 0 else (slice(0, h + dy), slice(-dy, h))
         xs, xr = (slice(dx, w), slice(0, w - dx)) if dx >= 0 else (slice(0, w + dx), slice(-dx, w))
-        still = np.median(np.abs(cur[ys, xs] - ref[ys, xs]))
-        moved = np.median(np.abs(cur[ys, xs] - ref[yr, xr]))
-        return float(max(0.0, np.log((still + 1e-4) / (moved + 1e-4))))
+        mask = self._mask[yr, xr]
+        still = np.median(np.abs(g[ys, xs] - self._ref[ys, xs])[mask])
+        moved = np.median(np.abs(g[ys, xs] - self._ref[yr, xr])[mask])
+        if np.log((still + 1e-4) / (moved + 1e-4)) < self.better:
+            return 0.0
+        return float(100 * np.hypot(dy, dx) / min(h, w))
 
     def fit(self, ticks: Ticks) -> np.ndarray:
-        self.reference = self._norm(np.median(ticks.luma, 0).astype(np.float32))
-        scores = np.array([self._raw(y.astype(np.float32)) for y in ticks.luma])
+        self.reference = np.median(ticks.luma, 0).astype(np.float32)
+        self._prepare()
+        scores = np.array([self._raw(y) for y in ticks.luma])
         nearest = np.clip(np.searchsorted(ticks.luma_at, np.arange(len(ticks.change))), 0, len(scores) - 1)
         return scores[nearest]
 
@@ -262,6 +283,14 @@ class Shift(Detector):
 
     def load(self, state: dict[str, np.ndarray]) -> None:
         self.reference = state["reference"]
+        self._prepare()
+
+
+def _tukey(n: int, taper: float) -> np.ndarray:
+    """A window flat in the middle, falling to 0 over `taper`/2 of each end (raised cosine)."""
+    x = np.linspace(0, 1, n)
+    edge = np.minimum(x, 1 - x) / (taper / 2)
+    return np.where(edge < 1, 0.5 * (1 - np.cos(np.pi * np.clip(edge, 0, 1))), 1.0)
 
 
 def frame_detectors(cap: int, seed: int) -> list[Detector]:

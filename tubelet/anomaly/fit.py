@@ -160,7 +160,7 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
         if progress:
             progress(f"fitting {det.name}", 0, 1)
         per_segment = _by_segment(det.fit(ticks_), segment, det.reduce)
-        z_cols.append(cal.fit_detector(det.name, per_segment, det.floor))
+        z_cols.append(cal.fit_detector(det.name, per_segment, det.floor, det.gate))
     zs = np.stack(z_cols, 1)  # [segments, D_frame]
     fit_info = {"ticks": n, "segments": int(fo.segments), "windows": len(fo.windows), "frame_size": list(size)}
     if mae is not None:

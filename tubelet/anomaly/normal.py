@@ -24,7 +24,7 @@ from tubelet.model.checkpoints import load_model, save_model
 from tubelet.model.videomae import VideoMAE
 
 FORMAT = "tubelet-anomaly"
-VERSION = 2  # 2: optical flow from DIS, the speed detector, forward cross-fitting
+VERSION = 3  # 2: DIS optical flow, the speed detector, forward cross-fitting; 3: the shift guard in % of the picture
 MANIFEST, STATES, MAE_DIR = "anomaly.json", "detectors.safetensors", "mae"
 
 

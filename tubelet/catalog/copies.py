@@ -8,6 +8,10 @@ fingerprints they sharpen the location of short inserts). Each query item fetche
 pair counts when its similarity exceeds the item's chance level c — the larger of the catalog's (what the nearest
 item of *another* catalog video exceeds in 1 % of cases) and the item's best similarity to its BG_RANK-th most
 similar video (flat or generic frames resemble everything) — weighted by how far: w = (sim − c) / (1 − c).
+A crop or zoom to 80 % defeats the fingerprints (their frequencies move), so for each source the fingerprints saw,
+however weakly, the query is also compared with the crop views of the source's stored thumbnails (a GRID×GRID
+lattice of 80 % crops, fingerprint.py), against their own chance level (normalise.py): the `crops` channel, which,
+like the model's, adds to sources already seen and never finds one alone.
 
 A copy keeps the order of its source but may play at another speed, so matched pairs (query t, source t) lie on a
 line t_src = slope·t_query + offset with slope in [SLOPE_MIN, SLOPE_MAX] (0.75–1.5× speed changes, with room).
@@ -25,12 +29,13 @@ catalog; originality = 1 − share, and a video sharing ≥ `flag_at` (70 %) is 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from tubelet.catalog.fingerprint import FPS, mirrored
+from tubelet.catalog.fingerprint import FPS, crop_views, mirrored
 from tubelet.catalog.search import Query
 from tubelet.catalog.store import Catalog, VideoRecord
 from tubelet.errors import TubeletError
@@ -312,7 +317,7 @@ def follow(first: int, last: int, line: Line, query_t: np.ndarray, sim: np.ndarr
 class Channel:
     """One kind of evidence: query items (times, one or more views) against catalog items of the same kind."""
 
-    name: str  # "frames" (fingerprints) or "segments" (the model's embedding, whitened)
+    name: str  # "frames" (fingerprints), "crops" (crop views of seen sources) or "segments" (the model, whitened)
     spacing: float  # seconds between consecutive items
     chance: float
     query_t: np.ndarray
@@ -321,6 +326,8 @@ class Channel:
     video: np.ndarray
     times: np.ndarray
     vectors: np.ndarray
+    floor: float = -1.0  # the least of every row's floor (`follow`): crops compare a query with the views of the
+    # sources already seen only, so what a row reaches in other videos' views is their chance level
 
 
 def channels_of(catalog: Catalog, query: Query, names: tuple[str, ...]) -> list[Channel]:
@@ -347,7 +354,38 @@ def channels_of(catalog: Catalog, query: Query, names: tuple[str, ...]) -> list[
     return out
 
 
-CHANNELS = ("frames", "segments")  # benchmarks/copy_detection.py measures each alone and together
+def crop_channel(catalog: Catalog, frames: Channel, seen: list[str]) -> Channel | None:
+    """The crop views of the catalog videos `seen` (those with thumbnails), to compare the query's fingerprint views
+    with; None when none has them or the catalog has no crop chance level."""
+    norm = catalog.normalisation()
+    thumbs = catalog.thumbs(seen)
+    if norm is None or norm.crop_chance >= 1.0 or not thumbs:
+        return None
+    ids, video, times, vectors = [], [], [], []
+    for j, vid in enumerate(thumbs):
+        t = catalog.frames([vid]).times
+        views = crop_views(thumbs[vid])  # [GRID², F, DIM]
+        ids.append(vid)
+        video.append(np.full(views.shape[0] * views.shape[1], j))
+        times.append(np.tile(t[:views.shape[1]], views.shape[0]))
+        vectors.append(views.reshape(-1, views.shape[-1]))
+    return Channel("crops", frames.spacing, norm.crop_chance, frames.query_t, frames.views, ids,
+                   np.concatenate(video), np.concatenate(times), np.concatenate(vectors), norm.crop_chance)
+
+
+def _then_crops(found: list[Channel], catalog: Catalog, evidence: dict[tuple[str, str], float],
+                crops: bool) -> Iterator[Channel]:
+    """The channels in order, with the crop views of the sources the fingerprints saw right after the fingerprints
+    (built once those have been matched, from what they saw)."""
+    for ch in found:
+        yield ch
+        if ch.name == "frames" and crops:
+            extra = crop_channel(catalog, ch, list(dict.fromkeys(v for name, v in evidence if name == "frames")))
+            if extra is not None:
+                yield extra
+
+
+CHANNELS = ("frames", "crops", "segments")  # benchmarks/copy_detection.py measures them alone and together
 
 
 def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, min_run: int = 2,
@@ -371,7 +409,7 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
     spans: list[CopiedSpan] = []
     evidence: dict[tuple[str, str], float] = {}  # (channel, video id) → seconds
     found = channels_of(catalog, query, channels)
-    for ch in found:
+    for ch in _then_crops(found, catalog, evidence, "crops" in channels):
         column = ch.video[np.flatnonzero(np.diff(ch.video, prepend=-1))]  # video of each per_video column
         for view, m in enumerate(match_pairs(ch.views, ch.vectors, ch.video, ch.chance)):
             for j in np.unique(ch.video[m.ci]):
@@ -384,7 +422,7 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
                 rec = records[vid]
                 rows = ch.video == j
                 sim = ch.views[view] @ ch.vectors[rows].T  # [Q, items of this video]
-                floor = np.maximum(m.chance, m.per_video[:, column != j].max(1, initial=-1.0))
+                floor = np.maximum(np.maximum(m.chance, ch.floor), m.per_video[:, column != j].max(1, initial=-1.0))
                 for line in lines_of(Pairs(ch.query_t[m.qi[mine]], ch.times[m.ci[mine]], m.weight[mine]),
                                      ch.spacing, min_evidence / 4):
                     for a, b in _pieces(line.query_t, MAX_GAP_S):

@@ -31,7 +31,15 @@ import torch
 
 from tubelet.atomic import atomic_open
 from tubelet.catalog.fingerprint import DIM as FP_DIM
-from tubelet.catalog.fingerprint import Fingerprints, FrameSampler, content_box, fingerprint_file, grey
+from tubelet.catalog.fingerprint import (
+    PATCH,
+    Fingerprints,
+    FrameSampler,
+    content_box,
+    fingerprint_file,
+    grey,
+    with_alt,
+)
 from tubelet.catalog.store import ModelInfo, VideoEntry, VideoRecord
 from tubelet.config import IMAGENET_MEAN, PRESETS
 from tubelet.data import VideoInfo, probe, read_frames_at, sliding_windows
@@ -126,6 +134,7 @@ class VideoEmbedding:
     fp_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [F] seconds of the frame fingerprints
     fp_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # [F, FP_DIM]
     fp_alt: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # fingerprint.py `alt`
+    fp_thumbs: np.ndarray = field(default_factory=lambda: np.zeros((0, PATCH, PATCH), np.uint8))  # and `thumbs`
 
     @property
     def id(self) -> str:
@@ -136,7 +145,8 @@ class VideoEmbedding:
                           fps=self.fps, width=self.width, height=self.height, size_bytes=self.size_bytes,
                           num_segments=len(self.segments), added_at=datetime.now(UTC).isoformat(timespec="seconds"),
                           meta=dict(meta or {}))
-        return VideoEntry(rec, self.vector, self.starts, self.ends, self.segments, self.fp_times, self.fp_vectors)
+        fp_times, fp_vectors = with_alt(Fingerprints(self.fp_times, self.fp_vectors, (0, 0, 0, 0), self.fp_alt))
+        return VideoEntry(rec, self.vector, self.starts, self.ends, self.segments, fp_times, fp_vectors, self.fp_thumbs)
 
 
 def model_identity(model: VideoMAE, layer: int, pool: str, tokens: float = 1.0, precision: str = "fp32") -> str:
@@ -378,7 +388,7 @@ def video_embedding(path: str | os.PathLike, info: VideoInfo, content_hash: str,
                           size_bytes=os.path.getsize(path), duration_s=float(info.duration_s), fps=float(info.fps),
                           width=int(info.width), height=int(info.height), model_id=model_id, starts=starts,
                           ends=ends, segments=segs, vector=(mean / np.linalg.norm(mean)).astype(np.float32),
-                          fp_times=fp.times, fp_vectors=fp.vectors, fp_alt=fp.alt)
+                          fp_times=fp.times, fp_vectors=fp.vectors, fp_alt=fp.alt, fp_thumbs=fp.thumbs)
 
 
 @dataclass

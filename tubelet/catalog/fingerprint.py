@@ -10,9 +10,19 @@ in both orientations by negating them (`mirrored`), without decoding it twice.
 Margins are not always clean: text burnt into black bars carries edges, so the bars read as content, and the
 blurred fill of a 9:16 re-frame of a plain, low-texture picture can carry a fifth of the picture's edge energy. A
 video whose box changes under a *strict* reading (rows and columns black in every frame are margin, and those
-under 2 × MARGIN_ENERGY of the middle's energy) gets a second set of fingerprints of that box (`alt`): queries
-are matched in both readings (the catalog stores the first only, so a look-alike's chances grow only on the
-query's side, and only for such videos).
+under 2 × MARGIN_ENERGY of the middle's energy) gets a second set of fingerprints of that box (`alt`). Either
+reading can be the right one, and re-encoding can tip a near-threshold margin either way (a low-contrast, almost
+textureless picture such as asphalt seen from above: the first box of one copy fell where the strict box of
+another did), so both sides keep both: queries are matched in both readings, and the catalog stores a video's
+strict rows after its first ones, at the same instants (`with_alt`, `split_readings`). Only such videos get the
+extra rows.
+
+A crop or zoom to 80 % moves every frequency, and the DCT fingerprint is not tolerant of that (an 80 % off-centre
+crop matched its source at 0.62–0.69 against catalog chance levels of 0.66–0.83; the same crop of the source at
+the right place matches at 0.99, one twentieth of the frame off at ~0.85). So the catalog also keeps, per frame of
+the first reading, a PATCH×PATCH grey thumbnail of its content box (`thumbs`), and `crop_views` describes the
+CROP-sized crops of it on a GRID×GRID lattice of positions (CROP·PATCH = THUMB: a crop is described without
+resizing). Copy detection compares a query with these only for sources its fingerprints already saw (copies.py).
 """
 
 from __future__ import annotations
@@ -32,6 +42,9 @@ BLOCK = 8  # the BLOCK×BLOCK lowest frequencies are kept (less the DC term)
 DIM = BLOCK * BLOCK - 1
 MARGIN_ENERGY = 0.2  # rows/columns below this fraction of the median edge energy of the middle are margin
 BLACK = 24  # grey level at or under which a pixel is black (bars after re-encoding)
+PATCH = 40  # side of the stored thumbnail of the content box
+CROP = THUMB / PATCH  # 0.8: the crops of a thumbnail that crop views describe
+GRID = 4  # crop positions along each side
 
 
 @dataclass
@@ -43,6 +56,8 @@ class Fingerprints:
     box: tuple[int, int, int, int]  # (top, bottom, left, right) of the content, in decoded-frame pixels
     alt: np.ndarray = field(default_factory=lambda: np.zeros((0, DIM), np.float32))  # [F, DIM] of the strict
     # reading's box, where it differs from `box`; empty otherwise
+    thumbs: np.ndarray = field(default_factory=lambda: np.zeros((0, PATCH, PATCH), np.uint8))  # [F, PATCH, PATCH]
+    # grey thumbnails of `box`
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -91,16 +106,35 @@ def content_box(grey: np.ndarray, strict: bool = False) -> tuple[int, int, int, 
     return top, bottom, left, right
 
 
+def resized(grey: np.ndarray, box: tuple[int, int, int, int], side: int) -> np.ndarray:
+    """The content box of grey frames [F, H, W] uint8, each resized to side × side → [F, side, side] uint8."""
+    top, bottom, left, right = box
+    return np.stack([cv2.resize(np.ascontiguousarray(f[top:bottom, left:right]), (side, side),
+                                interpolation=cv2.INTER_AREA) for f in grey]) if len(grey) else \
+        np.zeros((0, side, side), np.uint8)
+
+
+def _dct_block(thumbs: np.ndarray) -> np.ndarray:
+    """Grey THUMB×THUMB thumbnails [N, THUMB, THUMB] → unit fingerprints [N, DIM]: normalised to zero mean and unit
+    variance, the low-frequency DCT block less the DC term."""
+    t = thumbs.astype(np.float32)
+    t = (t - t.mean((1, 2), keepdims=True)) / (t.std((1, 2), keepdims=True) + 1.0)
+    out = (_DCT[:BLOCK] @ t @ _DCT[:BLOCK].T).reshape(len(t), -1)[:, 1:]
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+
+
 def describe(grey: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """Grey frames [F, H, W] uint8 → unit fingerprints [F, DIM] of the content box."""
-    top, bottom, left, right = box
-    out = np.empty((len(grey), DIM), np.float32)
-    for i, frame in enumerate(grey):
-        t = cv2.resize(np.ascontiguousarray(frame[top:bottom, left:right]), (THUMB, THUMB),
-                       interpolation=cv2.INTER_AREA).astype(np.float32)
-        t = (t - t.mean()) / (t.std() + 1.0)
-        out[i] = (_DCT @ t @ _DCT.T)[:BLOCK, :BLOCK].reshape(-1)[1:]
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+    return _dct_block(resized(grey, box, THUMB))
+
+
+def crop_views(thumbs: np.ndarray) -> np.ndarray:
+    """Thumbnails [F, PATCH, PATCH] → fingerprints [GRID², F, DIM] of their THUMB×THUMB crops on a GRID×GRID lattice
+    of positions (corners included): what a crop to CROP of the frame at about that place shows."""
+    at = np.round(np.linspace(0, PATCH - THUMB, GRID)).astype(int)
+    views = [thumbs[:, y:y + THUMB, x:x + THUMB] for y in at for x in at]
+    return _dct_block(np.concatenate(views)).reshape(len(views), len(thumbs), DIM) if len(thumbs) else \
+        np.zeros((len(views), 0, DIM), np.float32)
 
 
 def mirrored(vectors: np.ndarray) -> np.ndarray:
@@ -151,7 +185,22 @@ class FrameSampler:
             self.frames[i], shape[::-1], interpolation=cv2.INTER_AREA) for i in have])
         box, cut = content_box(g), content_box(g, strict=True)
         return Fingerprints(self.times[have], describe(g, box), box,
-                            describe(g, cut) if cut != box else np.zeros((0, DIM), np.float32))
+                            describe(g, cut) if cut != box else np.zeros((0, DIM), np.float32),
+                            resized(g, box, PATCH))
+
+
+def with_alt(fp: Fingerprints) -> tuple[np.ndarray, np.ndarray]:
+    """(times, vectors) of the rows a catalog stores: the first reading, then the strict one (when there) at the same
+    instants."""
+    n = len(fp.alt)
+    return np.concatenate([fp.times, fp.times[:n]]), np.concatenate([fp.vectors, fp.alt]).astype(np.float32)
+
+
+def split_readings(times: np.ndarray) -> int:
+    """The number of a video's stored rows (`with_alt`) that belong to its first reading: up to where the times
+    stop increasing."""
+    back = np.flatnonzero(np.diff(times) <= 0)
+    return int(back[0]) + 1 if len(back) else len(times)
 
 
 def fingerprint_file(path: str | os.PathLike, start_s: float, end_s: float) -> Fingerprints:

@@ -5,7 +5,10 @@ mean nothing on their own. From the catalog's segment vectors we keep their mean
 (ZCA: U·diag(1/√(λ + α·λ̄))·Uᵀ, α = SHRINK): centred and whitened, unrelated segments spread around 0 and a
 copy stands out whatever the model. And for each channel a *chance level*: the CHANCE_QUANTILE of catalog
 items' similarity to their nearest item of another video (segments in the whitened space; fingerprints in both
-orientations, as queries are matched), which a match must exceed to count as evidence.
+orientations, as queries are matched), which a match must exceed to count as evidence. The crop views of a
+source's thumbnails (fingerprint.py `crop_views`) are compared with a query only for sources its fingerprints saw,
+so their level is what a fingerprint reaches against the crop views of *one* other video: the CHANCE_QUANTILE over
+a sample of catalog fingerprints × CROP_VIDEOS other videos (CROP_FRAMES frames each) of the best similarity.
 
 The fit depends only on what the catalog holds, not on the order it was added in (rows are sorted by video id
 before sampling), so `index add` then `index rm` gives the normalisation of a catalog built without the removed
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tubelet.atomic import atomic_write
-from tubelet.catalog.fingerprint import mirrored
+from tubelet.catalog.fingerprint import crop_views, mirrored
 from tubelet.errors import TubeletError
 
 if TYPE_CHECKING:
@@ -32,6 +35,8 @@ SHRINK = 0.1  # whitening shrinkage, as a fraction of the mean eigenvalue
 CHANCE_QUANTILE = 0.99
 SAMPLE = 2000  # items whose nearest other-video neighbour sets a chance level
 FIT_MAX = 50_000  # segments the mean and whitening are fitted on
+CROP_VIDEOS = 16  # videos whose crop views set the crop chance level
+CROP_FRAMES = 64  # frames of each, evenly spread
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Normalisation:
     segment_chance: float  # whitened cosine
     raw_segment_chance: float  # raw cosine (the copy threshold `originality` reports and `analyze` uses)
     frame_chance: float  # fingerprint cosine
+    crop_chance: float = 1.0  # fingerprint cosine against one video's crop views (1: none to compare with)
 
     def transform(self, vectors: np.ndarray) -> np.ndarray:
         """Segment vectors [N, D] → centred, whitened, unit vectors."""
@@ -53,7 +59,8 @@ class Normalisation:
     def save(self, path: str | os.PathLike) -> None:
         buf = io.BytesIO()
         np.savez(buf, videos=self.videos, mean=self.mean, whiten=self.whiten, segment_chance=self.segment_chance,
-                 raw_segment_chance=self.raw_segment_chance, frame_chance=self.frame_chance)
+                 raw_segment_chance=self.raw_segment_chance, frame_chance=self.frame_chance,
+                 crop_chance=self.crop_chance)
         atomic_write(path, buf.getvalue())
 
     @classmethod
@@ -61,7 +68,8 @@ class Normalisation:
         try:
             with np.load(path, allow_pickle=False) as z:
                 return cls(int(z["videos"]), z["mean"], z["whiten"], float(z["segment_chance"]),
-                           float(z["raw_segment_chance"]), float(z["frame_chance"]))
+                           float(z["raw_segment_chance"]), float(z["frame_chance"]),
+                           float(z["crop_chance"]) if "crop_chance" in z.files else 1.0)  # saved before crops
         except FileNotFoundError:
             raise  # a writer replaced it: the reader retries on the newer manifest
         except (OSError, KeyError, ValueError) as e:
@@ -107,6 +115,30 @@ def fit_normalisation(catalog: Catalog) -> Normalisation | None:
         forder = _sorted_rows(frames.ids, frames.video)
         norm.frame_chance = chance_level(np.asarray(frames.vectors[forder], np.float32), frames.video[forder],
                                          mirror=True)
+        norm.crop_chance = crop_chance_level(catalog, np.asarray(frames.vectors[forder], np.float32),
+                                             np.asarray(frames.ids, dtype=object)[frames.video[forder]])
     else:
         norm.frame_chance = 1.0
     return norm
+
+
+def crop_chance_level(catalog: Catalog, vectors: np.ndarray, owner: np.ndarray, seed: int = 0) -> float:
+    """CHANCE_QUANTILE of the best similarity of a sample of fingerprint rows [N, DIM] (both orientations; `owner`:
+    each row's video id) to the crop views of one other video, over CROP_VIDEOS videos with thumbnails (1.0 when
+    fewer than two have them)."""
+    thumbs = catalog.thumbs(sorted(set(owner)))
+    if len(thumbs) < 2:
+        return 1.0
+    rng = np.random.default_rng(seed)
+    chosen = sorted(thumbs)
+    chosen = [chosen[i] for i in np.sort(rng.permutation(len(chosen))[:CROP_VIDEOS])]
+    rows = np.sort(rng.permutation(len(vectors))[:SAMPLE])
+    views = [vectors[rows], mirrored(vectors[rows])]
+    best = []
+    for vid in chosen:
+        t = thumbs[vid]
+        crops = crop_views(t[np.unique(np.linspace(0, len(t) - 1, min(len(t), CROP_FRAMES)).astype(int))])
+        crops = crops.reshape(-1, crops.shape[-1])
+        other = owner[rows] != vid
+        best.append(np.maximum(*(np.max(v[other] @ crops.T, axis=1) for v in views)))
+    return float(np.quantile(np.concatenate(best), CHANCE_QUANTILE))

@@ -23,6 +23,7 @@ import numpy as np
 
 from tubelet.catalog.embed import Embedder, EmbedOptions, Progress, embed_video, embedder_for
 from tubelet.catalog.fingerprint import DIM as FP_DIM
+from tubelet.catalog.fingerprint import split_readings
 from tubelet.catalog.store import Catalog
 from tubelet.errors import TubeletError
 
@@ -109,8 +110,9 @@ def id_query(catalog: Catalog, video_id: str, start_s: float | None = None, end_
         keep = np.arange(len(overlap)) == int(np.argmax(overlap))
     frames = catalog.frames([video_id])
     fkeep = (frames.times >= seg.starts[keep][0] - 1e-6) & (frames.times <= seg.ends[keep][-1] + 1e-6)
-    return Query(video_id, seg.starts[keep], seg.ends[keep], seg.vectors[keep], video_id, frames.times[fkeep],
-                 frames.vectors[fkeep])
+    first = np.arange(len(fkeep)) < split_readings(frames.times)  # the stored strict reading follows the first
+    return Query(video_id, seg.starts[keep], seg.ends[keep], seg.vectors[keep], video_id, frames.times[fkeep & first],
+                 frames.vectors[fkeep & first], frames.vectors[fkeep & ~first])
 
 
 def diagonal_means(sim: np.ndarray, min_overlap: int | np.ndarray) -> np.ndarray:

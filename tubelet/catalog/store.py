@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 
 from tubelet.atomic import atomic_open, atomic_write
 from tubelet.catalog.fingerprint import DIM as FP_DIM
+from tubelet.catalog.fingerprint import PATCH
 from tubelet.catalog.normalise import Normalisation, fit_normalisation
 from tubelet.errors import TubeletError
 
@@ -107,6 +108,7 @@ class VideoEntry:
     segments: np.ndarray  # [S, D]
     fp_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [F] seconds
     fp_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # [F, FP_DIM]
+    fp_thumbs: np.ndarray = field(default_factory=lambda: np.zeros((0, PATCH, PATCH), np.uint8))  # fingerprint.py
 
 
 @dataclass
@@ -170,6 +172,7 @@ def _schema(dim: int) -> pa.Schema:
         ("vector", vec), ("seg_key", pa.list_(pa.uint64())), ("seg_start_s", pa.list_(pa.float64())),
         ("seg_end_s", pa.list_(pa.float64())), ("seg_vector", pa.list_(vec)),
         ("fp_time_s", pa.list_(pa.float64())), ("fp_vector", pa.list_(pa.list_(pa.float32(), FP_DIM))),
+        ("fp_thumb", pa.list_(pa.list_(pa.uint8(), PATCH * PATCH))),  # absent from catalogs made before it
     ])
 
 
@@ -549,6 +552,18 @@ class Catalog:
         names, video, c = got
         return Frames(names, video, c["fp_time_s"][:, 0], c["fp_vector"])
 
+    def thumbs(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Each given video's fingerprint thumbnails [F, PATCH, PATCH] (fingerprint.py), where it has them."""
+        lay = self.layout()
+        out = {}
+        for v in ids:
+            if (at := lay.rows.get(v)) is None or "fp_thumb" not in self._table(at[0]).column_names:
+                continue
+            offsets, values = self._column(at[0], "fp_thumb", PATCH * PATCH)
+            if offsets[at[1] + 1] > offsets[at[1]]:
+                out[v] = values[offsets[at[1]]:offsets[at[1] + 1]].reshape(-1, PATCH, PATCH)
+        return out
+
     def normalised_segments(self) -> np.ndarray | None:
         """Every segment's vector (in `segments()` order) in the normalised space, computed once for this state;
         None when the catalog is empty."""
@@ -843,6 +858,7 @@ class Catalog:
                 columns["seg_vector"].append(list(np.asarray(e.segments, np.float32)))
                 columns["fp_time_s"].append(np.asarray(e.fp_times, np.float64))
                 columns["fp_vector"].append(list(np.asarray(e.fp_vectors, np.float32).reshape(-1, FP_DIM)))
+                columns["fp_thumb"].append(list(np.asarray(e.fp_thumbs, np.uint8).reshape(-1, PATCH * PATCH)))
                 next_key += len(e.segments)
             manifest["fragments"].append(self._write_fragment(pa.table(columns, schema=_schema(self.model.dim))))
             manifest["next_key"] = next_key
@@ -877,7 +893,8 @@ class Catalog:
         frags = manifest["fragments"]
         while len(frags) > MAX_FRAGMENTS:  # merge the adjacent pair with the fewest segments (keys stay in order)
             i = int(np.argmin([a["segments"] + b["segments"] for a, b in zip(frags, frags[1:], strict=False)]))
-            merged = pa.concat_tables([self._table(frags[i]["file"]), self._table(frags[i + 1]["file"])])
+            merged = pa.concat_tables([self._table(frags[i]["file"]), self._table(frags[i + 1]["file"])],
+                                      promote_options="default")  # a fragment from before fp_thumb: empty there
             frags[i:i + 2] = [self._write_fragment(merged.combine_chunks())]
         self._manifest = manifest
         self._layout = None
