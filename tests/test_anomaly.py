@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from conftest import REAL_VIDEOS, needs_shared, run_cli
 
+from tubelet.anomaly.calibrate import Calibration
 from tubelet.anomaly.detectors import Shift, Ticks
 from tubelet.anomaly.features import LUMA
 from tubelet.anomaly.frames import open_reader, ticks
 from tubelet.anomaly.normal import NormalModel
 from tubelet.anomaly.synthetic import _shift, inject, read_frames, write_frames
+from tubelet.errors import TubeletError
 
 BUNDLED = Path(__file__).resolve().parents[1] / "tubelet" / "assets" / "clips"
 RATE = 10.0
@@ -174,3 +176,19 @@ def test_shift_guard_measures_a_knock_on_textureless_asphalt_and_ignores_exposur
     assert np.median(knocked) == pytest.approx(100 * np.hypot(5, 7) / 96, abs=1.0)
     for same in (later, later * 0.55):  # in place; darker (the camera's exposure, lights)
         assert np.median([shift._raw(y) for y in same]) < Shift.floor
+
+
+def test_a_guard_adds_evidence_only_past_its_own_normal_p99():
+    """Calibrated scores combine in quadrature, but a guard (gate 1) below its own p99 adds nothing; the gates
+    travel with the model directory's calibration, and a calibration without them is refused."""
+    normal = np.random.default_rng(0).normal(size=500)
+    cal = Calibration()
+    z_motion = cal.fit_detector("cell_motion", normal, 1e-6)
+    cal.fit_detector("frozen", normal, 1e-6, gate=1.0)
+    assert np.percentile(z_motion, 99) == pytest.approx(1.0)
+    z = np.array([[0.9, 0.0], [0.0, 0.9], [0.0, 1.2], [3.0, 4.0], [-2.0, -2.0]])
+    np.testing.assert_allclose(cal._evidence(z), [0.9, 0.0, 1.2, 5.0, 0.0])
+    back = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert back.gate == {"cell_motion": 0.0, "frozen": 1.0}
+    with pytest.raises(TubeletError, match="gate"):
+        Calibration.from_dict({k: v for k, v in cal.to_dict().items() if k != "gate"})

@@ -3,13 +3,15 @@
 `ShotDetector` (as in PySceneDetect's `detector.py`) takes a video's frame signals and returns its transitions.
 Two plug in:
 
-- `FastDetector` (the default, tubelet's own): works on the signals `analyze` already measures, at well over
-  10× real time. *Hard cuts* are isolated spikes of the colour-histogram change (one frame, or two when
-  re-encoding blended them) after which the picture stays changed (a flash returns to what it was).
+- `FastDetector` (the default, tubelet's own): works on the signals `analyze` already measures (~20× real time
+  per CPU second with them). *Hard cuts* are isolated spikes of the colour-histogram change (one frame, or two when
+  re-encoding blended them) after which the picture stays changed (a flash returns to what it was); jump cuts in one
+  framing are spikes of the layout's change, of new change, or of what optical flow does not predict.
   *Gradual transitions* are found as ramps: over a stretch of frames, the 16×16 luma grid moves from one picture
   to another along a straight line (every block changes monotonically: a cross-fade blends the two, a wipe
   switches block after block, a fade blends with a flat black or white frame), with a steady picture on both
-  sides. Motion does not: a pan, a whip pan, shake or fast action moves the blocks back and forth. Candidates are
+  sides. Motion does not: a pan, a whip pan, shake or fast action moves the blocks back and forth, and optical
+  flow predicts most of its change. Candidates are
   stretches whose two ends differ and whose path between them is nearly straight; each is verified by fitting the
   ramp (0 → 1 between start and end) to the projection of every frame onto the line between the two pictures.
 - `TransNetV2Detector` (`--shots transnetv2`): the published shot-boundary model (Souček & Lokoč 2020) on the

@@ -69,8 +69,11 @@ class Detector(ABC):
 
 class CellKNN(Detector):
     """Per cell, the distance of its state to the nearest normal state of the same cell (distinct normal states,
-    scaled per feature), relative to how far that cell's normal states usually lie from each other (busy cells
-    differ more); a tick's score is the mean of its `top` most unusual cells — small objects count."""
+    scaled per feature) above that cell's usual (median) distance, in one unit for the whole scene (how far the
+    median cell's normal states lie from each other); a tick's score is the mean of its `top` most unusual cells —
+    small objects count. (A unit per cell, wider where people walk, hid an object crossing the same place: mean
+    AUROC over seeds 0/1 × 3 scenes 0.889 → 0.900, the parking lot 0.808/0.748 → 0.826/0.797, the plaza's seed 0
+    0.949 → 0.934.)"""
 
     def __init__(self, name: str, kind: str, field: str, cap: int = 1024, quantum: float = 0.25, top: int = 3,
                  seed: int = 0, spread_floor: float = 0.5) -> None:
@@ -79,7 +82,7 @@ class CellKNN(Detector):
         self.scale = np.ones(1, np.float32)
         self.bank = np.zeros((0, 0, 0), np.float32)  # [C, M, d], padded with PAD
         self.center = np.zeros(0, np.float32)  # [C] median normal distance (cross-fitted)
-        self.spread = np.ones(0, np.float32)  # [C] its 95th percentile above the median, at least spread_floor
+        self.spread = np.ones(1, np.float32)  # [1] the median cell's 95th percentile above its median (≥ spread_floor)
 
     def _bank(self, z: np.ndarray) -> np.ndarray:
         """z [N, C, d] scaled → [C, M, d]: per cell its distinct states (on a `quantum` grid), at most `cap`."""
@@ -121,7 +124,8 @@ class CellKNN(Detector):
             past = ticks.fold < f if f > ticks.fold.min() else ~held
             d[held] = self._cell_distances(z[held], self._bank(z[past]) if past.any() else self._bank(z))
         self.center = np.median(d, 0)
-        self.spread = np.maximum(np.percentile(d, 95, axis=0) - self.center, self.spread_floor)
+        excess = np.median(np.percentile(d, 95, axis=0) - self.center)  # one unit for the whole scene
+        self.spread = np.full(1, max(float(excess), self.spread_floor), np.float32)
         self.bank = self._bank(z)
         return self._top(d)
 

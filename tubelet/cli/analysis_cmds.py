@@ -27,8 +27,8 @@ def analyze(
                                "catalog's own)."),
     int8: bool = typer.Option(False, "--int8", help="With --engine onnx: int8 weights (must match the catalog)."),
     shots: str = typer.Option("fast", "--shots",
-                              help="Shot detector: fast (tubelet's, well over 10× real time) or transnetv2 (the "
-                                   "TransNetV2 model, about 0.3× real time on 2 cores)."),
+                              help="Shot detector: fast (tubelet's, ~20× real time per CPU second here) or "
+                                   "transnetv2 (the TransNetV2 model, about 0.3× real time on 2 cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print the analysis as JSON on stdout."),
 ) -> None:
     """Pre-publish report: a fix list, shots and transitions (cuts, dissolves, fades, wipes), pacing, black/still
