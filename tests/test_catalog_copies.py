@@ -375,3 +375,24 @@ def test_a_piece_of_a_video_whose_flat_bands_read_as_margin_is_found_inside_othe
     assert span.id == "vid7" and span.query_start_s == pytest.approx(3, abs=0.5)
     assert span.query_end_s == pytest.approx(9, abs=0.5) and span.start_s == pytest.approx(3, abs=0.5)
     assert span.score > 0.95 and max((s.score for s in found[1].spans if s.id == "vid7"), default=0) < 0.7
+
+
+def test_a_pillarboxed_piece_between_other_footage_is_read_in_its_own_box(tmp_path):
+    """A 4:3 piece pillarboxed between 16:9 footage: the query's box (set by the footage) keeps the piece's black
+    pillars, its local reading (the box of the frames around each one) cuts them and matches the source."""
+    import cv2
+
+    cat = Catalog.create(tmp_path / "c", MODEL)
+    cat.add([pixel_entry(i, panning(i)) for i in range(8)], MODEL.id)
+    piece = np.zeros((12, 96, 170), np.uint8)
+    piece[:, :, 21:149] = [cv2.resize(f, (128, 96), interpolation=cv2.INTER_AREA) for f in panning(3)[4:16]]
+    q = sampled(np.concatenate([panning(50, 6), piece, panning(51, 6)]))
+    assert q.box == (0, 96, 0, 170) and len(q.local) == len(q.vectors) == 24
+    reports = [find_copies(cat, Query("q", np.arange(12.0), np.arange(12.0) + 2, walk(97, 12), None, q.times,
+                                      q.vectors, fp_local=local), channels=("frames",))
+               for local in (q.local, np.zeros((0, DIM), np.float32))]
+    (span,) = [s for s in reports[0].spans if s.id == "vid3"]
+    # frames within half a LOCAL window of the footage share its box: the span may start and end a second inside
+    assert 3 <= span.query_start_s <= 4.1 and 7.9 <= span.query_end_s <= 9
+    assert span.start_s == pytest.approx(2 + span.query_start_s - 3, abs=0.5) and span.score > 0.9
+    assert max((s.score for s in reports[1].spans if s.id == "vid3"), default=0) < 0.5

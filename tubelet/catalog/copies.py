@@ -338,7 +338,7 @@ def channels_of(catalog: Catalog, query: Query, names: tuple[str, ...]) -> list[
     out = []
     if "frames" in names and len(query.fp_times):
         f = catalog.frames()
-        readings = [np.asarray(v, np.float32) for v in (query.fp_vectors, query.fp_alt) if len(v)]
+        readings = [np.asarray(v, np.float32) for v in (query.fp_vectors, query.fp_alt, query.fp_local) if len(v)]
         out.append(Channel("frames", 1.0 / FPS, norm.frame_chance, query.fp_times,
                            [w for v in readings for w in (v, mirrored(v))], f.ids, f.video,
                            f.times, f.vectors))

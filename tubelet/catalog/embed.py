@@ -136,6 +136,7 @@ class VideoEmbedding:
     fp_alt: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # fingerprint.py `alt`
     fp_thumbs: np.ndarray = field(default_factory=lambda: np.zeros((0, PATCH, PATCH), np.uint8))  # and `thumbs`
     fp_whole: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # and `whole`
+    fp_local: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # and `local`
 
     @property
     def id(self) -> str:
@@ -391,7 +392,7 @@ def video_embedding(path: str | os.PathLike, info: VideoInfo, content_hash: str,
                           width=int(info.width), height=int(info.height), model_id=model_id, starts=starts,
                           ends=ends, segments=segs, vector=(mean / np.linalg.norm(mean)).astype(np.float32),
                           fp_times=fp.times, fp_vectors=fp.vectors, fp_alt=fp.alt, fp_thumbs=fp.thumbs,
-                          fp_whole=fp.whole)
+                          fp_whole=fp.whole, fp_local=fp.local)
 
 
 @dataclass

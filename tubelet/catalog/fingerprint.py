@@ -17,7 +17,9 @@ another did), so both sides keep both: queries are matched in both readings, and
 strict rows after its first ones, at the same instants (`stored_rows`, `split_readings`). Flat content can also
 read as margin where there is none (the white page of a screen recording), and a piece of such a video copied into
 other footage has the margins of that footage: so where the first box cuts anything, the catalog also stores the
-fingerprints of the whole frame (`whole`). Only such videos get the extra rows.
+fingerprints of the whole frame (`whole`). Only such videos get the extra rows. A query may itself be such a
+compilation (a 4:3 piece pillarboxed between 16:9 footage): its frames are also read each in the box of the LOCAL
+frames around it (`local`, query side only), where that differs from the whole query's box.
 
 A crop or zoom to 80 % moves every frequency, and the DCT fingerprint is not tolerant of that (an 80 % off-centre
 crop matched its source at 0.62–0.69 against catalog chance levels of 0.66–0.83; the same crop of the source at
@@ -47,6 +49,7 @@ BLACK = 24  # grey level at or under which a pixel is black (bars after re-encod
 PATCH = 40  # side of the stored thumbnail of the content box
 CROP = THUMB / PATCH  # 0.8: the crops of a thumbnail that crop views describe
 GRID = 4  # crop positions along each side
+LOCAL = 7  # frames (3.5 s) around each one whose content box is its `local` reading
 
 
 @dataclass
@@ -62,6 +65,8 @@ class Fingerprints:
     # grey thumbnails of `box`
     whole: np.ndarray = field(default_factory=lambda: np.zeros((0, DIM), np.float32))  # [F, DIM] of the whole
     # frame, where `box` cuts anything; empty otherwise
+    local: np.ndarray = field(default_factory=lambda: np.zeros((0, DIM), np.float32))  # [F, DIM] each frame in
+    # the box of the LOCAL frames around it, where one differs from `box`; empty otherwise
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -189,8 +194,11 @@ class FrameSampler:
             self.frames[i], shape[::-1], interpolation=cv2.INTER_AREA) for i in have])
         box, cut, whole = content_box(g), content_box(g, strict=True), (0, g.shape[1], 0, g.shape[2])
         none = np.zeros((0, DIM), np.float32)
+        near = [content_box(g[max(0, i - LOCAL // 2):i + LOCAL // 2 + 1]) for i in range(len(g))]
         return Fingerprints(self.times[have], describe(g, box), box, describe(g, cut) if cut != box else none,
-                            resized(g, box, PATCH), describe(g, whole) if box != whole else none)
+                            resized(g, box, PATCH), describe(g, whole) if box != whole else none,
+                            np.concatenate([describe(g[i:i + 1], b) for i, b in enumerate(near)])
+                            if any(b != box for b in near) else none)
 
 
 def stored_rows(fp: Fingerprints) -> tuple[np.ndarray, np.ndarray]:

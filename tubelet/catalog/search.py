@@ -68,6 +68,7 @@ class Query:
     fp_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # [F, FP_DIM]
     fp_alt: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # the other reading of
     # its margins (fingerprint.py), when it has one
+    fp_local: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # and its local one
 
     def to_dict(self) -> dict[str, Any]:
         return {"query": self.label, "start_s": float(self.starts[0]), "end_s": float(self.ends[-1]),
@@ -90,7 +91,7 @@ def file_query(catalog: Catalog, path: str | os.PathLike, start_s: float | None 
     embedder = embedder or embedder_for(model)
     emb = embed_video(embedder, path, EmbedOptions(model.window_s, model.stride_s), start_s, end_s, progress=progress)
     return Query(label or str(path), emb.starts, emb.ends, emb.segments, None, emb.fp_times, emb.fp_vectors,
-                 emb.fp_alt)
+                 emb.fp_alt, emb.fp_local)
 
 
 def id_query(catalog: Catalog, video_id: str, start_s: float | None = None, end_s: float | None = None) -> Query:
