@@ -305,7 +305,8 @@ def main() -> None:
     ap.add_argument("--cost-repeats", type=int, default=2)
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--channels", nargs="+", default=["frames", "frames+crops", "frames+crops+segments", "segments"],
-                    help="evidence channel sets to compare (frames: fingerprints; segments: the model, whitened)")
+                    help="evidence channel sets to compare (frames: fingerprints; crops: crop views of the "
+                         "sources they saw; segments: the model, whitened)")
     args = ap.parse_args()
     args.model = args.model or ["runs/demo", "vit_tiny"]
     from tubelet.config import PRESETS

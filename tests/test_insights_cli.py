@@ -10,6 +10,7 @@ from conftest import REAL_VIDEOS, needs_shared, splice
 from test_catalog_cli import one_thread, run, run_json  # noqa: F401 (one_thread: autouse fixture)
 
 from tubelet.errors import TubeletError
+from tubelet.insights.clusters import ClusterParams
 from tubelet.insights.times import format_time, parse_time, parse_window
 from tubelet.insights.trends import find_trends
 
@@ -99,7 +100,7 @@ def test_new_upload_is_assigned_without_refit(catalog):
     assert home and new_id in home[0]["members"]
     old = {c["id"]: c["members"] for c in before["clusters"]}
     assert all(set(old[c["id"]]) <= set(c["members"]) for c in after["clusters"])  # nobody moved
-    refit = run_json("clusters", "--catalog", cat, "--refit")
+    refit = run_json("clusters", "--catalog", cat, "--refit", "--min-size", "3")
     assert refit["fitted"]["videos"] == 10 and refit["fitted"]["fitted_at"] >= before["fitted"]["fitted_at"]
 
 
@@ -109,9 +110,10 @@ def test_too_few_videos_is_a_clear_error(catalog, tmp_path):
     run_json("index", "add", *sorted(tmp.glob("aquarium*.mp4"))[:3], "--catalog", small, *MODEL)
     code, out, err = run("clusters", "--catalog", small)
     assert code == 1 and out == ""
-    assert err.strip().count("\n") == 0 and "holds 3 videos" in err and "at least 10" in err
+    need = f"at least {2 * ClusterParams().min_size}"
+    assert err.strip().count("\n") == 0 and "holds 3 videos" in err and need in err
     code, _, err = run("trends", "--catalog", small)
-    assert code == 1 and "at least 10" in err
+    assert code == 1 and need in err
 
 
 def test_trend_rule_finds_the_riser_and_the_fader_not_the_steady():

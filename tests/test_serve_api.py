@@ -279,7 +279,8 @@ def test_anomaly_endpoint(server, tmp_path):
 
 
 def synthetic_catalog(root: Path) -> dict[str, list[str]]:
-    """Three groups of 6 videos around three directions (vit_tiny's width), group c uploaded last: ids by group."""
+    """Three groups of 8 videos (more than the default smallest cluster) around three directions (vit_tiny's width),
+    group c uploaded last: ids by group."""
     from datetime import UTC, datetime, timedelta
 
     from tubelet.catalog.store import ModelInfo, VideoEntry, VideoRecord
@@ -289,7 +290,7 @@ def synthetic_catalog(root: Path) -> dict[str, list[str]]:
     groups, entries, start = {}, [], datetime(2026, 1, 1, tzinfo=UTC)
     for g, name in enumerate("abc"):
         centre = rng.standard_normal(192)
-        for i in range(6):
+        for i in range(8):
             segs = centre + 0.3 * rng.standard_normal((4, 192))
             segs = (segs / np.linalg.norm(segs, axis=1, keepdims=True)).astype(np.float32)
             vid = f"{g:02d}{i:010x}"

@@ -3,8 +3,15 @@
 A window [s, s + window_s) is sampled at `num_frames` evenly spaced instants (the frame on screen at
 s + (j + ½)·window_s/T), so a 2 s window at 16 frames is 8 frames/s — the density VideoMAE was trained at
 (16 frames every 4th frame at 30 fps). Windows are `tubelet.data.sliding_windows` over the span: every `stride_s`,
-plus one aligned to the end, or one window over a span shorter than a window. Frames are the test view (short side
-→ crop size, centre crop, ImageNet normalisation). The video vector is the normalised mean of its segments.
+plus one aligned to the end, or one window over a span shorter than a window. The video vector is the normalised
+mean of its segments.
+
+Frames are the *content view* (`content_view`): the picture is cut to its content box (black bars and the blurred
+fill of a 9:16 re-post cut away, as the fingerprints find it) and scaled to the model's height; a wider picture is
+centre-cropped to a square (for a landscape video without bars, the classic test view), a narrower one — a portrait
+re-frame — is centred on padding the encoder never sees: its tokens are hidden, as in pretraining. So a 9:16 re-frame
+(a full-height column of a landscape video) is embedded at the original's scale, by the same tokens as the middle of
+the original, instead of as a 1.8× zoom of its centre.
 """
 
 from __future__ import annotations
@@ -24,12 +31,20 @@ import torch
 
 from tubelet.atomic import atomic_open
 from tubelet.catalog.fingerprint import DIM as FP_DIM
-from tubelet.catalog.fingerprint import PATCH, Fingerprints, FrameSampler, fingerprint_file, with_alt
+from tubelet.catalog.fingerprint import (
+    PATCH,
+    Fingerprints,
+    FrameSampler,
+    content_box,
+    fingerprint_file,
+    grey,
+    stored_rows,
+)
 from tubelet.catalog.store import ModelInfo, VideoEntry, VideoRecord
-from tubelet.config import PRESETS
+from tubelet.config import IMAGENET_MEAN, PRESETS
 from tubelet.data import VideoInfo, probe, read_frames_at, sliding_windows
 from tubelet.data.sources import list_folder
-from tubelet.data.transforms import center_crop_box, crop, normalize, resize_short
+from tubelet.data.transforms import center_crop_box, crop, normalize, resize
 from tubelet.errors import TubeletError
 from tubelet.export import EmbeddingGraph, OnnxRunner, cached_export
 from tubelet.model.checkpoints import load_model
@@ -40,6 +55,7 @@ POOLS = ("mean", "max")
 ID_HEX = 12  # a video id is the first 12 hex digits of its content hash
 SECONDS_RANGE = (0.1, 3600.0)  # window and stride: a tenth of a second (3 frames at 30 fps) to an hour
 MAX_BATCH = 4096
+VIEW = "content"  # the frames the encoder sees (content_view); part of the model identity
 
 
 @dataclass(frozen=True)
@@ -119,6 +135,7 @@ class VideoEmbedding:
     fp_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # [F, FP_DIM]
     fp_alt: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # fingerprint.py `alt`
     fp_thumbs: np.ndarray = field(default_factory=lambda: np.zeros((0, PATCH, PATCH), np.uint8))  # and `thumbs`
+    fp_whole: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # and `whole`
 
     @property
     def id(self) -> str:
@@ -129,18 +146,19 @@ class VideoEmbedding:
                           fps=self.fps, width=self.width, height=self.height, size_bytes=self.size_bytes,
                           num_segments=len(self.segments), added_at=datetime.now(UTC).isoformat(timespec="seconds"),
                           meta=dict(meta or {}))
-        fp_times, fp_vectors = with_alt(Fingerprints(self.fp_times, self.fp_vectors, (0, 0, 0, 0), self.fp_alt))
+        fp_times, fp_vectors = stored_rows(Fingerprints(self.fp_times, self.fp_vectors, (0, 0, 0, 0), self.fp_alt,
+                                                        whole=self.fp_whole))
         return VideoEntry(rec, self.vector, self.starts, self.ends, self.segments, fp_times, fp_vectors, self.fp_thumbs)
 
 
 def model_identity(model: VideoMAE, layer: int, pool: str, tokens: float = 1.0, precision: str = "fp32") -> str:
-    """sha256 over the config, every tensor (sorted by name), the layer/pooling and, when not the defaults, the
-    token fraction and the weights' precision (what changes the vectors beyond 1e-4): 16 hex digits."""
+    """sha256 over the config, every tensor (sorted by name), the layer/pooling, the view and, when not the defaults,
+    the token fraction and the weights' precision (what changes the vectors beyond 1e-4): 16 hex digits."""
     h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    h.update(f"layer={layer};pool={pool}".encode())
+    h.update(f"layer={layer};pool={pool};view={VIEW}".encode())
     if tokens != 1.0:
         h.update(f";tokens={tokens:g}".encode())
     if precision != "fp32":
@@ -184,9 +202,20 @@ class Embedder:
                          pool=self.pool, window_s=opts.window_s, stride_s=opts.stride_s, overrides=self.overrides,
                          tokens=self.tokens, engine=self.engine.model_engine, precision=self.engine.precision)
 
+    @property
+    def patch(self) -> int:
+        return self.model.config.patch_size
+
     @torch.inference_mode()
-    def __call__(self, clips: torch.Tensor) -> np.ndarray:
-        """clips [B, 3, T, H, W] normalised float → [B, D] float32 unit vectors."""
+    def __call__(self, clips: torch.Tensor, columns: int | None = None) -> np.ndarray:
+        """clips [B, 3, T, H, W] normalised float → [B, D] float32 unit vectors, from the middle `columns` token
+        columns only when given (content_view's narrow pictures; those run on the torch graph whatever the engine,
+        which the exported one matches within 1e-4 at fp32)."""
+        t, h, w = self.model.config.grid
+        if columns is not None and columns < w:
+            keep = torch.zeros(t, h, w, dtype=torch.bool, device=clips.device)
+            keep[..., (w - columns) // 2:(w - columns) // 2 + columns] = True
+            return self.graph(clips, ~keep.reshape(-1))[0].cpu().numpy()
         if self.runner is not None:
             return self.runner(clips)["embedding"]
         return self.graph(clips)[0].cpu().numpy()
@@ -272,20 +301,41 @@ def span_windows(opts: EmbedOptions, start_s: float, end_s: float) -> list[tuple
     return [(start_s + a, start_s + b) for a, b in sliding_windows(end_s - start_s, opts.window_s, opts.stride_s)]
 
 
+def content_view(frames: torch.Tensor, size: int, patch: int) -> tuple[torch.Tensor, int]:
+    """uint8 frames [N, H, W, 3] of one stretch of video → ([N, size, size, 3], token columns holding the picture).
+
+    The frames are cut to their content box (fingerprint.content_box: bars and blurred fill) and scaled to `size`
+    high. A picture at least as wide is centre-cropped to the square (all size // patch columns are picture); a
+    narrower one is scaled to whole patch columns (at most half a patch off its aspect) and centred on the mean
+    colour, the columns outside it to be hidden from the encoder."""
+    top, bottom, left, right = content_box(grey(frames.numpy()))
+    frames = frames[:, top:bottom, left:right]
+    h, w = frames.shape[1:3]
+    width = max(1, round(w * size / h))
+    if width >= size:
+        return crop(resize(frames, (size, width)), center_crop_box(size, width, size)), size // patch
+    columns = min(size // patch, max(1, round(width / patch)))
+    out = torch.empty(len(frames), size, size, 3, dtype=torch.uint8)
+    out[:] = torch.tensor([round(255 * m) for m in IMAGENET_MEAN], dtype=torch.uint8)
+    lo = (size // patch - columns) // 2 * patch
+    out[:, :, lo:lo + columns * patch] = resize(frames, (size, columns * patch))
+    return out, columns
+
+
 def window_frames(path: str | os.PathLike, windows: Sequence[tuple[float, float]], num_frames: int,
-                  size: int, frames_to: FrameSampler | None = None) -> torch.Tensor:
-    """uint8 [W, T, size, size, 3]: each window's frames at its sampling instants (each distinct instant decoded
-    once), short side → size, centre crop — the test view before normalisation. Every decoded frame, whole, is
-    also offered to `frames_to` (the fingerprints, without a second decode)."""
+                  size: int, patch: int, frames_to: FrameSampler | None = None) -> tuple[torch.Tensor, int]:
+    """(uint8 [W, T, size, size, 3], token columns holding the picture): each window's frames at its sampling
+    instants (each distinct instant decoded once), in the content view (one box for the whole batch) before
+    normalisation. Every decoded frame, whole, is also offered to `frames_to` (the fingerprints, without a second
+    decode)."""
     times = _window_times(windows, num_frames)
     uniq, inverse = np.unique(np.round(times, 6), return_inverse=True)
     frames, _ = read_frames_at(path, uniq.tolist(), size=size)  # [U, H, W, 3] uint8, short side = size
     if frames_to is not None:
         for t, frame in zip(uniq, frames.numpy(), strict=True):
             frames_to.offer(float(t), frame)
-    frames = resize_short(frames, size)
-    frames = crop(frames, center_crop_box(frames.shape[1], frames.shape[2], size))
-    return frames[torch.as_tensor(inverse.reshape(times.shape))]
+    frames, columns = content_view(frames, size, patch)
+    return frames[torch.as_tensor(inverse.reshape(times.shape))], columns
 
 
 def clips_of(frames: torch.Tensor) -> torch.Tensor:
@@ -305,7 +355,8 @@ def embed_span(embedder: Embedder, path: str | os.PathLike, opts: EmbedOptions, 
     vecs = []
     for lo in range(0, len(windows), opts.batch_size):
         chunk = windows[lo:lo + opts.batch_size]
-        vecs.append(embedder(clips_of(window_frames(path, chunk, embedder.num_frames, embedder.size, frames_to))))
+        frames, columns = window_frames(path, chunk, embedder.num_frames, embedder.size, embedder.patch, frames_to)
+        vecs.append(embedder(clips_of(frames), columns))
         if progress:
             progress((lo + len(chunk)) / len(windows))
     return np.array([w[0] for w in windows]), np.array([w[1] for w in windows]), np.concatenate(vecs)
@@ -339,7 +390,8 @@ def video_embedding(path: str | os.PathLike, info: VideoInfo, content_hash: str,
                           size_bytes=os.path.getsize(path), duration_s=float(info.duration_s), fps=float(info.fps),
                           width=int(info.width), height=int(info.height), model_id=model_id, starts=starts,
                           ends=ends, segments=segs, vector=(mean / np.linalg.norm(mean)).astype(np.float32),
-                          fp_times=fp.times, fp_vectors=fp.vectors, fp_alt=fp.alt, fp_thumbs=fp.thumbs)
+                          fp_times=fp.times, fp_vectors=fp.vectors, fp_alt=fp.alt, fp_thumbs=fp.thumbs,
+                          fp_whole=fp.whole)
 
 
 @dataclass

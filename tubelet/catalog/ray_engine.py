@@ -34,13 +34,14 @@ from tubelet.data import VideoInfo, probe
 from tubelet.errors import TubeletError
 
 
-def decode_file(row: dict[str, Any], opts: EmbedOptions, num_frames: int, size: int,
+def decode_file(row: dict[str, Any], opts: EmbedOptions, num_frames: int, size: int, patch: int,
                 done: frozenset[str]) -> Iterator[dict[str, Any]]:
     """One file → rows of up to `opts.batch_size` windows each (uint8 frames), or one row saying it was skipped
     (content already done) or failed (with the reason)."""
     path = row["path"]
     base = {"path": path, "content_hash": "", "status": "", "error": "", "info": "", "windows": 0, "first": 0,
-            "starts": [], "ends": [], "frames": np.zeros((0, num_frames, size, size, 3), np.uint8)}
+            "starts": [], "ends": [], "frames": np.zeros((0, num_frames, size, size, 3), np.uint8),
+            "columns": size // patch}
     try:
         digest = file_sha256(path)
         if digest in done:
@@ -52,9 +53,10 @@ def decode_file(row: dict[str, Any], opts: EmbedOptions, num_frames: int, size: 
         windows = span_windows(opts, 0.0, info.duration_s)
         for lo in range(0, len(windows), opts.batch_size):
             chunk = windows[lo:lo + opts.batch_size]
+            frames, columns = window_frames(path, chunk, num_frames, size, patch)
             yield {**base, "content_hash": digest, "status": "window", "info": json.dumps(info.to_dict()),
                    "windows": len(windows), "first": lo, "starts": [w[0] for w in chunk], "ends": [w[1] for w in chunk],
-                   "frames": window_frames(path, chunk, num_frames, size).numpy()}
+                   "frames": frames.numpy(), "columns": columns}
     except (TubeletError, OSError) as e:
         reason = str(e) if isinstance(e, TubeletError) else f"{path}: {e.strerror or e}"
         yield {**base, "status": "failed", "error": reason}
@@ -77,9 +79,9 @@ class EmbedActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         import torch
 
-        (frames,) = batch.pop("frames")
-        vectors = self.embedder(clips_of(torch.from_numpy(np.asarray(frames))).to(self.device)) if len(frames) \
-            else np.zeros((0, self.dim), np.float32)
+        (frames,), (columns,) = batch.pop("frames"), batch.pop("columns")
+        vectors = self.embedder(clips_of(torch.from_numpy(np.asarray(frames))).to(self.device), int(columns)) \
+            if len(frames) else np.zeros((0, self.dim), np.float32)
         return {**batch, "vectors": vectors[None]}
 
 
@@ -111,7 +113,8 @@ def ray_embed_files(embedder: Embedder, files: Sequence[Path], opts: EmbedOption
     pool = actors or max(1, gpus)
     ds = ray.data.from_items([{"path": str(p)} for p in files], override_num_blocks=max(1, len(files)))
     ds = ds.flat_map(decode_file, num_cpus=1, fn_kwargs={
-        "opts": opts, "num_frames": embedder.num_frames, "size": embedder.size, "done": frozenset(done)})
+        "opts": opts, "num_frames": embedder.num_frames, "size": embedder.size, "patch": embedder.patch,
+        "done": frozenset(done)})
     actors_pool = ray.data.ActorPoolStrategy(size=pool, max_tasks_in_flight_per_actor=2)
     ds = ds.map_batches(EmbedActor, batch_size=1, compute=actors_pool, num_gpus=1 if gpus else 0,
                         num_cpus=0 if gpus else 1, batch_format="numpy", fn_constructor_kwargs={

@@ -14,7 +14,7 @@ CATALOG = typer.Option(..., "--catalog", help="Catalog directory.")
 JSON = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 REFIT = typer.Option(False, "--refit", help="Cluster the catalog afresh (otherwise videos added since the stored "
                                             "clustering are assigned to its clusters, or left as noise).")
-MIN_SIZE = typer.Option(None, "--min-size", help="Fewest videos a cluster holds (default 5; a new value refits).")
+MIN_SIZE = typer.Option(None, "--min-size", help="Fewest videos a cluster holds (default 7; a new value refits).")
 
 
 def _echo_json(data: Any) -> None:

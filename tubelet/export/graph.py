@@ -31,8 +31,13 @@ class EmbeddingGraph(nn.Module):
     def outputs(self) -> list[str]:
         return ["embedding", "logits"] if self.with_logits else ["embedding"]
 
-    def forward(self, video: Tensor) -> tuple[Tensor, ...]:
-        mask = None if self.hidden is None else self.hidden.expand(video.shape[0], -1)
+    def forward(self, video: Tensor, hidden: Tensor | None = None) -> tuple[Tensor, ...]:
+        """`hidden` [N] bool: tokens the encoder does not see besides the token fraction's (padding around a
+        narrow picture, catalog.embed.content_view); the torch engine only (the exported graph has no such input)."""
+        mask = self.hidden
+        if hidden is not None:
+            mask = hidden if mask is None or bool((mask | hidden).all()) else mask | hidden
+        mask = None if mask is None else mask.expand(video.shape[0], -1)
         pooled = self.model.embed(video, mask, self.layer, self.pool)
         embedding = F.normalize(pooled.float(), dim=-1)
         if self.with_logits:

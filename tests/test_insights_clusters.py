@@ -1,0 +1,34 @@
+"""The clustering space and HDBSCAN's defaults on small, clean catalogs (fewer videos than the vectors have
+dimensions, as a new catalog is)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tubelet.insights.clusters import ClusterParams, fit
+
+
+def groups(n: int, count: int = 3, dim: int = 192, spread: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Unit video vectors [count·n, dim] scattered around `count` random directions, and their group."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((count, dim))
+    x = np.repeat(centres, n, axis=0) + spread * rng.standard_normal((count * n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), np.repeat(np.arange(count), n)
+
+
+@pytest.mark.parametrize("n", [8, 10])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_clean_groups_in_a_catalog_smaller_than_the_dimension_are_each_a_cluster(n, seed):
+    """A new catalog, 24–30 videos in 192 dimensions: the whitening's floor is taken over the N − 1 directions the
+    videos span (taken over all 192, it stretched every spanned direction alike and merged two groups)."""
+    x, group = groups(n, seed=seed)
+    labels = fit([str(i) for i in range(len(x))], x, ClusterParams()).labels
+    assert (labels >= 0).all()
+    assert len(set(labels.tolist())) == 3
+    assert all(len(set(labels[group == g].tolist())) == 1 for g in range(3))
+
+
+def test_groups_smaller_than_the_smallest_cluster_are_noise():
+    x, _ = groups(ClusterParams().min_size - 1)
+    assert (fit([str(i) for i in range(len(x))], x, ClusterParams()).labels < 0).all()
