@@ -281,13 +281,17 @@ def sampled(grey: np.ndarray):
     return s.fingerprints()
 
 
-def pixel_entry(i: int, grey: np.ndarray) -> VideoEntry:
+def pixel_entry(i: int, grey: np.ndarray, readings: bool = True) -> VideoEntry:
+    """A catalog entry of grey frames (with every reading the catalog stores, or the first one alone)."""
+    from tubelet.catalog.fingerprint import stored_rows
+
     fp, n = sampled(grey), len(grey) // 2
     seg = walk(i, n)
     rec = VideoRecord(id=f"vid{i}", path=f"/v/{i}.mp4", content_hash=str(i), duration_s=n, fps=25.0, width=170,
                       height=96, size_bytes=1, num_segments=n, added_at="", meta={})
-    return VideoEntry(rec, seg.mean(0), np.arange(n, dtype=float), np.arange(n, dtype=float) + 2, seg, fp.times,
-                      fp.vectors, fp.thumbs)
+    times, vectors = stored_rows(fp) if readings else (fp.times, fp.vectors)
+    return VideoEntry(rec, seg.mean(0), np.arange(n, dtype=float), np.arange(n, dtype=float) + 2, seg, times,
+                      vectors, fp.thumbs)
 
 
 def test_an_off_centre_80_percent_crop_is_located_through_its_sources_crop_views(tmp_path):
@@ -348,3 +352,26 @@ def test_a_catalog_from_before_thumbnails_still_reads_and_merges(tmp_path, monke
     assert set(new.thumbs(["vid0", "vid1", "vid2"])) == {"vid2"}
     np.testing.assert_array_equal(new.thumbs(["vid2"])["vid2"], sampled(panning(2, 8)).thumbs)
     assert 0 < new.normalisation().crop_chance <= 1
+
+
+def test_a_piece_of_a_video_whose_flat_bands_read_as_margin_is_found_inside_other_footage(tmp_path):
+    """Flat bands (a screen recording's white page) read as margin, so the source's box cuts them; a piece of it
+    between other footage is described whole (the footage has no margins). The catalog keeps the source's whole
+    frame too, and finds the piece there strongly; with the boxed reading alone, weakly."""
+    src = panning(7, 24)
+    src[:, :22], src[:, 74:] = 235, 235  # flat white above and below the picture
+    fp = sampled(src)
+    assert fp.box[:2] != (0, 96) and len(fp.whole) == len(fp.vectors) == 24
+    piece = np.concatenate([panning(50, 6), src[6:18], panning(51, 6)])
+    q = sampled(piece)
+    assert q.box == (0, 96, 0, 170)
+    query = Query("q", np.arange(12.0), np.arange(12.0) + 2, walk(97, 12), None, q.times, q.vectors)
+    found = []
+    for readings in (True, False):
+        cat = Catalog.create(tmp_path / str(readings), MODEL)
+        cat.add([pixel_entry(i, panning(i)) for i in range(6)] + [pixel_entry(7, src, readings)], MODEL.id)
+        found.append(find_copies(cat, query, channels=("frames",)))
+    (span,) = found[0].spans
+    assert span.id == "vid7" and span.query_start_s == pytest.approx(3, abs=0.5)
+    assert span.query_end_s == pytest.approx(9, abs=0.5) and span.start_s == pytest.approx(3, abs=0.5)
+    assert span.score > 0.95 and max((s.score for s in found[1].spans if s.id == "vid7"), default=0) < 0.7

@@ -38,7 +38,7 @@ from tubelet.catalog.fingerprint import (
     content_box,
     fingerprint_file,
     grey,
-    with_alt,
+    stored_rows,
 )
 from tubelet.catalog.store import ModelInfo, VideoEntry, VideoRecord
 from tubelet.config import IMAGENET_MEAN, PRESETS
@@ -135,6 +135,7 @@ class VideoEmbedding:
     fp_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # [F, FP_DIM]
     fp_alt: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # fingerprint.py `alt`
     fp_thumbs: np.ndarray = field(default_factory=lambda: np.zeros((0, PATCH, PATCH), np.uint8))  # and `thumbs`
+    fp_whole: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # and `whole`
 
     @property
     def id(self) -> str:
@@ -145,7 +146,8 @@ class VideoEmbedding:
                           fps=self.fps, width=self.width, height=self.height, size_bytes=self.size_bytes,
                           num_segments=len(self.segments), added_at=datetime.now(UTC).isoformat(timespec="seconds"),
                           meta=dict(meta or {}))
-        fp_times, fp_vectors = with_alt(Fingerprints(self.fp_times, self.fp_vectors, (0, 0, 0, 0), self.fp_alt))
+        fp_times, fp_vectors = stored_rows(Fingerprints(self.fp_times, self.fp_vectors, (0, 0, 0, 0), self.fp_alt,
+                                                        whole=self.fp_whole))
         return VideoEntry(rec, self.vector, self.starts, self.ends, self.segments, fp_times, fp_vectors, self.fp_thumbs)
 
 
@@ -388,7 +390,8 @@ def video_embedding(path: str | os.PathLike, info: VideoInfo, content_hash: str,
                           size_bytes=os.path.getsize(path), duration_s=float(info.duration_s), fps=float(info.fps),
                           width=int(info.width), height=int(info.height), model_id=model_id, starts=starts,
                           ends=ends, segments=segs, vector=(mean / np.linalg.norm(mean)).astype(np.float32),
-                          fp_times=fp.times, fp_vectors=fp.vectors, fp_alt=fp.alt, fp_thumbs=fp.thumbs)
+                          fp_times=fp.times, fp_vectors=fp.vectors, fp_alt=fp.alt, fp_thumbs=fp.thumbs,
+                          fp_whole=fp.whole)
 
 
 @dataclass

@@ -14,8 +14,10 @@ under 2 × MARGIN_ENERGY of the middle's energy) gets a second set of fingerprin
 reading can be the right one, and re-encoding can tip a near-threshold margin either way (a low-contrast, almost
 textureless picture such as asphalt seen from above: the first box of one copy fell where the strict box of
 another did), so both sides keep both: queries are matched in both readings, and the catalog stores a video's
-strict rows after its first ones, at the same instants (`with_alt`, `split_readings`). Only such videos get the
-extra rows.
+strict rows after its first ones, at the same instants (`stored_rows`, `split_readings`). Flat content can also
+read as margin where there is none (the white page of a screen recording), and a piece of such a video copied into
+other footage has the margins of that footage: so where the first box cuts anything, the catalog also stores the
+fingerprints of the whole frame (`whole`). Only such videos get the extra rows.
 
 A crop or zoom to 80 % moves every frequency, and the DCT fingerprint is not tolerant of that (an 80 % off-centre
 crop matched its source at 0.62–0.69 against catalog chance levels of 0.66–0.83; the same crop of the source at
@@ -58,6 +60,8 @@ class Fingerprints:
     # reading's box, where it differs from `box`; empty otherwise
     thumbs: np.ndarray = field(default_factory=lambda: np.zeros((0, PATCH, PATCH), np.uint8))  # [F, PATCH, PATCH]
     # grey thumbnails of `box`
+    whole: np.ndarray = field(default_factory=lambda: np.zeros((0, DIM), np.float32))  # [F, DIM] of the whole
+    # frame, where `box` cuts anything; empty otherwise
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -183,21 +187,21 @@ class FrameSampler:
         shape = max(shapes, key=lambda hw: sum(self.frames[i].shape == hw for i in have))  # a resolution change
         g = np.stack([self.frames[i] if self.frames[i].shape == shape else cv2.resize(
             self.frames[i], shape[::-1], interpolation=cv2.INTER_AREA) for i in have])
-        box, cut = content_box(g), content_box(g, strict=True)
-        return Fingerprints(self.times[have], describe(g, box), box,
-                            describe(g, cut) if cut != box else np.zeros((0, DIM), np.float32),
-                            resized(g, box, PATCH))
+        box, cut, whole = content_box(g), content_box(g, strict=True), (0, g.shape[1], 0, g.shape[2])
+        none = np.zeros((0, DIM), np.float32)
+        return Fingerprints(self.times[have], describe(g, box), box, describe(g, cut) if cut != box else none,
+                            resized(g, box, PATCH), describe(g, whole) if box != whole else none)
 
 
-def with_alt(fp: Fingerprints) -> tuple[np.ndarray, np.ndarray]:
-    """(times, vectors) of the rows a catalog stores: the first reading, then the strict one (when there) at the same
-    instants."""
-    n = len(fp.alt)
-    return np.concatenate([fp.times, fp.times[:n]]), np.concatenate([fp.vectors, fp.alt]).astype(np.float32)
+def stored_rows(fp: Fingerprints) -> tuple[np.ndarray, np.ndarray]:
+    """(times, vectors) of the rows a catalog stores: the first reading, then the strict one and the whole frame
+    (those there), each at the same instants."""
+    blocks = [v for v in (fp.vectors, fp.alt, fp.whole) if len(v)]
+    return np.tile(fp.times, len(blocks)), np.concatenate(blocks).astype(np.float32)
 
 
 def split_readings(times: np.ndarray) -> int:
-    """The number of a video's stored rows (`with_alt`) that belong to its first reading: up to where the times
+    """The number of a video's stored rows (`stored_rows`) that belong to its first reading: up to where the times
     stop increasing."""
     back = np.flatnonzero(np.diff(times) <= 0)
     return int(back[0]) + 1 if len(back) else len(times)

@@ -110,9 +110,10 @@ def id_query(catalog: Catalog, video_id: str, start_s: float | None = None, end_
         keep = np.arange(len(overlap)) == int(np.argmax(overlap))
     frames = catalog.frames([video_id])
     fkeep = (frames.times >= seg.starts[keep][0] - 1e-6) & (frames.times <= seg.ends[keep][-1] + 1e-6)
-    first = np.arange(len(fkeep)) < split_readings(frames.times)  # the stored strict reading follows the first
-    return Query(video_id, seg.starts[keep], seg.ends[keep], seg.vectors[keep], video_id, frames.times[fkeep & first],
-                 frames.vectors[fkeep & first], frames.vectors[fkeep & ~first])
+    block = np.arange(len(fkeep)) // max(1, split_readings(frames.times))  # the first reading, then the others
+    return Query(video_id, seg.starts[keep], seg.ends[keep], seg.vectors[keep], video_id,
+                 frames.times[fkeep & (block == 0)], frames.vectors[fkeep & (block == 0)],
+                 frames.vectors[fkeep & (block == 1)])  # the second stored reading as the query's other one
 
 
 def diagonal_means(sim: np.ndarray, min_overlap: int | np.ndarray) -> np.ndarray:
