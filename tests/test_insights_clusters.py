@@ -17,11 +17,12 @@ def groups(n: int, count: int = 3, dim: int = 192, spread: float = 0.3, seed: in
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), np.repeat(np.arange(count), n)
 
 
-@pytest.mark.parametrize("n", [8, 10])
+@pytest.mark.parametrize("n", [8, 14, 20])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_clean_groups_in_a_catalog_smaller_than_the_dimension_are_each_a_cluster(n, seed):
-    """A new catalog, 24–30 videos in 192 dimensions: the whitening's floor is taken over the N − 1 directions the
-    videos span (taken over all 192, it stretched every spanned direction alike and merged two groups)."""
+    """A new catalog, 24–60 videos in 192 dimensions: the whitening's floor is taken over the N − 1 directions the
+    videos span and rises as they are fewer (taken over all 192, it stretched every spanned direction alike and
+    merged two groups)."""
     x, group = groups(n, seed=seed)
     labels = fit([str(i) for i in range(len(x))], x, ClusterParams()).labels
     assert (labels >= 0).all()
