@@ -158,6 +158,20 @@ def test_originality_of_original_and_indexed_videos(catalog):
     assert same["share"] == 1.0 and same["flagged"] and same["threshold_source"] == "given"
 
 
+def test_a_catalog_of_one_video_still_finds_a_copy_of_it(tmp_path):
+    """One video leaves nothing to measure chance against: fixed levels stand in, so a re-encoded copy is found
+    (was: share 0 whatever the query) and an unrelated clip is not."""
+    src = REAL_VIDEOS / "dog_with_owner.mp4"
+    run_json("index", "add", src, "--catalog", tmp_path / "c", *MODEL)
+    copy = tmp_path / "copy.mp4"
+    excerpt(src, copy, 0.0, 8.0)
+    res = run_json("originality", copy, "--catalog", tmp_path / "c")
+    assert res["share"] > 0.8 and res["flagged"] and res["threshold_source"] == "default", res
+    assert res["spans"][0]["path"] == str(src) and res["spans"][0]["start_s"] <= 0.5
+    other = run_json("originality", REAL_VIDEOS / LONG, "--catalog", tmp_path / "c")
+    assert other["share"] < 0.3 and not other["flagged"], other
+
+
 def test_analyze_against_the_catalog(catalog, tmp_path):
     """`tubelet analyze --catalog`: a clip that shows an indexed piece twice around an unindexed one."""
     root, _ = catalog

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from tubelet.catalog.fingerprint import FPS, crop_views, mirrored
+from tubelet.catalog.normalise import Normalisation
 from tubelet.catalog.search import Query
 from tubelet.catalog.store import Catalog, VideoRecord
 from tubelet.errors import TubeletError
@@ -330,11 +331,17 @@ class Channel:
     # sources already seen only, so what a row reaches in other videos' views is their chance level
 
 
+def normalisation_of(catalog: Catalog) -> Normalisation:
+    """The catalog's normalisation, or while it holds one video (nothing to measure chance against) the stand-in
+    with fixed chance levels, so a copy of that one video is still found."""
+    return catalog.normalisation() or Normalisation.alone(catalog.model.dim, DEFAULT_THRESHOLD)
+
+
 def channels_of(catalog: Catalog, query: Query, names: tuple[str, ...]) -> list[Channel]:
     """The evidence channels of a query against the catalog, the query video itself left out."""
-    norm = catalog.normalisation()
-    if norm is None:
+    if not len(catalog):
         return []
+    norm = normalisation_of(catalog)
     out = []
     if "frames" in names and len(query.fp_times):
         f = catalog.frames()
@@ -346,7 +353,7 @@ def channels_of(catalog: Catalog, query: Query, names: tuple[str, ...]) -> list[
         s = catalog.segments()
         out.append(Channel("segments", catalog.model.stride_s, norm.segment_chance, (query.starts + query.ends) / 2,
                            [norm.transform(query.vectors)], s.ids, s.video, (s.starts + s.ends) / 2,
-                           catalog.normalised_segments()))
+                           s.vectors if (v := catalog.normalised_segments()) is None else v))
     for c in out:
         if query.exclude in c.ids:
             keep = c.video != c.ids.index(query.exclude)
@@ -401,9 +408,8 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
     threshold, source = copy_threshold(catalog, threshold)
     duration = float(query.ends[-1] - query.starts[0])
     compared = float(len(query.fp_times) / FPS) if len(query.fp_times) else duration
-    norm = catalog.normalisation()
     report = CopyReport(query.label, duration, compared, float(threshold), source, 0.0, 0.0, flag_at,
-                        frame_chance=norm.frame_chance if norm else 1.0, min_score=min_score)
+                        frame_chance=normalisation_of(catalog).frame_chance, min_score=min_score)
     min_evidence = -E_HALF * np.log2(1 - min_score) if min_score > 0 else 0.0
     records: dict[str, VideoRecord] = {}  # of the videos with evidence, read as they turn up
     spans: list[CopiedSpan] = []
