@@ -225,9 +225,16 @@ def test_errors_are_one_line(catalog, tmp_path):
         (("index", "rm", "nope", "--catalog", root), "no video with id nope"),
         (("index", "add", REAL_VIDEOS / CLIPS[0], "--catalog", root, "--window", "3"), "same"),
     ]
+    # a catalog whose vectors another model (or an older tubelet's frames) made: say so, and what to do
+    stale = tmp_path / "stale"
+    shutil.copytree(root, stale)
+    meta = json.loads((stale / "catalog.json").read_text())
+    meta["model"]["id"] = "0" * 16
+    (stale / "catalog.json").write_text(json.dumps(meta))
+    cases.append((("search", REAL_VIDEOS / CLIPS[0], "--catalog", stale), "embed them again into a new catalog"))
     for args, fragment in cases:
         code, out, err = run(*args)
-        assert code == 1 and err.startswith("error: ") and fragment in err, (args, err)
+        assert code == 1 and err.startswith("error: ") and fragment in err and err.count("\n") == 1, (args, err)
         assert "Traceback" not in err
 
 

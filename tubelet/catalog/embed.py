@@ -263,7 +263,9 @@ def embedder_for(info: ModelInfo, engine: Engine | None = None) -> Embedder:
     engine = engine or Engine(info.engine, info.precision == "int8")
     emb = load_embedder(info.source, info.layer, info.pool, info.tokens, engine, **info.overrides)
     if emb.id != info.id:
-        raise TubeletError(f"{info.source}: this model is now {emb.id}, but the vectors were made by {info.id}")
+        raise TubeletError(f"{info.source}: this model is now {emb.id}, but the vectors were made by {info.id} "
+                           "(the weights changed, or an older tubelet embedded other frames): embed them again "
+                           "into a new catalog")
     return emb
 
 
