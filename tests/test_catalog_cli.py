@@ -167,7 +167,7 @@ def test_a_catalog_of_one_video_still_finds_a_copy_of_it(tmp_path):
     excerpt(src, copy, 0.0, 8.0)
     res = run_json("originality", copy, "--catalog", tmp_path / "c")
     assert res["share"] > 0.8 and res["flagged"] and res["threshold_source"] == "default", res
-    assert res["spans"][0]["path"] == str(src) and res["spans"][0]["start_s"] <= 0.5
+    assert Path(res["spans"][0]["path"]).name == src.name and res["spans"][0]["start_s"] <= 0.5
     other = run_json("originality", REAL_VIDEOS / LONG, "--catalog", tmp_path / "c")
     assert other["share"] < 0.3 and not other["flagged"], other
 
