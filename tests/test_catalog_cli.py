@@ -255,8 +255,10 @@ def test_rm(catalog, tmp_path):
 
 
 # one strength of each family in the default suite, the other in the slow one (speed: 1.25× here, 0.75× there)
-REEDITS = [pytest.param(e, marks=[] if (e.strength == "strong") != (e.family == "speed") else pytest.mark.slow,
-                        id=e.name) for e in EDITS]
+STAND_IN_SPEED = needs_shared("the stand-in's 8-14 s is a 4 s and a 2 s piece across a cut: the strong crop is flagged "
+                              "and located, but its speed comes out 0.88x (the crops channel's line), not 1x")
+REEDITS = [pytest.param(e, marks=([] if (e.strength == "strong") != (e.family == "speed") else [pytest.mark.slow])
+                        + ([STAND_IN_SPEED] if e.name == "crop-strong" else []), id=e.name) for e in EDITS]
 
 
 @pytest.mark.parametrize("edit", REEDITS)
