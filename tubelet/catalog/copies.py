@@ -364,9 +364,11 @@ def channels_of(catalog: Catalog, query: Query, names: tuple[str, ...]) -> list[
 def crop_channel(catalog: Catalog, frames: Channel, seen: list[str]) -> Channel | None:
     """The crop views of the catalog videos `seen` (those with thumbnails), to compare the query's fingerprint views
     with; None when none has them or the catalog has no crop chance level."""
-    norm = catalog.normalisation()
+    norm = normalisation_of(catalog)
+    if norm.crop_chance >= 1.0:
+        return None
     thumbs = catalog.thumbs(seen)
-    if norm is None or norm.crop_chance >= 1.0 or not thumbs:
+    if not thumbs:
         return None
     ids, video, times, vectors = [], [], [], []
     for j, vid in enumerate(thumbs):
