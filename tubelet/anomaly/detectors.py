@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.signal.windows import tukey
 
 from tubelet.anomaly.features import LUMA as LUMA_WEIGHTS
 from tubelet.anomaly.features import TickFeatures
@@ -231,7 +232,8 @@ class Shift(Detector):
     median tick."""
 
     name, kind, floor, gate = "shift", MOVED, 2.0, 1.0
-    taper = 0.2  # fraction of each side tapered by the window (a Hann window would hide edges near the border)
+    taper = 0.2  # share of the window in its cosine taper, half at each end (a Hann window would hide edges near
+    # the border)
     textured = 10.0  # % of the reference's pixels, its strongest gradients, that verify a shift
     better = float(np.log(1.1))  # how much better the shifted match must be
 
@@ -246,7 +248,7 @@ class Shift(Detector):
     def _prepare(self) -> None:
         h, w = self.reference.shape
         self._ref = self._gradient(self.reference)
-        self._window = np.outer(_tukey(h, self.taper), _tukey(w, self.taper))
+        self._window = np.outer(tukey(h, self.taper), tukey(w, self.taper))
         self._conj = np.conj(np.fft.fft2(self._ref * self._window))
         mag = np.abs(self._ref)
         self._mask = mag >= np.percentile(mag, 100 - self.textured)
@@ -288,13 +290,6 @@ class Shift(Detector):
     def load(self, state: dict[str, np.ndarray]) -> None:
         self.reference = state["reference"]
         self._prepare()
-
-
-def _tukey(n: int, taper: float) -> np.ndarray:
-    """A window flat in the middle, falling to 0 over `taper`/2 of each end (raised cosine)."""
-    x = np.linspace(0, 1, n)
-    edge = np.minimum(x, 1 - x) / (taper / 2)
-    return np.where(edge < 1, 0.5 * (1 - np.cos(np.pi * np.clip(edge, 0, 1))), 1.0)
 
 
 def frame_detectors(cap: int, seed: int) -> list[Detector]:
