@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tubelet.insights.affinity import Items, best_match
 from tubelet.insights.clusters import ClusterParams, fit
 
 
@@ -33,3 +34,22 @@ def test_clean_groups_in_a_catalog_smaller_than_the_dimension_are_each_a_cluster
 def test_groups_smaller_than_the_smallest_cluster_are_noise():
     x, _ = groups(ClusterParams().min_size - 1)
     assert (fit([str(i) for i in range(len(x))], x, ClusterParams()).labels < 0).all()
+
+
+def test_best_match_is_the_best_item_pair_of_each_two_videos():
+    """Chunked products reduced per video equal the brute-force best pair, the other view counts, and a video
+    without items gives NaN."""
+    rng = np.random.default_rng(0)
+    counts_q, counts_c = [3, 0, 5, 1], [2, 4, 0]
+    q = Items(rng.standard_normal((sum(counts_q), 6)).astype(np.float32),
+              np.repeat(np.arange(4), counts_q), 4)
+    other = Items(-q.vectors, q.owner, 4)
+    c = Items(rng.standard_normal((sum(counts_c), 6)).astype(np.float32), np.repeat(np.arange(3), counts_c), 3)
+    got = best_match(q, c, other)
+    for i in range(4):
+        for j in range(3):
+            a, b = q.vectors[q.owner == i], c.vectors[c.owner == j]
+            if not len(a) or not len(b):
+                assert np.isnan(got[i, j])
+            else:
+                assert got[i, j] == pytest.approx(np.abs(a @ b.T).max(), abs=1e-5)
