@@ -13,22 +13,21 @@ videos item by item and keep their best-matching pair (set-to-set best match):
   `crop_views`: the DCT fingerprint does not survive an 80 % crop, its crop views do), in both directions; for
   each video only against its CANDIDATES nearest by the other two channels and a seeded sample of SAMPLE others
   (the sample standardises the channel).
-- `segments`: the model's segment vectors in the catalog's normalised space (normalise.py).
+- `segments`: the model's segment vectors in the clustering's space (space.py: centred, whitened with a floor fit
+  for small catalogs; the catalog's own normalisation for search flattened the groups of a small catalog).
 
 Raw similarities mean different things for different videos (a static, low-texture shot resembles much), so each
 channel is standardised per video: z = (s − median) / (1.4826·MAD) over the video's similarities to the others (for
 crops: to its sample). A pair's z is the smaller of its two videos' (each must find the other unusual), and the
-affinity is the mean of the channels' z (crops count 0 outside the pairs compared). Distances for HDBSCAN are
-exp(−affinity / SCALE): any decreasing map gives the same hierarchy; this one keeps the density estimate's
-scale near the z-scores'. Measured on the benchmark streams (default, held-out, seed 3; demo checkpoint): ARI
-0.59 / 0.74 / 0.51 with the pooled vectors → see the README's table.
-
-Chosen on those streams, a fourth channel — the pooled video vector in the whitened space — lowered two of three
-(it brings back the re-edit look the other channels are blind to), so it is not one.
+affinity is the mean of the channels' z over those both videos have (crops count 0 outside the pairs compared).
+Distances for HDBSCAN are exp(−affinity / SCALE): any decreasing map gives the same hierarchy (the clusters chosen
+from it barely moved between the maps tried). The pooled video vector as a fourth channel lowered the ARI on two
+of the three benchmark streams it was tried on (it brings back the re-edit look the other channels are blind to).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,10 +77,15 @@ class Features:
     frames: Items  # fingerprint pairs [·, 2·FP_DIM]
     mirrored: Items  # the same pairs, left–right mirrored
     crops: list[np.ndarray]  # per video, the crop views of its fingerprint pairs [GRID²·P, 2·FP_DIM]
-    segments: Items  # normalised segment vectors [·, D]
+    segments: Items  # segment vectors [·, D], as stored until mapped into a clustering's space (`in_space`)
 
     def __len__(self) -> int:
         return self.frames.videos
+
+    def in_space(self, space: Callable[[np.ndarray], np.ndarray]) -> Features:
+        """The same features with the segment vectors mapped by `space` (the clustering's, space.py)."""
+        seg = self.segments
+        return Features(self.frames, self.mirrored, self.crops, Items(space(seg.vectors), seg.owner, seg.videos))
 
     def subset(self, rows: np.ndarray) -> Features:
         rows = np.asarray(rows)
@@ -108,7 +112,6 @@ def features(catalog: Catalog, ids: list[str]) -> Features:
     """The affinity's items of the catalog videos `ids`, in that order."""
     fr, seg = catalog.frames(ids), catalog.segments(ids)
     thumbs = catalog.thumbs(ids)
-    zs = catalog.normalised(seg)
     frow = {v: i for i, v in enumerate(fr.ids)}
     srow = {v: i for i, v in enumerate(seg.ids)}
     pairs, crops, segs = [], [], []
@@ -125,7 +128,7 @@ def features(catalog: Catalog, ids: list[str]) -> Features:
         else:
             crops.append(np.zeros((0, 2 * FP_DIM), np.float32))
         s = np.flatnonzero(seg.video == srow[vid]) if vid in srow else np.zeros(0, int)
-        segs.append(np.asarray(zs[s[_spread(len(s), MAX_SEGMENTS)]], np.float32))
+        segs.append(np.asarray(seg.vectors[s[_spread(len(s), MAX_SEGMENTS)]], np.float32))
     return Features(_items(pairs), _items([_mirrored_pairs(p) for p in pairs]), crops, _items(segs))
 
 
@@ -214,7 +217,9 @@ def affinity(q: Features, ref: Reference | None = None, seed: int = 0) -> tuple[
     other = (stats if within else ref.stats)[:, c]
     zc_t = standardise(crops.T, other).T
     z["crops"] = np.where(np.isnan(crops), 0.0, np.minimum(zc, zc_t))
-    out = sum(z[k] for k in CHANNELS) / len(CHANNELS)
+    pictures = ~np.isnan(raw["frames"])  # both videos have fingerprints (and so thumbnails): frames and crops count
+    count = 2 * pictures + ~np.isnan(raw["segments"])
+    out = sum(z[k] for k in CHANNELS) / np.maximum(count, 1)
     if within:
         out = np.maximum(out, out.T)  # crops were compared from either side
         np.fill_diagonal(out, np.inf)  # a video is itself: distance 0

@@ -142,7 +142,8 @@ class Clustering:
         out = np.full(len(new), -1, np.int64)
         if not len(present):
             return out
-        d = distance(affinity(new, Reference(fitted, self.fit_stats[present]), self.params.seed)[0])
+        ref = Reference(fitted.in_space(self.space), self.fit_stats[present])
+        d = distance(affinity(new.in_space(self.space), ref, self.params.seed)[0])
         lab = self.fit_labels[present]
         d[:, lab < 0] = np.inf
         best = d.argmin(1)
@@ -192,7 +193,7 @@ def fit(ids: list[str], vectors: np.ndarray, params: ClusterParams = ClusterPara
     labels = np.full(n, -1, np.int64)
     extra: dict[str, np.ndarray] = {}
     if on_affinity:
-        a, stats = affinity(feats, seed=params.seed)
+        a, stats = affinity(feats.in_space(space), seed=params.seed)
         dist = distance(a)
         np.fill_diagonal(dist, 0.0)
         labels[:] = hdb.fit_predict(dist)
