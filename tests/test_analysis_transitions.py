@@ -78,6 +78,16 @@ def test_jump_cuts_while_the_players_keep_moving(tmp_path):
     assert len(detect_cuts(sig, min_unpredicted=np.inf)) == 0  # without that channel: neither
 
 
+@needs_shared("the camera of arm_wrestling.mp4 jolts at 5.03 s")
+def test_a_jolt_of_the_camera_is_no_cut(tmp_path):
+    """A hand-held camera jolts (the picture shifts and tilts in one frame, and stays): new change and the layout
+    jump as at a jump cut, but one motion of the whole picture explains the change, so it is no cut."""
+    e = Edit("jolt", 256, 144, FPS, [clip("arm_wrestling.mp4", 2.19, 100)])
+    sig = frame_signals(e.render(tmp_path / "jolt.mp4"))
+    assert FastDetector().detect(sig) == []
+    np.testing.assert_allclose(detect_cuts(sig, max_camera=0.0), [2.84], atol=1 / FPS)  # without that test: a cut
+
+
 @needs_shared("these two whip pans ramp like a transition (measured on these clips)")
 @pytest.mark.parametrize("src,start_s,at", [("arm_wrestling.mp4", 3.08, (0.87, 0.34)),
                                             ("face_expressions_woman.mp4", 2.92, (2.12, 0.39))])
