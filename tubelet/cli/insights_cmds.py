@@ -22,6 +22,8 @@ def _echo_json(data: Any) -> None:
 
 
 def _clustering(catalog: Path, refit: bool, min_size: int | None) -> tuple[Any, Any, str]:
+    import dataclasses
+
     from tubelet.catalog.store import Catalog
     from tubelet.insights.clusters import ClusterParams, current, load
 
@@ -30,7 +32,7 @@ def _clustering(catalog: Path, refit: bool, min_size: int | None) -> tuple[Any, 
     if min_size is not None:
         stored = None if refit else load(cat)
         base = stored.params if stored else ClusterParams()
-        params = ClusterParams(min_size, min(base.min_samples, min_size), base.fit_max, base.seed)
+        params = dataclasses.replace(base, min_size=min_size, min_samples=min(base.min_samples, min_size))
     clustering, done = current(cat, refit, params)
     typer.echo(f"clusters: {done} ({clustering.num_clusters} clusters, fitted {clustering.info['fitted_at']} on "
                f"{clustering.info['fitted_videos']} videos)", err=True)

@@ -1,16 +1,19 @@
-"""Interest clusters of a catalog's videos: HDBSCAN in the whitened space, stored with the catalog, and extended to
-later videos without a refit.
+"""Interest clusters of a catalog's videos: HDBSCAN on the videos' affinity (the moments they share), stored with
+the catalog, and extended to later videos without a refit.
 
-Fit. The video vectors are mapped into `space.Space` (fitted on them), then clustered by scikit-learn's HDBSCAN:
-a cluster is a dense group of at least `min_size` videos, and videos in no dense group are noise — never forced
-into the nearest cluster. A catalog larger than `fit_max` videos is fitted on a seeded sample and the rest are
-placed as below (a topic needs about min_size / fit_max of the catalog to be found), which keeps 100 000
-videos under a minute.
+Fit. A catalog of up to `affinity_max` videos is clustered by scikit-learn's HDBSCAN on precomputed distances from
+`affinity.py` (best-matching fingerprint pairs, crop views and segments, each standardised per video): a cluster is
+a dense group of at least `min_size` videos, and videos in no dense group are noise — never forced into the
+nearest cluster. Larger catalogs take the cheaper path: HDBSCAN on the video vectors mapped into `space.Space`,
+fitted on a seeded sample of `fit_max` and the rest placed as below (a topic needs about min_size / fit_max of
+the catalog to be found), which keeps 100 000 videos under a minute. Either way the space is fitted too: exemplars,
+the map and cold start use it.
 
 Assign (no refit). A video that arrived after the fit joins the cluster of its nearest fitted, clustered video if
 it lies no further from it than the longest link inside that cluster (the largest distance from a member to its
-nearest fellow member: what HDBSCAN itself accepted as "connected"); otherwise it is noise. The stored clustering
-gains the assignments; the fit (space, fitted members, their links) is kept as it was until an explicit refit.
+nearest fellow member: what HDBSCAN itself accepted as "connected"); otherwise it is noise. Distances are the
+fit's: the affinity to the fitted videos still in the catalog, standardised with their stored statistics, or the
+space's. The stored clustering gains the assignments; the fit is kept as it was until an explicit refit.
 
 Stored as `<catalog>/insights/clusters.npz` (no pickles), written atomically, with the model identity and the
 catalog generation and video count it was fitted on.
@@ -18,6 +21,7 @@ catalog generation and video count it was fitted on.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from dataclasses import asdict, dataclass, field
@@ -30,11 +34,13 @@ import numpy as np
 from tubelet.atomic import atomic_write
 from tubelet.catalog.store import Catalog
 from tubelet.errors import TubeletError
+from tubelet.insights.affinity import Features, Reference, affinity, distance, features
 from tubelet.insights.space import Space, fit_space
 
 STORE = Path("insights") / "clusters.npz"
 EXEMPLARS = 3  # most typical videos reported per cluster
 FIT_MAX = 5_000  # videos HDBSCAN is fitted on (a seeded sample above this); the rest are placed
+AFFINITY_MAX = 2_000  # catalogs up to this many videos are clustered on their affinity, larger on video vectors
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class ClusterParams:
     min_size: int = 7
     min_samples: int = 2
     fit_max: int = FIT_MAX
+    affinity_max: int = AFFINITY_MAX
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -82,6 +89,16 @@ class Clustering:
     links: np.ndarray  # [C] longest link inside each cluster (distance in the space)
     params: ClusterParams
     info: dict[str, Any] = field(default_factory=dict)  # model id, catalog generation/videos, time of the fit
+    # fitted on the affinity (else empty): the fitted videos, their labels, their per-channel statistics [F, 3, 2],
+    # and each cluster's longest link in affinity distance [C]
+    fit_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, str))
+    fit_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    fit_stats: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 2), np.float32))
+    affinity_links: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    @property
+    def on_affinity(self) -> bool:
+        return len(self.fit_ids) > 0
 
     @property
     def num_clusters(self) -> int:
@@ -118,16 +135,37 @@ class Clustering:
             out[lo:lo + chunk] = np.where(dist <= self.links[lab] + 1e-6, lab, -1)
         return out
 
+    def place_by_affinity(self, new: Features, fitted: Features, present: np.ndarray) -> np.ndarray:
+        """Labels of new videos from their affinity to the fitted videos still in the catalog (`present`: their
+        rows in fit_ids, `fitted`: their features): the cluster of the nearest clustered one if within that
+        cluster's longest link, else −1."""
+        out = np.full(len(new), -1, np.int64)
+        if not len(present):
+            return out
+        ref = Reference(fitted.in_space(self.space), self.fit_stats[present])
+        d = distance(affinity(new.in_space(self.space), ref, self.params.seed)[0])
+        lab = self.fit_labels[present]
+        d[:, lab < 0] = np.inf
+        best = d.argmin(1)
+        near = lab[best]
+        ok = (near >= 0) & (d[np.arange(len(best)), best] <= self.affinity_links[np.maximum(near, 0)] + 1e-9)
+        out[ok] = near[ok]
+        return out
 
-def _longest_links(vectors: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
-    """[count] for each cluster, the largest distance from a member to its nearest fellow member."""
-    links = np.zeros(count, np.float32)
+
+def _longest_links(dist: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """[count] for each cluster, the largest distance [N, N] from a member to its nearest fellow member."""
+    links = np.zeros(count, np.float64)
     for c in range(count):
-        v = vectors[labels == c]
-        sim = v @ v.T
-        np.fill_diagonal(sim, -np.inf)
-        links[c] = float(np.sqrt(np.maximum(0.0, 2 - 2 * sim.max(1))).max()) if len(v) > 1 else 0.0
+        rows = np.flatnonzero(labels == c)
+        d = dist[np.ix_(rows, rows)].astype(np.float64)
+        np.fill_diagonal(d, np.inf)
+        links[c] = float(d.min(1).max()) if len(rows) > 1 else 0.0
     return links
+
+
+def _space_distance(z: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.maximum(0.0, 2 - 2 * (z @ z.T)))
 
 
 def min_videos(params: ClusterParams) -> int:
@@ -136,8 +174,9 @@ def min_videos(params: ClusterParams) -> int:
 
 
 def fit(ids: list[str], vectors: np.ndarray, params: ClusterParams = ClusterParams(),
-        info: dict[str, Any] | None = None, where: str = "catalog") -> Clustering:
-    """A fresh clustering of the videos `ids` with video vectors [N, D]."""
+        info: dict[str, Any] | None = None, where: str = "catalog", feats: Features | None = None) -> Clustering:
+    """A fresh clustering of the videos `ids` with video vectors [N, D]: on their affinity when their features
+    (affinity.py, same order) are given and they are at most `affinity_max`, else on the vectors."""
     from sklearn.cluster import HDBSCAN
 
     n = len(ids)
@@ -146,20 +185,31 @@ def fit(ids: list[str], vectors: np.ndarray, params: ClusterParams = ClusterPara
                            f"{min_videos(params)} (two clusters of --min-size {params.min_size}); add more videos")
     space = fit_space(vectors, seed=params.seed)
     z = space(vectors)
+    on_affinity = feats is not None and n <= params.affinity_max
     fitted = np.zeros(n, bool)
-    fitted[np.sort(np.random.default_rng(params.seed).permutation(n)[:params.fit_max])] = True
-    # brute force: one matrix product for the distances; the space has as many dimensions as the encoder's width,
-    # where tree searches degrade to slower-than-brute (5000 videos × 192 dims: 19 s brute vs 120 s kd-tree, loaded)
+    fitted[np.sort(np.random.default_rng(params.seed).permutation(n)[:n if on_affinity else params.fit_max])] = True
     hdb = HDBSCAN(min_cluster_size=params.min_size, min_samples=min(params.min_samples, params.min_size),
-                  algorithm="brute", copy=True)
+                  metric="precomputed" if on_affinity else "euclidean", algorithm="brute", copy=True)
     labels = np.full(n, -1, np.int64)
-    labels[fitted] = hdb.fit_predict(z[fitted])
+    extra: dict[str, np.ndarray] = {}
+    if on_affinity:
+        a, stats = affinity(feats.in_space(space), seed=params.seed)
+        dist = distance(a)
+        np.fill_diagonal(dist, 0.0)
+        labels[:] = hdb.fit_predict(dist)
+        extra = {"fit_ids": np.asarray(ids, dtype=str), "fit_labels": labels.copy(), "fit_stats": stats,
+                 "affinity_links": _longest_links(dist, labels, int(labels.max()) + 1)}
+    else:
+        # brute force: the space has as many dimensions as the encoder's width, where tree searches degrade to
+        # slower-than-brute (5000 videos × 192 dims: 19 s brute vs 120 s kd-tree, loaded)
+        labels[fitted] = hdb.fit_predict(z[fitted])
     count = int(labels.max()) + 1
     anchor = fitted & (labels >= 0)
     out = Clustering(np.asarray(ids, dtype=str), labels, fitted, space, z[anchor], labels[anchor],
-                     _longest_links(z[anchor], labels[anchor], count), params,
+                     _longest_links(_space_distance(z[anchor]), labels[anchor], count), params,
                      {**(info or {}), "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                      "fitted_videos": int(fitted.sum())})
+                      "fitted_videos": int(fitted.sum()), "fitted_on": "affinity" if on_affinity else "vectors"},
+                     **extra)
     if not fitted.all():
         labels[~fitted] = out.place(z[~fitted])
     return out
@@ -171,21 +221,31 @@ def fit_catalog(catalog: Catalog, params: ClusterParams = ClusterParams()) -> Cl
     st = catalog.stats()
     info = {"model_id": catalog.model.id, "model_source": catalog.model.source, "generation": st["generation"],
             "videos": st["videos"]}
-    return fit(ids, vectors, params, info, str(catalog.root))
+    return fit(ids, vectors, params, info, str(catalog.root),
+               features(catalog, ids) if len(ids) <= params.affinity_max else None)
 
 
-def update(clustering: Clustering, ids: list[str], vectors: np.ndarray) -> tuple[Clustering, int]:
+def update(clustering: Clustering, ids: list[str], vectors: np.ndarray, catalog: Catalog | None = None,
+           ) -> tuple[Clustering, int]:
     """The clustering over the catalog's current videos (`ids`, video vectors [N, D] in the same order): videos
-    gone are dropped, new ones placed without refitting. Returns it and how many were placed."""
+    gone are dropped, new ones placed without refitting (by affinity when it was fitted so and `catalog` is
+    given to read the videos' features from; else by their vectors). Returns it and how many were placed."""
     known = {v: i for i, v in enumerate(clustering.ids.tolist())}
     rows = np.array([known.get(v, -1) for v in ids], np.int64)
     new = rows < 0
     labels = np.where(new, -1, clustering.labels[np.maximum(rows, 0)])
-    if new.any():
+    if new.any() and clustering.on_affinity and catalog is not None:
+        current_ids = set(ids)
+        present = np.array([i for i, v in enumerate(clustering.fit_ids.tolist()) if v in current_ids], np.int64)
+        new_ids = [v for v, n in zip(ids, new, strict=True) if n]
+        both = features(catalog, [*clustering.fit_ids[present].tolist(), *new_ids])
+        labels[new] = clustering.place_by_affinity(both.subset(np.arange(len(present), len(both))),
+                                                   both.subset(np.arange(len(present))), present)
+    elif new.any():
         labels[new] = clustering.place(clustering.space(vectors[new]))
     fitted = ~new & clustering.fitted[np.maximum(rows, 0)]
-    out = Clustering(np.asarray(ids, dtype=str), labels, fitted, clustering.space, clustering.anchors,
-                     clustering.anchor_labels, clustering.links, clustering.params, dict(clustering.info))
+    out = dataclasses.replace(clustering, ids=np.asarray(ids, dtype=str), labels=labels, fitted=fitted,
+                              info=dict(clustering.info))
     return out, int(new.sum())
 
 
@@ -196,8 +256,9 @@ def save(clustering: Clustering, catalog: Catalog) -> Path:
     meta = {"params": asdict(clustering.params), "info": clustering.info}
     np.savez(buf, ids=clustering.ids.astype(str), labels=clustering.labels, fitted=clustering.fitted,
              mean=clustering.space.mean, projection=clustering.space.projection, anchors=clustering.anchors,
-             anchor_labels=clustering.anchor_labels, links=clustering.links,
-             meta=np.array(json.dumps(meta)))
+             anchor_labels=clustering.anchor_labels, links=clustering.links, fit_ids=clustering.fit_ids.astype(str),
+             fit_labels=clustering.fit_labels, fit_stats=clustering.fit_stats,
+             affinity_links=clustering.affinity_links, meta=np.array(json.dumps(meta)))
     return atomic_write(catalog.root / STORE, buf.getvalue())
 
 
@@ -211,8 +272,10 @@ def load(catalog: Catalog) -> Clustering | None:
             meta = json.loads(str(z["meta"]))
             out = Clustering(z["ids"].astype(str), z["labels"].astype(np.int64), z["fitted"].astype(bool),
                              Space(z["mean"], z["projection"]), z["anchors"], z["anchor_labels"].astype(np.int64),
-                             z["links"], ClusterParams(**meta["params"]),
-                             meta["info"])
+                             z["links"], ClusterParams(**meta["params"]), meta["info"])
+            if "fit_ids" in z.files:  # fitted on the affinity (absent from clusterings fitted on vectors before)
+                out.fit_ids, out.fit_labels = z["fit_ids"].astype(str), z["fit_labels"].astype(np.int64)
+                out.fit_stats, out.affinity_links = z["fit_stats"], z["affinity_links"]
     except (OSError, KeyError, ValueError, TypeError) as e:
         raise TubeletError(f"{path}: unreadable stored clustering ({e}); refit with `tubelet clusters --refit`") \
             from None
@@ -231,7 +294,7 @@ def current(catalog: Catalog, refit: bool = False, params: ClusterParams | None 
         save(out, catalog)
         return out, "fitted"
     ids, vectors = catalog.video_vectors()
-    out, added = update(stored, ids, vectors)
+    out, added = update(stored, ids, vectors, catalog)
     changed = added or len(out.ids) != len(stored.ids)
     if changed:
         save(out, catalog)

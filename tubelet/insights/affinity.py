@@ -1,0 +1,272 @@
+"""How alike two catalog videos are, from the moments they share: the affinity interest clusters are found in.
+
+Uploads of one interest are mostly excerpts and light re-edits of the same footage, so two of them often show the
+same moments even when their pooled video vectors differ (other excerpt times, a crop, a grade, a caption bar, a
+9:16 re-frame), and a barely trained encoder's pooled vector mixes the interest with the re-edit (benchmarks/
+trends.py: k-means told the number of topics reaches ARI 0.56–0.63 on those vectors). Three channels compare two
+videos item by item and keep their best-matching pair (set-to-set best match):
+
+- `frames`: the catalog's frame fingerprints (fingerprint.py: model-free, robust to grades, captions and low
+  resolution), taken as pairs of consecutive fingerprints (0.5 s apart, concatenated), so a match is two moments
+  in a row, not one frame that happens to look alike; both orientations (a mirrored re-upload).
+- `crops`: those pairs against the crop views of the other video's stored thumbnails (fingerprint.py
+  `crop_views`: the DCT fingerprint does not survive an 80 % crop, its crop views do), in both directions; for
+  each video only against its CANDIDATES nearest by the other two channels and a seeded sample of SAMPLE others
+  (the sample standardises the channel).
+- `segments`: the model's segment vectors in the clustering's space (space.py: centred, whitened with a floor fit
+  for small catalogs; the catalog's own normalisation for search flattened the groups of a small catalog).
+
+Raw similarities mean different things for different videos (a static, low-texture shot resembles much), so each
+channel is standardised per video: z = (s − median) / (1.4826·MAD) over the video's similarities to the others (for
+crops: to its sample). A pair's z is the smaller of its two videos' (each must find the other unusual), and the
+affinity is the mean of the channels' z over those both videos have (crops count 0 outside the pairs compared).
+Distances for HDBSCAN are exp(−affinity / SCALE): any decreasing map gives the same hierarchy (the clusters chosen
+from it barely moved between the maps tried). The pooled video vector as a fourth channel lowered the ARI on two
+of the three benchmark streams it was tried on (it brings back the re-edit look the other channels are blind to).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from tubelet.catalog.fingerprint import DIM as FP_DIM
+from tubelet.catalog.fingerprint import PATCH, crop_views, mirrored, part_views, split_readings
+from tubelet.catalog.store import Catalog
+
+CHANNELS = ("frames", "crops", "segments")
+MAX_PAIRS = 8  # fingerprint pairs kept per video (evenly spread): long videos stay as cheap as short ones
+MAX_SEGMENTS = 8  # segment vectors kept per video (evenly spread)
+CANDIDATES = 24  # videos each video's crop views are compared with, nearest by frames and segments
+SAMPLE = 48  # and a seeded sample of others, whose similarities standardise the crops channel
+SCALE = 4.0  # distance = exp(−affinity / SCALE)
+MAD = 1.4826  # MAD of a normal distribution, in standard deviations
+MIN_MAD = 0.02  # floor of a video's MAD (cosines; a catalog's are ~0.1–0.2): a few near-equal similarities do not
+# turn a small difference into a huge z
+CHUNK = 2048  # query items per matrix product
+UPPER = 0.6  # the upper part of a frame, above where caption bars and subtitles go
+COLUMNS = 9  # positions of the 9:16 columns a landscape video's crop views include
+
+
+@dataclass
+class Items:
+    """Comparable items of some videos: vectors [M, D], and each item's video [M] (ascending: one block per video;
+    a video may have none)."""
+
+    vectors: np.ndarray
+    owner: np.ndarray
+    videos: int
+
+    def of(self, video: int) -> np.ndarray:
+        """The items of one video."""
+        lo, hi = np.searchsorted(self.owner, [video, video + 1])
+        return self.vectors[lo:hi]
+
+    def subset(self, rows: np.ndarray) -> Items:
+        """The items of videos `rows` (ascending indices), renumbered 0…len(rows) − 1."""
+        new = np.full(self.videos, -1)
+        new[rows] = np.arange(len(rows))
+        keep = new[self.owner] >= 0
+        return Items(self.vectors[keep], new[self.owner[keep]], len(rows))
+
+
+@dataclass
+class Features:
+    """What the affinity compares, for videos in a given order."""
+
+    frames: Items  # fingerprint pairs [·, 2·FP_DIM]
+    mirrored: Items  # the same pairs, left–right mirrored
+    upper: Items  # fingerprint pairs of the part above UPPER of the height (what a caption bar leaves alone)
+    upper_mirrored: Items
+    crops: list[np.ndarray]  # per video, the crop views of its fingerprint pairs [GRID²·P, 2·FP_DIM]
+    segments: Items  # segment vectors [·, D], as stored until mapped into a clustering's space (`in_space`)
+
+    def __len__(self) -> int:
+        return self.frames.videos
+
+    def in_space(self, space: Callable[[np.ndarray], np.ndarray]) -> Features:
+        """The same features with the segment vectors mapped by `space` (the clustering's, space.py)."""
+        seg = self.segments
+        return Features(self.frames, self.mirrored, self.upper, self.upper_mirrored, self.crops,
+                        Items(space(seg.vectors), seg.owner, seg.videos))
+
+    def subset(self, rows: np.ndarray) -> Features:
+        rows = np.asarray(rows)
+        return Features(self.frames.subset(rows), self.mirrored.subset(rows), self.upper.subset(rows),
+                        self.upper_mirrored.subset(rows), [self.crops[i] for i in rows], self.segments.subset(rows))
+
+
+def _spread(count: int, most: int) -> np.ndarray:
+    """At most `most` indices of 0…count − 1, evenly spread."""
+    return np.unique(np.linspace(0, count - 1, most).round().astype(int)) if count > most else np.arange(count)
+
+
+def _pairs(x: np.ndarray) -> np.ndarray:
+    """Consecutive rows [F, D] → unit pairs [F − 1, 2D] (one row repeated when there is only one)."""
+    x = np.concatenate([x, x]) if len(x) == 1 else x
+    return np.concatenate([x[:-1], x[1:]], axis=1) / np.sqrt(2.0)
+
+
+def _mirrored_pairs(p: np.ndarray) -> np.ndarray:
+    return mirrored(p.reshape(*p.shape[:-1], 2, FP_DIM)).reshape(p.shape)
+
+
+def _columns(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Boxes in a thumbnail of the 9:16 columns a portrait re-post of a landscape video could keep (COLUMNS
+    positions across the frame); none for a video not wider than 4:3."""
+    if width < 4 / 3 * height:
+        return []
+    w = max(2, round(PATCH * (9 / 16) * height / width))
+    return [(0, PATCH, x, x + w) for x in np.linspace(0, PATCH - w, COLUMNS).round().astype(int)]
+
+
+def features(catalog: Catalog, ids: list[str]) -> Features:
+    """The affinity's items of the catalog videos `ids`, in that order."""
+    fr, seg = catalog.frames(ids), catalog.segments(ids)
+    thumbs = catalog.thumbs(ids)
+    shape = {v.id: (v.width, v.height) for v in catalog.videos(ids)}
+    frow = {v: i for i, v in enumerate(fr.ids)}
+    srow = {v: i for i, v in enumerate(seg.ids)}
+    pairs, upper, crops, segs = [], [], [], []
+    none = np.zeros((0, 2 * FP_DIM), np.float32)
+    for vid in ids:
+        at = np.flatnonzero(fr.video == frow[vid]) if vid in frow else np.zeros(0, int)
+        first = np.asarray(fr.vectors[at[:split_readings(fr.times[at])]], np.float32) if len(at) else \
+            np.zeros((0, FP_DIM), np.float32)
+        keep = _spread(max(len(first) - 1, 1), MAX_PAIRS) if len(first) else np.zeros(0, int)
+        pairs.append(_pairs(first)[keep] if len(first) else none)
+        t = thumbs.get(vid)
+        if t is not None and len(first):
+            t = t[:len(first)]
+            views = np.concatenate([crop_views(t), part_views(t, _columns(*shape[vid]))])  # [V, F, DIM]
+            crops.append(np.concatenate([_pairs(v)[keep] for v in views]))
+            upper.append(_pairs(part_views(t, [(0, round(UPPER * PATCH), 0, PATCH)])[0])[keep])
+        else:
+            crops.append(none)
+            upper.append(none)
+        s = np.flatnonzero(seg.video == srow[vid]) if vid in srow else np.zeros(0, int)
+        segs.append(np.asarray(seg.vectors[s[_spread(len(s), MAX_SEGMENTS)]], np.float32))
+    return Features(_items(pairs), _items([_mirrored_pairs(p) for p in pairs]), _items(upper),
+                    _items([_mirrored_pairs(p) for p in upper]), crops, _items(segs))
+
+
+def _items(per_video: list[np.ndarray]) -> Items:
+    owner = np.repeat(np.arange(len(per_video)), [len(v) for v in per_video])
+    return Items(np.concatenate(per_video).astype(np.float32), owner, len(per_video))
+
+
+def best_match(q: Items, c: Items, also: Items | None = None) -> np.ndarray:
+    """[Q videos, C videos] best similarity of an item of one to an item of the other (the better of q and its
+    other view `also`); NaN where either has no items."""
+    out = np.full((q.videos, c.videos), np.nan, np.float32)
+    if not len(q.owner) or not len(c.owner):
+        return out
+    cstart = np.flatnonzero(np.diff(c.owner, prepend=-1))
+    cvid = c.owner[cstart]
+    views = [q] if also is None else [q, also]
+    for lo in range(0, len(q.owner), CHUNK):
+        best = None
+        for v in views:
+            sim = np.maximum.reduceat(v.vectors[lo:lo + CHUNK] @ c.vectors.T, cstart, axis=1)
+            best = sim if best is None else np.maximum(best, sim)
+        owner = q.owner[lo:lo + CHUNK]
+        rstart = np.flatnonzero(np.diff(owner, prepend=-1))
+        rows = np.maximum.reduceat(best, rstart, axis=0)
+        rvid = owner[rstart]
+        cur = out[np.ix_(rvid, cvid)]
+        out[np.ix_(rvid, cvid)] = np.fmax(cur, rows)  # a video split across chunks
+    return out
+
+
+def standardise(raw: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """z-scores of raw similarities [Q, C] by per-row (median, MAD) stats [Q, 2]; 0 where raw is NaN."""
+    z = (raw - stats[:, :1]) / (MAD * np.maximum(stats[:, 1:], MIN_MAD))
+    return np.nan_to_num(z, nan=0.0)
+
+
+def row_stats(raw: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
+    """Per-row (median, MAD) [Q, 2] of similarities [Q, C] (NaN ignored; `own` [Q] the column of each row's own
+    video, left out, or −1)."""
+    r = np.array(raw, np.float64)
+    if own is not None:
+        ok = own >= 0
+        r[np.flatnonzero(ok), own[ok]] = np.nan
+    med = np.nanmedian(r, 1) if r.shape[1] else np.zeros(len(r))
+    mad = np.nanmedian(np.abs(r - med[:, None]), 1) if r.shape[1] else np.zeros(len(r))
+    return np.nan_to_num(np.stack([med, mad], 1), nan=0.0).astype(np.float32)
+
+
+@dataclass
+class Reference:
+    """The videos others are compared with (the fitted ones): their features and per-channel stats [N, 3, 2]."""
+
+    features: Features
+    stats: np.ndarray
+
+
+def affinity(q: Features, ref: Reference | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(affinity [Q, R] of videos q to the reference videos — to each other when `ref` is None, +inf with
+    themselves —, q's stats [Q, 3, 2]). With `ref`, q's videos are new: none of them is among the reference's."""
+    within = ref is None
+    r = q if within else ref.features
+    own = np.arange(len(q)) if within else None
+    whole = best_match(q.frames, r.frames, q.mirrored)
+    raw = {"frames": np.fmax(whole, best_match(q.upper, r.upper, q.upper_mirrored)),
+           "segments": best_match(q.segments, r.segments)}
+    if within:
+        raw = {k: np.fmax(v, v.T) for k, v in raw.items()}
+    stats = np.zeros((len(q), len(CHANNELS), 2), np.float32)
+    z = {}
+    for k in ("frames", "segments"):
+        c = CHANNELS.index(k)
+        stats[:, c] = row_stats(raw[k], own)
+        z[k] = np.minimum(standardise(raw[k], stats[:, c]),
+                          standardise(raw[k].T, (stats if within else ref.stats)[:, c]).T)
+    near = (z["frames"] + z["segments"]) / 2
+    crops, c = np.full_like(near, np.nan), CHANNELS.index("crops")
+    rng = np.random.default_rng(seed)
+    for i in range(len(q)):
+        order = np.argsort(-near[i], kind="stable")
+        if within:
+            order = order[order != i]
+        sample = np.sort(rng.permutation(order)[:SAMPLE])
+        cols = np.union1d(order[:CANDIDATES], sample)
+        crops[i, cols] = _crop_match(q, i, r, cols)
+        stats[i, c] = row_stats(crops[i:i + 1, sample])[0]
+    zc = standardise(crops, stats[:, c])
+    other = (stats if within else ref.stats)[:, c]
+    zc_t = standardise(crops.T, other).T
+    z["crops"] = np.where(np.isnan(crops), 0.0, np.minimum(zc, zc_t))
+    pictures = ~np.isnan(raw["frames"])  # both videos have fingerprints (and so thumbnails): frames and crops count
+    count = 2 * pictures + ~np.isnan(raw["segments"])
+    out = sum(z[k] for k in CHANNELS) / np.maximum(count, 1)
+    if within:
+        out = np.maximum(out, out.T)  # crops were compared from either side
+        np.fill_diagonal(out, np.inf)  # a video is itself: distance 0
+    return out, stats
+
+
+def _crop_match(q: Features, i: int, r: Features, cols: np.ndarray) -> np.ndarray:
+    """[len(cols)] best similarity between video i's fingerprint pairs (both orientations) and the crop views of
+    reference videos `cols`, and between theirs and i's crop views; NaN where there is nothing to compare."""
+    out = np.full(len(cols), np.nan, np.float32)
+    mine = np.concatenate([q.frames.of(i), q.mirrored.of(i)])
+    if not len(mine):
+        return out
+    for n, j in enumerate(cols):
+        best = []
+        if len(r.crops[j]):
+            best.append(float((mine @ r.crops[j].T).max()))
+        theirs = np.concatenate([r.frames.of(j), r.mirrored.of(j)])
+        if len(q.crops[i]) and len(theirs):
+            best.append(float((theirs @ q.crops[i].T).max()))
+        if best:
+            out[n] = max(best)
+    return out
+
+
+def distance(a: np.ndarray) -> np.ndarray:
+    """HDBSCAN's distance for affinities (higher = more alike)."""
+    return np.exp(-np.asarray(a, np.float64) / SCALE)
