@@ -78,6 +78,17 @@ def test_jump_cuts_while_the_players_keep_moving(tmp_path):
     assert len(detect_cuts(sig, min_unpredicted=np.inf)) == 0  # without that channel: neither
 
 
+@needs_shared("the aquarium's and the road's edges run mostly one way (measured on these clips)")
+def test_a_blend_that_evens_out_the_edges_is_a_dissolve(tmp_path):
+    """Both shots have far fewer edges across than along; halfway through the cross-fade their edges add up in both
+    directions, so the blend is nearer even than either shot — not smeared beyond both, as a whip pan is."""
+    e = Edit("blend", 256, 144, FPS, [clip("aquarium_fish_wide.mp4", 0.95, 70), clip("highway_dashcam.mp4", 2.21, 60)],
+             [Join("dissolve", "dissolve", 23)])
+    (d,) = FastDetector().detect(frame_signals(e.render(tmp_path / "blend.mp4")))
+    (t,) = e.truth()
+    assert d.kind == "dissolve" and abs(d.start_s - t.start_s) <= TOL and abs(d.end_s - t.end_s) <= TOL, d
+
+
 @needs_shared("the camera of arm_wrestling.mp4 jolts at 5.03 s")
 def test_a_jolt_of_the_camera_is_no_cut(tmp_path):
     """A hand-held camera jolts (the picture shifts and tilts in one frame, and stays): new change and the layout

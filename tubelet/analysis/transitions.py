@@ -317,9 +317,11 @@ class FastDetector(ShotDetector):
             return "gradual"
         mid = slice(r.a + (r.b - r.a) // 4, r.b - (r.b - r.a) // 4 + 1)
         ratio = np.log(np.maximum(sig.edges[:, 0], 1e-6) / np.maximum(sig.edges[:, 1], 1e-6))
-        lo, hi = sorted((ratio[before], ratio[after]))  # a blend's ratio lies between the two shots' ratios
-        if np.maximum(lo - ratio[mid], ratio[mid] - hi).max() > np.log(cfg.max_smear):  # smeared along one
-            return ""  # direction beyond both shots: a whip pan
+        lo, hi = sorted((ratio[before], ratio[after]))  # a blend's ratio lies between the two shots' ratios, or
+        # nearer 0 (two pictures' edges add up in both directions); smear takes it beyond both, away from 0
+        beyond = np.maximum(np.minimum(lo, 0) - ratio[mid], ratio[mid] - np.maximum(hi, 0))
+        if beyond.max() > np.log(cfg.max_smear):  # smeared along one direction beyond both shots: a whip pan
+            return ""
         dip = sig.contrast[mid].min() / max(1e-6, 0.5 * (sig.contrast[before] + sig.contrast[after]))
         return "gradual" if dip <= cfg.max_dip else ""
 
