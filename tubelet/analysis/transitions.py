@@ -205,6 +205,9 @@ class FastConfig:
     doubt_change: float = 0.3  # with a second opinion: a cut whose colours change this much (a change of scene, not a
     # jump in one framing) while the layout does not jump beyond its surroundings (a whip pan, a flash, shake) is
     # asked about
+    doubt_dissolve_s: float = 0.4  # … and a dissolve this short (a flash fading, a burst of motion blur can ramp so)
+    min_inside: float = 0.4  # the share TransNetV2's all-frames head gives some frame of a doubtful dissolve (dev:
+    # false ones ≤ 0.30, true ones ≥ 0.48 but for one of 79 at 0.23)
     flat: float = 0.03  # luma std of a flat (black, white, one-colour) frame
     merge_gap_s: float = 0.5  # a fade out and a fade in closer than this are one fade through black/white
 
@@ -248,21 +251,29 @@ class FastDetector(ShotDetector):
                 gradual[i] = Transition("fade", float(t), g.end_s, g.detail, g.score)
             elif g.kind == "fade-out" and t > g.end_s:
                 gradual[i] = Transition("fade", g.start_s, float(t), g.detail, g.score)
-        return sorted(self._confirmed(sig, cuts) + gradual, key=lambda t: t.start_s)
+        return self._confirmed(sig, sorted(cuts + gradual, key=lambda t: t.start_s))
 
-    def _confirmed(self, sig: Signals, cuts: list[Transition]) -> list[Transition]:
-        """The cuts, less the doubtful ones the second opinion does not find (all of them without one)."""
-        if self.second_opinion is None or not cuts:
-            return cuts
+    def _confirmed(self, sig: Signals, found: list[Transition]) -> list[Transition]:
+        """The transitions, less the doubtful ones the second opinion does not find (all of them without one): cuts
+        whose colours change (FastConfig.doubt_change) while the layout does not jump beyond its surroundings, asked
+        on 32 frames around each (a cut is the old shot's last frame to TransNetV2: its single-frame head within 3
+        frames before to 2 after); short dissolves (FastConfig.doubt_dissolve_s), asked whether its all-frames head
+        puts any of their frames inside a transition (FastConfig.min_inside) with 16 frames on each side."""
+        cfg, model = self.config, self.second_opinion
+        if model is None:
+            return found
         layout = detect_cuts(sig, min_change=np.inf, hard=np.inf, min_novel=np.inf, min_unpredicted=np.inf)
-        frames = np.searchsorted(sig.times, [c.start_s for c in cuts])
-        doubtful = [k for k, (c, i) in enumerate(zip(cuts, frames, strict=True))
-                    if sig.change[i] >= self.config.doubt_change and not np.isclose(layout, c.start_s).any()]
-        if not doubtful:
-            return cuts
-        found = self.second_opinion.found_at(sig, frames[doubtful])
-        dropped = {k for k, ok in zip(doubtful, found, strict=True) if not ok}
-        return [c for k, c in enumerate(cuts) if k not in dropped]
+        kept = []
+        for t in found:
+            a, b = np.searchsorted(sig.times, [t.start_s, t.end_s])
+            if t.kind == "cut" and sig.change[a] >= cfg.doubt_change and not np.isclose(layout, t.start_s).any():
+                if model.around(sig, a - 3, a + 2, 13)[0].max() <= model.threshold:
+                    continue
+            elif t.kind == "dissolve" and t.end_s - t.start_s <= cfg.doubt_dissolve_s:
+                if model.around(sig, a, b - 1, 16)[1].max() < cfg.min_inside:
+                    continue
+            kept.append(t)
+        return kept
 
     def gradual(self, sig: Signals) -> Gradual:
         """The gradual transitions, and the cuts found as one-frame ramps next to motion."""
@@ -306,9 +317,11 @@ class FastDetector(ShotDetector):
             return "gradual"
         mid = slice(r.a + (r.b - r.a) // 4, r.b - (r.b - r.a) // 4 + 1)
         ratio = np.log(np.maximum(sig.edges[:, 0], 1e-6) / np.maximum(sig.edges[:, 1], 1e-6))
-        lo, hi = sorted((ratio[before], ratio[after]))  # a blend's ratio lies between the two shots' ratios
-        if np.maximum(lo - ratio[mid], ratio[mid] - hi).max() > np.log(cfg.max_smear):  # smeared along one
-            return ""  # direction beyond both shots: a whip pan
+        lo, hi = sorted((ratio[before], ratio[after]))  # a blend's ratio lies between the two shots' ratios, or
+        # nearer 0 (two pictures' edges add up in both directions); smear takes it beyond both, away from 0
+        beyond = np.maximum(np.minimum(lo, 0) - ratio[mid], ratio[mid] - np.maximum(hi, 0))
+        if beyond.max() > np.log(cfg.max_smear):  # smeared along one direction beyond both shots: a whip pan
+            return ""
         dip = sig.contrast[mid].min() / max(1e-6, 0.5 * (sig.contrast[before] + sig.contrast[after]))
         return "gradual" if dip <= cfg.max_dip else ""
 
@@ -430,19 +443,17 @@ class TransNetV2Detector(ShotDetector):
             single, many = self.model.predict_frames(torch.from_numpy(sig.small), quiet=True)
         return single.numpy(), many.numpy()
 
-    def found_at(self, sig: Signals, frames: np.ndarray, half: int = 16) -> np.ndarray:
-        """[len(frames)] bool: does the model, run on the `2 × half` frames around each frame alone (the ends
-        repeated past the video's, as TransNetV2 pads), put a transition's centre within 3 frames before to 2 after
-        it (a cut's single frame is the old shot's last)? Windows run as one batch: ~0.45 CPU s each at 32 frames."""
+    def around(self, sig: Signals, lo: int, hi: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
+        """The model run on frames lo−pad..hi+pad alone (the video's ends repeated past them, as TransNetV2 pads):
+        its two heads (single frame, all frames) for frames lo..hi. ~14 ms of CPU a frame."""
         import torch
 
         if sig.small is None:
             raise TubeletError(f"{sig.path}: TransNetV2 needs the 48×27 frames (frame_signals(keep_small=True))")
-        n = len(sig.small)
-        index = np.clip(np.asarray(frames)[:, None] + np.arange(-half, half)[None, :], 0, n - 1)  # [W, 2·half]
+        index = np.clip(np.arange(lo - pad, hi + pad + 1), 0, len(sig.small) - 1)
         with torch.inference_mode():
-            single, _ = self.model.predict_raw(torch.from_numpy(sig.small[index]))
-        return single[:, half - 3:half + 3, 0].amax(1).numpy() > self.threshold
+            single, many = self.model.predict_raw(torch.from_numpy(sig.small[index])[None])
+        return single[0, pad:len(index) - pad, 0].numpy(), many[0, pad:len(index) - pad, 0].numpy()
 
     def detect(self, sig: Signals) -> list[Transition]:
         """A transition per run of frames whose single-frame probability passes `threshold` (at its peak); its
