@@ -18,7 +18,8 @@ index and purity of the clusters against the topics (noise counts as its own lab
 purity), for each emerging topic its rank among the rising trends and the first day it is detected (trends run on
 the catalog as it stood each day, from its start day), false trends among the top 3 (steady topics), whether the
 fading topic is reported fading, cold-start precision@10 (three liked uploads of one topic → share of the 10
-recommendations from that topic, averaged over topics) and seconds per command. The baseline in the same run:
+recommendations `tubelet recommend` returns that are from that topic, averaged over topics; for the k-means rows
+the same rule on their clusters and vectors) and seconds per command. The baseline in the same run:
 k-means (k = the number of topics, told the answer) on each upload's mean thumbnail colour histogram, with the
 same trend and recommendation rules on its clusters; and, per model, the same k-means on tubelet's own vectors —
 the ceiling the encoder allows, which tells an encoder too weak to separate the topics from a clustering that
@@ -280,16 +281,15 @@ class Scores:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def evaluate(method: str, stream: Stream, z: np.ndarray, cluster_fn, seconds: dict[str, float]) -> Scores:
-    """Quality of one method, given unit vectors z [N, D] of the uploads (for nearness) and `cluster_fn(mask) →
-    labels` that clusters the uploads `mask` selects; trends and cold start follow the same rules
-    (tubelet.insights) for every method."""
-    from tubelet.insights.recommend import scores as rec_scores
+def evaluate(method: str, stream: Stream, cluster_fn, recommend_fn, seconds: dict[str, float]) -> Scores:
+    """Quality of one method, given `cluster_fn(mask) → labels` that clusters the uploads `mask` selects and
+    `recommend_fn(liked rows, labels of all uploads) → the rows of the 10 uploads it recommends`; trends follow the
+    same rules (tubelet.insights) for every method."""
     from tubelet.insights.trends import find_trends
 
     topics = np.array([u.topic for u in stream.uploads])
     days = np.array([u.uploaded_at for u in stream.uploads])
-    labels = cluster_fn(np.ones(len(z), bool))
+    labels = cluster_fn(np.ones(len(topics), bool))
     ari, purity = ari_purity(topics, labels)
     # emerging: each day from its start, the uploads seen by then are clustered afresh and trends are asked
     emerging = []
@@ -323,9 +323,8 @@ def evaluate(method: str, stream: Stream, z: np.ndarray, cluster_fn, seconds: di
     for topic in sorted(stream.kinds):
         rows = np.flatnonzero(topics == topic)
         liked = rng.choice(rows, min(LIKED, len(rows)), replace=False)
-        s = rec_scores(z, labels, z[liked], labels[liked])
-        s[liked] = -np.inf
-        precision.append(float((topics[np.argsort(-s, kind="stable")[:10]] == topic).mean()))
+        top = np.asarray(recommend_fn(liked, labels), np.int64)
+        precision.append(float((topics[top] == topic).sum() / 10))
     return Scores(method, ari, purity, int(labels.max()) + 1, float((labels < 0).mean()), emerging, false_top3,
                   fading_found, float(np.mean(precision)), seconds)
 
@@ -336,6 +335,7 @@ def tubelet_run(stream: Stream, model: str, overrides: list[str], work: Path) ->
     from tubelet.catalog.store import Catalog
     from tubelet.insights.affinity import features
     from tubelet.insights.clusters import ClusterParams, fit, load
+    from tubelet.insights.recommend import recommend
 
     manifest = work / "uploads.jsonl"
     manifest.write_text("".join(json.dumps({"path": u.path, "uploaded_at": iso(u.uploaded_at),
@@ -365,8 +365,12 @@ def tubelet_run(stream: Stream, model: str, overrides: list[str], work: Path) ->
         return fit([str(i) for i in range(int(mask.sum()))], raw[mask], ClusterParams(),
                    feats=feats.subset(np.flatnonzero(mask))).labels
 
-    z = stored.space(raw)
-    return evaluate(f"tubelet {Path(model).name}", stream, z, cluster_fn, seconds), z
+    upload = {ids[r]: i for i, r in enumerate(rows)}
+
+    def recommend_fn(liked: np.ndarray, labels: np.ndarray) -> list[int]:  # what `tubelet recommend` returns
+        return [upload[r.id] for r in recommend(catalog, stored, [ids[rows[i]] for i in liked], 10)]
+
+    return evaluate(f"tubelet {Path(model).name}", stream, cluster_fn, recommend_fn, seconds), stored.space(raw)
 
 
 def colour_features(stream: Stream) -> np.ndarray:
@@ -395,8 +399,19 @@ def kmeans_run(method: str, stream: Stream, x: np.ndarray, took: dict[str, float
     t = time.perf_counter()
     cluster_fn(np.ones(len(x), bool))
     took["clusters"] = time.perf_counter() - t
-    z = x / np.linalg.norm(x, axis=1, keepdims=True)
-    return evaluate(method, stream, z, cluster_fn, took)
+    return evaluate(method, stream, cluster_fn, nearest(x / np.linalg.norm(x, axis=1, keepdims=True)), took)
+
+
+def nearest(z: np.ndarray):
+    """The cold-start rule of tubelet's vector path (recommend.py) on unit vectors z [N, D] of the uploads."""
+    from tubelet.insights.recommend import scores
+
+    def recommend_fn(liked: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        s = scores((1 + (z @ z[liked].T).max(1)) / 2, labels, labels[liked])
+        s[liked] = -np.inf
+        return np.argsort(-s, kind="stable")[:10]
+
+    return recommend_fn
 
 
 def baseline_run(stream: Stream) -> Scores:

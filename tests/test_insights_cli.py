@@ -73,6 +73,13 @@ def test_clusters_recommend_trends_end_to_end(catalog):
     assert all(0 <= r["score"] <= 1 and set(r) == {"id", "path", "score", "cluster"} for r in rec["results"])
     scores = [r["score"] for r in rec["results"]]
     assert scores == sorted(scores, reverse=True)
+    # a liked file not in the catalog is embedded and compared by the same affinity; one in it counts as its id
+    fresh = _excerpt(tmp, TOPICS[2], 2.7)
+    rec = run_json("recommend", "--catalog", cat, "--liked", fresh, "-k", "3")["results"]
+    assert [_topic(videos, r["id"]) for r in rec[:2]] == ["soccer_juggling.mp4"] * 2
+    indexed = tmp / "soccer_juggling-2.0.mp4"
+    rec = run_json("recommend", "--catalog", cat, "--liked", indexed, "-k", "8")["results"]
+    assert videos[indexed.name]["id"] not in [r["id"] for r in rec] and len(rec) == 8
 
     tr = run_json("trends", "--catalog", cat, "--window", "3", "--period", "1", "--out", tmp / "out")
     rising = [t for t in tr["trends"] if t["direction"] == "rising"]

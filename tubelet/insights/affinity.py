@@ -122,6 +122,19 @@ def _columns(width: int, height: int) -> list[tuple[int, int, int, int]]:
     return [(0, PATCH, x, x + w) for x in np.linspace(0, PATCH - w, COLUMNS).round().astype(int)]
 
 
+@dataclass
+class Source:
+    """What the affinity reads of one video: its stored fingerprint rows (fingerprint.stored_rows) with their
+    times, its fingerprint thumbnails (None: none stored), its frame size and its segment vectors [S, D]."""
+
+    fp_times: np.ndarray
+    fp_vectors: np.ndarray
+    thumbs: np.ndarray | None
+    width: int
+    height: int
+    segments: np.ndarray
+
+
 def features(catalog: Catalog, ids: list[str]) -> Features:
     """The affinity's items of the catalog videos `ids`, in that order."""
     fr, seg = catalog.frames(ids), catalog.segments(ids)
@@ -129,25 +142,33 @@ def features(catalog: Catalog, ids: list[str]) -> Features:
     shape = {v.id: (v.width, v.height) for v in catalog.videos(ids)}
     frow = {v: i for i, v in enumerate(fr.ids)}
     srow = {v: i for i, v in enumerate(seg.ids)}
-    pairs, upper, crops, segs = [], [], [], []
-    none = np.zeros((0, 2 * FP_DIM), np.float32)
+    sources = []
     for vid in ids:
         at = np.flatnonzero(fr.video == frow[vid]) if vid in frow else np.zeros(0, int)
-        first = np.asarray(fr.vectors[at[:split_readings(fr.times[at])]], np.float32) if len(at) else \
+        s = np.flatnonzero(seg.video == srow[vid]) if vid in srow else np.zeros(0, int)
+        sources.append(Source(fr.times[at], fr.vectors[at], thumbs.get(vid), *shape[vid], seg.vectors[s]))
+    return features_of(sources)
+
+
+def features_of(sources: list[Source]) -> Features:
+    """The affinity's items of some videos (catalog ones, or files embedded for a query), in that order."""
+    pairs, upper, crops, segs = [], [], [], []
+    none = np.zeros((0, 2 * FP_DIM), np.float32)
+    for src in sources:
+        first = np.asarray(src.fp_vectors[:split_readings(src.fp_times)], np.float32) if len(src.fp_times) else \
             np.zeros((0, FP_DIM), np.float32)
         keep = _spread(max(len(first) - 1, 1), MAX_PAIRS) if len(first) else np.zeros(0, int)
         pairs.append(_pairs(first)[keep] if len(first) else none)
-        t = thumbs.get(vid)
+        t = src.thumbs
         if t is not None and len(first):
             t = t[:len(first)]
-            views = np.concatenate([crop_views(t), part_views(t, _columns(*shape[vid]))])  # [V, F, DIM]
+            views = np.concatenate([crop_views(t), part_views(t, _columns(src.width, src.height))])  # [V, F, DIM]
             crops.append(np.concatenate([_pairs(v)[keep] for v in views]))
             upper.append(_pairs(part_views(t, [(0, round(UPPER * PATCH), 0, PATCH)])[0])[keep])
         else:
             crops.append(none)
             upper.append(none)
-        s = np.flatnonzero(seg.video == srow[vid]) if vid in srow else np.zeros(0, int)
-        segs.append(np.asarray(seg.vectors[s[_spread(len(s), MAX_SEGMENTS)]], np.float32))
+        segs.append(np.asarray(src.segments[_spread(len(src.segments), MAX_SEGMENTS)], np.float32))
     return Features(_items(pairs), _items([_mirrored_pairs(p) for p in pairs]), _items(upper),
                     _items([_mirrored_pairs(p) for p in upper]), crops, _items(segs))
 
@@ -206,12 +227,14 @@ class Reference:
     stats: np.ndarray
 
 
-def affinity(q: Features, ref: Reference | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(affinity [Q, R] of videos q to the reference videos — to each other when `ref` is None, +inf with
-    themselves —, q's stats [Q, 3, 2]). With `ref`, q's videos are new: none of them is among the reference's."""
+def affinity(q: Features, ref: Reference | None = None, seed: int = 0, own: np.ndarray | None = None,
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(affinity [Q, R] of videos q to the reference videos — to each other when `ref` is None —, q's stats
+    [Q, 3, 2]); +inf between a video and itself. With `ref`, `own` [Q] is the reference column of each q video
+    that is itself a reference video, or −1 (None: none is): it is left out of that video's statistics."""
     within = ref is None
     r = q if within else ref.features
-    own = np.arange(len(q)) if within else None
+    own = np.arange(len(q)) if within else own
     whole = best_match(q.frames, r.frames, q.mirrored)
     raw = {"frames": np.fmax(whole, best_match(q.upper, r.upper, q.upper_mirrored)),
            "segments": best_match(q.segments, r.segments)}
@@ -229,8 +252,8 @@ def affinity(q: Features, ref: Reference | None = None, seed: int = 0) -> tuple[
     rng = np.random.default_rng(seed)
     for i in range(len(q)):
         order = np.argsort(-near[i], kind="stable")
-        if within:
-            order = order[order != i]
+        if own is not None:
+            order = order[order != own[i]]
         sample = np.sort(rng.permutation(order)[:SAMPLE])
         cols = np.union1d(order[:CANDIDATES], sample)
         crops[i, cols] = _crop_match(q, i, r, cols)
@@ -244,7 +267,9 @@ def affinity(q: Features, ref: Reference | None = None, seed: int = 0) -> tuple[
     out = sum(z[k] for k in CHANNELS) / np.maximum(count, 1)
     if within:
         out = np.maximum(out, out.T)  # crops were compared from either side
-        np.fill_diagonal(out, np.inf)  # a video is itself: distance 0
+    if own is not None:
+        ok = own >= 0
+        out[np.flatnonzero(ok), own[ok]] = np.inf  # a video is itself: distance 0
     return out, stats
 
 

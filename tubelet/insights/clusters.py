@@ -137,13 +137,35 @@ class Clustering:
 
     def place_by_affinity(self, new: Features, fitted: Features, present: np.ndarray) -> np.ndarray:
         """Labels of new videos from their affinity to the fitted videos still in the catalog (`present`: their
-        rows in fit_ids, `fitted`: their features): the cluster of the nearest clustered one if within that
-        cluster's longest link, else −1."""
-        out = np.full(len(new), -1, np.int64)
+        rows in fit_ids, `fitted`: their features)."""
+        if not len(present):
+            return np.full(len(new), -1, np.int64)
+        ref = Reference(fitted.in_space(self.space), self.fit_stats[present])
+        return self.nearest_cluster(affinity(new.in_space(self.space), ref, self.params.seed)[0], present)
+
+    def reference(self, feats: Features, ids: list[str]) -> tuple[Reference, np.ndarray]:
+        """Videos `ids` (features `feats`, same order) as what new videos are compared with, and the rows in fit_ids
+        of those fitted [P] (−1 for the others, [N]): statistics stored by the fit, measured against the fitted ones
+        present for videos placed after it."""
+        fit_row = {v: i for i, v in enumerate(self.fit_ids.tolist())}
+        rows = np.array([fit_row.get(v, -1) for v in ids], np.int64)
+        feats = feats.in_space(self.space)
+        stats = np.zeros((len(ids), *self.fit_stats.shape[1:]), np.float32)
+        was = np.flatnonzero(rows >= 0)
+        stats[was] = self.fit_stats[rows[was]]
+        later = np.flatnonzero(rows < 0)
+        if len(later) and len(was):
+            stats[later] = affinity(feats.subset(later), Reference(feats.subset(was), stats[was]),
+                                    self.params.seed)[1]
+        return Reference(feats, stats), rows
+
+    def nearest_cluster(self, a: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """Labels of videos from their affinities [M, P] to the fitted videos `present` (rows in fit_ids): the
+        cluster of the nearest clustered one if within that cluster's longest link, else −1."""
+        out = np.full(len(a), -1, np.int64)
         if not len(present):
             return out
-        ref = Reference(fitted.in_space(self.space), self.fit_stats[present])
-        d = distance(affinity(new.in_space(self.space), ref, self.params.seed)[0])
+        d = distance(a)
         lab = self.fit_labels[present]
         d[:, lab < 0] = np.inf
         best = d.argmin(1)
