@@ -255,13 +255,17 @@ class Direction(Detector):
 
 class Lighting(Detector):
     """The light changed: the median over cells of the log ratio of each cell's brightness to its normal
-    brightness (objects move a few cells, light moves them all), and the same for texture (a covered or
-    blinded lens flattens every cell)."""
+    brightness (objects move a few cells, light moves them all) where the whole picture's mean brightness moved the
+    same way, by the smaller of the two (light acts on every pixel alike; a camera's exposure swing after a bright
+    car enters dims the background more than the whole picture, car included: parking lot's normal swings no
+    longer hide its lights dropping, seeds 0–2 lighting-kind AUROC 0.81 / 0.76 / 0.97 → 0.84 / 0.84 / 0.98); and
+    the same median ratio for texture (a covered or blinded lens flattens every cell)."""
 
     name, kind, floor, gate = "lighting", LIGHTING, 0.05, 1.0
 
     def __init__(self) -> None:
         self.reference = np.zeros((0, 2), np.float32)  # [C, 2] normal median of cell luma and cell texture
+        self.whole = np.zeros(1, np.float32)  # [1] normal median of the picture's log mean brightness
 
     @staticmethod
     def _cells(appearance: np.ndarray) -> np.ndarray:
@@ -269,22 +273,25 @@ class Lighting(Detector):
         luma = appearance[..., :3] @ LUMA_WEIGHTS
         return np.log(np.stack([luma + 0.02, appearance[..., 3] + 0.01], -1))
 
-    def _raw(self, appearance: np.ndarray) -> np.ndarray:
+    def _raw(self, appearance: np.ndarray, brightness: np.ndarray | float) -> np.ndarray:
         gain = np.median(self._cells(appearance) - self.reference, axis=-2)  # [..., 2]
-        return np.abs(gain).max(-1)
+        whole = np.log(np.asarray(brightness) + 0.02) - self.whole[0]
+        luma = np.where(np.sign(gain[..., 0]) == np.sign(whole), np.minimum(np.abs(gain[..., 0]), np.abs(whole)), 0)
+        return np.maximum(luma, np.abs(gain[..., 1]))
 
     def fit(self, ticks: Ticks) -> np.ndarray:
         self.reference = np.median(self._cells(ticks.appearance), 0).astype(np.float32)
-        return self._raw(ticks.appearance)
+        self.whole = np.array([np.median(np.log(ticks.brightness + 0.02))], np.float32)
+        return self._raw(ticks.appearance, ticks.brightness)
 
     def tick(self, f: TickFeatures) -> float:
-        return float(self._raw(f.appearance))
+        return float(self._raw(f.appearance, f.brightness))
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"reference": self.reference}
+        return {"reference": self.reference, "whole": self.whole}
 
     def load(self, state: dict[str, np.ndarray]) -> None:
-        self.reference = state["reference"]
+        self.reference, self.whole = state["reference"], state["whole"]
 
 
 class Shift(Detector):

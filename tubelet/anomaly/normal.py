@@ -25,7 +25,7 @@ from tubelet.model.videomae import VideoMAE
 
 FORMAT = "tubelet-anomaly"
 VERSION = 4  # 2: DIS optical flow, the speed detector, forward cross-fitting; 3: the shift guard in % of the picture;
-# 4: the direction detector
+# 4: the direction detector, lighting against the whole picture's brightness too
 MANIFEST, STATES, MAE_DIR = "anomaly.json", "detectors.safetensors", "mae"
 
 
