@@ -12,7 +12,15 @@ from tubelet.analysis import transitions
 from tubelet.analysis.edits import Edit, Join, Piece
 from tubelet.analysis.report import analyze
 from tubelet.analysis.signals import frame_signals
-from tubelet.analysis.transitions import FastConfig, FastDetector, Transition, TransNetV2Detector, detect_cuts, detector
+from tubelet.analysis.transitions import (
+    FastConfig,
+    FastDetector,
+    Transition,
+    TransNetV2Detector,
+    detect_cuts,
+    detector,
+    relit,
+)
 
 FPS = 25
 TOL = 3 / FPS
@@ -128,6 +136,28 @@ def test_motion_and_flashes_are_no_transition(tmp_path, effect, at):
     e = Edit(effect, 256, 144, FPS, [clip("soccer_juggling.mp4", 1.0, 80)], effect=effect, effect_at=at)
     sig = frame_signals(e.render(tmp_path / f"{effect}.mp4"))
     assert FastDetector().detect(sig) == []
+
+
+@pytest.mark.parametrize("src,start_s,gain", [("bottles_static_table.mp4", 10.0, 0.85),
+                                              ("dog_with_owner.mp4", 0.5, 1.15)])
+def test_a_step_of_exposure_is_no_cut(tmp_path, src, start_s, gain):
+    """The camera's exposure steps (the whole picture's luma × gain from 2 s on): one gain and offset of the whole
+    picture relate the frames on its two sides, so it is a change of lighting, not a cut; without that test the
+    step reads as a cut."""
+    e = Edit("exposure", 256, 144, FPS, [clip(src, start_s, 80)], effect="exposure", effect_at=(2.0, gain))
+    sig = frame_signals(e.render(tmp_path / "exposure.mp4"))
+    assert min(relit(sig.grid[k - 1], sig.grid[k]) for k in range(48, 53)) < 0.25
+    assert FastDetector().detect(sig) == []
+    assert [t.kind for t in FastDetector(FastConfig(max_relit=-np.inf)).detect(sig)] == ["cut"]
+
+
+def test_relit_tells_lighting_from_a_new_picture():
+    """A gain and an offset of one picture leave nothing; another picture, its negative or a flat frame are no
+    change of lighting."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((16, 16)), rng.random((16, 16))
+    assert relit(a, 0.8 * a + 0.05) < 1e-9
+    assert relit(a, b) > 0.5 and relit(a, 1 - a) == 1.0 and relit(a, np.full((16, 16), 0.5)) == 1.0
 
 
 @needs_shared("making_cake_vertical_shaky.mp4's own swings read as cuts to the fast pass")
