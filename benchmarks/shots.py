@@ -1,4 +1,6 @@
-"""Shot transitions: tubelet's fast detector against PySceneDetect (content, adaptive) and TransNetV2, same run.
+"""Shot transitions: tubelet's fast detector and its cascade (the fast pass, with TransNetV2's second opinion on
+short windows around the doubtful cuts: `analyze`'s default with the shots extra) against PySceneDetect (content,
+adaptive) and TransNetV2 on every frame, same run.
 
     python benchmarks/shots.py [--videos ../shared/data/videos] [--seed 0] [--half all|0|1] [--keep DIR]
 
@@ -13,8 +15,8 @@ the same way. Prints hard-cut precision/recall/F1 at ±2 frames (detections insi
 not as cuts), gradual transitions found (a detection overlapping it, ±2 frames), typed right and the span error of
 the detected ones, detections on the clips with no transition, and speed (seconds of video per second: × real time,
 by wall clock and per CPU second of the process — steadier on a shared machine —, with the wall-clock ratio to
-tubelet). Each detector decodes for itself: tubelet and TransNetV2 through tubelet's decode at 64 px (TransNetV2 on
-the 48×27 frames it keeps), PySceneDetect through its own default backend.
+tubelet). Each detector decodes for itself: tubelet, its cascade and TransNetV2 through tubelet's decode at 64 px (the
+model on the 48×27 frames it keeps), PySceneDetect through its own default backend.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 
 from tubelet.analysis.edits import EFFECTS, XFADES, Edit, Join, Piece
 from tubelet.analysis.signals import frame_signals
-from tubelet.analysis.transitions import FastDetector, Transition, TransNetV2Detector
+from tubelet.analysis.transitions import FastDetector, Transition, TransNetV2Detector, detector
 from tubelet.data import probe
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos"
@@ -153,6 +155,11 @@ def tubelet_fast() -> Callable[[Path], list[Transition]]:
     return lambda path: det.detect(frame_signals(path))
 
 
+def tubelet_cascade() -> Callable[[Path], list[Transition]]:
+    det = detector("cascade")
+    return lambda path: det.detect(frame_signals(path, keep_small=True))
+
+
 def transnetv2() -> Callable[[Path], list[Transition]]:
     det = TransNetV2Detector()
     return lambda path: det.detect(frame_signals(path, keep_small=True))
@@ -169,7 +176,7 @@ def pyscenedetect(kind: str) -> Callable[[Path], list[Transition]]:
     return run
 
 
-DETECTORS = {"tubelet": tubelet_fast, "transnetv2": transnetv2,
+DETECTORS = {"tubelet": tubelet_fast, "tubelet-cascade": tubelet_cascade, "transnetv2": transnetv2,
              "pyscenedetect-content": lambda: pyscenedetect("content"),
              "pyscenedetect-adaptive": lambda: pyscenedetect("adaptive")}
 
@@ -253,7 +260,7 @@ def table(scores: dict[str, Score], load: str) -> str:
         ratio = speed / (base.seconds / max(base.wall_s, 1e-9)) if base else float("nan")
         rows.append([name, f"{p:.3f}", f"{r:.3f}", f"{f1:.3f}",
                      *(f"{s.found[f]}/{s.total[f]}" for f in FAMILIES),
-                     f"{s.typed}/{found}" if name in ("tubelet", "transnetv2") else "-",
+                     f"{s.typed}/{found}" if name.startswith("tubelet") or name == "transnetv2" else "-",
                      f"{np.mean(s.span_errors):.1f} (max {max(s.span_errors):.0f})" if s.span_errors else "-",
                      str(s.false_gradual), *(str(s.clean.get(g, 0)) for g in groups), f"{speed:.1f}×",
                      f"{s.seconds / max(s.cpu_s, 1e-9):.1f}×", f"{ratio:.3f}"])

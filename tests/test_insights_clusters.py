@@ -53,3 +53,23 @@ def test_best_match_is_the_best_item_pair_of_each_two_videos():
                 assert np.isnan(got[i, j])
             else:
                 assert got[i, j] == pytest.approx(np.abs(a @ b.T).max(), abs=1e-5)
+
+
+def test_a_portrait_column_matches_the_landscape_column_it_was_cut_from():
+    """The crop views of a 16:9 video include its 9:16 columns: a column re-posted alone (its own thumbnail, the
+    column stretched to the square) is nearest the view of that column, not of the others."""
+    import cv2
+
+    from tubelet.catalog.fingerprint import PATCH, part_views
+    from tubelet.insights.affinity import _columns
+
+    rng = np.random.default_rng(0)
+    scene = cv2.GaussianBlur(rng.integers(0, 255, (90, 160)).astype(np.uint8), (0, 0), 3)  # a 16:9 frame
+    thumb = cv2.resize(scene, (PATCH, PATCH), interpolation=cv2.INTER_AREA)[None]
+    boxes = _columns(160, 90)
+    views = part_views(thumb, boxes)[:, 0]  # [COLUMNS, DIM]
+    for k, (_, _, x0, x1) in enumerate(boxes):
+        c0, c1 = round(x0 * 160 / PATCH), round(x1 * 160 / PATCH)
+        portrait = cv2.resize(scene[:, c0:c1], (PATCH, PATCH), interpolation=cv2.INTER_AREA)[None]
+        own = part_views(portrait, [(0, PATCH, 0, PATCH)])[0, 0]
+        assert int(np.argmax(views @ own)) == k

@@ -109,13 +109,13 @@ def _findings(a: Analysis) -> list[str]:
 
 
 def analyze(path: str | os.PathLike, catalog: Catalog | None = None, threshold: float | None = None,
-            shots: str | ShotDetector = "fast", on_frame: Callable[[float], None] | None = None,
+            shots: str | ShotDetector | None = None, on_frame: Callable[[float], None] | None = None,
             on_catalog_video: Callable[[int, int], None] | None = None,
             engine: Any = None) -> tuple[Analysis, Signals]:
     """Analyse one video (against `catalog` when given, its model run by `engine`: an embed.Engine, default the
-    catalog's own) with the shot detector `shots` (fast, transnetv2) → (the analysis, the frame signals behind
-    it)."""
-    det = detector(shots) if isinstance(shots, str) else shots
+    catalog's own) with the shot detector `shots` (fast, transnetv2, cascade; default: cascade with the shots extra,
+    else fast) → (the analysis, the frame signals behind it)."""
+    det = shots if isinstance(shots, ShotDetector) else detector(shots)
     sig = frame_signals(path, keep_small=det.needs_small, on_frame=on_frame)
     transitions = det.detect(sig)
     shot_list = shots_between([t.at_s for t in transitions], sig.duration_s)

@@ -46,6 +46,8 @@ class Signals:
     unpredicted: np.ndarray  # [F] share of pixels whose motion-compensated change exceeds NOISE
     across: np.ndarray  # [F] where `unpredicted` jumps: the least unpredicted share of a frame 1–3 later from one 1–2
     # earlier (a flash is predicted again once it is over; a cut is not); 0 elsewhere
+    camera: np.ndarray  # [F] where the changed share jumps: the share of the changed pixels that one motion of the
+    # whole picture (a similarity transform fitted to the flow) leaves off (a jolt of the camera: little); 1 elsewhere
     thumbs: dict[int, np.ndarray] = field(default_factory=dict)  # frame index → uint8 [h, w, 3]
     small: np.ndarray | None = None  # [F, 27, 48, 3] uint8 when asked for (keep_small)
 
@@ -134,7 +136,9 @@ class Residual:
     optical flow (coarse to fine, ~0.5 ms a frame at 64 px), with a global brightness offset removed. Motion, fast
     motion and pans are predicted; a cut or a jump cut is not, anywhere. Where the unpredicted share jumps (at least
     `min_share` and `spike`× the `window` frames before it), the frames on its two sides are compared too
-    (Signals.across), from a small ring of recent frames."""
+    (Signals.across), from a small ring of recent frames. Where the share of changed pixels jumps (at least
+    `min_share` and `spike`× the window before), a single motion of the whole picture is fitted to the flow
+    (Signals.camera): a jolt of the camera moves everything together, a jump cut in one framing does not."""
 
     def __init__(self, window: int, min_share: float = 0.05, spike: float = 3.0) -> None:
         self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
@@ -143,6 +147,8 @@ class Residual:
         self.residual: list[float] = []
         self.unpredicted: list[float] = []
         self.across: list[float] = []
+        self.changed: list[float] = []
+        self.camera: list[float] = []
         self.recent: list[np.ndarray] = []  # the last 6 blurred frames
         self.pending: list[int] = []  # jumps waiting for the frames after them
         self.coords: np.ndarray | None = None
@@ -157,19 +163,27 @@ class Residual:
             # (the preset's 2 on a 4:3 or square 64 px frame) costs 10× (0.8 ms instead of 0.08): stop one higher
             levels = int(np.log2(max(luma.shape) / 32) + 0.5)
             self.flow.setFinestScale(max(0, min(self.flow.getFinestScale(), levels)))
-            for row in (self.diff, self.residual, self.unpredicted, self.across):
+            for row in (self.diff, self.residual, self.unpredicted, self.across, self.changed):
                 row.append(0.0)
+            self.camera.append(1.0)
             return
         prev = self.recent[-2]
-        mean, share = self._predict(prev, luma)
-        self.diff.append(float(cv2.absdiff(luma, prev).mean()) / 255)
+        flow = self.flow.calc(luma, prev, None)  # where each pixel of luma was in prev
+        mean, share = self._predict(prev, luma, flow)
+        delta = cv2.absdiff(luma, prev)
+        changed = float((delta > NOISE).mean())
+        self.diff.append(float(delta.mean()) / 255)
         self.residual.append(mean)
         self.unpredicted.append(share)
         self.across.append(0.0)
+        self.changed.append(changed)
         i = len(self.unpredicted) - 1
         before = max(self.unpredicted[max(0, i - self.window):i - 1], default=0.0)
         if share >= self.min_share and share >= self.spike * before:
             self.pending.append(i)
+        before = max(self.changed[max(0, i - self.window):i - 1], default=0.0)
+        jumped = changed >= self.min_share and changed >= self.spike * before
+        self.camera.append(self._camera(prev, luma, flow) / changed if jumped else 1.0)
         for j in [j for j in self.pending if i - j >= 3]:
             self.across[j] = self._across(j, i)
             self.pending.remove(j)
@@ -187,11 +201,31 @@ class Residual:
                  if a >= 0 and b <= last and last - a < len(self.recent) and b - a <= 4]
         return min((self._predict(frame(a), frame(b))[1] for a, b in pairs), default=self.unpredicted[j])
 
-    def _predict(self, prev: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
-        """(mean |cur − prev moved onto cur| in [0, 1], share of pixels off by more than NOISE)."""
-        flow = self.flow.calc(cur, prev, None)  # where each pixel of cur was in prev
+    def _predict(self, prev: np.ndarray, cur: np.ndarray, flow: np.ndarray | None = None) -> tuple[float, float]:
+        """(mean |cur − prev moved onto cur| in [0, 1], share of pixels off by more than NOISE), prev moved by the
+        flow from cur to prev (computed when not given)."""
+        if flow is None:
+            flow = self.flow.calc(cur, prev, None)
         moved = cv2.remap(prev, self.coords[0] + flow[..., 0], self.coords[1] + flow[..., 1], cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
+        return self._error(cur, moved)
+
+    def _camera(self, prev: np.ndarray, cur: np.ndarray, flow: np.ndarray) -> float:
+        """The share of pixels still off by more than NOISE once prev is moved by the one similarity transform
+        (shift, turn, zoom) that best fits the flow (RANSAC over a 3-pixel grid of it): what a camera jolt leaves."""
+        h, w = cur.shape
+        at = np.ascontiguousarray(self.coords[:, 1:h - 1:3, 1:w - 1:3].reshape(2, -1).T)  # [P, 2] x, y in cur
+        was = at + flow[1:h - 1:3, 1:w - 1:3].reshape(-1, 2)  # where they were in prev
+        m, _ = cv2.estimateAffinePartial2D(at, was, ransacReprojThreshold=1.0)
+        if m is None:
+            return 1.0
+        moved = cv2.warpAffine(prev, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_REPLICATE)
+        return self._error(cur, moved)[1]
+
+    @staticmethod
+    def _error(cur: np.ndarray, moved: np.ndarray) -> tuple[float, float]:
+        """(mean |cur − moved| in [0, 1], share off by more than NOISE), a global brightness offset removed."""
         error = cur.astype(np.int16) - moved.astype(np.int16)
         error = np.abs(error - np.median(error))
         return float(error.mean()) / 255, float((error > NOISE).mean())
@@ -261,5 +295,5 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
     return Signals(os.fspath(path), fps, arr(times), arr(change), np.stack(hists).astype(np.float32),
                    np.stack(grids), arr(bright), arr(contrast), arr(edges).reshape(-1, 2), arr(novelty.changed),
                    arr(novelty.novel), arr(residual.diff), arr(residual.residual), arr(residual.unpredicted),
-                   arr(residual.across), thumbs,
+                   arr(residual.across), arr(residual.camera), thumbs,
                    np.stack(small) if keep_small else None)

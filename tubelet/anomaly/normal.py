@@ -24,7 +24,8 @@ from tubelet.model.checkpoints import load_model, save_model
 from tubelet.model.videomae import VideoMAE
 
 FORMAT = "tubelet-anomaly"
-VERSION = 3  # 2: DIS optical flow, the speed detector, forward cross-fitting; 3: the shift guard in % of the picture
+VERSION = 4  # 2: DIS optical flow, the speed detector, forward cross-fitting; 3: the shift guard in % of the picture;
+# 4: the direction detector, lighting against the whole picture's brightness too
 MANIFEST, STATES, MAE_DIR = "anomaly.json", "detectors.safetensors", "mae"
 
 

@@ -146,6 +146,17 @@ def crop_views(thumbs: np.ndarray) -> np.ndarray:
         np.zeros((len(views), 0, DIM), np.float32)
 
 
+def part_views(thumbs: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """Thumbnails [F, PATCH, PATCH] → fingerprints [len(boxes), F, DIM] of the parts (top, bottom, left, right) of
+    them, each resized to THUMB×THUMB: what a re-edit that keeps only that part shows (a 9:16 column of a landscape
+    frame), or the part a re-edit leaves alone (the picture above a caption bar)."""
+    if not len(thumbs) or not boxes:
+        return np.zeros((len(boxes), len(thumbs), DIM), np.float32)
+    parts = [np.stack([cv2.resize(np.ascontiguousarray(f[t:b, x0:x1]), (THUMB, THUMB), interpolation=cv2.INTER_LINEAR)
+                       for f in thumbs]) for t, b, x0, x1 in boxes]
+    return _dct_block(np.concatenate(parts)).reshape(len(boxes), len(thumbs), DIM)
+
+
 def mirrored(vectors: np.ndarray) -> np.ndarray:
     """The fingerprints of the left–right mirrored frames."""
     out = vectors.copy()

@@ -26,9 +26,12 @@ def analyze(
     engine: str = typer.Option(None, "--engine", help="What runs the catalog's model: torch or onnx (default: the "
                                "catalog's own)."),
     int8: bool = typer.Option(False, "--int8", help="With --engine onnx: int8 weights (must match the catalog)."),
-    shots: str = typer.Option("fast", "--shots",
-                              help="Shot detector: fast (tubelet's, ~20× real time per CPU second here) or "
-                                   "transnetv2 (the TransNetV2 model, about 0.3× real time on 2 cores)."),
+    shots: str = typer.Option(None, "--shots",
+                              help="Shot detector: fast (tubelet's, ~20× real time per CPU second here), cascade "
+                                   "(fast, with TransNetV2's second opinion on a short window around each doubtful "
+                                   "cut: whip pans, flashes, shake; the default where the shots extra is installed) "
+                                   "or transnetv2 (the TransNetV2 model on every frame, about 0.3× real time on 2 "
+                                   "cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print the analysis as JSON on stdout."),
 ) -> None:
     """Pre-publish report: a fix list, shots and transitions (cuts, dissolves, fades, wipes), pacing, black/still

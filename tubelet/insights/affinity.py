@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tubelet.catalog.fingerprint import DIM as FP_DIM
-from tubelet.catalog.fingerprint import crop_views, mirrored, split_readings
+from tubelet.catalog.fingerprint import PATCH, crop_views, mirrored, part_views, split_readings
 from tubelet.catalog.store import Catalog
 
 CHANNELS = ("frames", "crops", "segments")
@@ -46,6 +46,8 @@ MAD = 1.4826  # MAD of a normal distribution, in standard deviations
 MIN_MAD = 0.02  # floor of a video's MAD (cosines; a catalog's are ~0.1–0.2): a few near-equal similarities do not
 # turn a small difference into a huge z
 CHUNK = 2048  # query items per matrix product
+UPPER = 0.6  # the upper part of a frame, above where caption bars and subtitles go
+COLUMNS = 9  # positions of the 9:16 columns a landscape video's crop views include
 
 
 @dataclass
@@ -76,6 +78,8 @@ class Features:
 
     frames: Items  # fingerprint pairs [·, 2·FP_DIM]
     mirrored: Items  # the same pairs, left–right mirrored
+    upper: Items  # fingerprint pairs of the part above UPPER of the height (what a caption bar leaves alone)
+    upper_mirrored: Items
     crops: list[np.ndarray]  # per video, the crop views of its fingerprint pairs [GRID²·P, 2·FP_DIM]
     segments: Items  # segment vectors [·, D], as stored until mapped into a clustering's space (`in_space`)
 
@@ -85,12 +89,13 @@ class Features:
     def in_space(self, space: Callable[[np.ndarray], np.ndarray]) -> Features:
         """The same features with the segment vectors mapped by `space` (the clustering's, space.py)."""
         seg = self.segments
-        return Features(self.frames, self.mirrored, self.crops, Items(space(seg.vectors), seg.owner, seg.videos))
+        return Features(self.frames, self.mirrored, self.upper, self.upper_mirrored, self.crops,
+                        Items(space(seg.vectors), seg.owner, seg.videos))
 
     def subset(self, rows: np.ndarray) -> Features:
         rows = np.asarray(rows)
-        return Features(self.frames.subset(rows), self.mirrored.subset(rows), [self.crops[i] for i in rows],
-                        self.segments.subset(rows))
+        return Features(self.frames.subset(rows), self.mirrored.subset(rows), self.upper.subset(rows),
+                        self.upper_mirrored.subset(rows), [self.crops[i] for i in rows], self.segments.subset(rows))
 
 
 def _spread(count: int, most: int) -> np.ndarray:
@@ -108,28 +113,43 @@ def _mirrored_pairs(p: np.ndarray) -> np.ndarray:
     return mirrored(p.reshape(*p.shape[:-1], 2, FP_DIM)).reshape(p.shape)
 
 
+def _columns(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Boxes in a thumbnail of the 9:16 columns a portrait re-post of a landscape video could keep (COLUMNS
+    positions across the frame); none for a video not wider than 4:3."""
+    if width < 4 / 3 * height:
+        return []
+    w = max(2, round(PATCH * (9 / 16) * height / width))
+    return [(0, PATCH, x, x + w) for x in np.linspace(0, PATCH - w, COLUMNS).round().astype(int)]
+
+
 def features(catalog: Catalog, ids: list[str]) -> Features:
     """The affinity's items of the catalog videos `ids`, in that order."""
     fr, seg = catalog.frames(ids), catalog.segments(ids)
     thumbs = catalog.thumbs(ids)
+    shape = {v.id: (v.width, v.height) for v in catalog.videos(ids)}
     frow = {v: i for i, v in enumerate(fr.ids)}
     srow = {v: i for i, v in enumerate(seg.ids)}
-    pairs, crops, segs = [], [], []
+    pairs, upper, crops, segs = [], [], [], []
+    none = np.zeros((0, 2 * FP_DIM), np.float32)
     for vid in ids:
         at = np.flatnonzero(fr.video == frow[vid]) if vid in frow else np.zeros(0, int)
         first = np.asarray(fr.vectors[at[:split_readings(fr.times[at])]], np.float32) if len(at) else \
             np.zeros((0, FP_DIM), np.float32)
         keep = _spread(max(len(first) - 1, 1), MAX_PAIRS) if len(first) else np.zeros(0, int)
-        pairs.append(_pairs(first)[keep] if len(first) else np.zeros((0, 2 * FP_DIM), np.float32))
+        pairs.append(_pairs(first)[keep] if len(first) else none)
         t = thumbs.get(vid)
         if t is not None and len(first):
-            views = crop_views(t[:len(first)])  # [GRID², F, DIM]
-            crops.append(np.concatenate([_pairs(v)[keep[keep < max(len(v) - 1, 1)]] for v in views]))
+            t = t[:len(first)]
+            views = np.concatenate([crop_views(t), part_views(t, _columns(*shape[vid]))])  # [V, F, DIM]
+            crops.append(np.concatenate([_pairs(v)[keep] for v in views]))
+            upper.append(_pairs(part_views(t, [(0, round(UPPER * PATCH), 0, PATCH)])[0])[keep])
         else:
-            crops.append(np.zeros((0, 2 * FP_DIM), np.float32))
+            crops.append(none)
+            upper.append(none)
         s = np.flatnonzero(seg.video == srow[vid]) if vid in srow else np.zeros(0, int)
         segs.append(np.asarray(seg.vectors[s[_spread(len(s), MAX_SEGMENTS)]], np.float32))
-    return Features(_items(pairs), _items([_mirrored_pairs(p) for p in pairs]), crops, _items(segs))
+    return Features(_items(pairs), _items([_mirrored_pairs(p) for p in pairs]), _items(upper),
+                    _items([_mirrored_pairs(p) for p in upper]), crops, _items(segs))
 
 
 def _items(per_video: list[np.ndarray]) -> Items:
@@ -192,7 +212,9 @@ def affinity(q: Features, ref: Reference | None = None, seed: int = 0) -> tuple[
     within = ref is None
     r = q if within else ref.features
     own = np.arange(len(q)) if within else None
-    raw = {"frames": best_match(q.frames, r.frames, q.mirrored), "segments": best_match(q.segments, r.segments)}
+    whole = best_match(q.frames, r.frames, q.mirrored)
+    raw = {"frames": np.fmax(whole, best_match(q.upper, r.upper, q.upper_mirrored)),
+           "segments": best_match(q.segments, r.segments)}
     if within:
         raw = {k: np.fmax(v, v.T) for k, v in raw.items()}
     stats = np.zeros((len(q), len(CHANNELS), 2), np.float32)
