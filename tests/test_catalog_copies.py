@@ -1,6 +1,8 @@
 """Copy detection on synthetic fingerprints: runs, coverage, speed-changed and mirrored copies located in time,
 compilations, scores, and the catalog's normalisation staying consistent through add and rm."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -396,3 +398,29 @@ def test_a_pillarboxed_piece_between_other_footage_is_read_in_its_own_box(tmp_pa
     assert 3 <= span.query_start_s <= 4.1 and 7.9 <= span.query_end_s <= 9
     assert span.start_s == pytest.approx(2 + span.query_start_s - 3, abs=0.5) and span.score > 0.9
     assert max((s.score for s in reports[1].spans if s.id == "vid3"), default=0) < 0.5
+
+
+def still(direction: np.ndarray, seconds: float, seed: int) -> np.ndarray:
+    """Fingerprints of a still shot: one look, a little sensor noise from frame to frame."""
+    x = direction + 0.02 * np.random.default_rng(seed).standard_normal((int(seconds * FPS), DIM))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def leaning(towards: np.ndarray, cosine: float, seed: int) -> np.ndarray:
+    """A unit direction at `cosine` to the unit vector `towards`."""
+    other = np.random.default_rng(seed).standard_normal(DIM)
+    other -= (other @ towards) * towards
+    return cosine * towards + np.sqrt(1 - cosine**2) * other / np.linalg.norm(other)
+
+
+@pytest.mark.parametrize("weight, copied", [(0.2, False), (0.7, True)])
+def test_a_still_look_alike_is_no_copy_however_long_but_a_clear_still_copy_is(catalog, weight, copied):
+    """Two still scenes line up at any alignment, so frame after frame barely above chance must not add up to a
+    copy (PEAK_MIN); a still copy whose frames clearly match is one."""
+    look = leaning(np.eye(DIM)[0], 0.0, 1)
+    catalog.add([dataclasses.replace(entry(50), fp_vectors=still(look, 20, 2))], MODEL.id)
+    chance = catalog.normalisation().frame_chance
+    query = still(leaning(look, chance + weight * (1 - chance), 3), 12, 4)
+    report = find_copies(catalog, query_of(query))
+    assert [s.id for s in report.spans][:1] == (["vid50"] if copied else [])
+    assert report.flagged == copied

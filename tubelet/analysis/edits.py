@@ -2,9 +2,9 @@
 
 An `Edit` is pieces of source clips joined by hard cuts or ffmpeg `xfade` transitions (cross-fades, fades through
 black or white, wipes), optionally with a fade in from black at the start, or one effect over a single piece that
-must *not* read as a transition (a whip pan, fast motion, camera shake, flashes). `Edit.truth()` gives the
-transitions it holds, frame-exact: every piece is a whole number of frames at the edit's rate, and an `xfade` of
-D frames at offset O blends frames [O, O + D).
+must *not* read as a transition (a whip pan, fast motion, camera shake, flashes, a step of the exposure).
+`Edit.truth()` gives the transitions it holds, frame-exact: every piece is a whole number of frames at the edit's
+rate, and an `xfade` of D frames at offset O blends frames [O, O + D).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tubelet.errors import TubeletError
 # ffmpeg xfade names for each transition kind
 XFADES = {"dissolve": ("fade", "dissolve"), "fade": ("fadeblack", "fadewhite"),
           "wipe": ("wipeleft", "wiperight", "wipeup", "wipedown", "wipetl", "wipebr")}
-EFFECTS = ("whip", "fast", "shake", "flash")
+EFFECTS = ("whip", "fast", "shake", "flash")  # the benchmark's clips without a transition (and "exposure")
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,8 @@ class Edit:
     pieces: list[Piece]
     joins: list[Join] = field(default_factory=list)  # len(pieces) - 1
     fade_in: int = 0  # frames of fade in from black at the start
-    effect: str = ""  # one of EFFECTS, over a single piece
-    effect_at: tuple[float, ...] = ()  # seconds: when the whip or the flashes happen
+    effect: str = ""  # one of EFFECTS or "exposure", over a single piece
+    effect_at: tuple[float, ...] = ()  # seconds: when the whip or the flashes happen; exposure: (seconds, gain)
 
     def truth(self) -> list[Transition]:
         """The transitions in the rendered edit, in time order (a cut spans the first frame of the new shot)."""
@@ -95,6 +95,9 @@ class Edit:
             chain.append(f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h}")
         if self.effect == "flash":
             chain += [f"eq=brightness=0.6:enable='between(t,{t:.3f},{t + 1.5 / f:.3f})'" for t in self.effect_at]
+        if self.effect == "exposure":  # the whole picture's luma times a gain from then on
+            t, gain = self.effect_at
+            chain.append(f"lutyuv=y='clip(val*{gain},0,255)':enable='gte(t,{t:.3f})'")
         if i == 0 and self.fade_in:
             chain.append(f"fade=t=in:st=0:d={self.fade_in / f:.4f}")
         chain += ["setsar=1", "format=yuv420p", f"trim=end_frame={piece.frames}", "setpts=PTS-STARTPTS",

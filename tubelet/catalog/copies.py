@@ -19,9 +19,11 @@ For each candidate video and orientation, a Hough vote over (slope, offset) find
 one item spacing of it are its inliers, and lines are taken out one after the other (a compilation can take
 several pieces of one source). Inliers closer than MAX_GAP_S in query time form a copied span, followed outward
 along its line while the query still matches the source there (`follow`), located in query and source time; its
-evidence is the summed weight of its found frames in seconds, E, and its score 1 − 2^(−E / E_HALF): 0.5 = E_HALF
-seconds of perfectly matching frames on one alignment, 0.9 ≈ 3.3·E_HALF. A (query, catalog video) pair scores
-like the evidence of all its spans together, so one threshold works across the catalog.
+evidence is the summed weight of its found frames in seconds, E (none unless one item weighs PEAK_MIN, or
+CROP_PEAK_MIN for crop views: a run of barely-above-chance frames is what two still look-alike scenes give), and its
+score 1 − 2^(−E / E_HALF): 0.5 = E_HALF seconds of perfectly matching frames on one alignment, 0.9 ≈ 3.3·E_HALF. A
+(query, catalog video) pair scores like the evidence of all its spans together, so one threshold works across the
+catalog.
 
 Spans scoring `min_score` or more count as copied. The share of the query they cover is what it shares with the
 catalog; originality = 1 − share, and a video sharing ≥ `flag_at` (70 %) is flagged.
@@ -53,6 +55,11 @@ MAX_GAP_S = 3.0  # inliers further apart in query time start a new span
 MAX_LINES = 4  # alignments taken per (query, video, orientation)
 SPEED_PRIOR = 0.05  # line weight × exp(−SPEED_PRIOR·|ln slope|)
 E_HALF = 1.0  # seconds of full-weight evidence that score 0.5
+PEAK_MIN = 0.35  # a piece counts as evidence only if one of its items has at least this weight: static look-alikes
+# (two still indoor scenes) line up frame after frame at weights of 0.2-0.3 and summed to a copy; the weakest true
+# copy in the benchmark's seeds 2-5 peaks at 0.63
+CROP_PEAK_MIN = 0.6  # the same for crop views, which give each query frame GRID² tries at a still source: a dashcam
+# road reached 0.48 against a plaza's views, while every strong crop the crop views alone found peaked at ≥ 0.85
 
 
 @dataclass(frozen=True)
@@ -329,6 +336,7 @@ class Channel:
     vectors: np.ndarray
     floor: float = -1.0  # the least of every row's floor (`follow`): crops compare a query with the views of the
     # sources already seen only, so what a row reaches in other videos' views is their chance level
+    peak: float = PEAK_MIN  # the weight one item of a piece must reach for the piece to count
 
 
 def normalisation_of(catalog: Catalog) -> Normalisation:
@@ -379,17 +387,17 @@ def crop_channel(catalog: Catalog, frames: Channel, seen: list[str]) -> Channel 
         times.append(np.tile(t[:views.shape[1]], views.shape[0]))
         vectors.append(views.reshape(-1, views.shape[-1]))
     return Channel("crops", frames.spacing, norm.crop_chance, frames.query_t, frames.views, ids,
-                   np.concatenate(video), np.concatenate(times), np.concatenate(vectors), norm.crop_chance)
+                   np.concatenate(video), np.concatenate(times), np.concatenate(vectors), norm.crop_chance,
+                   CROP_PEAK_MIN)
 
 
-def _then_crops(found: list[Channel], catalog: Catalog, evidence: dict[tuple[str, str], float],
-                crops: bool) -> Iterator[Channel]:
+def _then_crops(found: list[Channel], catalog: Catalog, seen: set[str], crops: bool) -> Iterator[Channel]:
     """The channels in order, with the crop views of the sources the fingerprints saw right after the fingerprints
     (built once those have been matched, from what they saw)."""
     for ch in found:
         yield ch
         if ch.name == "frames" and crops:
-            extra = crop_channel(catalog, ch, list(dict.fromkeys(v for name, v in evidence if name == "frames")))
+            extra = crop_channel(catalog, ch, sorted(seen))
             if extra is not None:
                 yield extra
 
@@ -416,14 +424,15 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
     records: dict[str, VideoRecord] = {}  # of the videos with evidence, read as they turn up
     spans: list[CopiedSpan] = []
     evidence: dict[tuple[str, str], float] = {}  # (channel, video id) → seconds
+    seen: set[str] = set()  # videos the fingerprints lined up with at all: the crop views are compared with these
     found = channels_of(catalog, query, channels)
-    for ch in _then_crops(found, catalog, evidence, "crops" in channels):
+    for ch in _then_crops(found, catalog, seen, "crops" in channels):
         column = ch.video[np.flatnonzero(np.diff(ch.video, prepend=-1))]  # video of each per_video column
         for view, m in enumerate(match_pairs(ch.views, ch.vectors, ch.video, ch.chance)):
             for j in np.unique(ch.video[m.ci]):
                 mine = ch.video[m.ci] == j
                 vid = ch.ids[j]
-                if ch is not found[0] and found[0].name == "frames" and ("frames", vid) not in evidence:
+                if ch is not found[0] and found[0].name == "frames" and vid not in seen:
                     continue  # the model's evidence adds to a source the fingerprints saw, never stands alone
                 if vid not in records:
                     records[vid] = catalog.video(vid)
@@ -435,6 +444,9 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
                                      ch.spacing, min_evidence / 4):
                     for a, b in _pieces(line.query_t, MAX_GAP_S):
                         if b - a < min_run:
+                            continue
+                        seen.add(vid)
+                        if line.weight[a:b].max() < ch.peak:
                             continue
                         e = float(line.weight[a:b].sum() * ch.spacing)
                         evidence[ch.name, vid] = evidence.get((ch.name, vid), 0.0) + e
