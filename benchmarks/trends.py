@@ -3,6 +3,7 @@
     python benchmarks/trends.py --model runs/demo/checkpoints/step_000300 [--model vit_tiny ...]
     python benchmarks/trends.py --held-out            # the same stream recipe from the other half of the clips
     python benchmarks/trends.py --scale 100000        # synthetic videos: clusters + trends timing
+    python benchmarks/trends.py --recommend-cost 300,2000   # synthetic videos: one cold-start query's affinity
 
 The stream (seeded, every knob an option): topics are source clips of ../shared/data/videos; each upload is a short
 excerpt of one topic (random start) with one or two random light re-edits — crop, colour, mirror, caption, low
@@ -495,7 +496,7 @@ def synthetic_features(topic: np.ndarray, x: np.ndarray, rng: np.random.Generato
     """Affinity items shaped like a 3 s upload's (6 fingerprint pairs, their 16 crop views and 9 columns, 2
     segments), scattered around a per-topic pattern (strays: their own): for timing the affinity path."""
     from tubelet.catalog.fingerprint import DIM
-    from tubelet.insights.affinity import Features, Items
+    from tubelet.insights.affinity import Crops, Features, Items
 
     def unit(a: np.ndarray) -> np.ndarray:
         return (a / np.linalg.norm(a, axis=-1, keepdims=True)).astype(np.float32)
@@ -508,8 +509,46 @@ def synthetic_features(topic: np.ndarray, x: np.ndarray, rng: np.random.Generato
     frames = Items(pairs.reshape(-1, 2 * DIM), owner, n)
     crops = [unit(p[None] + 0.5 * rng.normal(size=(25, 6, 2 * DIM))).reshape(-1, 2 * DIM) for p in pairs]
     segs = unit(np.repeat(x, 2, axis=0) + 0.1 * rng.normal(size=(2 * n, x.shape[1])))
-    return Features(frames, Items(-frames.vectors, owner, n), frames, Items(-frames.vectors, owner, n), crops,
-                    Items(segs, np.repeat(np.arange(n), 2), n))
+    mirror = Items(-frames.vectors, owner, n)
+    return Features(frames, mirror, frames, mirror, Crops.given(crops), Items(segs, np.repeat(np.arange(n), 2), n))
+
+
+def recommend_cost(sizes: list[int], liked: int = 3, seed: int = 0) -> None:
+    """One cold-start query on the affinity path (recommend.py `_by_affinity`: the catalog's features, then `liked`
+    catalog videos against all) over synthetic videos shaped like 3 s uploads (7 stored fingerprints with their
+    thumbnails, 16:9, 2 segment vectors; 20 topics). Before: every catalog video's crop views made up front (what
+    recommend did until the views were made on first use); after: only those the query compares crops with. The
+    reference statistics are fixed (timing does not depend on them); the two affinities must be equal."""
+    from tubelet.catalog.fingerprint import DIM, PATCH
+    from tubelet.insights.affinity import Reference, Source, affinity, features_of
+
+    print("| videos | before (s) | after (s) | crop views made | ratio before / after |\n|---|---|---|---|---|")
+    for n in sizes:
+        rng = np.random.default_rng(seed)
+        topic = rng.integers(0, 20, n)
+        base = rng.integers(0, 256, (20, PATCH, PATCH))
+        sources = []
+        for t in topic:
+            thumbs = np.clip(base[t] + rng.normal(0, 40, (7, PATCH, PATCH)), 0, 255).astype(np.uint8)
+            fp = rng.normal(size=(7, DIM)).astype(np.float32)
+            sources.append(Source(np.arange(7) * 0.5, fp / np.linalg.norm(fp, axis=1, keepdims=True), thumbs,
+                                  1280, 720, rng.normal(size=(2, 192)).astype(np.float32)))
+        mine = np.sort(rng.choice(n, liked, replace=False))
+        stats = np.tile(np.array([0.5, 0.05], np.float32), (n, 3, 1))
+        out = {}
+        for when in ("before", "after"):
+            t0 = time.perf_counter()
+            feats = features_of(sources)
+            if when == "before":
+                [feats.crops[j] for j in range(n)]
+            out[when] = affinity(feats.subset(mine), Reference(feats, stats), seed, own=mine)[0]
+            out[when + " s"] = time.perf_counter() - t0
+        made = feats.crops.made()
+        assert np.array_equal(out["before"], out["after"])
+        print(f"| {n} | {out['before s']:.2f} | {out['after s']:.2f} | {made} of {n} | "
+              f"{out['before s'] / out['after s']:.1f} |")
+    print(f"\n{liked} liked catalog videos per query; load average "
+          f"{' '.join(f'{v:.1f}' for v in __import__('os').getloadavg())}")
 
 
 def main() -> None:
@@ -526,7 +565,13 @@ def main() -> None:
         ap.add_argument(f"--{f.name.replace('_', '-')}", **kind)
     ap.add_argument("--scale", type=int, default=0, help="Instead: clusters + trends timing on this many "
                                                            "synthetic videos (e.g. 100000).")
+    ap.add_argument("--recommend-cost", default="", help="Instead: one cold-start query's affinity, before and "
+                                                          "after making crop views on first use, at these "
+                                                          "catalog sizes (e.g. 300,2000).")
     args = ap.parse_args()
+    if args.recommend_cost:
+        recommend_cost([int(x) for x in args.recommend_cost.split(",")], seed=args.seed)
+        return
     if args.scale:
         scale(args.scale, 192, 200, args.seed)
         return

@@ -73,3 +73,36 @@ def test_a_portrait_column_matches_the_landscape_column_it_was_cut_from():
         portrait = cv2.resize(scene[:, c0:c1], (PATCH, PATCH), interpolation=cv2.INTER_AREA)[None]
         own = part_views(portrait, [(0, PATCH, 0, PATCH)])[0, 0]
         assert int(np.argmax(views @ own)) == k
+
+
+def test_crop_views_made_on_first_use_give_the_affinity_of_all_made():
+    """A query against a catalog makes the crop views of only the videos it compares crops with (its candidates
+    and sample, recommend.py's cost), and its affinity — so the ranking — equals the one with every view made."""
+    import cv2
+
+    from tubelet.catalog.fingerprint import PATCH, part_views
+    from tubelet.insights.affinity import CANDIDATES, SAMPLE, Reference, Source, affinity, features_of
+
+    rng = np.random.default_rng(0)
+    n, topics = 200, 8
+    topic = np.arange(n) % topics
+    scenes = [cv2.GaussianBlur(rng.integers(0, 255, (7, PATCH, PATCH)).astype(np.uint8), (0, 0), 2) for _ in
+              range(topics)]
+    sources = []
+    for i, t in enumerate(topic):
+        thumbs = np.clip(scenes[t] + rng.normal(0, 12, scenes[t].shape), 0, 255).astype(np.uint8)
+        fp = part_views(thumbs, [(0, PATCH, 0, PATCH)])[0]
+        seg = rng.normal(size=(2, 16)).astype(np.float32)
+        sources.append(Source(np.arange(7) * 0.5, fp, None if i == 5 else thumbs, 1280, 720, seg))
+    full = features_of(sources)
+    stats = affinity(full)[1]  # all pairs: every video's crop views made
+    lazy = features_of(sources)
+    mine = np.array([3, 97])
+    a_full = affinity(full.subset(mine), Reference(full, stats), 0, own=mine)[0]
+    a_lazy = affinity(lazy.subset(mine), Reference(lazy, stats), 0, own=mine)[0]
+    made = lazy.crops.made()
+    assert made <= len(mine) * (CANDIDATES + SAMPLE + 1) < n - 1  # of the 199 videos with thumbnails
+    np.testing.assert_array_equal(a_lazy, a_full)
+    for q, row in zip(mine, a_lazy, strict=True):
+        near = [j for j in np.argsort(-row, kind="stable") if j != q][:5]
+        assert (topic[near] == topic[q]).all()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache, partial
 
 import numpy as np
 
@@ -72,6 +73,34 @@ class Items:
         return Items(self.vectors[keep], new[self.owner[keep]], len(rows))
 
 
+class Crops:
+    """Per video, the crop views of its fingerprint pairs [GRID²·P + columns, 2·FP_DIM], each made on first use and
+    kept: a video's crops are compared only with its CANDIDATES and SAMPLE, so a few query videos against a catalog
+    need the views of only those (recommend.py), not of every catalog video."""
+
+    def __init__(self, make: list[Callable[[], np.ndarray]]):
+        self.make = make
+
+    @classmethod
+    def given(cls, views: list[np.ndarray]) -> Crops:
+        """Crop views already made."""
+        return cls([partial(np.asarray, v) for v in views])
+
+    def __getitem__(self, video: int) -> np.ndarray:
+        return self.make[video]()
+
+    def __len__(self) -> int:
+        return len(self.make)
+
+    def subset(self, rows: np.ndarray) -> Crops:
+        """The crop views of videos `rows` (made ones are shared, not made again)."""
+        return Crops([self.make[i] for i in rows])
+
+    def made(self) -> int:
+        """How many videos' views have been made on use so far (not counting those `given`)."""
+        return sum(m.cache_info().currsize for m in self.make if hasattr(m, "cache_info"))
+
+
 @dataclass
 class Features:
     """What the affinity compares, for videos in a given order."""
@@ -80,7 +109,7 @@ class Features:
     mirrored: Items  # the same pairs, left–right mirrored
     upper: Items  # fingerprint pairs of the part above UPPER of the height (what a caption bar leaves alone)
     upper_mirrored: Items
-    crops: list[np.ndarray]  # per video, the crop views of its fingerprint pairs [GRID²·P, 2·FP_DIM]
+    crops: Crops  # per video, the crop views of its fingerprint pairs
     segments: Items  # segment vectors [·, D], as stored until mapped into a clustering's space (`in_space`)
 
     def __len__(self) -> int:
@@ -95,7 +124,7 @@ class Features:
     def subset(self, rows: np.ndarray) -> Features:
         rows = np.asarray(rows)
         return Features(self.frames.subset(rows), self.mirrored.subset(rows), self.upper.subset(rows),
-                        self.upper_mirrored.subset(rows), [self.crops[i] for i in rows], self.segments.subset(rows))
+                        self.upper_mirrored.subset(rows), self.crops.subset(rows), self.segments.subset(rows))
 
 
 def _spread(count: int, most: int) -> np.ndarray:
@@ -152,7 +181,7 @@ def features(catalog: Catalog, ids: list[str]) -> Features:
 
 def features_of(sources: list[Source]) -> Features:
     """The affinity's items of some videos (catalog ones, or files embedded for a query), in that order."""
-    pairs, upper, crops, segs = [], [], [], []
+    pairs, kept, shown, crops, segs = [], [], [], [], []
     none = np.zeros((0, 2 * FP_DIM), np.float32)
     for src in sources:
         first = np.asarray(src.fp_vectors[:split_readings(src.fp_times)], np.float32) if len(src.fp_times) else \
@@ -162,15 +191,25 @@ def features_of(sources: list[Source]) -> Features:
         t = src.thumbs
         if t is not None and len(first):
             t = t[:len(first)]
-            views = np.concatenate([crop_views(t), part_views(t, _columns(src.width, src.height))])  # [V, F, DIM]
-            crops.append(np.concatenate([_pairs(v)[keep] for v in views]))
-            upper.append(_pairs(part_views(t, [(0, round(UPPER * PATCH), 0, PATCH)])[0])[keep])
+            crops.append(cache(partial(_crop_views, t, _columns(src.width, src.height), keep)))
+            kept.append(keep)
+            shown.append(t)
         else:
-            crops.append(none)
-            upper.append(none)
+            crops.append(partial(np.asarray, none))
+            kept.append(None)
         segs.append(np.asarray(src.segments[_spread(len(src.segments), MAX_SEGMENTS)], np.float32))
+    # the upper parts of all videos' thumbnails in one pass (one DCT over all, not one per video)
+    tops = iter(np.split(part_views(np.concatenate(shown), [(0, round(UPPER * PATCH), 0, PATCH)])[0],
+                         np.cumsum([len(t) for t in shown])[:-1]) if shown else [])
+    upper = [none if keep is None else _pairs(next(tops))[keep] for keep in kept]
     return Features(_items(pairs), _items([_mirrored_pairs(p) for p in pairs]), _items(upper),
-                    _items([_mirrored_pairs(p) for p in upper]), crops, _items(segs))
+                    _items([_mirrored_pairs(p) for p in upper]), Crops(crops), _items(segs))
+
+
+def _crop_views(thumbs: np.ndarray, columns: list[tuple[int, int, int, int]], keep: np.ndarray) -> np.ndarray:
+    """The fingerprint pairs `keep` of a video's crop views and 9:16 columns [V·len(keep), 2·FP_DIM]."""
+    views = np.concatenate([crop_views(thumbs), part_views(thumbs, columns)])  # [V, F, DIM]
+    return np.concatenate([_pairs(v)[keep] for v in views])
 
 
 def _items(per_video: list[np.ndarray]) -> Items:

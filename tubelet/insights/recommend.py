@@ -16,6 +16,9 @@ vectors find alike another's), half and half returned the other interest's video
 demo checkpoint, default stream: a liked claymation ad → 7 of 10 from a bottles topic; P@10 0.922, and 1.000 on
 held-out, seed 3 and random init). Nearness alone: 0.989 on all four (the best cluster members lose one place
 each to a near neighbour elsewhere); 0.9 nearness + 0.1 share: 0.967 / 1.000 / 1.000 / 0.989.
+
+Cost: the catalog's features are read for every query, but a catalog video's crop views (the dearest part) are made
+only when a liked video compares crops with it (affinity.py `Crops`): at most CANDIDATES + SAMPLE per liked video.
 """
 
 from __future__ import annotations
