@@ -183,7 +183,9 @@ class Residual:
             self.pending.append(i)
         before = max(self.changed[max(0, i - self.window):i - 1], default=0.0)
         jumped = changed >= self.min_share and changed >= self.spike * before
-        self.camera.append(self._camera(prev, luma, flow) / changed if jumped else 1.0)
+        # the changed share the transform is judged against, measured like its leftover (brightness offset removed:
+        # a jump cut whose exposure also moved was read as a jolt on the bundled plaza, 0.23)
+        self.camera.append(self._camera(prev, luma, flow) / max(self._error(luma, prev)[1], 1e-6) if jumped else 1.0)
         for j in [j for j in self.pending if i - j >= 3]:
             self.across[j] = self._across(j, i)
             self.pending.remove(j)
