@@ -100,6 +100,11 @@ class Clustering:
     def on_affinity(self) -> bool:
         return len(self.fit_ids) > 0
 
+    def by_affinity(self, videos: int) -> bool:
+        """Whether a catalog of `videos` videos is compared on the affinity: fitted so, and still no larger than
+        `affinity_max` (past it, on the video vectors)."""
+        return self.on_affinity and videos <= self.params.affinity_max
+
     @property
     def num_clusters(self) -> int:
         return len(self.links)
@@ -257,7 +262,7 @@ def update(clustering: Clustering, ids: list[str], vectors: np.ndarray, catalog:
     rows = np.array([known.get(v, -1) for v in ids], np.int64)
     new = rows < 0
     labels = np.where(new, -1, clustering.labels[np.maximum(rows, 0)])
-    if new.any() and clustering.on_affinity and catalog is not None and len(ids) <= clustering.params.affinity_max:
+    if new.any() and catalog is not None and clustering.by_affinity(len(ids)):
         current_ids = set(ids)
         present = np.array([i for i, v in enumerate(clustering.fit_ids.tolist()) if v in current_ids], np.int64)
         new_ids = [v for v, n in zip(ids, new, strict=True) if n]

@@ -53,7 +53,7 @@ def liked_videos(catalog: Catalog, liked: Sequence[str]) -> list[str | VideoEmbe
     catalog (embedded with the catalog's model)."""
     if not liked:
         raise TubeletError("give at least one liked video (a catalog id or a file)")
-    known = set(catalog.video_vectors()[0])
+    known = catalog.ids()
     by_hash = {v.content_hash: v.id for v in catalog.videos()} if any(Path(x).is_file() for x in liked) else {}
     out: list[str | VideoEmbedding] = []
     for item in liked:
@@ -130,7 +130,7 @@ def recommend(catalog: Catalog, clustering: Clustering, liked: Sequence[str], k:
     label = clustering.label_of()
     labels = np.array([label.get(v, -1) for v in ids], np.int64)  # a liked catalog video keeps its label
     row = {v: i for i, v in enumerate(ids)}
-    by = "affinity" if clustering.on_affinity and len(ids) <= clustering.params.affinity_max else "vectors"
+    by = "affinity" if clustering.by_affinity(len(ids)) else "vectors"
     if by == "affinity":
         near, liked_labels = _by_affinity(clustering, catalog, ids, labels, row, videos)
     else:
