@@ -34,8 +34,8 @@ def scene() -> Path:
 
 @pytest.fixture(scope="module")
 def footage(tmp_path_factory) -> dict:
-    """normal.mp4 (the first 60 %, at most 60 s), later.mp4 (a later 12 s, untouched) and dark.mp4 (the same
-    stretch with the lights dropping from 4.0 to 7.0 s), all at 10 frames/s."""
+    """normal.mp4 (the first 60 %, at most 60 s), later.mp4 (a later 12 s, untouched), dark.mp4 and frozen.mp4
+    (the same stretch with the lights dropping, or the picture frozen, from 4.0 to 7.0 s), all at 10 frames/s."""
     d = tmp_path_factory.mktemp("anomaly")
     frames = read_frames(scene(), RATE, 320)
     n = min(int(0.6 * len(frames)), int(60 * RATE))
@@ -45,6 +45,7 @@ def footage(tmp_path_factory) -> dict:
     start, dur = int(min(4.0, 0.3 * len(later) / RATE) * RATE), int(min(3.0, 0.3 * len(later) / RATE) * RATE)
     dark = inject(later, "dark", len(later), start, dur, np.random.default_rng(0))
     write_frames(d / "dark.mp4", dark, RATE)
+    write_frames(d / "frozen.mp4", inject(later, "frozen", len(later), start, dur, np.random.default_rng(0)), RATE)
     return {"dir": d, "event": (start / RATE, (start + dur) / RATE), "dark": dark, "later": later}
 
 
@@ -72,11 +73,11 @@ def test_fit_writes_a_complete_model_dir(model_dir, footage):
 def test_score_finds_and_locates_an_injected_event(model_dir, footage, monkeypatch, capsys):
     d = footage["dir"]
     code, out, err = run_cli(monkeypatch, capsys, "anomaly", "score", d / "dark.mp4", d / "later.mp4",
-                             "--normal", model_dir, "--out", d / "report", "--json")
+                             d / "frozen.mp4", "--normal", model_dir, "--out", d / "report", "--json")
     assert code == 0, err
     doc = json.loads(out)
-    dark, later = doc["videos"]
-    for v in (dark, later):  # segments cover the whole video, in order, without gaps
+    dark, later, frozen = doc["videos"]
+    for v in (dark, later, frozen):  # segments cover the whole video, in order, without gaps
         segs = v["segments"]
         assert segs[0]["start_s"] == 0 and abs(segs[-1]["end_s"] - v["duration_s"]) < 1e-6
         assert all(abs(a["end_s"] - b["start_s"]) < 1e-6 for a, b in zip(segs, segs[1:], strict=False))
@@ -86,6 +87,10 @@ def test_score_finds_and_locates_an_injected_event(model_dir, footage, monkeypat
     assert len(hits) == 1, dark["events"]
     assert abs(hits[0]["start_s"] - a) <= 1.0 and abs(hits[0]["end_s"] - b) <= 1.0, (hits, a, b)
     assert hits[0]["kind"] == "lighting/tamper" and hits[0]["score"] >= doc["threshold"]
+    # a frozen picture of this still room scores near its normal p99 (the room is nearly still itself), but the
+    # frozen alarm makes it an event (the encoder refines a repeated frame in pulses: all but one tick must be still)
+    assert [e["kind"] for e in frozen["events"]] == ["frozen picture"], frozen["events"]
+    assert 0 <= frozen["events"][0]["start_s"] - a <= 1.0 and abs(frozen["events"][0]["end_s"] - b) <= 1.0
     assert later["events"] == [], later["events"]  # the same stretch without the event: nothing
     assert json.loads((d / "report" / "anomaly.json").read_text()) == doc
     assert "started" in err  # events as they happen go to stderr in --json mode

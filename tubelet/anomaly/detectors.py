@@ -69,6 +69,11 @@ class Detector(ABC):
     def reduce(self, scores: np.ndarray) -> float:
         return float(np.mean(scores))
 
+    def alarm(self, scores: np.ndarray) -> bool:
+        """Whether a segment's tick scores pass a definite test that makes it an event whatever its score (none
+        by default)."""
+        return False
+
     def state(self) -> dict[str, np.ndarray]:
         """Arrays to save (none for detectors that learn nothing beyond their calibration)."""
         return {}
@@ -150,16 +155,36 @@ class CellKNN(Detector):
 
 class Frozen(Detector):
     """A picture that stops changing: −log10 of the change of its liveliest cell (a live camera always has some
-    noise or motion somewhere; a frozen picture has none anywhere)."""
+    noise or motion somewhere; a frozen picture has none anywhere). Its score ranks segments. Its alarm is a
+    definite test: all but one of a segment's ticks stiller than those of the stillest segment-long stretch of the
+    normal footage (all but one of its ticks) and than half a grey level (mean |Δ luma| of the liveliest 8×8
+    cell: re-encoding a repeated frame refines it by less). The calibrated score scales this guard by a still
+    room's own spread (the indoor CCTV: a frozen picture scores 1.6× its normal p99, under the threshold), while
+    the alarm passes a frozen picture within 0.5 s of its start on every benchmark scene and no normal stretch
+    (seeds 0–2). All but one: the encoder refines a repeated frame in pulses for its first second."""
 
     name, kind, floor, gate = "frozen", FROZEN, 0.3, 1.0
+    encoder_noise = 0.5 / 255  # mean |Δ luma| of a cell, luma in [0, 1]
+
+    def __init__(self, window: int = 5) -> None:
+        self.window = window  # ticks in a segment
+        self.bar = np.zeros(1, np.float32)  # [1] the alarm's bar in raw units (stiller = higher)
+
+    @staticmethod
+    def _stillness(raw: np.ndarray) -> np.ndarray:
+        """[..., k] tick raws → [...] raw of all but the liveliest tick (the second smallest)."""
+        return np.sort(raw, axis=-1)[..., min(1, raw.shape[-1] - 1)]
 
     @staticmethod
     def _raw(motion: np.ndarray) -> np.ndarray:
         return -np.log10(motion[..., 0].max(-1) ** 2 + 1e-4)  # motion[..., 0] is sqrt(mean |Δ luma|) per cell
 
     def fit(self, ticks: Ticks) -> np.ndarray:
-        return self._raw(ticks.motion)
+        raw = self._raw(ticks.motion)
+        windows = np.lib.stride_tricks.sliding_window_view(raw, min(self.window, len(raw)))
+        self.bar = np.array([max(float(self._stillness(windows).max()), -np.log10(self.encoder_noise + 1e-4))],
+                            np.float32)
+        return raw
 
     def tick(self, f: TickFeatures) -> float:
         return float(self._raw(f.motion))
@@ -169,6 +194,17 @@ class Frozen(Detector):
         starts or ends frozen counts; one duplicated frame does not)."""
         s = np.asarray(scores)
         return float(np.minimum(s[1:], s[:-1]).max()) if len(s) > 1 else float(s[0])
+
+    def alarm(self, scores: np.ndarray) -> bool:
+        """Frozen for the segment (at least `window` − 1 ticks: a video's first tick has no change to measure)."""
+        s = np.asarray(scores)
+        return len(s) >= self.window - 1 and bool(self._stillness(s) > self.bar[0])
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"bar": self.bar}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        self.bar = state["bar"]
 
 
 class Speed(Detector):
@@ -365,8 +401,8 @@ class Shift(Detector):
         self._prepare()
 
 
-def frame_detectors(cap: int, seed: int) -> list[Detector]:
-    """The cheap per-frame detectors, in the order their kind wins ties."""
-    return [Frozen(), Lighting(), Shift(), Speed(),
+def frame_detectors(cap: int, seed: int, window: int) -> list[Detector]:
+    """The cheap per-frame detectors (`window` ticks a segment), in the order their kind wins ties."""
+    return [Frozen(window), Lighting(), Shift(), Speed(),
             CellKNN("cell_motion", MOTION, "motion", cap=cap, seed=seed),
             CellKNN("cell_appearance", APPEARANCE, "appearance", cap=cap, seed=seed), Direction()]

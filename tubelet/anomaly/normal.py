@@ -24,8 +24,8 @@ from tubelet.model.checkpoints import load_model, save_model
 from tubelet.model.videomae import VideoMAE
 
 FORMAT = "tubelet-anomaly"
-VERSION = 4  # 2: DIS optical flow, the speed detector, forward cross-fitting; 3: the shift guard in % of the picture;
-# 4: the direction detector, lighting against the whole picture's brightness too
+VERSION = 5  # 2: DIS optical flow, the speed detector, forward cross-fitting; 3: the shift guard in % of the picture;
+# 4: the direction detector, lighting against the whole picture's brightness too; 5: the frozen alarm's bar
 MANIFEST, STATES, MAE_DIR = "anomaly.json", "detectors.safetensors", "mae"
 
 
@@ -44,7 +44,8 @@ class NormalModel:
     @classmethod
     def fresh(cls, config: AnomalyConfig, frame_size: tuple[int, int], mae: VideoMAE | None) -> NormalModel:
         windows = [Reconstruction(), EmbeddingKNN(config.bank_windows, config.seed)] if mae is not None else []
-        return cls(config, frame_size, frame_detectors(config.bank_cells, config.seed), mae, windows)
+        detectors = frame_detectors(config.bank_cells, config.seed, config.ticks_per_bin)
+        return cls(config, frame_size, detectors, mae, windows)
 
     @property
     def names(self) -> list[str]:

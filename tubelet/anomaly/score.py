@@ -35,6 +35,7 @@ class Segment:
     kind: str
     z: np.ndarray  # [D] each detector's calibrated score (1.0 = its own normal 99th percentile)
     center: np.ndarray | None = field(default=None, repr=False)  # the analysis frame at its middle
+    alarm: bool = False  # a detector's definite test passed (a frozen picture): an event whatever the score
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Event:
     start_s: float
     end_s: float
     score: float  # the peak segment's
-    kind: str  # the peak segment's
+    kind: str  # the peak segment's, or the strongest alarm's
     peak_s: float
     thumb: np.ndarray | None = field(default=None, repr=False)  # analysis frame at the peak
 
@@ -119,31 +120,40 @@ class SegmentScorer:
     def _segment(self, p: _Bin) -> Segment:
         cal, cfg = self.normal.calibration, self.cfg
         first = 1 if p.index == 0 and len(p.frame_raw[0]) > 1 else 0  # the first tick has no motion to measure
-        raw = [d.reduce(np.array(s[first:])) for d, s in zip(self.normal.detectors, p.frame_raw, strict=True)]
+        ticks = [np.array(s[first:]) for s in p.frame_raw]
+        raw = [d.reduce(s) for d, s in zip(self.normal.detectors, ticks, strict=True)]
+        alarms = [d.alarm(s) for d, s in zip(self.normal.detectors, ticks, strict=True)]
         if p.window_raw is not None:
             raw += list(p.window_raw)
         z = np.array([float(cal.z(name, r)) for name, r in zip(self.normal.names, raw, strict=True)])
         score = float(cal.combine(z[None])[0])
         guard = np.where(self.guards, z, -np.inf)
-        kind = self.normal.kinds[int(np.argmax(guard))] if guard.max() >= 1 else self.normal.kinds[int(np.argmax(z))]
+        if any(alarms):
+            kind = self.normal.kinds[alarms.index(True)]
+        elif guard.max() >= 1:
+            kind = self.normal.kinds[int(np.argmax(guard))]
+        else:
+            kind = self.normal.kinds[int(np.argmax(z))]
         start = p.index * cfg.bin_s
         end = min(start + cfg.bin_s, self.n / cfg.rate_hz)
-        return Segment(start, end, score, kind, z, p.center)
+        return Segment(start, end, score, kind, z, p.center, any(alarms))
 
 
 class EventTracker:
-    """Segments in, events out: an event opens at a segment over the threshold, absorbs gaps up to `merge_gap_s`
-    and closes after a longer quiet stretch; its score and kind are its peak segment's."""
+    """Segments in, events out: an event opens at a segment over the threshold or raising an alarm, absorbs gaps
+    up to `merge_gap_s` and closes after a longer quiet stretch; its score and kind are its peak segment's (an
+    alarm's kind wins over any score)."""
 
     def __init__(self, threshold: float, merge_gap_s: float, on_open: Callable[[Event], None] | None = None,
                  on_close: Callable[[Event], None] | None = None) -> None:
         self.threshold, self.merge_gap_s = threshold, merge_gap_s
         self.on_open, self.on_close = on_open, on_close
         self.open: Event | None = None
+        self.kind_of = (False, 0.0)  # the open event's kind is that of its largest (alarm, score)
         self.events: list[Event] = []
 
     def push(self, seg: Segment) -> None:
-        hot = seg.score >= self.threshold
+        hot = seg.score >= self.threshold or seg.alarm
         if self.open is not None and (hot and seg.start_s - self.open.end_s > self.merge_gap_s
                                       or not hot and seg.start_s - self.open.end_s >= self.merge_gap_s):
             self._close()
@@ -152,13 +162,15 @@ class EventTracker:
         if self.open is None:
             self.open = Event(seg.start_s, seg.end_s, seg.score, seg.kind, 0.5 * (seg.start_s + seg.end_s),
                               seg.center)
+            self.kind_of = (seg.alarm, seg.score)
             if self.on_open:
                 self.on_open(self.open)
             return
         self.open.end_s = seg.end_s
+        if (seg.alarm, seg.score) > self.kind_of:
+            self.open.kind, self.kind_of = seg.kind, (seg.alarm, seg.score)
         if seg.score > self.open.score:
-            self.open.score, self.open.kind = seg.score, seg.kind
-            self.open.peak_s, self.open.thumb = 0.5 * (seg.start_s + seg.end_s), seg.center
+            self.open.score, self.open.peak_s, self.open.thumb = seg.score, 0.5 * (seg.start_s + seg.end_s), seg.center
 
     def _close(self) -> None:
         self.events.append(self.open)

@@ -125,6 +125,9 @@ def trends(
         return
     if not report.trends:
         typer.echo(f"no rising or fading cluster in the last {window}")
-    for rank, t in enumerate(report.trends, 1):
-        typer.echo(f"{rank:>3}. cluster {t.cluster} {t.direction} since {fmt(t.since)}: share {t.baseline_share:.0%}"
+    for rank, (t, d) in enumerate(zip(report.trends, data["trends"], strict=True), 1):
+        what = f"cluster {t.cluster}" if "members" not in d else (
+            f"new group {t.cluster} ({len(d['members'])} videos, from "
+            f"{', '.join('noise' if c < 0 else f'cluster {c}' for c in d['within'])})")
+        typer.echo(f"{rank:>3}. {what} {t.direction} since {fmt(t.since)}: share {t.baseline_share:.0%}"
                    f" → {t.recent_share:.0%} (score {t.score:.3f}, p {t.p_value:.1e})")
