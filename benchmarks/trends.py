@@ -38,6 +38,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -282,12 +283,10 @@ class Scores:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def evaluate(method: str, stream: Stream, cluster_fn, recommend_fn, seconds: dict[str, float]) -> Scores:
-    """Quality of one method, given `cluster_fn(mask) → labels` that clusters the uploads `mask` selects and
-    `recommend_fn(liked rows, labels of all uploads) → the rows of the 10 uploads it recommends`; trends follow the
-    same rules (tubelet.insights) for every method."""
-    from tubelet.insights.trends import find_trends
-
+def evaluate(method: str, stream: Stream, cluster_fn, trends_fn, recommend_fn, seconds: dict[str, float]) -> Scores:
+    """Quality of one method, given `cluster_fn(mask) → labels` that clusters the uploads `mask` selects,
+    `trends_fn(mask, their labels, now) → TrendReport` (labels numbered as the report's clusters) and
+    `recommend_fn(liked rows, labels of all uploads) → the rows of the 10 uploads it recommends`."""
     topics = np.array([u.topic for u in stream.uploads])
     days = np.array([u.uploaded_at for u in stream.uploads])
     labels = cluster_fn(np.ones(len(topics), bool))
@@ -301,7 +300,7 @@ def evaluate(method: str, stream: Stream, cluster_fn, recommend_fn, seconds: dic
             if (topics[seen] == topic).sum() < 2:
                 continue
             lab = cluster_fn(seen)
-            report = find_trends(days[seen], lab, WINDOW_DAYS, now=float(day))
+            report, lab = trends_fn(seen, lab, float(day))
             rising = [t.cluster for t in report.trends if t.direction == "rising"]
             mine = topic_cluster(topics[seen], lab, topic)
             if mine < 0 or mine not in rising or majority_topic(topics[seen], lab, mine) != topic:
@@ -312,11 +311,11 @@ def evaluate(method: str, stream: Stream, cluster_fn, recommend_fn, seconds: dic
                 found = (rank, float(day - start))
                 break
         emerging.append((topic, *(found or (best, None))))
-    report = find_trends(days, labels, WINDOW_DAYS)
+    report, split = trends_fn(np.ones(len(topics), bool), labels, float(days.max()))
     top3 = [t for t in report.trends if t.direction == "rising"][:3]
-    false_top3 = sum(stream.kinds[majority_topic(topics, labels, t.cluster)] != "emerging" for t in top3)
+    false_top3 = sum(stream.kinds[majority_topic(topics, split, t.cluster)] != "emerging" for t in top3)
     fading = [t for t in report.trends if t.direction == "fading"]
-    fading_found = all(any(majority_topic(topics, labels, t.cluster) == topic for t in fading)
+    fading_found = all(any(majority_topic(topics, split, t.cluster) == topic for t in fading)
                        for topic, kind in stream.kinds.items() if kind == "fading")
     # cold start: LIKED uploads of each topic → share of the 10 recommendations from it
     rng = np.random.default_rng(stream.config.seed + 1)
@@ -337,6 +336,7 @@ def tubelet_run(stream: Stream, model: str, overrides: list[str], work: Path) ->
     from tubelet.insights.affinity import features
     from tubelet.insights.clusters import ClusterParams, fit, load
     from tubelet.insights.recommend import recommend
+    from tubelet.insights.trends import find_trends, split_new_groups
 
     manifest = work / "uploads.jsonl"
     manifest.write_text("".join(json.dumps({"path": u.path, "uploaded_at": iso(u.uploaded_at),
@@ -359,19 +359,29 @@ def tubelet_run(stream: Stream, model: str, overrides: list[str], work: Path) ->
     full = np.array([label[ids[r]] for r in rows])
     raw = vectors[rows]
     feats = features(catalog, [ids[r] for r in rows])
+    days = np.array([u.uploaded_at for u in stream.uploads])
+    fits = {}
 
     def cluster_fn(mask: np.ndarray) -> np.ndarray:
         if mask.all():
             return full  # the clustering the CLI stored
-        return fit([str(i) for i in range(int(mask.sum()))], raw[mask], ClusterParams(),
-                   feats=feats.subset(np.flatnonzero(mask))).labels
+        fits[mask.tobytes()] = c = fit([str(i) for i in range(int(mask.sum()))], raw[mask], ClusterParams(),
+                                       feats=feats.subset(np.flatnonzero(mask)))
+        return c.labels
+
+    def trends_fn(mask: np.ndarray, labels: np.ndarray, now: float):  # what `tubelet trends` reports
+        c, f, names = ((stored, feats, [ids[r] for r in rows]) if mask.all() else
+                       (fits[mask.tobytes()], feats.subset(np.flatnonzero(mask)), [str(i) for i in range(len(labels))]))
+        labels, _ = split_new_groups(days[mask], labels, WINDOW_DAYS, now, c.num_clusters, partial(c.near, f, names))
+        return find_trends(days[mask], labels, WINDOW_DAYS, now=now), labels
 
     upload = {ids[r]: i for i, r in enumerate(rows)}
 
     def recommend_fn(liked: np.ndarray, labels: np.ndarray) -> list[int]:  # what `tubelet recommend` returns
         return [upload[r.id] for r in recommend(catalog, stored, [ids[rows[i]] for i in liked], 10)]
 
-    return evaluate(f"tubelet {Path(model).name}", stream, cluster_fn, recommend_fn, seconds), stored.space(raw)
+    return evaluate(f"tubelet {Path(model).name}", stream, cluster_fn, trends_fn, recommend_fn, seconds), \
+        stored.space(raw)
 
 
 def colour_features(stream: Stream) -> np.ndarray:
@@ -400,7 +410,15 @@ def kmeans_run(method: str, stream: Stream, x: np.ndarray, took: dict[str, float
     t = time.perf_counter()
     cluster_fn(np.ones(len(x), bool))
     took["clusters"] = time.perf_counter() - t
-    return evaluate(method, stream, cluster_fn, nearest(x / np.linalg.norm(x, axis=1, keepdims=True)), took)
+    from tubelet.insights.trends import find_trends
+
+    days = np.array([u.uploaded_at for u in stream.uploads])
+
+    def trends_fn(mask: np.ndarray, labels: np.ndarray, now: float):  # the trend rule on the clusters alone
+        return find_trends(days[mask], labels, WINDOW_DAYS, now=now), labels
+
+    return evaluate(method, stream, cluster_fn, trends_fn, nearest(x / np.linalg.norm(x, axis=1, keepdims=True)),
+                    took)
 
 
 def nearest(z: np.ndarray):
@@ -448,7 +466,7 @@ def scale(n: int, dim: int, topics: int, seed: int = 0) -> None:
     from sklearn.metrics import adjusted_rand_score
 
     from tubelet.insights.clusters import ClusterParams, fit
-    from tubelet.insights.trends import find_trends
+    from tubelet.insights.trends import find_trends, split_new_groups
 
     rng = np.random.default_rng(seed)
     common = rng.normal(size=dim)
@@ -489,6 +507,13 @@ def scale(n: int, dim: int, topics: int, seed: int = 0) -> None:
     keep = topic[:m] >= 0
     print(f"| tubelet clusters on the affinity, the largest catalog that takes it ({m} videos, synthetic items) | "
           f"{t_aff:.1f} | {c_aff:.1f} | {adjusted_rand_score(topic[:m][keep], on_affinity.labels[keep]):.3f} |")
+    t, c = time.perf_counter(), time.process_time()
+    split, groups = split_new_groups(days[:m], on_affinity.labels, 7.0, 30.0, on_affinity.num_clusters,
+                                     partial(on_affinity.near, feats, ids[:m]))
+    find_trends(days[:m], split, 7.0, 1.0)
+    t_new, c_new = time.perf_counter() - t, time.process_time() - c
+    print(f"| tubelet trends with new groups there ({int((days[:m] > 23).sum())} recent videos against all) | "
+          f"{t_new:.1f} | {c_new:.1f} | {len(groups)} new groups |")
     print(f"\nload average {' '.join(f'{v:.1f}' for v in __import__('os').getloadavg())}")
 
 

@@ -15,7 +15,7 @@ from tubelet.analysis.distinctiveness import distinctiveness
 from tubelet.analysis.pacing import Span, dead_stretches, pacing, shots_between
 from tubelet.analysis.repeats import repeats_within
 from tubelet.analysis.signals import Novelty, Residual, Signals, frame_signals
-from tubelet.analysis.transitions import default_detector, detect_cuts
+from tubelet.analysis.transitions import again_at, default_detector, detect_cuts
 from tubelet.catalog.search import Query
 from tubelet.catalog.store import Catalog
 from tubelet.data.synthetic import write_video
@@ -125,6 +125,26 @@ def test_jump_cuts_are_spikes_of_what_motion_does_not_predict():
                                [2.0])
     unpredicted[45:56] = 0.2  # the same inside a stretch of unpredicted change (fast action): no spike
     assert len(detect_cuts(signals(np.full(n, 0.01), unpredicted=unpredicted, across=across))) == 0
+
+
+def test_a_change_the_next_frame_repeats_is_motion_not_a_cut():
+    """A cut changes the picture once; an object leaving the picture fast changes it again in the next frame, as
+    much (pixels changed, and what motion does not predict). Repeated frames of a low frame rate are skipped."""
+    n = 250
+    change, shot = np.full(n, 0.01), np.zeros(n, int)
+    changed, unpredicted = np.full(n, 0.01), np.zeros(n)
+    for at in (100, 150, 200):  # three colour spikes that last
+        change[at], shot[at:] = 0.3, shot[at] + 1
+    changed[100], changed[101], unpredicted[100] = 0.6, 0.05, 0.5  # a cut: the next frame is calm (4.0 s)
+    changed[149:151], unpredicted[149:151] = (0.5, 0.6), (0.4, 0.45)  # leaving over two frames (6.0 s)
+    changed[197:204], unpredicted[197:204] = 0.0, 0.0  # 10 fps raised to 25: each picture shown 2–3 times
+    changed[[197, 200, 203]], unpredicted[[197, 200, 203]] = (0.55, 0.6, 0.1), (0.5, 0.55, 0.05)  # (8.0 s)
+    sig = signals(change, shot=shot, novel=changed, unpredicted=unpredicted)
+    assert again_at(sig, 100) < 0.1
+    assert again_at(sig, 150) == pytest.approx(min(0.5 / 0.6, 0.4 / 0.45))
+    assert again_at(sig, 200) == pytest.approx(min(0.55 / 0.6, 0.5 / 0.55))
+    np.testing.assert_allclose(detect_cuts(sig), [4.0])
+    np.testing.assert_allclose(detect_cuts(sig, max_again=np.inf), [4.0, 6.0, 8.0])  # without the test: three
 
 
 def test_residual_of_a_moving_a_jumping_and_a_flashing_picture():

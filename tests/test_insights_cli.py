@@ -12,7 +12,7 @@ from test_catalog_cli import one_thread, run, run_json  # noqa: F401 (one_thread
 from tubelet.errors import TubeletError
 from tubelet.insights.clusters import ClusterParams
 from tubelet.insights.times import format_time, parse_time, parse_window
-from tubelet.insights.trends import find_trends
+from tubelet.insights.trends import find_trends, split_new_groups
 
 MODEL = ["--model", "vit_tiny", "--set", "num_frames=8", "--set", "image_size=112"]
 # three clips that look nothing alike; the last one is uploaded only lately (a rising topic)
@@ -112,6 +112,28 @@ def test_new_upload_is_assigned_without_refit(catalog):
     assert refit["fitted"]["videos"] == 10 and refit["fitted"]["fitted_at"] >= before["fitted"]["fitted_at"]
 
 
+def test_trends_split_off_a_new_group_of_recent_uploads(catalog):
+    """A fourth recent soccer upload: the recent soccer uploads are one another's nearest and far from every older
+    upload, so `tubelet trends` reports them as a new group (with its members and the clusters they were in), and
+    the aquarium upload of the same days (near its older twins) stays out of it."""
+    tmp, cat, videos = catalog
+    extra = _excerpt(tmp, TOPICS[2], 1.2)
+    run_json("index", "add", extra, "--catalog", cat, "--meta", "uploaded_at=12")
+    ids = {Path(v["path"]).name: v["id"] for v in run_json("index", "ls", "--catalog", cat)}
+    soccer = {ids[f"soccer_juggling-{s:.1f}.mp4"] for s in [*STARTS, 1.2]}
+    clusters = run_json("clusters", "--catalog", cat)
+    assert clusters["fitted"]["fitted_on"] == "affinity"
+    cluster_of = {m: c["id"] for c in clusters["clusters"] for m in c["members"]}
+    tr = run_json("trends", "--catalog", cat, "--window", "3", "--period", "1", "--out", tmp / "groups")
+    assert (tmp / "groups" / "trends.png").stat().st_size > 10_000
+    groups = [t for t in tr["trends"] if "members" in t]
+    assert len(groups) == 1 and set(groups[0]["members"]) == soccer and groups[0]["direction"] == "rising"
+    assert groups[0]["cluster"] >= len(clusters["clusters"])  # numbered after the clustering's clusters
+    assert groups[0]["within"] == sorted({cluster_of.get(v, -1) for v in soccer})
+    code, out, _ = run("trends", "--catalog", cat, "--window", "3")
+    assert code == 0 and "new group" in out
+
+
 def test_too_few_videos_is_a_clear_error(catalog, tmp_path):
     tmp, _, _ = catalog
     small = tmp_path / "small"
@@ -150,3 +172,27 @@ def test_times_and_windows():
             parse_window(bad)
     with pytest.raises(TubeletError, match="neither a number nor an ISO-8601"):
         parse_time("yesterday", "a.mp4: uploaded_at")
+
+
+def test_a_new_group_inside_a_steady_cluster_is_split_off_and_rises():
+    """Synthetic affinities: steady topics A and B over 30 days; a new topic C (6 uploads from day 25) whose
+    uploads HDBSCAN put in B's cluster; 5 recent A uploads of one moment, as alike to their older fellows as to
+    each other. Only C is a new group, and it is the one rising trend; A's sub-group stays in A."""
+    rng = np.random.default_rng(0)
+    topic = np.array([0] * 20 + [1] * 20 + [2] * 6 + [0] * 5)
+    times = np.concatenate([rng.uniform(0, 30, 40), rng.uniform(25, 30, 6), rng.uniform(24, 30, 5)])
+    alike = np.array([[3.0, 0.0, 0.0], [0.0, 3.0, 1.5], [0.0, 1.5, 3.2]])
+    a = alike[topic][:, topic] + rng.normal(0, 0.3, (len(topic), len(topic)))
+    a[-5:, -5:] = 3.6  # the A sub-group: one moment…
+    a[-5:, :20] = 3.0 + rng.normal(0, 0.1, (5, 20))  # …that older A uploads show too
+    a[:20, -5:] = a[-5:, :20].T
+    a = np.maximum(a, a.T)
+    np.fill_diagonal(a, np.inf)
+    labels = np.where(topic == 2, 1, topic)  # C joined B's cluster
+    split, groups = split_new_groups(times, labels, 7.0, 30.0, 2, lambda rows: a[rows])
+    assert [g.rows.tolist() for g in groups] == [np.flatnonzero(topic == 2).tolist()] and groups[0].within == [1]
+    assert (split[topic == 2] == 2).all() and (split[topic != 2] == labels[topic != 2]).all()
+    rising = [t.cluster for t in find_trends(times, split, 7.0, 1.0, now=30.0).trends if t.direction == "rising"]
+    assert rising == [2]
+    # fewer recent uploads than a group needs: nothing split
+    assert split_new_groups(times, labels, 0.2, 30.0, 2, lambda rows: a[rows])[1] == []

@@ -118,13 +118,17 @@ def trends(
     fmt = lambda t: format_time(t, iso_times)  # noqa: E731
     if out is not None:
         atomic_write(out / "trends.json", json.dumps(data, indent=2))
-        atomic_write(out / "trends.png", share_chart(report, iso_times))
+        atomic_write(out / "trends.png", share_chart(report, iso_times,
+                                                     {t["cluster"] for t in data["trends"] if "members" in t}))
         typer.echo(f"wrote {out / 'trends.json'} and {out / 'trends.png'}", err=True)
     if as_json:
         _echo_json(data)
         return
     if not report.trends:
         typer.echo(f"no rising or fading cluster in the last {window}")
-    for rank, t in enumerate(report.trends, 1):
-        typer.echo(f"{rank:>3}. cluster {t.cluster} {t.direction} since {fmt(t.since)}: share {t.baseline_share:.0%}"
+    for rank, (t, d) in enumerate(zip(report.trends, data["trends"], strict=True), 1):
+        what = f"cluster {t.cluster}" if "members" not in d else (
+            f"new group {t.cluster} ({len(d['members'])} videos, from "
+            f"{', '.join('noise' if c < 0 else f'cluster {c}' for c in d['within'])})")
+        typer.echo(f"{rank:>3}. {what} {t.direction} since {fmt(t.since)}: share {t.baseline_share:.0%}"
                    f" → {t.recent_share:.0%} (score {t.score:.3f}, p {t.p_value:.1e})")

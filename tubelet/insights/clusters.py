@@ -164,6 +164,12 @@ class Clustering:
                                     self.params.seed)[1]
         return Reference(feats, stats), rows
 
+    def near(self, feats: Features, ids: list[str], rows: np.ndarray) -> np.ndarray:
+        """Affinity [R, N] of the videos `rows` of `ids` (features `feats`, same order) to all of them (own: +inf),
+        standardised as the fit was."""
+        ref, _ = self.reference(feats, ids)
+        return affinity(ref.features.subset(rows), ref, self.params.seed, own=np.asarray(rows))[0]
+
     def nearest_cluster(self, a: np.ndarray, present: np.ndarray) -> np.ndarray:
         """Labels of videos from their affinities [M, P] to the fitted videos `present` (rows in fit_ids): the
         cluster of the nearest clustered one if within that cluster's longest link, else −1."""

@@ -9,22 +9,40 @@ change of share, recent minus baseline (in [0, 1] for rising, its size for fadin
 it. `since` is when the rise (fall) began: the change point of a CUSUM — the start of the stretch of periods up to
 now with the largest total excess (deficit) of uploads over what the baseline share predicts.
 Noise is not a trend.
+
+New groups (below the cluster level). The first uploads of a new interest often land inside an older interest's
+cluster (or in noise), whose share then barely moves. So, on a clustering fitted on the affinity, the recent
+uploads are looked at on their own first: a *new group* is a set of at least `min_group` recent uploads that are
+linked to one another (single linkage, scipy) more closely than any of them is to an older upload, and whose
+closest older upload is clearly less alike (`MARGIN`) than a typical upload's nearest neighbour (the median over the
+recent uploads).
+Uploads of a steady interest have older uploads of their own close by; a new interest's have none. Each new group
+is counted as a cluster of its own (numbered after the clustering's), taken out of the clusters it was in, and
+tested like any other.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from tubelet.catalog.store import Catalog
 from tubelet.errors import TubeletError
+from tubelet.insights.affinity import distance, features
 from tubelet.insights.clusters import Clustering
 from tubelet.insights.times import format_time, parse_time, parse_window
 
 ALPHA = 0.01
 MIN_COUNT = 3
+MIN_GROUP = 4  # recent uploads a new group needs (benchmark streams default, held-out, seeds 3-5: at 3, 10 groups
+# of steady topics' uploads passed, at 4 none)
+MARGIN = 0.75  # how much less alike (in the affinity's per-video z units) a new group's nearest older upload must be
+# than a typical upload's nearest neighbour: halfway between the closest steady sub-group (0.51 below) and the
+# closest early new topic (1.08 below) on those streams
 PERIODS_PER_WINDOW = 7  # a 7-day window is counted day by day
 MAX_PERIODS = 100_000
 
@@ -113,16 +131,81 @@ def find_trends(times: np.ndarray, labels: np.ndarray, window: float, period: fl
                        {c: shares[c].tolist() for c in range(count)})
 
 
+@dataclass
+class NewGroup:
+    cluster: int  # its number in the trend report (after the clustering's clusters)
+    rows: np.ndarray  # its videos, as rows of the times given
+    within: list[int]  # the clusters its videos were in (−1: noise)
+
+
+def new_groups(near: np.ndarray, recent: np.ndarray, min_size: int = MIN_GROUP) -> list[np.ndarray]:
+    """Groups of recent videos nearer one another than any of them is to an older video, from the affinity [R, N]
+    (higher = nearer, affinity.py) of the R recent videos — rows `recent` of N — to all N (own entries ignored):
+    each a set of rows of N (module docstring)."""
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    r = len(recent)
+    old = np.ones(near.shape[1], bool)
+    old[recent] = False
+    if r < min_size or not old.any():
+        return []
+    near = np.array(near, np.float64)
+    near[np.arange(r), recent] = -np.inf
+    escape = near[:, old].max(1)  # each recent video's affinity to its nearest older one
+    typical = float(np.median(near.max(1)))  # a recent video's to its nearest one
+    inner = distance(near[:, recent])
+    inner = np.minimum(inner, inner.T)
+    np.fill_diagonal(inner, 0.0)
+    tree = linkage(squareform(inner, checks=False), "single")
+    members = [[i] for i in range(r)]
+    fits = []
+    for a, b, height, _ in tree:
+        m = members[int(a)] + members[int(b)]
+        members.append(m)
+        out_link = escape[m].max()
+        fits.append(len(m) >= min_size and out_link < typical - MARGIN and height < distance(out_link))
+    out, taken = [], np.zeros(r, bool)
+    for k in range(len(tree) - 1, -1, -1):  # the largest first: a node comes after every node below it
+        m = members[r + k]
+        if fits[k] and not taken[m].any():
+            taken[m] = True
+            out.append(recent[np.sort(m)])
+    return out
+
+
+def split_new_groups(times: np.ndarray, labels: np.ndarray, window: float, now: float, first: int,
+                     near_of: Callable[[np.ndarray], np.ndarray], min_size: int = MIN_GROUP,
+                     ) -> tuple[np.ndarray, list[NewGroup]]:
+    """Labels [N] with each new group of the recent window (new_groups) as a cluster of its own, numbered from
+    `first`, and the groups; `near_of(rows)` gives the affinity [R, N] of videos `rows` to all N."""
+    seen = np.flatnonzero(times <= now)
+    recent = np.flatnonzero(times[seen] > now - window)
+    if len(recent) < min_size or len(recent) == len(seen):
+        return labels, []
+    near = near_of(seen[recent])[:, seen]
+    labels = labels.copy()
+    groups = []
+    for k, rows in enumerate(new_groups(near, recent, min_size)):
+        rows = seen[rows]
+        groups.append(NewGroup(first + k, rows, sorted(set(labels[rows].tolist()))))
+        labels[rows] = first + k
+    return labels, groups
+
+
 def catalog_trends(cat: Catalog, clustering: Clustering, time_field: str = "uploaded_at", window: str = "7d",
                    period: str | None = None, now: str | None = None) -> tuple[TrendReport, bool, dict[str, Any]]:
     """Trends of a catalog's clusters over its videos' `time_field` metadata → (the report, whether the times are
-    ISO-8601, the JSON document of `tubelet trends`)."""
+    ISO-8601, the JSON document of `tubelet trends`). On a clustering compared on the affinity, new groups of the
+    recent window are split off first (split_new_groups); a trend of one lists its `members` and the clusters
+    they were `within`."""
     label = clustering.label_of()
-    times, labels, iso = [], [], set()
+    ids, times, labels, iso = [], [], [], set()
     for v in cat.videos():
         if time_field not in v.meta:
             continue
         t, is_iso = parse_time(v.meta[time_field], f"{v.path}: {time_field}")
+        ids.append(v.id)
         times.append(t)
         labels.append(label.get(v.id, -1))
         iso.add(is_iso)
@@ -135,11 +218,18 @@ def catalog_trends(cat: Catalog, clustering: Clustering, time_field: str = "uplo
     length, _ = parse_window(window)
     step = parse_window(period)[0] if period else None
     at = parse_time(now, "--now")[0] if now is not None else None
+    times, labels, groups = np.asarray(times, np.float64), np.asarray(labels, np.int64), []
+    if clustering.by_affinity(len(cat.ids())):
+        until = float(times.max()) if at is None else at
+        labels, groups = split_new_groups(times, labels, length, until, clustering.num_clusters,
+                                          partial(clustering.near, features(cat, ids), ids))
     report = find_trends(times, labels, length, step, at)
+    extra = {g.cluster: {"members": [ids[i] for i in g.rows], "within": g.within} for g in groups}
     fmt = lambda t: format_time(t, iso_times)  # noqa: E731
     data = {"time_field": time_field, "window": window, "now": fmt(report.now),
             "periods": [fmt(t) for t in report.periods], "totals": report.totals,
             "trends": [{"cluster": t.cluster, "score": t.score, "since": fmt(t.since), "counts": t.counts,
                         "direction": t.direction, "recent_share": t.recent_share,
-                        "baseline_share": t.baseline_share, "p_value": t.p_value} for t in report.trends]}
+                        "baseline_share": t.baseline_share, "p_value": t.p_value, **extra.get(t.cluster, {})}
+                       for t in report.trends]}
     return report, iso_times, data
