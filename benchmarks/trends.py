@@ -466,7 +466,7 @@ def scale(n: int, dim: int, topics: int, seed: int = 0) -> None:
     from sklearn.metrics import adjusted_rand_score
 
     from tubelet.insights.clusters import ClusterParams, fit
-    from tubelet.insights.trends import find_trends
+    from tubelet.insights.trends import find_trends, split_new_groups
 
     rng = np.random.default_rng(seed)
     common = rng.normal(size=dim)
@@ -507,6 +507,13 @@ def scale(n: int, dim: int, topics: int, seed: int = 0) -> None:
     keep = topic[:m] >= 0
     print(f"| tubelet clusters on the affinity, the largest catalog that takes it ({m} videos, synthetic items) | "
           f"{t_aff:.1f} | {c_aff:.1f} | {adjusted_rand_score(topic[:m][keep], on_affinity.labels[keep]):.3f} |")
+    t, c = time.perf_counter(), time.process_time()
+    split, groups = split_new_groups(days[:m], on_affinity.labels, 7.0, 30.0, on_affinity.num_clusters,
+                                     partial(on_affinity.near, feats, ids[:m]))
+    find_trends(days[:m], split, 7.0, 1.0)
+    t_new, c_new = time.perf_counter() - t, time.process_time() - c
+    print(f"| tubelet trends with new groups there ({int((days[:m] > 23).sum())} recent videos against all) | "
+          f"{t_new:.1f} | {c_new:.1f} | {len(groups)} new groups |")
     print(f"\nload average {' '.join(f'{v:.1f}' for v in __import__('os').getloadavg())}")
 
 

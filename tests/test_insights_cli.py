@@ -124,7 +124,8 @@ def test_trends_split_off_a_new_group_of_recent_uploads(catalog):
     clusters = run_json("clusters", "--catalog", cat)
     assert clusters["fitted"]["fitted_on"] == "affinity"
     cluster_of = {m: c["id"] for c in clusters["clusters"] for m in c["members"]}
-    tr = run_json("trends", "--catalog", cat, "--window", "3", "--period", "1")
+    tr = run_json("trends", "--catalog", cat, "--window", "3", "--period", "1", "--out", tmp / "groups")
+    assert (tmp / "groups" / "trends.png").stat().st_size > 10_000
     groups = [t for t in tr["trends"] if "members" in t]
     assert len(groups) == 1 and set(groups[0]["members"]) == soccer and groups[0]["direction"] == "rising"
     assert groups[0]["cluster"] >= len(clusters["clusters"])  # numbered after the clustering's clusters

@@ -118,7 +118,8 @@ def trends(
     fmt = lambda t: format_time(t, iso_times)  # noqa: E731
     if out is not None:
         atomic_write(out / "trends.json", json.dumps(data, indent=2))
-        atomic_write(out / "trends.png", share_chart(report, iso_times))
+        atomic_write(out / "trends.png", share_chart(report, iso_times,
+                                                     {t["cluster"] for t in data["trends"] if "members" in t}))
         typer.echo(f"wrote {out / 'trends.json'} and {out / 'trends.png'}", err=True)
     if as_json:
         _echo_json(data)

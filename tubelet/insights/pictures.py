@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 import numpy as np
@@ -84,8 +85,9 @@ def cluster_map(vectors: np.ndarray, labels: np.ndarray, clusters: list[Cluster]
     return _png(fig)
 
 
-def share_chart(report: TrendReport, iso: bool) -> bytes:
-    """Stacked shares of each period's uploads by cluster (rising trends in colour, the rest grey)."""
+def share_chart(report: TrendReport, iso: bool, new: Collection[int] = ()) -> bytes:
+    """Stacked shares of each period's uploads by cluster (rising trends in colour, the rest grey); `new`: the
+    numbers of new groups (trends.py), named so."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,7 +105,7 @@ def share_chart(report: TrendReport, iso: bool) -> bytes:
         share = np.asarray(report.shares[c])
         t = marked.get(c)
         colour = cmap(i % 10) if t else "#dddddd"
-        label = f"cluster {c} ({t.direction})" if t else None
+        label = f"{'new group' if c in new else 'cluster'} {c} ({t.direction})" if t else None
         ax.fill_between(x, bottom, bottom + share, step="mid", color=colour, label=label, linewidth=0.3,
                         edgecolor="white")
         bottom += share
