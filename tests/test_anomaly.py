@@ -186,14 +186,18 @@ def test_shift_guard_measures_a_knock_on_textureless_asphalt_and_ignores_exposur
 
 def test_a_guard_adds_evidence_only_past_its_own_normal_p99():
     """Calibrated scores combine in quadrature, but a guard (gate 1) below its own p99 adds nothing; the gates
-    travel with the model directory's calibration, and a calibration without them is refused."""
+    travel with the model directory's calibration, and a calibration without them is refused; over time, a
+    segment takes the larger of its own evidence and the root mean square with its neighbours'."""
     normal = np.random.default_rng(0).normal(size=500)
     cal = Calibration()
     z_motion = cal.fit_detector("cell_motion", normal, 1e-6)
     cal.fit_detector("frozen", normal, 1e-6, gate=1.0)
     assert np.percentile(z_motion, 99) == pytest.approx(1.0)
     z = np.array([[0.9, 0.0], [0.0, 0.9], [0.0, 1.2], [3.0, 4.0], [-2.0, -2.0]])
-    np.testing.assert_allclose(cal._evidence(z), [0.9, 0.0, 1.2, 5.0, 0.0])
+    np.testing.assert_allclose(cal.evidence(z), [0.9, 0.0, 1.2, 5.0, 0.0])
+    # over time: a dip between two unusual segments is lifted, a lone spike keeps its height
+    np.testing.assert_allclose(Calibration.steady(np.array([3.0, 0.0]), np.array([1.0, 3.0]), np.array([3.0, 0.0])),
+                               [np.sqrt(19 / 3), 3.0])
     back = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
     assert back.gate == {"cell_motion": 0.0, "frozen": 1.0}
     with pytest.raises(TubeletError, match="gate"):

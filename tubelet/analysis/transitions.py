@@ -125,10 +125,10 @@ def again_at(sig: Signals, k: int) -> float:
 
 def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard: float = 0.5,
                 layout_change: float = 0.03, layout_spike: float = 5.0, min_novel: float = 0.02,
-                novel_spike: float = 3.0, novel_share: float = 0.75, novel_layout_spike: float = 2.5,
+                novel_spike: float = 3.0, novel_share: float = 0.5, novel_layout_spike: float = 2.5,
                 min_unpredicted: float = 0.1, unpredicted_spike: float = 5.0, max_camera: float = 0.45,
-                max_relit: float = MAX_RELIT, max_again: float = MAX_AGAIN, window_s: float = 0.25,
-                min_shot_s: float = 0.25, stays: float = 0.5) -> np.ndarray:
+                max_relit: float = MAX_RELIT, max_again: float = MAX_AGAIN, min_visible: float = 0.005,
+                window_s: float = 0.25, min_shot_s: float = 0.25, stays: float = 0.5) -> np.ndarray:
     """Times (s) of the first frame of every new shot: an isolated spike of the colour-histogram change (at least
     `hard`, or at least `min_change` and `spike`× any change 2 frames to `window_s` around it), of the luma
     grid's change (at least `layout_change` and `layout_spike`× its surroundings: a jump cut in one framing keeps
@@ -143,8 +143,9 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     motion of the whole picture explains (at most `max_camera` of the changed pixels left off, Signals.camera) is a
     jolt of the camera, not a jump cut. A jump of any channel whose luma-grid change one gain and offset of the whole
     picture explain (at most `max_relit` of it left, see `relit`) is a change of lighting, not a cut; one whose change
-    the frame before or after repeats (more than `max_again` of it, see `again_at`) is motion. Closer than
-    `min_shot_s`, the stronger one."""
+    the frame before or after repeats (more than `max_again` of it, see `again_at`) is motion; one that changes
+    under `min_visible` of the pixels by more than noise (Signals.changed) shows nothing (colours of a flat picture
+    crossing a histogram bin's edge together). Closer than `min_shot_s`, the stronger one."""
     n, last = len(sig.times), len(sig.times) - 1
     w, lag = max(2, round(window_s * sig.fps)), sig.lag_frames(0.2)
     grid = sig.grid.reshape(n, -1)
@@ -171,7 +172,8 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     found |= set(idx[lasting(idx, apart) >= stays * layout[idx]].tolist())
     idx = np.flatnonzero(_spikes(sig.unpredicted, w, min_unpredicted, unpredicted_spike, np.inf) & in_framing)
     found |= set(idx[sig.across[idx] >= stays * sig.unpredicted[idx]].tolist())
-    found = {i for i in found if relit_at(sig, i) > max_relit and again_at(sig, i) <= max_again}
+    found = {i for i in found if sig.changed[i] >= min_visible and relit_at(sig, i) > max_relit
+             and again_at(sig, i) <= max_again}
     kept: list[int] = []
     for i in sorted(found, key=lambda i: -(sig.change[i] + layout[i])):  # strongest first
         if all(abs(sig.times[i] - sig.times[j]) >= min_shot_s for j in kept):

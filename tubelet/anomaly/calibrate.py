@@ -6,7 +6,13 @@ same on every camera. (The largest z, measured on the same detector outputs, sco
 against 0.945 / 0.855 / 0.726 on the benchmark's seed 0 and tied or lost on seed 1: one heavy-tailed detector set
 the score of every normal segment.) A guard (frozen, lighting, camera moved) is a test with one question, so it adds
 evidence only past its own normal p99 (its `gate`): below that, a still room's "nearly frozen" added up with
-ordinary motion on normal footage (AUROC 0.855 → 0.884 on the indoor CCTV, no scene lower on seeds 0 and 1)."""
+ordinary motion on normal footage (AUROC 0.855 → 0.884 on the indoor CCTV, no scene lower on seeds 0 and 1).
+The sum is taken steady over time before the division: a segment's evidence is the larger of its own and the root
+mean square over it and its two neighbours (the segment is scored once the next one is in). Events outlast a
+segment and their evidence dips inside them (a reversed car slows down, a crossing object passes a quiet cell);
+normal footage's highs are mostly lone segments, which keep their height. (Seeds 0–3, mean AUROC over the 12
+scene-seeds 0.915 → 0.944, 11 of 12 higher, event recall unchanged at 0.903; counting the segments next to an event,
+which the benchmark leaves out, 0.913 → 0.926.)"""
 
 from __future__ import annotations
 
@@ -39,21 +45,32 @@ class Calibration:
     def z(self, name: str, raw: np.ndarray | float) -> np.ndarray:
         return (np.asarray(raw, np.float64) - self.median[name]) / self.scale[name]
 
-    def fit_combined(self, zs: np.ndarray) -> None:
-        """zs [S, D] normal segments × detectors → the 99th percentile of their combination."""
-        self.combined_p99 = max(float(np.percentile(self._evidence(zs), PERCENTILE)), 1e-6)
-        calibrated = self.combine(zs)
+    def fit_combined(self, zs: np.ndarray, segment: np.ndarray) -> None:
+        """zs [S, D] normal segments × detectors, `segment` [S] their ids in time order → the 99th percentile of
+        their steady evidence (a neighbour not among them counts as the segment itself)."""
+        e = self.evidence(zs)
+        row = {int(s): i for i, s in enumerate(segment)}
+        prev = e[[row.get(int(s) - 1, i) for i, s in enumerate(segment)]]
+        after = e[[row.get(int(s) + 1, i) for i, s in enumerate(segment)]]
+        steady = self.steady(prev, e, after)
+        self.combined_p99 = max(float(np.percentile(steady, PERCENTILE)), 1e-6)
+        calibrated = steady / self.combined_p99
         self.normal_quantiles = {f"p{q:g}": round(float(np.percentile(calibrated, q)), 4)
                                  for q in (50, 90, 95, 99, 99.9)}
         self.normal_quantiles["max"] = round(float(calibrated.max()), 4)
 
-    def combine(self, zs: np.ndarray) -> np.ndarray:
-        """[S, D] → [S] calibrated scores ≥ 0."""
-        return self._evidence(zs) / self.combined_p99
-
-    def _evidence(self, zs: np.ndarray) -> np.ndarray:
+    def evidence(self, zs: np.ndarray) -> np.ndarray:
+        """[S, D] → [S] root sum of squares of the positive z, each guard's only past its gate."""
         gate = np.array([self.gate[name] for name in self.median])
         return np.sqrt((np.where(zs >= np.maximum(gate, 0), zs, 0) ** 2).sum(-1))
+
+    @staticmethod
+    def steady(before: np.ndarray | float, e: np.ndarray | float, after: np.ndarray | float) -> np.ndarray:
+        """A segment's evidence among its neighbours': the larger of its own and the root mean square over it and
+        the segments on either side (an event outlasts a segment: a dip inside it is lifted, and a lone spike
+        keeps its own height)."""
+        e = np.asarray(e, np.float64)
+        return np.maximum(e, np.sqrt((np.square(before) + e ** 2 + np.square(after)) / 3))
 
     def to_dict(self) -> dict:
         return {"median": self.median, "scale": self.scale, "gate": self.gate, "combined_p99": self.combined_p99,

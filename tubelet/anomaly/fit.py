@@ -162,6 +162,7 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
         per_segment = _by_segment(det.fit(ticks_), segment, det.reduce)
         z_cols.append(cal.fit_detector(det.name, per_segment, det.floor, det.gate))
     zs = np.stack(z_cols, 1)  # [segments, D_frame]
+    rows = np.arange(len(zs))  # the segment ids of zs's rows
     fit_info = {"ticks": n, "segments": int(fo.segments), "windows": len(fo.windows), "frame_size": list(size)}
     if mae is not None:
         windows = np.stack(fo.windows)
@@ -182,11 +183,11 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
         w = WindowScores(np.concatenate([p.errors for p in parts]), np.concatenate([p.embeddings for p in parts]))
         fits = {"mae_reconstruction": w.errors, "mae_embedding": w.embeddings}
         wz = [cal.fit_detector(det.name, det.fit(fits[det.name], held), det.floor) for det in normal.window_detectors]
-        zs = np.concatenate([zs[wseg[held]], np.stack(wz, 1)], 1)
+        zs, rows = np.concatenate([zs[wseg[held]], np.stack(wz, 1)], 1), wseg[held]
         fit_info.update(adapt_steps=cfg.adapt_steps, adapt_windows=int((~held).sum()),
                         calibration_windows=int(held.sum()), first_loss=losses[0] if losses else None,
                         last_loss=float(np.mean(losses[-10:])) if losses else None)
-    cal.fit_combined(zs)
+    cal.fit_combined(zs, rows)
     normal.info = {
         "model": {"source": source, "identity": model_identity(mae, -1, "mean") if mae is not None else None},
         "normal": [{"path": f.name, "sha256": _sha256(f), "duration_s": round(i.duration_s, 3)}

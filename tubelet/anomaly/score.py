@@ -1,6 +1,6 @@
 """Scoring footage against a camera's normal: ticks in, calibrated segments out as soon as each one's MAE
-window has arrived (about one window of latency), events out as they open and close. Memory is bounded: a few
-seconds of analysis frames plus one small record per segment."""
+window and the next segment have arrived (about one window of latency), events out as they open and close.
+Memory is bounded: a few seconds of analysis frames plus one small record per segment."""
 
 from __future__ import annotations
 
@@ -31,11 +31,13 @@ def clip_of(frames: Iterable[tuple[int, np.ndarray]], idx: list[int]) -> np.ndar
 class Segment:
     start_s: float
     end_s: float
-    score: float  # calibrated: 1.0 = the normal footage's 99th percentile
+    evidence: float  # the detectors' z combined, before its neighbours and the normal p99 (Calibration.evidence)
     kind: str
     z: np.ndarray  # [D] each detector's calibrated score (1.0 = its own normal 99th percentile)
     center: np.ndarray | None = field(default=None, repr=False)  # the analysis frame at its middle
     alarm: bool = False  # a detector's definite test passed (a frozen picture): an event whatever the score
+    score: float = 0.0  # calibrated, among its neighbours: 1.0 = the normal footage's 99th percentile
+    own: float = 0.0  # calibrated alone (its evidence over the same normal p99)
 
 
 @dataclass
@@ -70,6 +72,8 @@ class SegmentScorer:
         self.mae = normal.scorer()
         self.frames: deque[tuple[int, np.ndarray]] = deque(maxlen=self.cfg.window_ticks + 2 * self.cfg.ticks_per_bin)
         self.bins: deque[_Bin] = deque()
+        self.held: Segment | None = None  # the last segment made, scored once the next one is in
+        self.before: tuple[float, str] | None = None  # the evidence and own kind of the segment before it
         self.n = 0  # ticks seen
         self.guards = np.array([k in GUARDS for k in normal.kinds])
 
@@ -115,7 +119,25 @@ class SegmentScorer:
                 break
             self.bins.popleft()
             out.append(self._segment(p))
-        return out
+        return self._steady(out, final)
+
+    def _steady(self, made: list[Segment], final: bool) -> list[Segment]:
+        """Segments scored among their neighbours (Calibration.steady), each once the next is in (at the end, the
+        last with itself as its next); one lifted by a neighbour takes the kind of the stronger neighbour."""
+        cal, done = self.normal.calibration, []
+        for seg in made + ([None] if final else []):
+            held = self.held
+            if held is not None:
+                nxt = seg or held
+                before, after, kind = self.before or (held.evidence, held.kind), (nxt.evidence, nxt.kind), held.kind
+                held.score = float(cal.steady(before[0], held.evidence, after[0])) / cal.combined_p99
+                held.own = held.evidence / cal.combined_p99
+                if held.score * cal.combined_p99 > held.evidence and not held.alarm:
+                    held.kind = max(before, after)[1]
+                self.before = (held.evidence, kind)
+                done.append(held)
+            self.held = seg
+        return done
 
     def _segment(self, p: _Bin) -> Segment:
         cal, cfg = self.normal.calibration, self.cfg
@@ -126,7 +148,7 @@ class SegmentScorer:
         if p.window_raw is not None:
             raw += list(p.window_raw)
         z = np.array([float(cal.z(name, r)) for name, r in zip(self.normal.names, raw, strict=True)])
-        score = float(cal.combine(z[None])[0])
+        evidence = float(cal.evidence(z[None])[0])
         guard = np.where(self.guards, z, -np.inf)
         if any(alarms):
             kind = self.normal.kinds[alarms.index(True)]
@@ -136,13 +158,14 @@ class SegmentScorer:
             kind = self.normal.kinds[int(np.argmax(z))]
         start = p.index * cfg.bin_s
         end = min(start + cfg.bin_s, self.n / cfg.rate_hz)
-        return Segment(start, end, score, kind, z, p.center, any(alarms))
+        return Segment(start, end, evidence, kind, z, p.center, any(alarms))
 
 
 class EventTracker:
-    """Segments in, events out: an event opens at a segment over the threshold or raising an alarm, absorbs gaps
-    up to `merge_gap_s` and closes after a longer quiet stretch; its score and kind are its peak segment's (an
-    alarm's kind wins over any score)."""
+    """Segments in, events out: an event opens at a segment over the threshold on its own (not only among its
+    neighbours: an event does not start a segment early) or raising an alarm, lasts while segments' scores stay
+    over it, absorbs gaps up to `merge_gap_s` and closes after a longer quiet stretch; its score and kind are its
+    peak segment's (an alarm's kind wins over any score)."""
 
     def __init__(self, threshold: float, merge_gap_s: float, on_open: Callable[[Event], None] | None = None,
                  on_close: Callable[[Event], None] | None = None) -> None:
@@ -160,6 +183,8 @@ class EventTracker:
         if not hot:
             return
         if self.open is None:
+            if seg.own < self.threshold and not seg.alarm:
+                return
             self.open = Event(seg.start_s, seg.end_s, seg.score, seg.kind, 0.5 * (seg.start_s + seg.end_s),
                               seg.center)
             self.kind_of = (seg.alarm, seg.score)
