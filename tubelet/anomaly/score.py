@@ -37,6 +37,7 @@ class Segment:
     center: np.ndarray | None = field(default=None, repr=False)  # the analysis frame at its middle
     alarm: bool = False  # a detector's definite test passed (a frozen picture): an event whatever the score
     score: float = 0.0  # calibrated, among its neighbours: 1.0 = the normal footage's 99th percentile
+    own: float = 0.0  # calibrated alone (its evidence over the same normal p99)
 
 
 @dataclass
@@ -130,6 +131,7 @@ class SegmentScorer:
                 nxt = seg or held
                 before, after, kind = self.before or (held.evidence, held.kind), (nxt.evidence, nxt.kind), held.kind
                 held.score = float(cal.steady(before[0], held.evidence, after[0])) / cal.combined_p99
+                held.own = held.evidence / cal.combined_p99
                 if held.score * cal.combined_p99 > held.evidence and not held.alarm:
                     held.kind = max(before, after)[1]
                 self.before = (held.evidence, kind)
@@ -160,9 +162,10 @@ class SegmentScorer:
 
 
 class EventTracker:
-    """Segments in, events out: an event opens at a segment over the threshold or raising an alarm, absorbs gaps
-    up to `merge_gap_s` and closes after a longer quiet stretch; its score and kind are its peak segment's (an
-    alarm's kind wins over any score)."""
+    """Segments in, events out: an event opens at a segment over the threshold on its own (not only among its
+    neighbours: an event does not start a segment early) or raising an alarm, lasts while segments' scores stay
+    over it, absorbs gaps up to `merge_gap_s` and closes after a longer quiet stretch; its score and kind are its
+    peak segment's (an alarm's kind wins over any score)."""
 
     def __init__(self, threshold: float, merge_gap_s: float, on_open: Callable[[Event], None] | None = None,
                  on_close: Callable[[Event], None] | None = None) -> None:
@@ -180,6 +183,8 @@ class EventTracker:
         if not hot:
             return
         if self.open is None:
+            if seg.own < self.threshold and not seg.alarm:
+                return
             self.open = Event(seg.start_s, seg.end_s, seg.score, seg.kind, 0.5 * (seg.start_s + seg.end_s),
                               seg.center)
             self.kind_of = (seg.alarm, seg.score)

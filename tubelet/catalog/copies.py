@@ -3,11 +3,13 @@
 Evidence comes from two channels. The frame fingerprints (fingerprint.py) need no training, so they hold for a
 random-init encoder as for official weights; they are matched in both orientations (a mirrored copy matches the
 mirrored query). The model's segment embeddings, centred and whitened on the catalog (normalise.py), add their
-evidence to sources the fingerprints saw, never alone (measured: alone they add chance alignments; with the
-fingerprints they sharpen the location of short inserts). Each query item fetches its K nearest catalog items; a
-pair counts when its similarity exceeds the item's chance level c — the larger of the catalog's (what the nearest
-item of *another* catalog video exceeds in 1 % of cases) and the item's best similarity to its BG_RANK-th most
-similar video (flat or generic frames resemble everything) — weighted by how far: w = (sim − c) / (1 − c).
+evidence to sources the fingerprints saw, never alone, and only at query times where the fingerprints lined up
+with that source (measured: alone they add chance alignments; a weak model read the footage beside a 3 s insert as
+its source and grew the insert's span over the whole query, flagging a partial copy). Each query item fetches its
+K nearest catalog items; a pair counts when its similarity exceeds the item's chance level c — the larger of the
+catalog's (what the nearest item of *another* catalog video exceeds in 1 % of cases) and the item's best similarity
+to its BG_RANK-th most similar video (flat or generic frames resemble everything) — weighted by how far:
+w = (sim − c) / (1 − c).
 A crop or zoom to 80 % defeats the fingerprints (their frequencies move), so for each source the fingerprints saw,
 however weakly, the query is also compared with the crop views of the source's stored thumbnails (a GRID×GRID
 lattice of 80 % crops, fingerprint.py), against their own chance level (normalise.py): the `crops` channel, which,
@@ -391,7 +393,8 @@ def crop_channel(catalog: Catalog, frames: Channel, seen: list[str]) -> Channel 
                    CROP_PEAK_MIN)
 
 
-def _then_crops(found: list[Channel], catalog: Catalog, seen: set[str], crops: bool) -> Iterator[Channel]:
+def _then_crops(found: list[Channel], catalog: Catalog, seen: dict[str, list[np.ndarray]],
+                crops: bool) -> Iterator[Channel]:
     """The channels in order, with the crop views of the sources the fingerprints saw right after the fingerprints
     (built once those have been matched, from what they saw)."""
     for ch in found:
@@ -424,7 +427,8 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
     records: dict[str, VideoRecord] = {}  # of the videos with evidence, read as they turn up
     spans: list[CopiedSpan] = []
     evidence: dict[tuple[str, str], float] = {}  # (channel, video id) → seconds
-    seen: set[str] = set()  # videos the fingerprints lined up with at all: the crop views are compared with these
+    seen: dict[str, list[np.ndarray]] = {}  # video → query times where the fingerprints (frames, crops) lined up
+    # with it at all: the crop views are compared with these videos, the model's segments only at these times
     found = channels_of(catalog, query, channels)
     for ch in _then_crops(found, catalog, seen, "crops" in channels):
         column = ch.video[np.flatnonzero(np.diff(ch.video, prepend=-1))]  # video of each per_video column
@@ -439,13 +443,19 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
                 rec = records[vid]
                 rows = ch.video == j
                 sim = ch.views[view] @ ch.vectors[rows].T  # [Q, items of this video]
+                if ch.name == "segments" and vid in seen:  # and only where they saw it: segments of unrelated
+                    # footage beside a short insert can resemble the source to a weak model, and grow its span
+                    blind = (np.abs(ch.query_t[:, None] - np.concatenate(seen[vid])[None]) > 1 / FPS).all(1)
+                    mine &= ~blind[m.qi]
+                    sim[blind] = -np.inf
                 floor = np.maximum(np.maximum(m.chance, ch.floor), m.per_video[:, column != j].max(1, initial=-1.0))
                 for line in lines_of(Pairs(ch.query_t[m.qi[mine]], ch.times[m.ci[mine]], m.weight[mine]),
                                      ch.spacing, min_evidence / 4):
                     for a, b in _pieces(line.query_t, MAX_GAP_S):
                         if b - a < min_run:
                             continue
-                        seen.add(vid)
+                        if ch.name != "segments":
+                            seen.setdefault(vid, []).append(line.query_t[a:b])
                         if line.weight[a:b].max() < ch.peak:
                             continue
                         e = float(line.weight[a:b].sum() * ch.spacing)

@@ -18,8 +18,10 @@ strict rows after its first ones, at the same instants (`stored_rows`, `split_re
 read as margin where there is none (the white page of a screen recording), and a piece of such a video copied into
 other footage has the margins of that footage: so where the first box cuts anything, the catalog also stores the
 fingerprints of the whole frame (`whole`). Only such videos get the extra rows. A query may itself be such a
-compilation (a 4:3 piece pillarboxed between 16:9 footage): its frames are also read each in the box of the LOCAL
-frames around it (`local`, query side only), where that differs from the whole query's box.
+compilation (a 4:3 piece pillarboxed between 16:9 footage): its frames are also read each in a box of their own
+(`local`, query side only), where that differs from the whole query's box: of the LOCAL-frame windows holding the
+frame, the one that trims most, i.e. a window inside the piece rather than across its edge (a centred 3.5 s window
+never lay inside a 3 s insert, so such inserts went unseen).
 
 A crop or zoom to 80 % moves every frequency, and the DCT fingerprint is not tolerant of that (an 80 % off-centre
 crop matched its source at 0.62–0.69 against catalog chance levels of 0.66–0.83; the same crop of the source at
@@ -49,7 +51,7 @@ BLACK = 24  # grey level at or under which a pixel is black (bars after re-encod
 PATCH = 40  # side of the stored thumbnail of the content box
 CROP = THUMB / PATCH  # 0.8: the crops of a thumbnail that crop views describe
 GRID = 4  # crop positions along each side
-LOCAL = 7  # frames (3.5 s) around each one whose content box is its `local` reading
+LOCAL = 3  # frames (1.5 s) in each window a frame's `local` content box is read from
 
 
 @dataclass
@@ -113,6 +115,13 @@ def content_box(grey: np.ndarray, strict: bool = False) -> tuple[int, int, int, 
     top, bottom = _band(rows, None if black is None else black.mean(1))
     left, right = _band(cols, None if black is None else black.mean(0))
     return top, bottom, left, right
+
+
+def local_box(grey: np.ndarray, i: int) -> tuple[int, int, int, int]:
+    """The content box of frame i of grey frames [F, H, W] read from the LOCAL frames around it: of the windows
+    holding it, the one that trims most."""
+    boxes = [content_box(grey[a:a + LOCAL]) for a in range(max(0, i - LOCAL + 1), min(i, len(grey) - LOCAL) + 1)]
+    return min(boxes or [content_box(grey)], key=lambda b: (b[1] - b[0]) * (b[3] - b[2]))
 
 
 def resized(grey: np.ndarray, box: tuple[int, int, int, int], side: int) -> np.ndarray:
@@ -205,7 +214,7 @@ class FrameSampler:
             self.frames[i], shape[::-1], interpolation=cv2.INTER_AREA) for i in have])
         box, cut, whole = content_box(g), content_box(g, strict=True), (0, g.shape[1], 0, g.shape[2])
         none = np.zeros((0, DIM), np.float32)
-        near = [content_box(g[max(0, i - LOCAL // 2):i + LOCAL // 2 + 1]) for i in range(len(g))]
+        near = [local_box(g, i) for i in range(len(g))]
         return Fingerprints(self.times[have], describe(g, box), box, describe(g, cut) if cut != box else none,
                             resized(g, box, PATCH), describe(g, whole) if box != whole else none,
                             np.concatenate([describe(g[i:i + 1], b) for i, b in enumerate(near)])

@@ -38,8 +38,8 @@ from tubelet.insights.times import format_time, parse_time, parse_window
 
 ALPHA = 0.01
 MIN_COUNT = 3
-MIN_GROUP = 4  # recent uploads a new group needs (benchmark streams default, held-out, seeds 3-5: at 3, 10 groups
-# of steady topics' uploads passed, at 4 none)
+MIN_GROUP = 4  # recent uploads a new group needs (benchmark streams default, held-out, seeds 3-5, every day: a
+# prototype passed 10 groups of steady topics' uploads at 3, none at 4; this form, without MARGIN, 4 at 4)
 MARGIN = 0.75  # how much less alike (in the affinity's per-video z units) a new group's nearest older upload must be
 # than a typical upload's nearest neighbour: halfway between the closest steady sub-group (0.51 below) and the
 # closest early new topic (1.08 below) on those streams
