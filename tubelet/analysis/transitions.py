@@ -258,8 +258,8 @@ class FastConfig:
     min_frames: int = 3  # shorter ramps are cuts (found by the cut detector)
     max_relit: float = MAX_RELIT  # a cut (or a ramp's one-frame step) that one gain and offset of the whole
     # picture explain (see relit) is a change of lighting, unless a fade takes it as its fast half
-    max_again: float = MAX_AGAIN  # a cut whose change the frame before or after repeats this much (see again_at) is
-    # motion: dropped, or with a second opinion asked about
+    max_again: float = MAX_AGAIN  # a cut (or a ramp's one-frame step) whose change the frame before or after repeats
+    # more than this (see again_at) is motion
     doubt_change: float = 0.3  # with a second opinion: a cut whose colours change this much (a change of scene, not a
     # jump in one framing) while the layout does not jump beyond its surroundings (a whip pan, a flash, shake) is
     # asked about
@@ -291,7 +291,8 @@ class FastDetector(ShotDetector):
 
     def detect(self, sig: Signals) -> list[Transition]:
         found = self.gradual(sig)
-        # changes of lighting are judged below, once the fades have taken the cuts that are their fast halves
+        # changes of lighting and motion are judged below, once the fades have taken the cuts that are their fast
+        # halves
         gradual, spikes = found.transitions, detect_cuts(sig, max_relit=-np.inf, max_again=np.inf)
         near = 3 / sig.fps  # a cut this close to a fade is its fast half (xfade's fadeblack goes out in 20 %)
         # a spike inside a blend or a wipe: a cut next to motion, not a gradual transition; but a blend that starts
@@ -304,7 +305,7 @@ class FastDetector(ShotDetector):
             i = next((i for i, g in enumerate(gradual) if g.start_s - near <= t <= g.end_s + near), None)
             if i is None:
                 k = int(np.searchsorted(sig.times, t))
-                if relit_at(sig, k) > self.config.max_relit:
+                if relit_at(sig, k) > self.config.max_relit and again_at(sig, k) <= self.config.max_again:
                     cuts.append(Transition("cut", float(t), float(t)))
                 continue
             g = gradual[i]
@@ -316,23 +317,21 @@ class FastDetector(ShotDetector):
 
     def _confirmed(self, sig: Signals, found: list[Transition]) -> list[Transition]:
         """The transitions, less the doubtful ones the second opinion does not find (all of them without one): cuts
-        whose change the frame before or after repeats (FastConfig.max_again: motion, unless a change of shot sits
-        in it) and cuts whose colours change (FastConfig.doubt_change) while the layout does not jump beyond its
-        surroundings, asked on 32 frames around each (a cut is the old shot's last frame to TransNetV2: its
-        single-frame head within 3 frames before to 2 after); short dissolves (FastConfig.doubt_dissolve_s), asked
-        whether its all-frames head puts any of their frames inside a transition (FastConfig.min_inside) with 16
-        frames on each side."""
+        whose colours change (FastConfig.doubt_change) while the layout does not jump beyond its surroundings, asked
+        on 32 frames around each (a cut is the old shot's last frame to TransNetV2: its single-frame head within 3
+        frames before to 2 after); short dissolves (FastConfig.doubt_dissolve_s), asked whether its all-frames head
+        puts any of their frames inside a transition (FastConfig.min_inside) with 16 frames on each side."""
         cfg, model = self.config, self.second_opinion
-        layout = detect_cuts(sig, min_change=np.inf, hard=np.inf, min_novel=np.inf, min_unpredicted=np.inf,
-                             max_again=np.inf) if model is not None else np.empty(0)
+        if model is None:
+            return found
+        layout = detect_cuts(sig, min_change=np.inf, hard=np.inf, min_novel=np.inf, min_unpredicted=np.inf)
         kept = []
         for t in found:
             a, b = np.searchsorted(sig.times, [t.start_s, t.end_s])
-            if t.kind == "cut" and (again_at(sig, a) > cfg.max_again or model is not None and (
-                    sig.change[a] >= cfg.doubt_change and not np.isclose(layout, t.start_s).any())):
-                if model is None or model.around(sig, a - 3, a + 2, 13)[0].max() <= model.threshold:
+            if t.kind == "cut" and sig.change[a] >= cfg.doubt_change and not np.isclose(layout, t.start_s).any():
+                if model.around(sig, a - 3, a + 2, 13)[0].max() <= model.threshold:
                     continue
-            elif model is not None and t.kind == "dissolve" and t.end_s - t.start_s <= cfg.doubt_dissolve_s:
+            elif t.kind == "dissolve" and t.end_s - t.start_s <= cfg.doubt_dissolve_s:
                 if model.around(sig, a, b - 1, 16)[1].max() < cfg.min_inside:
                     continue
             kept.append(t)

@@ -150,10 +150,10 @@ class SegmentScorer:
         z = np.array([float(cal.z(name, r)) for name, r in zip(self.normal.names, raw, strict=True)])
         evidence = float(cal.evidence(z[None])[0])
         guard = np.where(self.guards, z, -np.inf)
-        if any(alarms):
+        if guard.max() >= 1:  # a guard past its own p99 names the segment, an alarm's included (lights dropping
+            kind = self.normal.kinds[int(np.argmax(guard))]  # on a still scene: its change under the frozen bar)
+        elif any(alarms):
             kind = self.normal.kinds[alarms.index(True)]
-        elif guard.max() >= 1:
-            kind = self.normal.kinds[int(np.argmax(guard))]
         else:
             kind = self.normal.kinds[int(np.argmax(z))]
         start = p.index * cfg.bin_s
