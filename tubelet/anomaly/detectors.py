@@ -59,6 +59,7 @@ class Detector(ABC):
     kind = ""
     floor = 1e-6  # smallest calibration scale (median → 99th percentile) in raw units
     gate = 0.0  # calibrated score below which the detector adds no evidence (guards: their own normal p99)
+    tail_count = 0  # > 0: on short footage the calibration's p99 is extrapolated (`calibrate.tail`)
 
     @abstractmethod
     def fit(self, ticks: Ticks) -> np.ndarray: ...
@@ -245,6 +246,7 @@ class Direction(Detector):
     CCTV's reverse kind 0.54–0.95 → 0.63–0.99; the plaza's two-way crowd gains nothing.)"""
 
     name, kind, floor = "direction", MOTION, 0.05
+    tail_count = 4  # its normal tail is a few one-off moves (a car pulling out, 1.5 s): see `calibrate.tail`
     bins = 8
     moving = 1.0  # pixels per tick
     prior = 1.0  # pseudo-count per cell, spread over the bins
