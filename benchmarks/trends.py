@@ -336,7 +336,7 @@ def tubelet_run(stream: Stream, model: str, overrides: list[str], work: Path) ->
     from tubelet.insights.affinity import features
     from tubelet.insights.clusters import ClusterParams, fit, load
     from tubelet.insights.recommend import recommend
-    from tubelet.insights.trends import find_trends, split_new_groups
+    from tubelet.insights.trends import trends_with_groups
 
     manifest = work / "uploads.jsonl"
     manifest.write_text("".join(json.dumps({"path": u.path, "uploaded_at": iso(u.uploaded_at),
@@ -372,8 +372,9 @@ def tubelet_run(stream: Stream, model: str, overrides: list[str], work: Path) ->
     def trends_fn(mask: np.ndarray, labels: np.ndarray, now: float):  # what `tubelet trends` reports
         c, f, names = ((stored, feats, [ids[r] for r in rows]) if mask.all() else
                        (fits[mask.tobytes()], feats.subset(np.flatnonzero(mask)), [str(i) for i in range(len(labels))]))
-        labels, _ = split_new_groups(days[mask], labels, WINDOW_DAYS, now, c.num_clusters, partial(c.near, f, names))
-        return find_trends(days[mask], labels, WINDOW_DAYS, now=now), labels
+        report, labels, _ = trends_with_groups(days[mask], labels, WINDOW_DAYS, None, now, c.num_clusters,
+                                               partial(c.near, f, names))
+        return report, labels
 
     upload = {ids[r]: i for i, r in enumerate(rows)}
 
@@ -466,7 +467,7 @@ def scale(n: int, dim: int, topics: int, seed: int = 0) -> None:
     from sklearn.metrics import adjusted_rand_score
 
     from tubelet.insights.clusters import ClusterParams, fit
-    from tubelet.insights.trends import find_trends, split_new_groups
+    from tubelet.insights.trends import find_trends, trends_with_groups
 
     rng = np.random.default_rng(seed)
     common = rng.normal(size=dim)
@@ -508,9 +509,8 @@ def scale(n: int, dim: int, topics: int, seed: int = 0) -> None:
     print(f"| tubelet clusters on the affinity, the largest catalog that takes it ({m} videos, synthetic items) | "
           f"{t_aff:.1f} | {c_aff:.1f} | {adjusted_rand_score(topic[:m][keep], on_affinity.labels[keep]):.3f} |")
     t, c = time.perf_counter(), time.process_time()
-    split, groups = split_new_groups(days[:m], on_affinity.labels, 7.0, 30.0, on_affinity.num_clusters,
-                                     partial(on_affinity.near, feats, ids[:m]))
-    find_trends(days[:m], split, 7.0, 1.0)
+    _, _, groups = trends_with_groups(days[:m], on_affinity.labels, 7.0, 1.0, 30.0, on_affinity.num_clusters,
+                                      partial(on_affinity.near, feats, ids[:m]))
     t_new, c_new = time.perf_counter() - t, time.process_time() - c
     print(f"| tubelet trends with new groups there ({int((days[:m] > 23).sum())} recent videos against all) | "
           f"{t_new:.1f} | {c_new:.1f} | {len(groups)} new groups |")

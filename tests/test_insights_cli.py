@@ -12,7 +12,7 @@ from test_catalog_cli import one_thread, run, run_json  # noqa: F401 (one_thread
 from tubelet.errors import TubeletError
 from tubelet.insights.clusters import ClusterParams
 from tubelet.insights.times import format_time, parse_time, parse_window
-from tubelet.insights.trends import find_trends, split_new_groups
+from tubelet.insights.trends import ALPHA, find_trends, split_new_groups
 
 MODEL = ["--model", "vit_tiny", "--set", "num_frames=8", "--set", "image_size=112"]
 # three clips that look nothing alike; the last one is uploaded only lately (a rising topic)
@@ -160,6 +160,19 @@ def test_trend_rule_finds_the_riser_and_the_fader_not_the_steady():
     assert 19 <= rising.since <= 21 and 0 < rising.score <= 1 and sum(rising.counts) == labels.count(3)
     assert 9 <= report.trends[1].since <= 11  # the fader's last uploads were just before day 10
     assert len(report.periods) == len(rising.counts) == 30
+
+
+def test_steady_topics_rise_no_more_often_than_alpha():
+    """Steady topics (Poisson uploads at a constant rate): the rise test's false alarms stay within its level. A
+    test that took the baseline share as exact (a binomial) fires twice as often (≈ 1.7 % at 1 %)."""
+    rng = np.random.default_rng(0)
+    alarms, tests = 0, 0
+    for _ in range(300):
+        labels = np.repeat(np.arange(6), rng.poisson(1.5 * 30, 6))
+        report = find_trends(rng.uniform(0, 30, len(labels)), labels, window=7.0, period=1.0, now=30.0)
+        alarms += sum(t.direction == "rising" for t in report.trends)
+        tests += 6
+    assert alarms / tests <= ALPHA
 
 
 def test_times_and_windows():
