@@ -27,9 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
-from tubelet.analysis.signals import REPEATS, Signals
+from tubelet.analysis.signals import NOISE, REPEATS, Signals
 from tubelet.catalog.copies import runs
 from tubelet.errors import TubeletError
 
@@ -132,6 +133,43 @@ def in_motion(sig: Signals, k: int, max_again: float = MAX_AGAIN, max_again_2: f
     """Whether the change at frame k is the picture moving through it: the nearest changing frame before or after
     repeats more than `max_again` of it, or one of the two nearest on each side more than `max_again_2`."""
     return again_at(sig, k) > max_again or again_at(sig, k, reach=2) > max_again_2
+
+
+MAX_SMEARED = 0.35  # the most of a cut's change that blurring one side along x or y and shifting it may leave for it
+# to be a whip pan's blur switching on or off (on the 48×27 frames, development seeds 0–16: whip-pan ends 0.00–0.29,
+# true cuts ≥ 0.47)
+
+
+def smeared(before: np.ndarray, after: np.ndarray, blurs: tuple[int, ...] = (1, 2, 3, 5, 9, 15),
+            reach: float = 1 / 3) -> float:
+    """The share of pixels the change between two grey frames (uint8 [h, w]) leaves once one of them is blurred
+    along x or y (a box `blurs` pixels long) and shifted along the same axis (up to `reach` of that side; only the
+    overlap counts), the least over lengths and shifts, as a share of the pixels changed by more than NOISE: a whip
+    pan starting or ending smears and moves the same picture (little left), a new picture or a jump in one framing
+    does not."""
+    changed = float((cv2.absdiff(before, after) > NOISE).mean())
+    if changed <= 0:
+        return 1.0
+    best = changed
+    for x0, y0 in ((before, after), (before.T, after.T)):  # along x, then y (the axis last)
+        n = x0.shape[1]
+        pad = int(n * reach)
+        inside = np.lib.stride_tricks.sliding_window_view(np.pad(np.ones(n, bool), pad), n)  # [shifts, n]
+        for x, y in ((x0, y0), (y0, x0)):
+            for length in blurs:
+                xb = np.pad(cv2.blur(np.ascontiguousarray(x), (length, 1)).astype(np.int16), ((0, 0), (pad, pad)))
+                moved = np.lib.stride_tricks.sliding_window_view(xb, n, axis=1)  # [h, shifts, n]
+                off = (np.abs(moved - y.astype(np.int16)[:, None, :]) > NOISE) & inside
+                best = min(best, float((off.sum((0, 2)) / (inside.sum(1) * len(y))).min()))
+    return best / changed
+
+
+def smeared_at(sig: Signals, k: int) -> float:
+    """`smeared` of the 48×27 frames across frame k (Signals.small: kept for the cascade)."""
+    if sig.small is None:
+        raise TubeletError(f"{sig.path}: the smear test needs the 48×27 frames (frame_signals(keep_small=True))")
+    grey = [cv2.cvtColor(np.ascontiguousarray(sig.small[j]), cv2.COLOR_RGB2GRAY) for j in (k - 1, k)]
+    return smeared(*grey)
 
 
 def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard: float = 0.5,
@@ -278,6 +316,8 @@ class FastConfig:
     # jump in one framing) while the layout does not jump beyond its surroundings (a whip pan, a flash, shake) is
     # asked about
     doubt_dissolve_s: float = 0.4  # … and a dissolve this short (a flash fading, a burst of motion blur can ramp so)
+    max_smeared: float = MAX_SMEARED  # with the 48×27 frames (the cascade): a cut that one side blurred along x or y
+    # and shifted explains (see smeared) is a whip pan's blur switching on or off
     min_inside: float = 0.4  # the share TransNetV2's all-frames head gives some frame of a doubtful dissolve (dev:
     # false ones ≤ 0.30, true ones ≥ 0.48 but for one of 79 at 0.23)
     flat: float = 0.03  # luma std of a flat (black, white, one-colour) frame
@@ -332,11 +372,13 @@ class FastDetector(ShotDetector):
         return self._confirmed(sig, sorted(cuts + gradual, key=lambda t: t.start_s))
 
     def _confirmed(self, sig: Signals, found: list[Transition]) -> list[Transition]:
-        """The transitions, less the doubtful ones the second opinion does not find (all of them without one): cuts
-        whose colours change (FastConfig.doubt_change) while the layout does not jump beyond its surroundings, asked
-        on 32 frames around each (a cut is the old shot's last frame to TransNetV2: its single-frame head within 3
-        frames before to 2 after); short dissolves (FastConfig.doubt_dissolve_s), asked whether its all-frames head
-        puts any of their frames inside a transition (FastConfig.min_inside) with 16 frames on each side."""
+        """The transitions, less (with a second opinion, which keeps the 48×27 frames) the cuts that one side blurred
+        along x or y and shifted explains (FastConfig.max_smeared: a whip pan's blur switching on or off) and the
+        doubtful ones the second opinion does not find (all of them without one): cuts whose colours change
+        (FastConfig.doubt_change) while the layout does not jump beyond its surroundings, asked on 32 frames around
+        each (a cut is the old shot's last frame to TransNetV2: its single-frame head within 3 frames before to 2
+        after); short dissolves (FastConfig.doubt_dissolve_s), asked whether its all-frames head puts any of their
+        frames inside a transition (FastConfig.min_inside) with 16 frames on each side."""
         cfg, model = self.config, self.second_opinion
         if model is None:
             return found
@@ -344,6 +386,8 @@ class FastDetector(ShotDetector):
         kept = []
         for t in found:
             a, b = np.searchsorted(sig.times, [t.start_s, t.end_s])
+            if t.kind == "cut" and smeared_at(sig, a) <= cfg.max_smeared:
+                continue
             if t.kind == "cut" and sig.change[a] >= cfg.doubt_change and not np.isclose(layout, t.start_s).any():
                 if model.around(sig, a - 3, a + 2, 13)[0].max() <= model.threshold:
                     continue
@@ -590,6 +634,7 @@ def detector(name: str | None = None) -> ShotDetector:
     return DETECTORS[name]()
 
 
-__all__ = ["DETECTORS", "MAX_AGAIN", "MAX_AGAIN_2", "MAX_RELIT", "FastConfig", "FastDetector", "ShotDetector",
-           "Transition", "TransNetV2Detector", "again_at", "default_detector", "detect_cuts", "detector", "fit_ramp",
-           "has_transnetv2", "in_motion", "relit", "relit_at", "transnetv2_model"]
+__all__ = ["DETECTORS", "MAX_AGAIN", "MAX_AGAIN_2", "MAX_RELIT", "MAX_SMEARED", "FastConfig", "FastDetector",
+           "ShotDetector", "Transition", "TransNetV2Detector", "again_at", "default_detector", "detect_cuts",
+           "detector", "fit_ramp", "has_transnetv2", "in_motion", "relit", "relit_at", "smeared", "smeared_at",
+           "transnetv2_model"]
