@@ -119,9 +119,9 @@ def again_at(sig: Signals, k: int, reach: int = 1) -> float:
     of that ratio for the pixels changed and for those motion does not predict (Signals.changed, .unpredicted).
     The neighbours are the `reach` nearest frames on each side that change (a frame repeated up to REPEATS times, a
     low frame rate raised, is skipped)."""
-    moving = np.flatnonzero(sig.changed > 0)
-    before = moving[(moving < k) & (moving >= k - reach * REPEATS)]
-    after = moving[(moving > k) & (moving <= k + reach * REPEATS)]
+    lo = max(0, k - reach * REPEATS)
+    moving = lo + np.flatnonzero(sig.changed[lo:k + reach * REPEATS + 1] > 0)  # the frames that change nearby
+    before, after = moving[moving < k], moving[moving > k]
     near = [int(j) for j in (before[-reach:].tolist() + after[:reach].tolist())]
 
     def ratio(x: np.ndarray) -> float:
@@ -133,6 +133,13 @@ def in_motion(sig: Signals, k: int, max_again: float = MAX_AGAIN, max_again_2: f
     """Whether the change at frame k is the picture moving through it: the nearest changing frame before or after
     repeats more than `max_again` of it, or one of the two nearest on each side more than `max_again_2`."""
     return again_at(sig, k) > max_again or again_at(sig, k, reach=2) > max_again_2
+
+
+def explained(sig: Signals, k: int, max_relit: float = MAX_RELIT, max_again: float = MAX_AGAIN,
+              max_again_2: float = MAX_AGAIN_2) -> bool:
+    """Whether the change at frame k is no cut: a change of lighting (`relit_at` at most `max_relit`) or the
+    picture in motion (`in_motion`)."""
+    return relit_at(sig, k) <= max_relit or in_motion(sig, k, max_again, max_again_2)
 
 
 MAX_SMEARED = 0.35  # the most of a cut's change that blurring one side along x or y and shifting it may leave for it
@@ -223,8 +230,8 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     found |= set(idx[lasting(idx, apart) >= stays * layout[idx]].tolist())
     idx = np.flatnonzero(_spikes(sig.unpredicted, w, min_unpredicted, unpredicted_spike, np.inf) & in_framing)
     found |= set(idx[sig.across[idx] >= stays * sig.unpredicted[idx]].tolist())
-    found = {i for i in found if sig.changed[i] >= min_visible and relit_at(sig, i) > max_relit
-             and not in_motion(sig, i, max_again, max_again_2)}
+    found = {i for i in found if sig.changed[i] >= min_visible and not explained(sig, i, max_relit, max_again,
+                                                                                      max_again_2)}
     kept: list[int] = []
     for i in sorted(found, key=lambda i: -(sig.change[i] + layout[i])):  # strongest first
         if all(abs(sig.times[i] - sig.times[j]) >= min_shot_s for j in kept):
@@ -360,8 +367,8 @@ class FastDetector(ShotDetector):
             i = next((i for i, g in enumerate(gradual) if g.start_s - near <= t <= g.end_s + near), None)
             if i is None:
                 k = int(np.searchsorted(sig.times, t))
-                if relit_at(sig, k) > self.config.max_relit and not in_motion(sig, k, self.config.max_again,
-                                                                                self.config.max_again_2):
+                cfg = self.config
+                if not explained(sig, k, cfg.max_relit, cfg.max_again, cfg.max_again_2):
                     cuts.append(Transition("cut", float(t), float(t)))
                 continue
             g = gradual[i]
@@ -636,5 +643,5 @@ def detector(name: str | None = None) -> ShotDetector:
 
 __all__ = ["DETECTORS", "MAX_AGAIN", "MAX_AGAIN_2", "MAX_RELIT", "MAX_SMEARED", "FastConfig", "FastDetector",
            "ShotDetector", "Transition", "TransNetV2Detector", "again_at", "default_detector", "detect_cuts",
-           "detector", "fit_ramp", "has_transnetv2", "in_motion", "relit", "relit_at", "smeared", "smeared_at",
-           "transnetv2_model"]
+           "detector", "explained", "fit_ramp", "has_transnetv2", "in_motion", "relit", "relit_at", "smeared",
+           "smeared_at", "transnetv2_model"]

@@ -160,8 +160,7 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
         if progress:
             progress(f"fitting {det.name}", 0, 1)
         per_segment = _by_segment(det.fit(ticks_), segment, det.reduce)
-        z_cols.append(cal.fit_detector(det.name, per_segment, det.floor, det.gate,
-                                       det.tail_count))
+        z_cols.append(cal.fit_detector(det.name, per_segment, det.floor, det.gate, det.tail_count))
     zs = np.stack(z_cols, 1)  # [segments, D_frame]
     rows = np.arange(len(zs))  # the segment ids of zs's rows
     fit_info = {"ticks": n, "segments": int(fo.segments), "windows": len(fo.windows), "frame_size": list(size)}

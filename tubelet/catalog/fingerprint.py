@@ -117,11 +117,14 @@ def content_box(grey: np.ndarray, strict: bool = False) -> tuple[int, int, int, 
     return top, bottom, left, right
 
 
-def local_box(grey: np.ndarray, i: int) -> tuple[int, int, int, int]:
-    """The content box of frame i of grey frames [F, H, W] read from the LOCAL frames around it: of the windows
-    holding it, the one that trims most."""
-    boxes = [content_box(grey[a:a + LOCAL]) for a in range(max(0, i - LOCAL + 1), min(i, len(grey) - LOCAL) + 1)]
-    return min(boxes or [content_box(grey)], key=lambda b: (b[1] - b[0]) * (b[3] - b[2]))
+def local_boxes(grey: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """The content box of each of grey frames [F, H, W] read from the LOCAL frames around it: of the windows
+    holding it, the one that trims most (each window's box read once)."""
+    if len(grey) <= LOCAL:
+        return [content_box(grey)] * len(grey)
+    windows = [content_box(grey[a:a + LOCAL]) for a in range(len(grey) - LOCAL + 1)]
+    return [min(windows[max(0, i - LOCAL + 1):i + 1], key=lambda b: (b[1] - b[0]) * (b[3] - b[2]))
+            for i in range(len(grey))]
 
 
 def resized(grey: np.ndarray, box: tuple[int, int, int, int], side: int) -> np.ndarray:
@@ -214,7 +217,7 @@ class FrameSampler:
             self.frames[i], shape[::-1], interpolation=cv2.INTER_AREA) for i in have])
         box, cut, whole = content_box(g), content_box(g, strict=True), (0, g.shape[1], 0, g.shape[2])
         none = np.zeros((0, DIM), np.float32)
-        near = [local_box(g, i) for i in range(len(g))]
+        near = local_boxes(g)
         return Fingerprints(self.times[have], describe(g, box), box, describe(g, cut) if cut != box else none,
                             resized(g, box, PATCH), describe(g, whole) if box != whole else none,
                             np.concatenate([describe(g[i:i + 1], b) for i, b in enumerate(near)])
