@@ -24,6 +24,7 @@ from tubelet.analysis.transitions import (
     detect_cuts,
     detector,
     in_motion,
+    moved,
     relit,
     relit_at,
     smeared,
@@ -200,6 +201,27 @@ def test_relit_tells_lighting_from_a_new_picture():
     a, b = rng.random((16, 16)), rng.random((16, 16))
     assert relit(a, 0.8 * a + 0.05) < 1e-9
     assert relit(a, b) > 0.5 and relit(a, 1 - a) == 1.0 and relit(a, np.full((16, 16), 0.5)) == 1.0
+
+
+def test_moved_tells_a_pan_from_a_new_picture():
+    """A picture shifted by 2.5 blocks one way and 1 the other leaves little of the change; another picture most."""
+    rng = np.random.default_rng(0)
+    big = cv2.resize(rng.random((8, 8)).astype(np.float32), (32, 32), interpolation=cv2.INTER_CUBIC)
+    assert moved(big[8:24, 8:24], big[9:25, 10:26]) < 0.1 and moved(big[8:24, 8:24], big[5:21, 10:26]) < 0.1
+    assert moved(big[8:24, 8:24], rng.random((16, 16)).astype(np.float32)) > 0.6 and moved(big, big) == 1.0
+
+
+@needs_shared("the pool's camera motion is measured on cleaning_pool.mp4")
+def test_a_blend_to_the_same_picture_moved_is_no_dissolve(tmp_path):
+    """A whip pan over the pool (a benchmark clip): 0.5-1.1 s in, the pool's own camera motion ramps the grid as in a
+    cross-fade that motion does not predict all of, but the last picture is the first shifted (moved <= max_moved),
+    so it is no dissolve. Without that test, a dissolve. (The whip's own fade-out at 3.43 s is left.)"""
+    e = Edit("pool", 256, 144, 30, [Piece(str(REAL_VIDEOS / "cleaning_pool.mp4"), 4.81, 135)], effect="whip",
+             effect_at=(3.45, 0.39))
+    sig = frame_signals(e.render(tmp_path / "pool.mp4"))
+    assert "dissolve" not in [d.kind for d in FastDetector().detect(sig)]
+    (d,) = [d for d in FastDetector(FastConfig(max_moved=-np.inf)).detect(sig) if d.kind == "dissolve"]
+    assert 0.4 <= d.start_s < d.end_s <= 1.2, d
 
 
 @needs_shared("the swing is measured on making_cake_vertical_shaky.mp4")

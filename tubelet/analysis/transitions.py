@@ -255,6 +255,25 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
 
 
 # ---- gradual transitions -----------------------------------------------------------------------------------------
+def moved(before: np.ndarray, after: np.ndarray, reach: int = 5, step: float = 0.5) -> float:
+    """The least share of the change between two luma grids ([n, n]) that is left once the first is shifted (up to
+    `reach` blocks along x and y, in `step`s; only where they overlap, at least a quarter of the grid): a pan or shake
+    takes a picture to a moved copy of itself (little left), a change of shot does not."""
+    a, b = before.astype(np.float32), after.astype(np.float32)
+    raw = float(np.abs(a - b).mean())
+    if raw < 1e-9:
+        return 1.0
+    n, best, ones = a.shape[0], 1.0, np.ones_like(a)
+    for dx in np.arange(-reach, reach + step / 2, step):
+        for dy in np.arange(-reach, reach + step / 2, step):
+            m = np.float32([[1, 0, dx], [0, 1, dy]])
+            inside = cv2.warpAffine(ones, m, (n, n), flags=cv2.INTER_NEAREST) > 0
+            if inside.sum() >= n * n / 4:
+                shifted = cv2.warpAffine(a, m, (n, n), flags=cv2.INTER_LINEAR)
+                best = min(best, float(np.abs(shifted - b)[inside].mean()) / raw)
+    return best
+
+
 @dataclass(frozen=True)
 class Ramp:
     """Frames a..b (indices) take the picture from `first` to `last` along a straight line."""
@@ -340,6 +359,9 @@ class FastConfig:
     doubt_dissolve_s: float = 0.4  # … and a dissolve this short (a flash fading, a burst of motion blur can ramp so)
     max_smeared: float = MAX_SMEARED  # with the 48×27 frames (the cascade): a cut that one side blurred along x or y
     # and shifted explains (see smeared) is a whip pan's blur switching on or off
+    max_moved: float = 0.34  # a blend whose last picture is its first shifted, all but this share of the change (see
+    # moved), is a pan or shake (development seeds 0–18: a false dissolve on a pool's own camera motion 0.25, true
+    # dissolves and fades ≥ 0.42; those on a shaky cake's, 0.39, are left: too near)
     min_inside: float = 0.4  # the share TransNetV2's all-frames head gives some frame of a doubtful dissolve (dev:
     # false ones ≤ 0.30, true ones ≥ 0.48 but for one of 79 at 0.23)
     flat: float = 0.03  # luma std of a flat (black, white, one-colour) frame
@@ -466,6 +488,8 @@ class FastDetector(ShotDetector):
         # nearer 0 (two pictures' edges add up in both directions); smear takes it beyond both, away from 0
         beyond = np.maximum(np.minimum(lo, 0) - ratio[mid], ratio[mid] - np.maximum(hi, 0))
         if beyond.max() > np.log(cfg.max_smear):  # smeared along one direction beyond both shots: a whip pan
+            return ""
+        if moved(sig.grid[before], sig.grid[after]) <= cfg.max_moved:  # the same picture, moved: a pan, shake
             return ""
         dip = sig.contrast[mid].min() / max(1e-6, 0.5 * (sig.contrast[before] + sig.contrast[after]))
         return "gradual" if dip <= cfg.max_dip else ""
@@ -659,5 +683,5 @@ def detector(name: str | None = None) -> ShotDetector:
 
 __all__ = ["DETECTORS", "MAX_AGAIN", "MAX_AGAIN_2", "MAX_RELIT", "MAX_SMEARED", "FastConfig", "FastDetector",
            "ShotDetector", "Transition", "TransNetV2Detector", "again_at", "default_detector", "detect_cuts",
-           "detector", "explained", "fit_ramp", "has_transnetv2", "in_motion", "relit", "relit_at", "smeared",
+           "detector", "explained", "fit_ramp", "has_transnetv2", "in_motion", "moved", "relit", "relit_at", "smeared",
            "smeared_at", "transnetv2_model"]
