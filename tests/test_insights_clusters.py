@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tubelet.insights.affinity import Items, best_match
-from tubelet.insights.clusters import ClusterParams, fit
+from tubelet.insights.clusters import ClusterParams, dense_groups, fit
 
 
 def groups(n: int, count: int = 3, dim: int = 192, spread: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -34,6 +34,40 @@ def test_clean_groups_in_a_catalog_smaller_than_the_dimension_are_each_a_cluster
 def test_groups_smaller_than_the_smallest_cluster_are_noise():
     x, _ = groups(ClusterParams().min_size - 1)
     assert (fit([str(i) for i in range(len(x))], x, ClusterParams()).labels < 0).all()
+
+
+def cut_heavy_distances(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distances [92, 92] of four topics, and the topic of each video: A and B are dense (two tight halves of 15
+    each); X and Y are clips with scene cuts (four scenes of 4 uploads, the scenes linked to one another at 0.6 but
+    to A, resp. B, at 0.45: a scene's excerpts look more like the dense topic than like the clip's other scenes)."""
+    rng = np.random.default_rng(seed)
+    topic = np.repeat([0, 1, 2, 3], [30, 30, 16, 16])
+    part = np.concatenate([np.repeat(np.arange(4), 15), 4 + np.repeat(np.arange(8), 4)])
+    d = np.where(topic[:, None] == topic[None], np.where(topic < 2, 0.3, 0.6)[:, None], 1.0)
+    d[part[:, None] == part[None]] = np.where(part < 4, 0.1, 0.2)[np.nonzero(part[:, None] == part[None])[0]]
+    for scenes, dense in [(2, 0), (3, 1)]:
+        d[np.ix_(topic == scenes, topic == dense)] = d[np.ix_(topic == dense, topic == scenes)] = 0.45
+    d = d * rng.uniform(0.9, 1.1, d.shape)
+    d = (d + d.T) / 2
+    np.fill_diagonal(d, 0.0)
+    return d, topic
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_topic_that_drops_out_of_a_denser_branch_as_noise_is_found_in_the_noise(seed):
+    """HDBSCAN alone leaves X and Y all noise (their scenes fall out of A's and B's branches before reaching the
+    smallest cluster); clustering that noise again finds each as one cluster of its own, and A and B keep theirs."""
+    from sklearn.cluster import HDBSCAN
+
+    d, topic = cut_heavy_distances(seed)
+    params = ClusterParams()
+    hdb = HDBSCAN(min_cluster_size=params.min_size, min_samples=params.min_samples, metric="precomputed", copy=True)
+    assert (hdb.fit_predict(d)[topic >= 2] < 0).all()
+    labels = dense_groups(hdb, d, params)
+    assert (labels >= 0).all()
+    for t in (2, 3):
+        assert len(set(labels[topic == t].tolist())) == 1
+        assert not set(labels[topic == t].tolist()) & set(labels[topic != t].tolist())
 
 
 def test_best_match_is_the_best_item_pair_of_each_two_videos():

@@ -184,7 +184,8 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
                 novel_spike: float = 3.0, novel_share: float = 0.5, novel_layout_spike: float = 2.5,
                 min_unpredicted: float = 0.1, unpredicted_spike: float = 5.0, max_camera: float = 0.45,
                 max_relit: float = MAX_RELIT, max_again: float = MAX_AGAIN, max_again_2: float = MAX_AGAIN_2,
-                min_visible: float = 0.005,
+                min_visible: float = 0.005, min_fine: float = 0.004, fine_share: float = 0.9, fine_spike: float = 3.0,
+                max_across: float = 1.25,
                 window_s: float = 0.25, min_shot_s: float = 0.25, stays: float = 0.5) -> np.ndarray:
     """Times (s) of the first frame of every new shot: an isolated spike of the colour-histogram change (at least
     `hard`, or at least `min_change` and `spike`× any change 2 frames to `window_s` around it), of the luma
@@ -203,7 +204,12 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     the frame before or after repeats (more than `max_again` of it, or `max_again_2` by one of the two nearest on each
     side: see `in_motion`) is motion; one that changes
     under `min_visible` of the pixels by more than noise (Signals.changed) shows nothing (colours of a flat picture
-    crossing a histogram bin's edge together). Closer than `min_shot_s`, the stronger one."""
+    crossing a histogram bin's edge together). Last, a jump in a still framing too small for the 64 px frames (small
+    people on a CCTV camera): on the luma at twice the size (Signals.fine_*), a frame whose change is at least
+    `min_fine` of the pixels and `fine_share` new, `fine_spike`× that of any frame within `window_s` (so no motion
+    repeats it), and that two frames before to one after change at most `max_across`× as much (nothing else moves
+    across it); the layout's change lasts, and lighting does not explain it. Closer than `min_shot_s`, the stronger
+    one."""
     n, last = len(sig.times), len(sig.times) - 1
     w, lag = max(2, round(window_s * sig.fps)), sig.lag_frames(0.2)
     grid = sig.grid.reshape(n, -1)
@@ -232,6 +238,15 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     found |= set(idx[sig.across[idx] >= stays * sig.unpredicted[idx]].tolist())
     found = {i for i in found if sig.changed[i] >= min_visible and not explained(sig, i, max_relit, max_again,
                                                                                       max_again_2)}
+    # a jump in a still framing too small for the 64 px frames: at twice the size, one frame changes, all of its
+    # change new, the frames around it change under a third as much, and nothing else changes across it
+    around = np.lib.stride_tricks.sliding_window_view(np.pad(sig.fine_changed, w), 2 * w + 1).copy()
+    around[:, w] = 0
+    still = ((sig.fine_novel >= min_fine) & (sig.fine_novel >= fine_share * sig.fine_changed)
+             & (sig.fine_changed >= fine_spike * around.max(1)) & (sig.fine_across <= max_across * sig.fine_changed)
+             & in_framing)
+    idx = np.flatnonzero(still)
+    found |= {int(i) for i in idx[lasting(idx, apart) >= stays * layout[idx]] if relit_at(sig, i) > max_relit}
     kept: list[int] = []
     for i in sorted(found, key=lambda i: -(sig.change[i] + layout[i])):  # strongest first
         if all(abs(sig.times[i] - sig.times[j]) >= min_shot_s for j in kept):
@@ -389,7 +404,8 @@ class FastDetector(ShotDetector):
         cfg, model = self.config, self.second_opinion
         if model is None:
             return found
-        layout = detect_cuts(sig, min_change=np.inf, hard=np.inf, min_novel=np.inf, min_unpredicted=np.inf)
+        layout = detect_cuts(sig, min_change=np.inf, hard=np.inf, min_novel=np.inf, min_unpredicted=np.inf,
+                             min_fine=np.inf)
         kept = []
         for t in found:
             a, b = np.searchsorted(sig.times, [t.start_s, t.end_s])
