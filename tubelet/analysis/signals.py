@@ -53,6 +53,8 @@ class Signals:
     # that the 64 px frames average away), looked at only where `changed` ≤ STILL: 1 where not (and on the frame after)
     fine_novel: np.ndarray  # [F] `novel` at that size (0 where not looked at)
     fine_across: np.ndarray  # [F] at that size, the share of pixels changed from two frames before to one after
+    grey_small: np.ndarray  # [F, 27, 48] uint8: each frame's grey at 48×27 (1.3 KB a frame: whether a cut is a whip
+    # pan's blur switching on or off)
     thumbs: dict[int, np.ndarray] = field(default_factory=dict)  # frame index → uint8 [h, w, 3]
     small: np.ndarray | None = None  # [F, 27, 48, 3] uint8 when asked for (keep_small)
 
@@ -271,8 +273,8 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
                   keep_small: bool = False, on_frame: Callable[[float], None] | None = None) -> Signals:
     """Decode every frame of `path` at short side `size` and measure it. Thumbnails are kept every
     `thumbs_every_s` and on both sides of every change above `candidate` (possible cuts); `keep_small` keeps
-    every frame at 48×27 too (resized from the decoded one, as a shot model reads them)."""
-    times, change, hists, grids, bright, contrast, edges, small = [], [], [], [], [], [], [], []
+    every frame at 48×27 in colour too (resized from the decoded one, as a shot model reads them)."""
+    times, change, hists, grids, bright, contrast, edges, small, grey_small = [], [], [], [], [], [], [], [], []
     novelty, fine = Novelty(), Novelty(across=True)
     thumbs: dict[int, np.ndarray] = {}
     prev_hist = prev_rgb = None
@@ -296,8 +298,10 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
                 hist = _histogram(rgb)
                 change.append(0.5 * float(np.abs(hist - prev_hist).sum()) if prev_hist is not None else 0.0)
                 hists.append(hist)
+                rgb_small = cv2.resize(rgb, SMALL, interpolation=cv2.INTER_AREA)
+                grey_small.append(cv2.cvtColor(rgb_small, cv2.COLOR_RGB2GRAY))
                 if keep_small:
-                    small.append(cv2.resize(rgb, SMALL, interpolation=cv2.INTER_AREA))
+                    small.append(rgb_small)
                 grids.append(_grid(luma))
                 bright.append(float(luma.mean()))
                 contrast.append(float(luma.std()))
@@ -325,5 +329,5 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
                    np.stack(grids), arr(bright), arr(contrast), arr(edges).reshape(-1, 2), arr(novelty.changed),
                    arr(novelty.novel), arr(residual.diff), arr(residual.residual), arr(residual.unpredicted),
                    arr(residual.across), arr(residual.camera), arr(fine.changed), arr(fine.novel), arr(fine.across),
-                   thumbs,
+                   np.stack(grey_small), thumbs,
                    np.stack(small) if keep_small else None)

@@ -172,11 +172,8 @@ def smeared(before: np.ndarray, after: np.ndarray, blurs: tuple[int, ...] = (1, 
 
 
 def smeared_at(sig: Signals, k: int) -> float:
-    """`smeared` of the 48×27 frames across frame k (Signals.small: kept for the cascade)."""
-    if sig.small is None:
-        raise TubeletError(f"{sig.path}: the smear test needs the 48×27 frames (frame_signals(keep_small=True))")
-    grey = [cv2.cvtColor(np.ascontiguousarray(sig.small[j]), cv2.COLOR_RGB2GRAY) for j in (k - 1, k)]
-    return smeared(*grey)
+    """`smeared` of the 48×27 grey frames across frame k (Signals.grey_small)."""
+    return smeared(sig.grey_small[k - 1], sig.grey_small[k])
 
 
 def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard: float = 0.5,
@@ -357,7 +354,7 @@ class FastConfig:
     # jump in one framing) while the layout does not jump beyond its surroundings (a whip pan, a flash, shake) is
     # asked about
     doubt_dissolve_s: float = 0.4  # … and a dissolve this short (a flash fading, a burst of motion blur can ramp so)
-    max_smeared: float = MAX_SMEARED  # with the 48×27 frames (the cascade): a cut that one side blurred along x or y
+    max_smeared: float = MAX_SMEARED  # a cut that one side (its 48×27 grey frame) blurred along x or y
     # and shifted explains (see smeared) is a whip pan's blur switching on or off
     max_moved: float = 0.34  # a blend whose last picture is its first shifted, all but this share of the change (see
     # moved), is a pan or shake (development seeds 0–18: a false dissolve on a pool's own camera motion 0.25, true
@@ -405,7 +402,8 @@ class FastDetector(ShotDetector):
             if i is None:
                 k = int(np.searchsorted(sig.times, t))
                 cfg = self.config
-                if not explained(sig, k, cfg.max_relit, cfg.max_again, cfg.max_again_2):
+                if not explained(sig, k, cfg.max_relit, cfg.max_again, cfg.max_again_2) and \
+                        smeared_at(sig, k) > cfg.max_smeared:  # nor a whip pan's blur switching on or off
                     cuts.append(Transition("cut", float(t), float(t)))
                 continue
             g = gradual[i]
@@ -416,9 +414,7 @@ class FastDetector(ShotDetector):
         return self._confirmed(sig, sorted(cuts + gradual, key=lambda t: t.start_s))
 
     def _confirmed(self, sig: Signals, found: list[Transition]) -> list[Transition]:
-        """The transitions, less (with a second opinion, which keeps the 48×27 frames) the cuts that one side blurred
-        along x or y and shifted explains (FastConfig.max_smeared: a whip pan's blur switching on or off) and the
-        doubtful ones the second opinion does not find (all of them without one): cuts whose colours change
+        """The transitions, less (with a second opinion) the doubtful ones it does not find: cuts whose colours change
         (FastConfig.doubt_change) while the layout does not jump beyond its surroundings, asked on 32 frames around
         each (a cut is the old shot's last frame to TransNetV2: its single-frame head within 3 frames before to 2
         after); short dissolves (FastConfig.doubt_dissolve_s), asked whether its all-frames head puts any of their
@@ -431,8 +427,6 @@ class FastDetector(ShotDetector):
         kept = []
         for t in found:
             a, b = np.searchsorted(sig.times, [t.start_s, t.end_s])
-            if t.kind == "cut" and smeared_at(sig, a) <= cfg.max_smeared:
-                continue
             if t.kind == "cut" and sig.change[a] >= cfg.doubt_change and not np.isclose(layout, t.start_s).any():
                 if model.around(sig, a - 3, a + 2, 13)[0].max() <= model.threshold:
                     continue
