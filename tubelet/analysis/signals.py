@@ -1,7 +1,8 @@
 """Per-frame signals of a whole video, from one decode at low resolution: how much the colours change from the
 previous frame (for cuts), the histogram itself (to compare frames further apart), a 16×16 luma grid (for motion
 and gradual transitions), where the picture changes pixel by pixel and how much of that change is new (for jump
-cuts in one framing), how much of each frame the previous one, moved by optical flow, fails to predict (motion is
+cuts in one framing; and the same on the luma at twice the size while the picture is still, for jumps too small for
+64 px), how much of each frame the previous one, moved by optical flow, fails to predict (motion is
 predicted, a cut or a jump cut is not), how bright and how flat it is, and — for a shot model — each frame at
 48×27."""
 
@@ -48,6 +49,12 @@ class Signals:
     # earlier (a flash is predicted again once it is over; a cut is not); 0 elsewhere
     camera: np.ndarray  # [F] where the changed share jumps: the share of the changed pixels that one motion of the
     # whole picture (a similarity transform fitted to the flow) leaves off (a jolt of the camera: little); 1 elsewhere
+    fine_changed: np.ndarray  # [F] `changed` on the luma decoded at FINE× the size (small people in a static framing
+    # that the 64 px frames average away), looked at only where `changed` ≤ STILL: 1 where not (and on the frame after)
+    fine_novel: np.ndarray  # [F] `novel` at that size (0 where not looked at)
+    fine_across: np.ndarray  # [F] at that size, the share of pixels changed from two frames before to one after
+    grey_small: np.ndarray  # [F, 27, 48] uint8: each frame's grey at 48×27 (1.3 KB a frame: whether a cut is a whip
+    # pan's blur switching on or off)
     thumbs: dict[int, np.ndarray] = field(default_factory=dict)  # frame index → uint8 [h, w, 3]
     small: np.ndarray | None = None  # [F, 27, 48, 3] uint8 when asked for (keep_small)
 
@@ -92,6 +99,8 @@ def _grid(luma: np.ndarray, n: int = 16) -> np.ndarray:
 
 NOISE = 12  # luma levels (of 255, after a 3×3 blur): a smaller change is compression noise
 REPEATS = 3  # a frame shown up to this many times in a row (a low frame rate raised) is one frame
+FINE = 2  # the fine look (Signals.fine_*) decodes the luma at this many times the size …
+STILL = 0.05  # … where at most this share of the 64 px pixels changed (elsewhere the picture moves: no still jump)
 
 
 class Novelty:
@@ -99,11 +108,14 @@ class Novelty:
     near where the previous and the next frame changed too (the moving edges); a jump cut inside one framing
     changes where nothing was moving (things vanish from where they were and appear where they were not).
     Repeated frames (no change) are skipped, up to REPEATS of them: the neighbours of a changed frame are the
-    nearest changed frames; further away than that, nothing was moving on that side."""
+    nearest changed frames; further away than that, nothing was moving on that side. With `across`, also the share
+    of pixels changed from two frames before each frame to one after (all its change when nothing else moves)."""
 
-    def __init__(self) -> None:
+    def __init__(self, across: bool = False) -> None:
         self.changed: list[float] = []
         self.novel: list[float] = []
+        self.across: list[float] | None = [] if across else None
+        self.recent: list[np.ndarray] = []  # the last 4 blurred frames (with `across`)
         self.prev: np.ndarray | None = None
         self.before: tuple[int, np.ndarray] | None = None  # the last judged changed frame: index, dilated mask
         self.pending: tuple[int, np.ndarray] | None = None  # the last changed frame, waiting for its next: index, mask
@@ -112,9 +124,14 @@ class Novelty:
         """Take the next frame's luma (uint8 [h, w])."""
         luma = cv2.blur(luma, (3, 3))
         mask = (cv2.absdiff(luma, self.prev) > NOISE) if self.prev is not None else np.zeros(luma.shape, bool)
-        self.prev, i = luma, len(self.changed)
-        self.changed.append(float(mask.mean()))
+        fresh, self.prev, i = self.prev is None, luma, len(self.changed)
+        self.changed.append(1.0 if fresh and i else float(mask.mean()))  # after a skipped frame: compared with none
         self.novel.append(0.0)
+        if self.across is not None:
+            self.recent = [*self.recent[-3:], luma]
+            self.across.append(0.0)
+            if len(self.recent) == 4:  # frame i − 1: from i − 3 to i
+                self.across[i - 1] = float((cv2.absdiff(self.recent[0], luma) > NOISE).mean())
         moved = self.changed[-1] * mask.size >= 4
         if self.pending is not None and (moved or i - self.pending[0] > REPEATS):
             j, middle = self.pending
@@ -125,6 +142,14 @@ class Novelty:
             self.before, self.pending = (j, self._grown(self.pending[1])), None
         if moved:
             self.pending = (i, mask)
+
+    def skip(self) -> None:
+        """A frame not looked at: it counts as all changed (and the next one, which has nothing to be compared with)."""
+        self.changed.append(1.0)
+        self.novel.append(0.0)
+        if self.across is not None:
+            self.across.append(0.0)
+        self.prev, self.before, self.pending, self.recent = None, None, None, []
 
     @staticmethod
     def _grown(mask: np.ndarray) -> np.ndarray:
@@ -248,9 +273,9 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
                   keep_small: bool = False, on_frame: Callable[[float], None] | None = None) -> Signals:
     """Decode every frame of `path` at short side `size` and measure it. Thumbnails are kept every
     `thumbs_every_s` and on both sides of every change above `candidate` (possible cuts); `keep_small` keeps
-    every frame at 48×27 too (resized from the decoded one, as a shot model reads them)."""
-    times, change, hists, grids, bright, contrast, edges, small = [], [], [], [], [], [], [], []
-    novelty = Novelty()
+    every frame at 48×27 in colour too (resized from the decoded one, as a shot model reads them)."""
+    times, change, hists, grids, bright, contrast, edges, small, grey_small = [], [], [], [], [], [], [], [], []
+    novelty, fine = Novelty(), Novelty(across=True)
     thumbs: dict[int, np.ndarray] = {}
     prev_hist = prev_rgb = None
     next_thumb = 0.0
@@ -264,13 +289,19 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
                 reader.to_rgb(frame, geometry, rgb)
                 luma8 = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
                 novelty.add(luma8)
+                if novelty.changed[-1] <= STILL:
+                    fine.add(reader.to_grey(frame, reader.output_geometry(frame, FINE * size)))
+                else:
+                    fine.skip()
                 residual.add(luma8)
                 luma = rgb @ np.array([0.299, 0.587, 0.114]) / 255
                 hist = _histogram(rgb)
                 change.append(0.5 * float(np.abs(hist - prev_hist).sum()) if prev_hist is not None else 0.0)
                 hists.append(hist)
+                rgb_small = cv2.resize(rgb, SMALL, interpolation=cv2.INTER_AREA)
+                grey_small.append(cv2.cvtColor(rgb_small, cv2.COLOR_RGB2GRAY))
                 if keep_small:
-                    small.append(cv2.resize(rgb, SMALL, interpolation=cv2.INTER_AREA))
+                    small.append(rgb_small)
                 grids.append(_grid(luma))
                 bright.append(float(luma.mean()))
                 contrast.append(float(luma.std()))
@@ -297,5 +328,6 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
     return Signals(os.fspath(path), fps, arr(times), arr(change), np.stack(hists).astype(np.float32),
                    np.stack(grids), arr(bright), arr(contrast), arr(edges).reshape(-1, 2), arr(novelty.changed),
                    arr(novelty.novel), arr(residual.diff), arr(residual.residual), arr(residual.unpredicted),
-                   arr(residual.across), arr(residual.camera), thumbs,
+                   arr(residual.across), arr(residual.camera), arr(fine.changed), arr(fine.novel), arr(fine.across),
+                   np.stack(grey_small), thumbs,
                    np.stack(small) if keep_small else None)

@@ -172,11 +172,8 @@ def smeared(before: np.ndarray, after: np.ndarray, blurs: tuple[int, ...] = (1, 
 
 
 def smeared_at(sig: Signals, k: int) -> float:
-    """`smeared` of the 48×27 frames across frame k (Signals.small: kept for the cascade)."""
-    if sig.small is None:
-        raise TubeletError(f"{sig.path}: the smear test needs the 48×27 frames (frame_signals(keep_small=True))")
-    grey = [cv2.cvtColor(np.ascontiguousarray(sig.small[j]), cv2.COLOR_RGB2GRAY) for j in (k - 1, k)]
-    return smeared(*grey)
+    """`smeared` of the 48×27 grey frames across frame k (Signals.grey_small)."""
+    return smeared(sig.grey_small[k - 1], sig.grey_small[k])
 
 
 def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard: float = 0.5,
@@ -184,7 +181,8 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
                 novel_spike: float = 3.0, novel_share: float = 0.5, novel_layout_spike: float = 2.5,
                 min_unpredicted: float = 0.1, unpredicted_spike: float = 5.0, max_camera: float = 0.45,
                 max_relit: float = MAX_RELIT, max_again: float = MAX_AGAIN, max_again_2: float = MAX_AGAIN_2,
-                min_visible: float = 0.005,
+                min_visible: float = 0.005, min_fine: float = 0.004, fine_share: float = 0.9, fine_spike: float = 3.0,
+                max_across: float = 1.25,
                 window_s: float = 0.25, min_shot_s: float = 0.25, stays: float = 0.5) -> np.ndarray:
     """Times (s) of the first frame of every new shot: an isolated spike of the colour-histogram change (at least
     `hard`, or at least `min_change` and `spike`× any change 2 frames to `window_s` around it), of the luma
@@ -203,7 +201,12 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     the frame before or after repeats (more than `max_again` of it, or `max_again_2` by one of the two nearest on each
     side: see `in_motion`) is motion; one that changes
     under `min_visible` of the pixels by more than noise (Signals.changed) shows nothing (colours of a flat picture
-    crossing a histogram bin's edge together). Closer than `min_shot_s`, the stronger one."""
+    crossing a histogram bin's edge together). Last, a jump in a still framing too small for the 64 px frames (small
+    people on a CCTV camera): on the luma at twice the size (Signals.fine_*), a frame whose change is at least
+    `min_fine` of the pixels and `fine_share` new, `fine_spike`× that of any frame within `window_s` (so no motion
+    repeats it), and that two frames before to one after change at most `max_across`× as much (nothing else moves
+    across it); the layout's change lasts, and lighting does not explain it. Closer than `min_shot_s`, the stronger
+    one."""
     n, last = len(sig.times), len(sig.times) - 1
     w, lag = max(2, round(window_s * sig.fps)), sig.lag_frames(0.2)
     grid = sig.grid.reshape(n, -1)
@@ -232,6 +235,15 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     found |= set(idx[sig.across[idx] >= stays * sig.unpredicted[idx]].tolist())
     found = {i for i in found if sig.changed[i] >= min_visible and not explained(sig, i, max_relit, max_again,
                                                                                       max_again_2)}
+    # a jump in a still framing too small for the 64 px frames: at twice the size, one frame changes, all of its
+    # change new, the frames around it change under a third as much, and nothing else changes across it
+    around = np.lib.stride_tricks.sliding_window_view(np.pad(sig.fine_changed, w), 2 * w + 1).copy()
+    around[:, w] = 0
+    still = ((sig.fine_novel >= min_fine) & (sig.fine_novel >= fine_share * sig.fine_changed)
+             & (sig.fine_changed >= fine_spike * around.max(1)) & (sig.fine_across <= max_across * sig.fine_changed)
+             & in_framing)
+    idx = np.flatnonzero(still)
+    found |= {int(i) for i in idx[lasting(idx, apart) >= stays * layout[idx]] if relit_at(sig, i) > max_relit}
     kept: list[int] = []
     for i in sorted(found, key=lambda i: -(sig.change[i] + layout[i])):  # strongest first
         if all(abs(sig.times[i] - sig.times[j]) >= min_shot_s for j in kept):
@@ -240,6 +252,25 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
 
 
 # ---- gradual transitions -----------------------------------------------------------------------------------------
+def moved(before: np.ndarray, after: np.ndarray, reach: int = 5, step: float = 0.5) -> float:
+    """The least share of the change between two luma grids ([n, n]) that is left once the first is shifted (up to
+    `reach` blocks along x and y, in `step`s; only where they overlap, at least a quarter of the grid): a pan or shake
+    takes a picture to a moved copy of itself (little left), a change of shot does not."""
+    a, b = before.astype(np.float32), after.astype(np.float32)
+    raw = float(np.abs(a - b).mean())
+    if raw < 1e-9:
+        return 1.0
+    n, best, ones = a.shape[0], 1.0, np.ones_like(a)
+    for dx in np.arange(-reach, reach + step / 2, step):
+        for dy in np.arange(-reach, reach + step / 2, step):
+            m = np.float32([[1, 0, dx], [0, 1, dy]])
+            inside = cv2.warpAffine(ones, m, (n, n), flags=cv2.INTER_NEAREST) > 0
+            if inside.sum() >= n * n / 4:
+                shifted = cv2.warpAffine(a, m, (n, n), flags=cv2.INTER_LINEAR)
+                best = min(best, float(np.abs(shifted - b)[inside].mean()) / raw)
+    return best
+
+
 @dataclass(frozen=True)
 class Ramp:
     """Frames a..b (indices) take the picture from `first` to `last` along a straight line."""
@@ -323,8 +354,11 @@ class FastConfig:
     # jump in one framing) while the layout does not jump beyond its surroundings (a whip pan, a flash, shake) is
     # asked about
     doubt_dissolve_s: float = 0.4  # … and a dissolve this short (a flash fading, a burst of motion blur can ramp so)
-    max_smeared: float = MAX_SMEARED  # with the 48×27 frames (the cascade): a cut that one side blurred along x or y
+    max_smeared: float = MAX_SMEARED  # a cut that one side (its 48×27 grey frame) blurred along x or y
     # and shifted explains (see smeared) is a whip pan's blur switching on or off
+    max_moved: float = 0.34  # a blend whose last picture is its first shifted, all but this share of the change (see
+    # moved), is a pan or shake (development seeds 0–18: a false dissolve on a pool's own camera motion 0.25, true
+    # dissolves and fades ≥ 0.42; those on a shaky cake's, 0.39, are left: too near)
     min_inside: float = 0.4  # the share TransNetV2's all-frames head gives some frame of a doubtful dissolve (dev:
     # false ones ≤ 0.30, true ones ≥ 0.48 but for one of 79 at 0.23)
     flat: float = 0.03  # luma std of a flat (black, white, one-colour) frame
@@ -368,7 +402,8 @@ class FastDetector(ShotDetector):
             if i is None:
                 k = int(np.searchsorted(sig.times, t))
                 cfg = self.config
-                if not explained(sig, k, cfg.max_relit, cfg.max_again, cfg.max_again_2):
+                if not explained(sig, k, cfg.max_relit, cfg.max_again, cfg.max_again_2) and \
+                        smeared_at(sig, k) > cfg.max_smeared:  # nor a whip pan's blur switching on or off
                     cuts.append(Transition("cut", float(t), float(t)))
                 continue
             g = gradual[i]
@@ -379,9 +414,7 @@ class FastDetector(ShotDetector):
         return self._confirmed(sig, sorted(cuts + gradual, key=lambda t: t.start_s))
 
     def _confirmed(self, sig: Signals, found: list[Transition]) -> list[Transition]:
-        """The transitions, less (with a second opinion, which keeps the 48×27 frames) the cuts that one side blurred
-        along x or y and shifted explains (FastConfig.max_smeared: a whip pan's blur switching on or off) and the
-        doubtful ones the second opinion does not find (all of them without one): cuts whose colours change
+        """The transitions, less (with a second opinion) the doubtful ones it does not find: cuts whose colours change
         (FastConfig.doubt_change) while the layout does not jump beyond its surroundings, asked on 32 frames around
         each (a cut is the old shot's last frame to TransNetV2: its single-frame head within 3 frames before to 2
         after); short dissolves (FastConfig.doubt_dissolve_s), asked whether its all-frames head puts any of their
@@ -389,12 +422,11 @@ class FastDetector(ShotDetector):
         cfg, model = self.config, self.second_opinion
         if model is None:
             return found
-        layout = detect_cuts(sig, min_change=np.inf, hard=np.inf, min_novel=np.inf, min_unpredicted=np.inf)
+        layout = detect_cuts(sig, min_change=np.inf, hard=np.inf, min_novel=np.inf, min_unpredicted=np.inf,
+                             min_fine=np.inf)
         kept = []
         for t in found:
             a, b = np.searchsorted(sig.times, [t.start_s, t.end_s])
-            if t.kind == "cut" and smeared_at(sig, a) <= cfg.max_smeared:
-                continue
             if t.kind == "cut" and sig.change[a] >= cfg.doubt_change and not np.isclose(layout, t.start_s).any():
                 if model.around(sig, a - 3, a + 2, 13)[0].max() <= model.threshold:
                     continue
@@ -450,6 +482,8 @@ class FastDetector(ShotDetector):
         # nearer 0 (two pictures' edges add up in both directions); smear takes it beyond both, away from 0
         beyond = np.maximum(np.minimum(lo, 0) - ratio[mid], ratio[mid] - np.maximum(hi, 0))
         if beyond.max() > np.log(cfg.max_smear):  # smeared along one direction beyond both shots: a whip pan
+            return ""
+        if moved(sig.grid[before], sig.grid[after]) <= cfg.max_moved:  # the same picture, moved: a pan, shake
             return ""
         dip = sig.contrast[mid].min() / max(1e-6, 0.5 * (sig.contrast[before] + sig.contrast[after]))
         return "gradual" if dip <= cfg.max_dip else ""
@@ -643,5 +677,5 @@ def detector(name: str | None = None) -> ShotDetector:
 
 __all__ = ["DETECTORS", "MAX_AGAIN", "MAX_AGAIN_2", "MAX_RELIT", "MAX_SMEARED", "FastConfig", "FastDetector",
            "ShotDetector", "Transition", "TransNetV2Detector", "again_at", "default_detector", "detect_cuts",
-           "detector", "explained", "fit_ramp", "has_transnetv2", "in_motion", "relit", "relit_at", "smeared",
+           "detector", "explained", "fit_ramp", "has_transnetv2", "in_motion", "moved", "relit", "relit_at", "smeared",
            "smeared_at", "transnetv2_model"]

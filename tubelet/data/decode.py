@@ -158,9 +158,9 @@ class VideoReader:
         self.start_pts = stream.start_time if stream.start_time is not None else 0
         self.fps = _ratio(stream.average_rate) or _ratio(stream.guessed_rate) or _ratio(stream.base_rate) or 25.0
         self._keyframes = self._keyframe_times()
-        # one swscale context each for scaling and RGB conversion, reused across frames (a frame's own
+        # one swscale context each for scaling, RGB conversion and grey, reused across frames (a frame's own
         # reformat() builds a fresh context every time); used only from the conversion thread
-        self._scaler, self._rgb = VideoReformatter(), VideoReformatter()
+        self._scaler, self._rgb, self._grey = VideoReformatter(), VideoReformatter(), VideoReformatter()
 
     def close(self) -> None:
         self.container.close()
@@ -341,6 +341,13 @@ class VideoReader:
                                  **kwargs).to_ndarray()
         out[...] = np.rot90(rgb, quarter) if quarter else rgb
 
+
+    def to_grey(self, frame: av.VideoFrame, geometry: tuple[int, int, int]) -> np.ndarray:
+        """One frame's luma → uint8 [H, W] at the output geometry (swscale reads the Y plane alone)."""
+        w, h, quarter = geometry
+        grey = self._grey.reformat(frame, width=w, height=h, format="gray", interpolation=INTERPOLATION,
+                                   threads=1).to_ndarray()
+        return np.ascontiguousarray(np.rot90(grey, quarter)) if quarter else grey
 
 class _Clip:
     """A clip being filled: frames are converted to RGB on a helper thread into one preallocated tensor, so
