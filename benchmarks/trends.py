@@ -329,6 +329,17 @@ def evaluate(method: str, stream: Stream, cluster_fn, trends_fn, recommend_fn, s
                   fading_found, float(np.mean(precision)), seconds)
 
 
+def catalog_rows(catalog, uploads: list[Upload]) -> list[int]:
+    """Each upload's row in `catalog.video_vectors()` order, found by its content: two uploads that are the very
+    same bytes (the same excerpt with the same re-edit: seed 9 drew one) are one catalog video."""
+    from tubelet.catalog.embed import file_sha256
+
+    ids, _ = catalog.video_vectors()
+    pos = {v: i for i, v in enumerate(ids)}
+    row = {v.content_hash: pos[v.id] for v in catalog.videos()}
+    return [row[file_sha256(u.path)] for u in uploads]
+
+
 def tubelet_run(stream: Stream, model: str, overrides: list[str], work: Path) -> tuple[Scores, np.ndarray]:
     """Index the stream with `model` through the CLI, time each command, score the stored clustering → (scores,
     the uploads' vectors in the clustering's space)."""
@@ -348,8 +359,7 @@ def tubelet_run(stream: Stream, model: str, overrides: list[str], work: Path) ->
     _, seconds["clusters"] = cli("clusters", "--catalog", str(cat), "--out", str(work / "out"))
     catalog = Catalog.open(cat)
     ids, vectors = catalog.video_vectors()
-    row = {v.path: ids.index(v.id) for v in catalog.videos()}
-    rows = [row[str(Path(u.path).resolve())] for u in stream.uploads]
+    rows = catalog_rows(catalog, stream.uploads)
     liked = [ids[r] for r, u in zip(rows, stream.uploads, strict=True) if u.kind == "steady"][:LIKED]
     _, seconds["recommend"] = cli("recommend", "--catalog", str(cat), *[a for v in liked for a in ("--liked", v)])
     _, seconds["trends"] = cli("trends", "--catalog", str(cat), "--window", f"{WINDOW_DAYS}d", "--out",

@@ -134,6 +134,29 @@ def test_trends_split_off_a_new_group_of_recent_uploads(catalog):
     assert code == 0 and "new group" in out
 
 
+def test_the_benchmark_finds_a_byte_identical_re_upload_as_the_catalog_video_it_duplicates(catalog, tmp_path,
+                                                                                           monkeypatch):
+    """`index add` keeps one video per content; benchmarks/trends.py maps each upload to its catalog row by content,
+    so an upload that repeats another's bytes under another name is that video (by path it was missing)."""
+    import importlib.util
+    import shutil
+    import sys
+
+    from tubelet.catalog.store import Catalog
+
+    spec = importlib.util.spec_from_file_location("bench_trends", Path(__file__).parents[1] / "benchmarks/trends.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_trends", bench)  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    tmp, cat, videos = catalog
+    original = next(iter(videos))
+    again = shutil.copy(tmp / original, tmp_path / "again.mp4")
+    ids, _ = Catalog.open(cat).video_vectors()
+    uploads = [bench.Upload(str(p), "t", "steady", 0.0, 0.0) for p in (tmp / original, again)]
+    rows = bench.catalog_rows(Catalog.open(cat), uploads)
+    assert rows[0] == rows[1] == ids.index(videos[original]["id"])
+
+
 def test_too_few_videos_is_a_clear_error(catalog, tmp_path):
     tmp, _, _ = catalog
     small = tmp_path / "small"
