@@ -162,6 +162,21 @@ def test_trend_rule_finds_the_riser_and_the_fader_not_the_steady():
     assert len(report.periods) == len(rising.counts) == 30
 
 
+def test_a_new_interest_ranks_above_a_large_steady_one_s_upswing():
+    """A large interest (2/day, then 8/day in the last week) and a new one (6 uploads from day 25) both rise;
+    the large one's share moves more (higher score), the new one's grows from nothing (higher lift) and ranks
+    first."""
+    rng = np.random.default_rng(0)
+    large = np.concatenate([rng.uniform(0, 23, 46), rng.uniform(23, 30, 56)])
+    times = np.concatenate([large, rng.uniform(25, 30, 6), rng.uniform(0, 30, 120)])
+    labels = np.repeat([0, 1, 2, 3, 4, 5], [len(large), 6, 30, 30, 30, 30])
+    report = find_trends(times, labels, window=7.0, period=1.0, now=30.0)
+    rising = {t.cluster: t for t in report.trends if t.direction == "rising"}
+    assert set(rising) == {0, 1}
+    assert rising[0].score > rising[1].score and rising[1].lift > rising[0].lift
+    assert [t.cluster for t in report.trends][:2] == [1, 0]
+
+
 def test_steady_topics_rise_no_more_often_than_alpha():
     """Steady topics (Poisson uploads at a constant rate): the rise test's false alarms stay within its level. A
     test that took the baseline share as exact (a binomial) fires twice as often (≈ 1.7 % at 1 %)."""
