@@ -341,13 +341,13 @@ class VideoReader:
                                  **kwargs).to_ndarray()
         out[...] = np.rot90(rgb, quarter) if quarter else rgb
 
-
     def to_grey(self, frame: av.VideoFrame, geometry: tuple[int, int, int]) -> np.ndarray:
         """One frame's luma → uint8 [H, W] at the output geometry (swscale reads the Y plane alone)."""
         w, h, quarter = geometry
         grey = self._grey.reformat(frame, width=w, height=h, format="gray", interpolation=INTERPOLATION,
                                    threads=1).to_ndarray()
         return np.ascontiguousarray(np.rot90(grey, quarter)) if quarter else grey
+
 
 class _Clip:
     """A clip being filled: frames are converted to RGB on a helper thread into one preallocated tensor, so
