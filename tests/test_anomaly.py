@@ -19,6 +19,7 @@ from tubelet.anomaly.detectors import Direction, Shift, Ticks
 from tubelet.anomaly.features import LUMA
 from tubelet.anomaly.frames import open_reader, ticks
 from tubelet.anomaly.normal import NormalModel
+from tubelet.anomaly.score import score_source
 from tubelet.anomaly.synthetic import _shift, inject, read_frames, write_frames
 from tubelet.errors import TubeletError
 
@@ -242,3 +243,40 @@ def test_direction_scores_motion_against_a_lane_s_usual_way():
     assert score(lane, -2.0) > 1.5 > normal.max()
     assert abs(score(square, -2.0) - score(square, 2.0)) < 0.1 and score(square, -2.0) < 0.5
     assert score(lane, 0.5) == 0.0  # slower than `moving`: nothing moves
+
+
+@needs_shared("a minute of one fixed camera (people_indoor_cctv_long.mp4); the bundled clips are ≤ 10 s")
+def test_residual_flags_a_jump_in_time(model_dir, footage):
+    """The later stretch with 3 s cut out at 6 s, where people walk (footage that jumps in time, as a spliced or
+    reversed stretch does where it starts): people are suddenly elsewhere, change no optical flow explains, so the
+    residual detector passes its own normal p99 on the segment of the jump; on the untouched stretch it stays under."""
+    later = footage["later"]
+    write_frames(footage["dir"] / "jump.mp4", np.concatenate([later[:60], later[90:]]), RATE)
+    normal = NormalModel.load(model_dir)
+    col = normal.names.index("residual")
+    jump = score_source(normal, footage["dir"] / "jump.mp4").z[:, col]
+    plain = score_source(normal, footage["dir"] / "later.mp4").z[:, col]
+    assert jump[12] > 1.0 > plain.max()
+    assert jump[12] == jump.max()
+
+
+def test_a_version_5_model_dir_still_loads_and_scores(model_dir, footage, tmp_path):
+    """A model fitted before the residual detector (format version 5) loads and scores without it."""
+    old = tmp_path / "old.normal"
+    old.mkdir()
+    for p in model_dir.iterdir():
+        (old / p.name).write_bytes(p.read_bytes())
+    manifest = json.loads((old / "anomaly.json").read_text())
+    assert manifest["version"] == 6 and manifest["detectors"][-1] == "residual"
+    manifest.update(version=5, detectors=manifest["detectors"][:-1], kinds=manifest["kinds"][:-1])
+    for key in ("median", "scale", "gate"):
+        manifest["calibration"][key].pop("residual")
+    (old / "anomaly.json").write_text(json.dumps(manifest))
+    normal = NormalModel.load(old)
+    assert "residual" not in normal.names and len(normal.names) == len(manifest["detectors"])
+    res = score_source(normal, footage["dir"] / "later.mp4")
+    assert res.z.shape[1] == len(normal.names) and len(res.scores) > 10
+    manifest["version"] = 4
+    (old / "anomaly.json").write_text(json.dumps(manifest))
+    with pytest.raises(TubeletError, match="version-5/6"):
+        NormalModel.load(old)

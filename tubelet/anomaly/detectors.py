@@ -41,6 +41,7 @@ class Ticks:
     luma: np.ndarray  # [n, h, w] the frames of a sample of ticks (for the reference picture)
     luma_at: np.ndarray  # [n] which ticks those are
     fold: np.ndarray  # [N] int
+    residual: np.ndarray | None = None  # [N, C]
 
 
 def forward_folds(fold: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -60,6 +61,7 @@ class Detector(ABC):
     floor = 1e-6  # smallest calibration scale (median → 99th percentile) in raw units
     gate = 0.0  # calibrated score below which the detector adds no evidence (guards: their own normal p99)
     tail_count = 0  # > 0: on short footage the calibration's p99 is extrapolated (`calibrate.tail`)
+    since = 0  # the model format version that added it (a model fitted before scores without it)
 
     @abstractmethod
     def fit(self, ticks: Ticks) -> np.ndarray: ...
@@ -294,6 +296,34 @@ class Direction(Detector):
         self.surprise = state["surprise"]
 
 
+class Residual(Detector):
+    """Change that motion does not explain: per cell, the mean |Δ luma| left once the previous frame is moved along
+    the optical flow; a tick's score is the mean of its `top` largest cells, a segment's its largest tick. Footage
+    that jumps in time (a spliced or replayed stretch: one played backwards starts and ends with such a jump) or
+    moves too fast for the flow to follow leaves change no flow explains; ordinary motion and sensor noise leave
+    little. It adds evidence only past its own normal p99 (elsewhere it would add noise to every segment), and
+    that p99 is extrapolated on short footage. (Seeds 0–6 × three scenes: mean AUROC 0.948 → 0.956, recall 0.913
+    → 0.937, reverse kind 0.857 → 0.892, no scene-seed lower by more than 0.001.)"""
+
+    name, kind, floor, gate = "residual", MOTION, 0.01, 1.0
+    tail_count, since = 4, 6
+
+    def __init__(self, top: int = 20) -> None:
+        self.top = top
+
+    def _raw(self, residual: np.ndarray) -> np.ndarray:
+        return np.sort(residual, axis=-1)[..., -self.top:].mean(-1)
+
+    def fit(self, ticks: Ticks) -> np.ndarray:
+        return self._raw(ticks.residual)
+
+    def tick(self, f: TickFeatures) -> float:
+        return float(self._raw(f.residual))
+
+    def reduce(self, scores: np.ndarray) -> float:
+        return float(np.max(scores))
+
+
 class Lighting(Detector):
     """The light changed: the median over cells of the log ratio of each cell's brightness to its normal
     brightness (objects move a few cells, light moves them all) where the whole picture's mean brightness moved the
@@ -410,4 +440,4 @@ def frame_detectors(cap: int, seed: int, window: int) -> list[Detector]:
     """The cheap per-frame detectors (`window` ticks a segment), in the order their kind wins ties."""
     return [Frozen(window), Lighting(), Shift(), Speed(),
             CellKNN("cell_motion", MOTION, "motion", cap=cap, seed=seed),
-            CellKNN("cell_appearance", APPEARANCE, "appearance", cap=cap, seed=seed), Direction()]
+            CellKNN("cell_appearance", APPEARANCE, "appearance", cap=cap, seed=seed), Direction(), Residual()]

@@ -1,6 +1,7 @@
 """What one analysis frame says about the scene: per cell, its colour and texture (appearance) and how it moves
 against the previous tick (motion: mean |Δ luma| and the mean optical-flow vector, from OpenCV's DIS flow, which
-follows displacements of many pixels coarse to fine); for the whole frame, its brightness, contrast and change.
+follows displacements of many pixels coarse to fine) and the change that motion leaves unexplained (residual); for
+the whole frame, its brightness, contrast and change.
 Frames of ~100 × 130 pixels: about a millisecond a tick."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class TickFeatures:
 
     appearance: np.ndarray  # [C, 4] mean R, G, B in [0, 1] and the luma standard deviation
     motion: np.ndarray  # [C, 3] mean |Δ luma| (sqrt), mean flow u, v in pixels per tick
+    residual: np.ndarray  # [C] mean |luma − the previous luma moved along the flow| (sqrt)
     brightness: float  # mean luma in [0, 1]
     contrast: float  # std of luma
     change: float  # mean |Δ luma| over the frame (0 for the first tick)
@@ -39,6 +41,7 @@ class FeatureExtractor:
         self.cell = cell
         self.prev: np.ndarray | None = None
         self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        self.grid: tuple[np.ndarray, np.ndarray] | None = None  # pixel x, y coordinates, for moving along the flow
 
     def __call__(self, rgb: np.ndarray) -> TickFeatures:
         c = self.cell
@@ -48,17 +51,23 @@ class FeatureExtractor:
         ly = _cells(luma, c)  # [C, c·c]
         appearance = np.concatenate([px.mean(1), ly.std(1, keepdims=True)], axis=1)
         prev = luma if self.prev is None else self.prev
-        motion = self._motion(prev, luma)
+        motion, residual = self._motion(prev, luma)
         self.prev = luma
-        return TickFeatures(appearance, motion, float(luma.mean()), float(luma.std()),
+        return TickFeatures(appearance, motion, residual, float(luma.mean()), float(luma.std()),
                             float(np.abs(luma - prev).mean()), luma)
 
-    def _motion(self, prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    def _motion(self, prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c = self.cell
         flow = self.flow.calc(_u8(prev), _u8(cur), None)  # [h, w, 2] pixels per tick
         uv = _cells(flow, c).mean(1)
         energy = np.sqrt(np.abs(_cells(cur - prev, c)).mean(1))
-        return np.concatenate([energy[:, None], np.clip(uv, -4 * c, 4 * c)], axis=1).astype(np.float32)
+        if self.grid is None or self.grid[0].shape != cur.shape:
+            self.grid = tuple(np.meshgrid(np.arange(cur.shape[1], dtype=np.float32),
+                                          np.arange(cur.shape[0], dtype=np.float32)))
+        moved = cv2.remap(prev, self.grid[0] - flow[..., 0], self.grid[1] - flow[..., 1], cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+        residual = np.sqrt(np.abs(_cells(cur - moved, c)).mean(1)).astype(np.float32)
+        return np.concatenate([energy[:, None], np.clip(uv, -4 * c, 4 * c)], axis=1).astype(np.float32), residual
 
 
 def _u8(luma: np.ndarray) -> np.ndarray:

@@ -149,7 +149,8 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
     fold = np.minimum(np.arange(n) * cfg.folds // n, cfg.folds - 1)
     ticks_ = Ticks(np.stack([f.appearance for f in fo.feats]), np.stack([f.motion for f in fo.feats]),
                    np.array([f.brightness for f in fo.feats]), np.array([f.contrast for f in fo.feats]),
-                   np.array([f.change for f in fo.feats]), np.stack(fo.luma), np.array(fo.luma_at), fold)
+                   np.array([f.change for f in fo.feats]), np.stack(fo.luma), np.array(fo.luma_at), fold,
+                   np.stack([f.residual for f in fo.feats]))
     segment = np.array(fo.tick_segment)
     source = model_source or cfg.model
     mae = load_mae(source, cfg, size) if source != "none" else None

@@ -24,8 +24,10 @@ from tubelet.model.checkpoints import load_model, save_model
 from tubelet.model.videomae import VideoMAE
 
 FORMAT = "tubelet-anomaly"
-VERSION = 5  # 2: DIS optical flow, the speed detector, forward cross-fitting; 3: the shift guard in % of the picture;
-# 4: the direction detector, lighting against the whole picture's brightness too; 5: the frozen alarm's bar
+VERSION = 6  # 2: DIS optical flow, the speed detector, forward cross-fitting; 3: the shift guard in % of the picture;
+# 4: the direction detector, lighting against the whole picture's brightness too; 5: the frozen alarm's bar;
+# 6: the residual detector
+READS = (5, VERSION)  # versions this build loads (a version-5 model scores without the residual detector)
 MANIFEST, STATES, MAE_DIR = "anomaly.json", "detectors.safetensors", "mae"
 
 
@@ -95,8 +97,9 @@ class NormalModel:
                                f"`tubelet anomaly fit`)") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise TubeletError(f"{path / MANIFEST}: unreadable ({e})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-            raise TubeletError(f"{path}: not a version-{VERSION} {FORMAT} directory (fit it again with this build)")
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") not in READS:
+            raise TubeletError(f"{path}: not a version-{'/'.join(map(str, READS))} {FORMAT} directory (fit it again "
+                               f"with this build)")
         try:
             arrays = load_file(str(path / STATES))
         except (OSError, SafetensorError) as e:
@@ -104,6 +107,7 @@ class NormalModel:
         config, frame_size, calibration = _read_settings(manifest, path / MANIFEST)
         mae = load_model(path / MAE_DIR) if (path / MAE_DIR).is_dir() else None
         model = cls.fresh(config, frame_size, mae)
+        model.detectors = [d for d in model.detectors if d.since <= manifest["version"]]  # an older fit's own
         if model.names != manifest.get("detectors"):
             raise TubeletError(f"{path}: detectors {manifest.get('detectors')} do not match this build's "
                                f"{model.names}")
