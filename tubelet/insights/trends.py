@@ -32,7 +32,8 @@ Rising parts. A cluster can hold several interests that look alike to the affini
 benchmarks/trends.py seed 9 put steady bottles, a steady montage's white page and an emerging screen recording in
 one cluster), and rise on one of them while its largest interest is steady. So each rising cluster's videos are cut
 in two (average linkage on their affinity); when one part rises and the cluster without it does not, the part is
-reported in the cluster's place (a cluster whose every part rises, or none, stays whole).
+reported in the cluster's place and is cut in turn (a cluster whose every part rises, or none, stays whole;
+seed 9: {bottles, montage, screen} → {montage 19, screen 25} → {montage 12, screen 25}).
 """
 
 from __future__ import annotations
@@ -233,15 +234,17 @@ def split_rising_parts(times: np.ndarray, labels: np.ndarray, report: TrendRepor
     """Labels [N] with the rising part of each rising cluster numbered below `first` (the clustering's and the new
     groups) as a cluster of its own, numbered from `first`, and the parts. A cluster's videos are cut in two
     (average linkage on their affinity); a part is split off when it rises (`trends_of(labels)`) and the cluster
-    without it does not (module docstring)."""
+    without it does not, and is then cut in turn (module docstring)."""
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 
     seen = times <= report.now
     parts = []
-    for t in report.trends:
-        rows = np.flatnonzero(seen & (labels == t.cluster))
-        if t.direction != "rising" or t.cluster >= first or len(rows) < 2 * min_size:
+    todo = [t.cluster for t in report.trends if t.direction == "rising" and t.cluster < first]
+    while todo:
+        c = todo.pop(0)
+        rows = np.flatnonzero(seen & (labels == c))
+        if len(rows) < 2 * min_size:
             continue
         d = distance(near_of(rows)[:, rows])
         d = np.minimum(d, d.T)
@@ -254,9 +257,10 @@ def split_rising_parts(times: np.ndarray, labels: np.ndarray, report: TrendRepor
             trial = labels.copy()
             trial[part] = first + len(parts)
             rising = {u.cluster for u in trends_of(trial).trends if u.direction == "rising"}
-            if first + len(parts) in rising and t.cluster not in rising:
+            if first + len(parts) in rising and c not in rising:
                 labels = trial
-                parts.append(NewGroup(first + len(parts), part, [t.cluster], "part"))
+                parts.append(NewGroup(first + len(parts), part, [c], "part"))
+                todo.append(parts[-1].cluster)
                 break
     return labels, parts
 
