@@ -522,8 +522,9 @@ def scale(n: int, dim: int, topics: int, seed: int = 0) -> None:
     _, _, groups = trends_with_groups(days[:m], on_affinity.labels, 7.0, 1.0, 30.0, on_affinity.num_clusters,
                                       partial(on_affinity.near, feats, ids[:m]))
     t_new, c_new = time.perf_counter() - t, time.process_time() - c
-    print(f"| tubelet trends with new groups there ({int((days[:m] > 23).sum())} recent videos against all) | "
-          f"{t_new:.1f} | {c_new:.1f} | {len(groups)} new groups |")
+    print(f"| tubelet trends with new groups and rising parts there ({int((days[:m] > 23).sum())} recent videos "
+          f"against all) | {t_new:.1f} | {c_new:.1f} | {sum(g.kind == 'new' for g in groups)} new groups, "
+          f"{sum(g.kind == 'part' for g in groups)} rising parts |")
     print(f"\nload average {' '.join(f'{v:.1f}' for v in __import__('os').getloadavg())}")
 
 

@@ -12,7 +12,7 @@ from test_catalog_cli import one_thread, run, run_json  # noqa: F401 (one_thread
 from tubelet.errors import TubeletError
 from tubelet.insights.clusters import ClusterParams
 from tubelet.insights.times import format_time, parse_time, parse_window
-from tubelet.insights.trends import ALPHA, find_trends, split_new_groups
+from tubelet.insights.trends import ALPHA, find_trends, split_new_groups, trends_with_groups
 
 MODEL = ["--model", "vit_tiny", "--set", "num_frames=8", "--set", "image_size=112"]
 # three clips that look nothing alike; the last one is uploaded only lately (a rising topic)
@@ -129,7 +129,7 @@ def test_trends_split_off_a_new_group_of_recent_uploads(catalog):
     groups = [t for t in tr["trends"] if "members" in t]
     assert len(groups) == 1 and set(groups[0]["members"]) == soccer and groups[0]["direction"] == "rising"
     assert groups[0]["cluster"] >= len(clusters["clusters"])  # numbered after the clustering's clusters
-    assert groups[0]["within"] == sorted({cluster_of.get(v, -1) for v in soccer})
+    assert groups[0]["within"] == sorted({cluster_of.get(v, -1) for v in soccer}) and groups[0]["kind"] == "new"
     code, out, _ = run("trends", "--catalog", cat, "--window", "3")
     assert code == 0 and "new group" in out
 
@@ -247,3 +247,32 @@ def test_a_new_group_inside_a_steady_cluster_is_split_off_and_rises():
     assert rising == [2]
     # fewer recent uploads than a group needs: nothing split
     assert split_new_groups(times, labels, 0.2, 30.0, 2, lambda rows: a[rows])[1] == []
+
+
+@pytest.mark.parametrize("a_rises", [False, True])
+def test_a_rising_cluster_reports_its_rising_part_not_its_steady_majority(a_rises):
+    """Synthetic affinities: one cluster holds steady A (26 uploads), steady B (19; a little like C) and emerging
+    C (25, from day 22: old enough to have older uploads of its own, so no new group); clusters 1 and 2 are steady.
+    The cluster rises on C's uploads, but A is its largest topic. Its rising part (B + C) is reported, not the
+    cluster. When A rises too (its own upswing), the cluster is left whole."""
+    rng = np.random.default_rng(0)
+    topic = np.repeat([0, 1, 2, 3, 4], [26, 19, 25, 40, 40])
+    steady = lambda n: np.linspace(0, 30, n)  # noqa: E731
+    times = np.concatenate([steady(26), steady(19), np.linspace(22, 30, 25), steady(40), steady(40)])
+    if a_rises:
+        times[:26] = np.concatenate([np.linspace(0, 23, 6), np.linspace(23.5, 30, 20)])
+    alike = np.full((5, 5), -1.0) + np.diag([4.0] * 5)
+    alike[:3, :3] = [[3.0, 1.5, 1.5], [1.5, 3.0, 2.0], [1.5, 2.0, 3.0]]
+    a = alike[topic][:, topic] + rng.normal(0, 0.3, (len(topic), len(topic)))
+    a = np.maximum(a, a.T)
+    np.fill_diagonal(a, np.inf)
+    labels = np.array([0, 0, 0, 1, 2])[topic]  # A, B and C share cluster 0
+    plain = find_trends(times, labels, 7.0, 1.0, now=30.0)
+    assert [t.cluster for t in plain.trends if t.direction == "rising"] == [0]
+    report, split, parts = trends_with_groups(times, labels, 7.0, 1.0, 30.0, 3, lambda rows: a[rows])
+    rising = [t.cluster for t in report.trends if t.direction == "rising"]
+    if a_rises:
+        assert parts == [] and rising == [0] and (split == labels).all()
+        return
+    assert [(p.cluster, p.within) for p in parts] == [(3, [0])] and rising == [3]
+    assert sorted(parts[0].rows.tolist()) == np.flatnonzero((topic == 1) | (topic == 2)).tolist()

@@ -128,7 +128,7 @@ def trends(
         typer.echo(f"no rising or fading cluster in the last {window}")
     for rank, (t, d) in enumerate(zip(report.trends, data["trends"], strict=True), 1):
         what = f"cluster {t.cluster}" if "members" not in d else (
-            f"new group {t.cluster} ({len(d['members'])} videos, from "
+            f"{'new group' if d['kind'] == 'new' else 'rising part'} {t.cluster} ({len(d['members'])} videos, from "
             f"{', '.join('noise' if c < 0 else f'cluster {c}' for c in d['within'])})")
         typer.echo(f"{rank:>3}. {what} {t.direction} since {fmt(t.since)}: share {t.baseline_share:.0%}"
                    f" → {t.recent_share:.0%} (score {t.score:.3f}, p {t.p_value:.1e})")

@@ -27,6 +27,12 @@ recent uploads).
 Uploads of a steady interest have older uploads of their own close by; a new interest's have none. Each new group
 is counted as a cluster of its own (numbered after the clustering's), taken out of the clusters it was in, and
 tested like any other.
+
+Rising parts. A cluster can hold several interests that look alike to the affinity (static, low-texture footage:
+benchmarks/trends.py seed 9 put steady bottles, a steady montage's white page and an emerging screen recording in
+one cluster), and rise on one of them while its largest interest is steady. So each rising cluster's videos are cut
+in two (average linkage on their affinity); when one part rises and the cluster without it does not, the part is
+reported in the cluster's place (a cluster whose every part rises, or none, stays whole).
 """
 
 from __future__ import annotations
@@ -147,6 +153,7 @@ class NewGroup:
     cluster: int  # its number in the trend report (after the clustering's clusters)
     rows: np.ndarray  # its videos, as rows of the times given
     within: list[int]  # the clusters its videos were in (−1: noise)
+    kind: str = "new"  # "new": recent uploads apart from every older one; "part": a rising cluster's rising part
 
 
 def new_groups(near: np.ndarray, recent: np.ndarray, min_size: int = MIN_GROUP) -> list[np.ndarray]:
@@ -207,19 +214,59 @@ def split_new_groups(times: np.ndarray, labels: np.ndarray, window: float, now: 
 def trends_with_groups(times: np.ndarray, labels: np.ndarray, window: float, period: float | None, now: float | None,
                        first: int, near_of: Callable[[np.ndarray], np.ndarray],
                        ) -> tuple[TrendReport, np.ndarray, list[NewGroup]]:
-    """find_trends with the recent window's new groups split off first (split_new_groups, numbered from `first`)
-    → (the report, the labels it counted, the groups)."""
+    """find_trends with the recent window's new groups split off first (split_new_groups, numbered from `first`),
+    then the rising parts of rising clusters (split_rising_parts) → (the report, the labels it counted, the groups
+    and parts)."""
     until = float(np.max(times)) if now is None else now
     labels, groups = split_new_groups(times, labels, window, until, first, near_of)
-    return find_trends(times, labels, window, period, now), labels, groups
+    report = find_trends(times, labels, window, period, now)
+    labels, parts = split_rising_parts(times, labels, report, first + len(groups), near_of,
+                                       partial(find_trends, times, window=window, period=period, now=now))
+    if parts:
+        report = find_trends(times, labels, window, period, now)
+    return report, labels, groups + parts
+
+
+def split_rising_parts(times: np.ndarray, labels: np.ndarray, report: TrendReport, first: int,
+                       near_of: Callable[[np.ndarray], np.ndarray], trends_of: Callable[[np.ndarray], TrendReport],
+                       min_size: int = MIN_GROUP) -> tuple[np.ndarray, list[NewGroup]]:
+    """Labels [N] with the rising part of each rising cluster numbered below `first` (the clustering's and the new
+    groups) as a cluster of its own, numbered from `first`, and the parts. A cluster's videos are cut in two
+    (average linkage on their affinity); a part is split off when it rises (`trends_of(labels)`) and the cluster
+    without it does not (module docstring)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    seen = times <= report.now
+    parts = []
+    for t in report.trends:
+        rows = np.flatnonzero(seen & (labels == t.cluster))
+        if t.direction != "rising" or t.cluster >= first or len(rows) < 2 * min_size:
+            continue
+        d = distance(near_of(rows)[:, rows])
+        d = np.minimum(d, d.T)
+        np.fill_diagonal(d, 0.0)
+        half = fcluster(linkage(squareform(d, checks=False), "average"), 2, "maxclust")
+        for side in (1, 2):
+            part = rows[half == side]
+            if min(len(part), len(rows) - len(part)) < min_size:
+                break
+            trial = labels.copy()
+            trial[part] = first + len(parts)
+            rising = {u.cluster for u in trends_of(trial).trends if u.direction == "rising"}
+            if first + len(parts) in rising and t.cluster not in rising:
+                labels = trial
+                parts.append(NewGroup(first + len(parts), part, [t.cluster], "part"))
+                break
+    return labels, parts
 
 
 def catalog_trends(cat: Catalog, clustering: Clustering, time_field: str = "uploaded_at", window: str = "7d",
                    period: str | None = None, now: str | None = None) -> tuple[TrendReport, bool, dict[str, Any]]:
     """Trends of a catalog's clusters over its videos' `time_field` metadata → (the report, whether the times are
     ISO-8601, the JSON document of `tubelet trends`). On a clustering compared on the affinity, new groups of the
-    recent window are split off first (split_new_groups); a trend of one lists its `members` and the clusters
-    they were `within`."""
+    recent window are split off first (split_new_groups), then the rising parts of rising clusters
+    (split_rising_parts); a trend of either lists its `members`, the clusters they were `within` and its `kind`."""
     label = clustering.label_of()
     ids, times, labels, iso = [], [], [], set()
     for v in cat.videos():
@@ -245,7 +292,7 @@ def catalog_trends(cat: Catalog, clustering: Clustering, time_field: str = "uplo
                                                     partial(clustering.near, features(cat, ids), ids))
     else:
         report = find_trends(times, labels, length, step, at)
-    extra = {g.cluster: {"members": [ids[i] for i in g.rows], "within": g.within} for g in groups}
+    extra = {g.cluster: {"members": [ids[i] for i in g.rows], "within": g.within, "kind": g.kind} for g in groups}
     fmt = lambda t: format_time(t, iso_times)  # noqa: E731
     data = {"time_field": time_field, "window": window, "now": fmt(report.now),
             "periods": [fmt(t) for t in report.periods], "totals": report.totals,
