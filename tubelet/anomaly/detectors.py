@@ -44,6 +44,11 @@ class Ticks:
     residual: np.ndarray | None = None  # [N, C]
 
 
+def top_mean(values: np.ndarray, top: int) -> np.ndarray:
+    """The mean of the `top` largest values along the last axis (a few cells that stand out, not the whole frame)."""
+    return np.sort(values, axis=-1)[..., -top:].mean(-1)
+
+
 def forward_folds(fold: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(held, fitted) tick masks of each cross-fitting part: the part, and the parts before it (the first part:
     all the others)."""
@@ -131,7 +136,7 @@ class CellKNN(Detector):
 
     def _top(self, d: np.ndarray) -> np.ndarray:
         """[n, C] distances → [n] mean of the `top` largest per-cell z-scores."""
-        return np.sort((d - self.center) / self.spread, axis=1)[:, -self.top:].mean(1)
+        return top_mean((d - self.center) / self.spread, self.top)
 
     def fit(self, ticks: Ticks) -> np.ndarray:
         x = getattr(ticks, self.field).astype(np.float32)
@@ -225,7 +230,7 @@ class Speed(Detector):
 
     def _raw(self, motion: np.ndarray) -> np.ndarray:
         speed = np.hypot(motion[..., 1], motion[..., 2])
-        return np.sort(speed, axis=-1)[..., -self.top:].mean(-1)
+        return top_mean(speed, self.top)
 
     def fit(self, ticks: Ticks) -> np.ndarray:
         return self._raw(ticks.motion)
@@ -312,7 +317,7 @@ class Residual(Detector):
         self.top = top
 
     def _raw(self, residual: np.ndarray) -> np.ndarray:
-        return np.sort(residual, axis=-1)[..., -self.top:].mean(-1)
+        return top_mean(residual, self.top)
 
     def fit(self, ticks: Ticks) -> np.ndarray:
         return self._raw(ticks.residual)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tubelet.anomaly.detectors import APPEARANCE, MOTION
+from tubelet.anomaly.detectors import APPEARANCE, MOTION, top_mean
 from tubelet.config import IMAGENET_MEAN, IMAGENET_STD
 from tubelet.model.masking import tube_mask
 from tubelet.model.videomae import VideoMAE
@@ -105,7 +105,7 @@ class Reconstruction:
 
     def _score(self, errors: np.ndarray) -> np.ndarray:
         z = (errors - self.mean) / self.std
-        return np.sort(z, axis=1)[:, -self.top:].mean(1)
+        return top_mean(z, self.top)
 
     def fit(self, errors: np.ndarray, held: np.ndarray) -> np.ndarray:
         """Statistics from the held-out windows (their two halves cross-fitted) → their raw scores."""
