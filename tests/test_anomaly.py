@@ -275,7 +275,9 @@ def test_a_version_5_model_dir_still_loads_and_scores(model_dir, footage, tmp_pa
     normal = NormalModel.load(old)
     assert "residual" not in normal.names and len(normal.names) == len(manifest["detectors"])
     res = score_source(normal, footage["dir"] / "later.mp4")
-    assert res.z.shape[1] == len(normal.names) and len(res.scores) > 10
+    full = score_source(NormalModel.load(model_dir), footage["dir"] / "later.mp4")
+    assert res.z.shape[1] == len(normal.names) == full.z.shape[1] - 1 and np.isfinite(res.scores).all()
+    assert np.array_equal(res.starts, full.starts) and res.ends[-1] == full.ends[-1] >= res.duration_s - 0.5
     manifest["version"] = 4
     (old / "anomaly.json").write_text(json.dumps(manifest))
     with pytest.raises(TubeletError, match="version-5/6"):
