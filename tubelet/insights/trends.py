@@ -157,13 +157,22 @@ class NewGroup:
     kind: str = "new"  # "new": recent uploads apart from every older one; "part": a rising cluster's rising part
 
 
+def hierarchy(a: np.ndarray, method: str) -> np.ndarray:
+    """scipy's linkage tree (`method`) of R videos from their affinities [R, R] to one another (each pair at the
+    nearer of its two directions; own entries ignored)."""
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    d = distance(a)
+    d = np.minimum(d, d.T)
+    np.fill_diagonal(d, 0.0)
+    return linkage(squareform(d, checks=False), method)
+
+
 def new_groups(near: np.ndarray, recent: np.ndarray, min_size: int = MIN_GROUP) -> list[np.ndarray]:
     """Groups of recent videos nearer one another than any of them is to an older video, from the affinity [R, N]
     (higher = nearer, affinity.py) of the R recent videos — rows `recent` of N — to all N (own entries ignored):
     each a set of rows of N (module docstring)."""
-    from scipy.cluster.hierarchy import linkage
-    from scipy.spatial.distance import squareform
-
     r = len(recent)
     old = np.ones(near.shape[1], bool)
     old[recent] = False
@@ -173,10 +182,7 @@ def new_groups(near: np.ndarray, recent: np.ndarray, min_size: int = MIN_GROUP) 
     near[np.arange(r), recent] = -np.inf
     escape = near[:, old].max(1)  # each recent video's affinity to its nearest older one
     typical = float(np.median(near.max(1)))  # a recent video's to its nearest one
-    inner = distance(near[:, recent])
-    inner = np.minimum(inner, inner.T)
-    np.fill_diagonal(inner, 0.0)
-    tree = linkage(squareform(inner, checks=False), "single")
+    tree = hierarchy(near[:, recent], "single")
     members = [[i] for i in range(r)]
     fits = []
     for a, b, height, _ in tree:
@@ -235,8 +241,7 @@ def split_rising_parts(times: np.ndarray, labels: np.ndarray, report: TrendRepor
     groups) as a cluster of its own, numbered from `first`, and the parts. A cluster's videos are cut in two
     (average linkage on their affinity); a part is split off when it rises (`trends_of(labels)`) and the cluster
     without it does not, and is then cut in turn (module docstring)."""
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial.distance import squareform
+    from scipy.cluster.hierarchy import fcluster
 
     seen = times <= report.now
     parts = []
@@ -246,10 +251,7 @@ def split_rising_parts(times: np.ndarray, labels: np.ndarray, report: TrendRepor
         rows = np.flatnonzero(seen & (labels == c))
         if len(rows) < 2 * min_size:
             continue
-        d = distance(near_of(rows)[:, rows])
-        d = np.minimum(d, d.T)
-        np.fill_diagonal(d, 0.0)
-        half = fcluster(linkage(squareform(d, checks=False), "average"), 2, "maxclust")
+        half = fcluster(hierarchy(near_of(rows)[:, rows], "average"), 2, "maxclust")
         for side in (1, 2):
             part = rows[half == side]
             if min(len(part), len(rows) - len(part)) < min_size:
