@@ -69,12 +69,15 @@ class ShotDetector(ABC):
 
 
 # ---- hard cuts ---------------------------------------------------------------------------------------------------
-def _spikes(change: np.ndarray, w: int, min_change: float, spike: float, hard: float) -> np.ndarray:
+def _spikes(change: np.ndarray, w: int, min_change: float, spike: float, hard: float,
+            beside: bool = False) -> np.ndarray:
     """[F] bool: a change of at least `hard`, or of at least `min_change` and `spike`× any change 2 to w frames
-    around it (the frames beside it do not count: a cut re-encoded with a blended frame spreads over two)."""
+    around it (the frames beside it count only with `beside`: a cut re-encoded with a blended frame spreads over
+    two; 1 to w frames with it)."""
     padded = np.concatenate([np.zeros(w), change, np.zeros(w)])
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1)  # [F, 2w+1], frame t at column w
-    around = np.maximum(windows[:, :w - 1].max(1), windows[:, w + 2:].max(1))
+    gap = 0 if beside else 1
+    around = np.maximum(windows[:, :w - gap].max(1), windows[:, w + 1 + gap:].max(1))
     return (change >= hard) | ((change >= min_change) & (change >= spike * np.maximum(around, 1e-6)))
 
 
@@ -237,11 +240,9 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
                                                                                       max_again_2)}
     # a jump in a still framing too small for the 64 px frames: at twice the size, one frame changes, all of its
     # change new, the frames around it change under a third as much, and nothing else changes across it
-    around = np.lib.stride_tricks.sliding_window_view(np.pad(sig.fine_changed, w), 2 * w + 1).copy()
-    around[:, w] = 0
     still = ((sig.fine_novel >= min_fine) & (sig.fine_novel >= fine_share * sig.fine_changed)
-             & (sig.fine_changed >= fine_spike * around.max(1)) & (sig.fine_across <= max_across * sig.fine_changed)
-             & in_framing)
+             & _spikes(sig.fine_changed, w, 0.0, fine_spike, np.inf, beside=True)
+             & (sig.fine_across <= max_across * sig.fine_changed) & in_framing)
     idx = np.flatnonzero(still)
     found |= {int(i) for i in idx[lasting(idx, apart) >= stays * layout[idx]] if relit_at(sig, i) > max_relit}
     kept: list[int] = []
