@@ -43,6 +43,7 @@ from tubelet.atomic import atomic_open, atomic_write
 from tubelet.catalog.fingerprint import COLOURS, PATCH
 from tubelet.catalog.fingerprint import DIM as FP_DIM
 from tubelet.catalog.normalise import Normalisation, fit_normalisation
+from tubelet.catalog.rows import Frames, Segments
 from tubelet.errors import TubeletError
 
 FORMAT = "tubelet-catalog"
@@ -110,28 +111,6 @@ class VideoEntry:
     fp_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # [F, FP_DIM]
     fp_thumbs: np.ndarray = field(default_factory=lambda: np.zeros((0, PATCH, PATCH), np.uint8))  # fingerprint.py
     fp_colours: np.ndarray = field(default_factory=lambda: np.zeros((0, COLOURS), np.uint8))  # fingerprint.py
-
-
-@dataclass
-class Frames:
-    """Fingerprint rows of some videos, in catalog order: `video[i]` indexes `ids`."""
-
-    ids: list[str]
-    video: np.ndarray  # [F] int
-    times: np.ndarray  # [F] seconds
-    vectors: np.ndarray  # [F, FP_DIM] float32
-
-
-@dataclass
-class Segments:
-    """Segment rows of some videos, in catalog order: `video[i]` indexes `ids`."""
-
-    ids: list[str]
-    video: np.ndarray  # [S] int
-    keys: np.ndarray  # [S] uint64, stable across compaction
-    starts: np.ndarray  # [S]
-    ends: np.ndarray  # [S]
-    vectors: np.ndarray  # [S, D] float32
 
 
 @dataclass
@@ -575,6 +554,11 @@ class Catalog:
                 out[v] = values[offsets[at[1]]:offsets[at[1] + 1]]
         return out
 
+    def refit_normalisation(self) -> Normalisation | None:
+        """The normalisation of what this catalog holds now, fitted afresh (what a commit stores)."""
+        frames = self.frames()
+        return fit_normalisation(self.segments(), frames, self.thumbs(frames.ids))
+
     def normalised_segments(self) -> np.ndarray | None:
         """Every segment's vector (in `segments()` order) in the normalised space, computed once for this state;
         None when the catalog is empty."""
@@ -911,7 +895,7 @@ class Catalog:
             frags[i:i + 2] = [self._write_fragment(merged.combine_chunks())]
         self._manifest = manifest
         self._layout = None
-        norm = fit_normalisation(self)
+        norm = self.refit_normalisation()
         if norm is None:
             manifest["norm"] = None
         else:
