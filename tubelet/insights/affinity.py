@@ -19,8 +19,8 @@ videos item by item and keep their best-matching pair (set-to-set best match):
   three channels above are grey or the barely trained model's: the scenes of a clip with cuts share no moment and
   look unlike each other in grey, but often keep one palette, while two low-texture footages (a white text page, a
   screen recording) that look alike in grey and to the model differ in colour. Added as a fourth channel of equal
-  weight (benchmarks/trends.py, demo checkpoint, the ten seen streams: ARI 0.755–0.961, mean 0.851 → 0.821–0.976,
-  mean 0.891, no stream lower by more than 0.001).
+  weight (benchmarks/trends.py, demo checkpoint, the ten streams seen, offline on their catalogs: ARI 0.752–0.961,
+  mean 0.850 → 0.827–0.973, mean 0.879; eight higher, two lower by 0.009 and 0.001).
 
 Raw similarities mean different things for different videos (a static, low-texture shot resembles much), so each
 channel is standardised per video: z = (s − median) / (1.4826·MAD) over the video's similarities to the others (for
