@@ -530,8 +530,9 @@ def scale(n: int, dim: int, topics: int, seed: int = 0) -> None:
 
 def synthetic_features(topic: np.ndarray, x: np.ndarray, rng: np.random.Generator):
     """Affinity items shaped like a 3 s upload's (6 fingerprint pairs, their 16 crop views and 9 columns, 2
-    segments), scattered around a per-topic pattern (strays: their own): for timing the affinity path."""
-    from tubelet.catalog.fingerprint import DIM
+    segments, 6 colour histograms), scattered around a per-topic pattern (strays: their own): for timing the affinity
+    path."""
+    from tubelet.catalog.fingerprint import COLOURS, DIM
     from tubelet.insights.affinity import Crops, Features, Items
 
     def unit(a: np.ndarray) -> np.ndarray:
@@ -546,7 +547,9 @@ def synthetic_features(topic: np.ndarray, x: np.ndarray, rng: np.random.Generato
     crops = [unit(p[None] + 0.5 * rng.normal(size=(25, 6, 2 * DIM))).reshape(-1, 2 * DIM) for p in pairs]
     segs = unit(np.repeat(x, 2, axis=0) + 0.1 * rng.normal(size=(2 * n, x.shape[1])))
     mirror = Items(-frames.vectors, owner, n)
-    return Features(frames, mirror, frames, mirror, Crops.given(crops), Items(segs, np.repeat(np.arange(n), 2), n))
+    hues = unit(np.abs(rng.normal(size=(int(key.max()) + 1, 1, COLOURS))[key] + rng.normal(size=(n, 6, COLOURS))))
+    return Features(frames, mirror, frames, mirror, Crops.given(crops), Items(segs, np.repeat(np.arange(n), 2), n),
+                    Items(hues.reshape(-1, COLOURS), owner, n))
 
 
 def recommend_cost(sizes: list[int], liked: int = 3, seed: int = 0) -> None:
@@ -555,8 +558,8 @@ def recommend_cost(sizes: list[int], liked: int = 3, seed: int = 0) -> None:
     thumbnails, 16:9, 2 segment vectors; 20 topics). Before: every catalog video's crop views made up front (what
     recommend did until the views were made on first use); after: only those the query compares crops with. The
     reference statistics are fixed (timing does not depend on them); the two affinities must be equal."""
-    from tubelet.catalog.fingerprint import DIM, PATCH
-    from tubelet.insights.affinity import Reference, Source, affinity, features_of
+    from tubelet.catalog.fingerprint import COLOURS, DIM, PATCH
+    from tubelet.insights.affinity import CHANNELS, Reference, Source, affinity, features_of
 
     print("| videos | before (s) | after (s) | crop views made | ratio before / after |\n|---|---|---|---|---|")
     for n in sizes:
@@ -568,9 +571,10 @@ def recommend_cost(sizes: list[int], liked: int = 3, seed: int = 0) -> None:
             thumbs = np.clip(base[t] + rng.normal(0, 40, (7, PATCH, PATCH)), 0, 255).astype(np.uint8)
             fp = rng.normal(size=(7, DIM)).astype(np.float32)
             sources.append(Source(np.arange(7) * 0.5, fp / np.linalg.norm(fp, axis=1, keepdims=True), thumbs,
-                                  1280, 720, rng.normal(size=(2, 192)).astype(np.float32)))
+                                  1280, 720, rng.normal(size=(2, 192)).astype(np.float32),
+                                  rng.integers(0, 256, (7, COLOURS)).astype(np.uint8)))
         mine = np.sort(rng.choice(n, liked, replace=False))
-        stats = np.tile(np.array([0.5, 0.05], np.float32), (n, 3, 1))
+        stats = np.tile(np.array([0.5, 0.05], np.float32), (n, len(CHANNELS), 1))
         out = {}
         for when in ("before", "after"):
             t0 = time.perf_counter()

@@ -15,7 +15,7 @@ import pytest
 from conftest import REAL_VIDEOS, needs_shared, run_cli
 
 from tubelet.anomaly.calibrate import Calibration
-from tubelet.anomaly.detectors import Direction, Shift, Ticks
+from tubelet.anomaly.detectors import CellKNN, Direction, Residual, Shift, Ticks
 from tubelet.anomaly.features import LUMA
 from tubelet.anomaly.frames import open_reader, ticks
 from tubelet.anomaly.normal import NormalModel
@@ -205,18 +205,20 @@ def test_a_guard_adds_evidence_only_past_its_own_normal_p99():
         Calibration.from_dict({k: v for k, v in cal.to_dict().items() if k != "gate"})
 
 
-def test_short_footage_tail_is_extrapolated_not_set_by_one_event():
-    """15 s of normal footage (30 segments) whose top 3 are one one-off move: with a tail count of 3 the p99 is
-    extrapolated from the bulk's exponential tail (near the true ln 50 above the median), not that move's height;
-    on long footage, and without a tail count, it is read off the data as before."""
+@pytest.mark.parametrize("detector", [Direction, Residual, CellKNN])
+def test_short_footage_tail_is_extrapolated_not_set_by_one_event(detector):
+    """15 s of normal footage (30 segments) whose top 3 are one one-off move: the detectors scored against what
+    the normal footage showed (direction, residual, the cell banks) extrapolate the p99 from the bulk's exponential
+    tail (near the true ln 50 above the median), not that move's height; on long footage, and without a tail
+    count, it is read off the data as before."""
     short = np.r_[-np.log(1 - np.arange(27) / 29), [20.0, 21.0, 22.0]]  # exponential(1) at its 30 quantiles
     cal = Calibration()
     cal.fit_detector("plain", short, 1e-6)
-    cal.fit_detector("direction", short, 1e-6, tail_count=Direction.tail_count)
+    cal.fit_detector(detector.name or "cells", short, 1e-6, tail_count=detector.tail_count)
     assert cal.scale["plain"] > 15
-    assert cal.scale["direction"] == pytest.approx(np.log(50), abs=0.15)  # exponential(1): p99 − median
+    assert cal.scale[detector.name or "cells"] == pytest.approx(np.log(50), abs=0.15)  # exponential(1): p99 − median
     long = np.random.default_rng(0).exponential(size=2000)
-    cal.fit_detector("long", long, 1e-6, tail_count=Direction.tail_count)
+    cal.fit_detector("long", long, 1e-6, tail_count=detector.tail_count)
     assert cal.scale["long"] == pytest.approx(np.percentile(long, 99) - np.median(long))
 
 

@@ -20,7 +20,6 @@ from conftest import REAL_VIDEOS, needs_shared, splice
 
 from tubelet.analysis.catalog_pace import CACHE_VERSION
 from tubelet.analysis.transitions import default_detector
-from tubelet.catalog.normalise import fit_normalisation
 from tubelet.catalog.reedits import EDITS, render
 from tubelet.catalog.store import Catalog
 from tubelet.data import sliding_windows
@@ -249,7 +248,7 @@ def test_rm(catalog, tmp_path):
     assert gone not in {v["id"] for v in run_json("index", "ls", "--catalog", copy)}
     assert gone in {v["id"] for v in run_json("index", "ls", "--catalog", root)}
     before, after = Catalog.open(root).normalisation(), Catalog.open(copy).normalisation()
-    refit = fit_normalisation(Catalog.open(copy))
+    refit = Catalog.open(copy).refit_normalisation()
     assert before.videos == len(CLIPS) and after.videos == refit.videos == len(CLIPS) - 1
     np.testing.assert_allclose(after.whiten, refit.whiten, atol=1e-5)
     assert after.frame_chance == pytest.approx(refit.frame_chance) and after.frame_chance != before.frame_chance

@@ -11,7 +11,6 @@ from test_catalog_search import MODEL, walk
 
 from tubelet.catalog.copies import Line, Pairs, covered_seconds, find_copies, follow, hough_line, runs, score_of
 from tubelet.catalog.fingerprint import DIM, FPS, mirrored
-from tubelet.catalog.normalise import fit_normalisation
 from tubelet.catalog.search import Query, make_query
 from tubelet.catalog.store import Catalog, VideoEntry, VideoRecord
 from tubelet.errors import TubeletError
@@ -195,7 +194,7 @@ def test_normalisation_is_stored_and_consistent_after_add_and_rm(tmp_path):
     np.testing.assert_allclose(a.whiten, b.whiten, atol=1e-4)
     for f in ("segment_chance", "raw_segment_chance", "frame_chance"):
         assert getattr(a, f) == pytest.approx(getattr(b, f), abs=1e-5), f
-    assert fit_normalisation(grown).frame_chance == pytest.approx(a.frame_chance, abs=1e-6)  # stored = refit
+    assert grown.refit_normalisation().frame_chance == pytest.approx(a.frame_chance, abs=1e-6)  # stored = refit
     norm_files = sorted(p.name for p in (tmp_path / "grown").glob("norm-*.npz"))
     assert len(norm_files) == 1  # the replaced ones were collected
     z = a.transform(grown.segments().vectors)  # whitened: unrelated segments spread around 0

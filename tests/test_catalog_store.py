@@ -381,3 +381,17 @@ def test_searches_never_fail_under_a_long_churn(tmp_path):
     done, failures, cycles = searches_while_a_writer_churns(tmp_path / "c", 60.0, 100)
     assert done > 100 and cycles > 100, (done, cycles)
     assert not failures, f"{len(failures)} of {done} searches failed, e.g. {failures[0]}"
+
+
+def test_colour_histograms_round_trip_and_are_absent_where_none_were_stored(tmp_path):
+    from tubelet.catalog.fingerprint import COLOURS
+
+    rng = np.random.default_rng(0)
+    with_colours = entry(0)
+    with_colours.fp_times = np.arange(3) * 0.5
+    with_colours.fp_colours = rng.integers(0, 256, (3, COLOURS)).astype(np.uint8)
+    cat = Catalog.create(tmp_path / "c", MODEL)
+    cat.add([with_colours, entry(1)], MODEL.id)
+    got = Catalog.open(tmp_path / "c").colours(["v0000", "v0001", "nope"])
+    assert list(got) == ["v0000"]
+    np.testing.assert_array_equal(got["v0000"], with_colours.fp_colours)

@@ -140,3 +140,61 @@ def test_crop_views_made_on_first_use_give_the_affinity_of_all_made():
     for q, row in zip(mine, a_lazy, strict=True):
         near = [j for j in np.argsort(-row, kind="stable") if j != q][:5]
         assert (topic[near] == topic[q]).all()
+
+
+def test_colour_histograms_count_the_content_box_and_are_unit_vectors():
+    """Half red, half blue: two bins of share ½ each (255·√½); the left half alone: one bin. A sampled clip's
+    frames each get one histogram of unit norm (in 255ths)."""
+    from tubelet.catalog.fingerprint import BINS, COLOURS, FrameSampler, colour_histograms
+
+    frame = np.zeros((1, 32, 64, 3), np.uint8)
+    frame[:, :, :32, 0] = 255
+    frame[:, :, 32:, 2] = 255
+    red, blue = (BINS - 1) * BINS * BINS, BINS - 1
+    h = colour_histograms(frame, (0, 1, 0, 1))
+    assert h.shape == (1, COLOURS) and h[0, red] == h[0, blue] == round(255 * np.sqrt(0.5)) and h.sum() == 2 * 180
+    left = colour_histograms(frame, (0, 1, 0, 0.5))
+    assert left[0, red] == 255 and left.sum() == 255
+    sampler = FrameSampler(0.0, 2.0)
+    rng = np.random.default_rng(0)
+    for t in np.arange(0, 2.0, 1 / 15):
+        sampler.offer(float(t), rng.integers(0, 256, (120, 160, 3)).astype(np.uint8))
+    fp = sampler.fingerprints()
+    assert fp.colours.shape == (len(fp.times), COLOURS)
+    np.testing.assert_allclose(np.linalg.norm(fp.colours / 255, axis=1), 1.0, atol=0.02)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_two_footages_alike_in_grey_but_of_other_palettes_are_two_clusters(seed):
+    """Two topics whose grey frames, thumbnails and segments come from one pool (a white page and a screen
+    recording look alike in grey and to the model) but whose frames differ in colour: with the colour histograms
+    they are two clusters, each one topic; without them, the affinity cannot tell them apart."""
+    import cv2
+
+    from tubelet.catalog.fingerprint import COLOURS, PATCH, part_views
+    from tubelet.insights.affinity import Source, features_of
+
+    rng = np.random.default_rng(seed)
+    n = 20
+    topic = np.repeat([0, 1], n)
+    scene = cv2.GaussianBlur(rng.integers(0, 255, (7, PATCH, PATCH)).astype(np.uint8), (0, 0), 2)
+    palettes = rng.dirichlet(np.full(COLOURS, 0.05), 2)
+    coloured, grey_only = [], []
+    for t in topic:
+        thumbs = np.clip(scene + rng.normal(0, 12, scene.shape), 0, 255).astype(np.uint8)
+        fp = part_views(thumbs, [(0, PATCH, 0, PATCH)])[0]
+        seg = rng.normal(size=(2, 16)).astype(np.float32)
+        share = rng.dirichlet(2000 * palettes[t] + 0.01, 7)
+        colours = np.round(255 * np.sqrt(share)).astype(np.uint8)
+        coloured.append(Source(np.arange(7) * 0.5, fp, thumbs, 1280, 720, seg, colours))
+        grey_only.append(Source(np.arange(7) * 0.5, fp, thumbs, 1280, 720, seg))
+    ids = [str(i) for i in range(2 * n)]
+    vectors = rng.normal(size=(2 * n, 16)).astype(np.float32)
+    labels = fit(ids, vectors, ClusterParams(), feats=features_of(coloured)).labels
+    assert len(set(labels.tolist()) - {-1}) == 2 and (labels >= 0).mean() >= 0.9
+    for t in (0, 1):
+        assert len(set(labels[(topic == t) & (labels >= 0)].tolist())) == 1
+    blind = fit(ids, vectors, ClusterParams(), feats=features_of(grey_only)).labels
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(topic, blind) < 0.5

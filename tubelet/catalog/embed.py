@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from tubelet.atomic import atomic_open
-from tubelet.catalog.fingerprint import DIM as FP_DIM
 from tubelet.catalog.fingerprint import (
+    COLOURS,
     PATCH,
     Fingerprints,
     FrameSampler,
@@ -40,6 +40,7 @@ from tubelet.catalog.fingerprint import (
     grey,
     stored_rows,
 )
+from tubelet.catalog.fingerprint import DIM as FP_DIM
 from tubelet.catalog.store import ModelInfo, VideoEntry, VideoRecord
 from tubelet.config import IMAGENET_MEAN, PRESETS
 from tubelet.data import VideoInfo, probe, read_frames_at, sliding_windows
@@ -137,6 +138,7 @@ class VideoEmbedding:
     fp_thumbs: np.ndarray = field(default_factory=lambda: np.zeros((0, PATCH, PATCH), np.uint8))  # and `thumbs`
     fp_whole: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # and `whole`
     fp_local: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # and `local`
+    fp_colours: np.ndarray = field(default_factory=lambda: np.zeros((0, COLOURS), np.uint8))  # and `colours`
 
     @property
     def id(self) -> str:
@@ -149,7 +151,8 @@ class VideoEmbedding:
                           meta=dict(meta or {}))
         fp_times, fp_vectors = stored_rows(Fingerprints(self.fp_times, self.fp_vectors, (0, 0, 0, 0), self.fp_alt,
                                                         whole=self.fp_whole))
-        return VideoEntry(rec, self.vector, self.starts, self.ends, self.segments, fp_times, fp_vectors, self.fp_thumbs)
+        return VideoEntry(rec, self.vector, self.starts, self.ends, self.segments, fp_times, fp_vectors, self.fp_thumbs,
+                          self.fp_colours)
 
 
 def model_identity(model: VideoMAE, layer: int, pool: str, tokens: float = 1.0, precision: str = "fp32") -> str:
@@ -394,7 +397,7 @@ def video_embedding(path: str | os.PathLike, info: VideoInfo, content_hash: str,
                           width=int(info.width), height=int(info.height), model_id=model_id, starts=starts,
                           ends=ends, segments=segs, vector=(mean / np.linalg.norm(mean)).astype(np.float32),
                           fp_times=fp.times, fp_vectors=fp.vectors, fp_alt=fp.alt, fp_thumbs=fp.thumbs,
-                          fp_whole=fp.whole, fp_local=fp.local)
+                          fp_whole=fp.whole, fp_local=fp.local, fp_colours=fp.colours)
 
 
 @dataclass

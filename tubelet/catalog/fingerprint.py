@@ -29,6 +29,11 @@ the right place matches at 0.99, one twentieth of the frame off at ~0.85). So th
 the first reading, a PATCH×PATCH grey thumbnail of its content box (`thumbs`), and `crop_views` describes the
 CROP-sized crops of it on a GRID×GRID lattice of positions (CROP·PATCH = THUMB: a crop is described without
 resizing). Copy detection compares a query with these only for sources its fingerprints already saw (copies.py).
+
+Everything above is grey. Per frame of the first reading, the catalog also keeps the joint colour histogram of its
+content box (`colours`: BINS levels of each of R, G, B, read from the frame at COLOUR_SIDE pixels on its short side,
+stored as 255·√share, so the dot product of two is their Bhattacharyya coefficient): the palette a footage keeps
+across its scene cuts, which the grey channels do not see (insights/affinity.py).
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ PATCH = 40  # side of the stored thumbnail of the content box
 CROP = THUMB / PATCH  # 0.8: the crops of a thumbnail that crop views describe
 GRID = 4  # crop positions along each side
 LOCAL = 3  # frames (1.5 s) in each window a frame's `local` content box is read from
+BINS = 8  # levels of each colour channel in a frame's colour histogram (BINS³ bins)
+COLOURS = BINS**3
+COLOUR_SIDE = 32  # short side of the frame a colour histogram is counted on
 
 
 @dataclass
@@ -69,6 +77,8 @@ class Fingerprints:
     # frame, where `box` cuts anything; empty otherwise
     local: np.ndarray = field(default_factory=lambda: np.zeros((0, DIM), np.float32))  # [F, DIM] each frame in
     # the box of the LOCAL frames around it, where one differs from `box`; empty otherwise
+    colours: np.ndarray = field(default_factory=lambda: np.zeros((0, COLOURS), np.uint8))  # [F, COLOURS] colour
+    # histograms of `box` (255·√share)
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -169,6 +179,19 @@ def part_views(thumbs: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np
     return _dct_block(np.concatenate(parts)).reshape(len(boxes), len(thumbs), DIM)
 
 
+def colour_histograms(rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """Colour frames [F, H, W, 3] uint8 → their joint colour histograms [F, COLOURS] uint8 (255·√share) over `box`,
+    given as fractions (top, bottom, left, right) of the height and width."""
+    h, w = rgb.shape[1:3]
+    top, bottom = int(box[0] * h), max(int(box[0] * h) + 1, round(box[1] * h))
+    left, right = int(box[2] * w), max(int(box[2] * w) + 1, round(box[3] * w))
+    q = rgb[:, top:bottom, left:right].reshape(len(rgb), -1, 3).astype(np.int64) * BINS // 256
+    code = (q[..., 0] * BINS + q[..., 1]) * BINS + q[..., 2]
+    counts = np.stack([np.bincount(c, minlength=COLOURS) for c in code]) if len(rgb) else np.zeros((0, COLOURS))
+    share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    return np.round(255 * np.sqrt(share)).astype(np.uint8)
+
+
 def mirrored(vectors: np.ndarray) -> np.ndarray:
     """The fingerprints of the left–right mirrored frames."""
     out = vectors.copy()
@@ -195,6 +218,7 @@ class FrameSampler:
         self.times = sample_times(start_s, end_s)
         self.gap = np.full(len(self.times), np.inf)
         self.frames: list[np.ndarray | None] = [None] * len(self.times)
+        self.colour: list[np.ndarray | None] = [None] * len(self.times)  # the same frames in colour, small
 
     def offer(self, t: float, rgb: np.ndarray) -> None:
         """A decoded frame [H, W, 3] uint8 shown at t seconds."""
@@ -205,6 +229,9 @@ class FrameSampler:
             scale = SIZE / min(h, w)
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             self.gap[i], self.frames[i] = gap, cv2.resize(grey(rgb), size, interpolation=cv2.INTER_AREA)
+            small = COLOUR_SIDE / min(h, w)
+            self.colour[i] = cv2.resize(np.ascontiguousarray(rgb), (max(1, round(w * small)), max(1, round(h * small))),
+                                        interpolation=cv2.INTER_AREA)
 
     def fingerprints(self) -> Fingerprints:
         """Fingerprints of the instants that got a frame."""
@@ -218,10 +245,15 @@ class FrameSampler:
         box, cut, whole = content_box(g), content_box(g, strict=True), (0, g.shape[1], 0, g.shape[2])
         none = np.zeros((0, DIM), np.float32)
         near = local_boxes(g)
+        small = [self.colour[i] for i in have]
+        small = np.stack([c if c.shape == small[0].shape else cv2.resize(c, small[0].shape[1::-1],
+                                                                          interpolation=cv2.INTER_AREA) for c in small])
+        h, w = g.shape[1:]
         return Fingerprints(self.times[have], describe(g, box), box, describe(g, cut) if cut != box else none,
                             resized(g, box, PATCH), describe(g, whole) if box != whole else none,
                             np.concatenate([describe(g[i:i + 1], b) for i, b in enumerate(near)])
-                            if any(b != box for b in near) else none)
+                            if any(b != box for b in near) else none,
+                            colour_histograms(small, (box[0] / h, box[1] / h, box[2] / w, box[3] / w)))
 
 
 def stored_rows(fp: Fingerprints) -> tuple[np.ndarray, np.ndarray]:

@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tubelet.atomic import atomic_write
 from tubelet.catalog.fingerprint import crop_views, mirrored
+from tubelet.catalog.rows import Frames, Segments
 from tubelet.errors import TubeletError
-
-if TYPE_CHECKING:
-    from tubelet.catalog.store import Catalog
 
 SHRINK = 0.1  # whitening shrinkage, as a fraction of the mean eigenvalue
 CHANCE_QUANTILE = 0.99
@@ -103,9 +101,9 @@ def chance_level(vectors: np.ndarray, video: np.ndarray, mirror: bool = False, s
     return float(np.quantile(best, CHANCE_QUANTILE))
 
 
-def fit_normalisation(catalog: Catalog) -> Normalisation | None:
-    """The normalisation of what `catalog` holds now (None when it holds fewer than two videos)."""
-    seg = catalog.segments()
+def fit_normalisation(seg: Segments, frames: Frames, thumbs: Mapping[str, np.ndarray]) -> Normalisation | None:
+    """The normalisation of a catalog's contents: every segment, every frame fingerprint and the videos' fingerprint
+    thumbnails (None when it holds fewer than two videos)."""
     if len(seg.ids) < 2:
         return None
     order = _sorted_rows(seg.ids, seg.video)
@@ -118,23 +116,23 @@ def fit_normalisation(catalog: Catalog) -> Normalisation | None:
     norm = Normalisation(len(seg.ids), mean.astype(np.float32), whiten, 0.0, 0.0, 0.0)
     norm.segment_chance = chance_level(norm.transform(vecs), video)
     norm.raw_segment_chance = chance_level(vecs, video)
-    frames = catalog.frames()
     if len(frames.times) and len(np.unique(frames.video)) >= 2:
         forder = _sorted_rows(frames.ids, frames.video)
         norm.frame_chance = chance_level(np.asarray(frames.vectors[forder], np.float32), frames.video[forder],
                                          mirror=True)
-        norm.crop_chance = crop_chance_level(catalog, np.asarray(frames.vectors[forder], np.float32),
+        norm.crop_chance = crop_chance_level(thumbs, np.asarray(frames.vectors[forder], np.float32),
                                              np.asarray(frames.ids, dtype=object)[frames.video[forder]])
     else:
         norm.frame_chance = 1.0
     return norm
 
 
-def crop_chance_level(catalog: Catalog, vectors: np.ndarray, owner: np.ndarray, seed: int = 0) -> float:
+def crop_chance_level(thumbs: Mapping[str, np.ndarray], vectors: np.ndarray, owner: np.ndarray,
+                      seed: int = 0) -> float:
     """CHANCE_QUANTILE of the best similarity of a sample of fingerprint rows [N, DIM] (both orientations; `owner`:
     each row's video id) to the crop views of one other video, over CROP_VIDEOS videos with thumbnails (1.0 when
     fewer than two have them)."""
-    thumbs = catalog.thumbs(sorted(set(owner)))
+    thumbs = {v: thumbs[v] for v in set(owner) if v in thumbs}
     if len(thumbs) < 2:
         return 1.0
     rng = np.random.default_rng(seed)

@@ -40,9 +40,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tubelet.atomic import atomic_open, atomic_write
+from tubelet.catalog.fingerprint import COLOURS, PATCH
 from tubelet.catalog.fingerprint import DIM as FP_DIM
-from tubelet.catalog.fingerprint import PATCH
 from tubelet.catalog.normalise import Normalisation, fit_normalisation
+from tubelet.catalog.rows import Frames, Segments
 from tubelet.errors import TubeletError
 
 FORMAT = "tubelet-catalog"
@@ -109,28 +110,7 @@ class VideoEntry:
     fp_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [F] seconds
     fp_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, FP_DIM), np.float32))  # [F, FP_DIM]
     fp_thumbs: np.ndarray = field(default_factory=lambda: np.zeros((0, PATCH, PATCH), np.uint8))  # fingerprint.py
-
-
-@dataclass
-class Frames:
-    """Fingerprint rows of some videos, in catalog order: `video[i]` indexes `ids`."""
-
-    ids: list[str]
-    video: np.ndarray  # [F] int
-    times: np.ndarray  # [F] seconds
-    vectors: np.ndarray  # [F, FP_DIM] float32
-
-
-@dataclass
-class Segments:
-    """Segment rows of some videos, in catalog order: `video[i]` indexes `ids`."""
-
-    ids: list[str]
-    video: np.ndarray  # [S] int
-    keys: np.ndarray  # [S] uint64, stable across compaction
-    starts: np.ndarray  # [S]
-    ends: np.ndarray  # [S]
-    vectors: np.ndarray  # [S, D] float32
+    fp_colours: np.ndarray = field(default_factory=lambda: np.zeros((0, COLOURS), np.uint8))  # fingerprint.py
 
 
 @dataclass
@@ -173,6 +153,7 @@ def _schema(dim: int) -> pa.Schema:
         ("seg_end_s", pa.list_(pa.float64())), ("seg_vector", pa.list_(vec)),
         ("fp_time_s", pa.list_(pa.float64())), ("fp_vector", pa.list_(pa.list_(pa.float32(), FP_DIM))),
         ("fp_thumb", pa.list_(pa.list_(pa.uint8(), PATCH * PATCH))),  # absent from catalogs made before it
+        ("fp_colour", pa.list_(pa.list_(pa.uint8(), COLOURS))),  # and this one
     ])
 
 
@@ -554,15 +535,29 @@ class Catalog:
 
     def thumbs(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Each given video's fingerprint thumbnails [F, PATCH, PATCH] (fingerprint.py), where it has them."""
+        return {v: t.reshape(-1, PATCH, PATCH) for v, t in self._per_frame(ids, "fp_thumb", PATCH * PATCH).items()}
+
+    def colours(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Each given video's fingerprint colour histograms [F, COLOURS] (fingerprint.py), where it has them."""
+        return self._per_frame(ids, "fp_colour", COLOURS)
+
+    def _per_frame(self, ids: Sequence[str], column: str, width: int) -> dict[str, np.ndarray]:
+        """Each given video's rows [F, width] of a per-frame column, where it has any (a column added after a
+        fragment was written is absent from it)."""
         lay = self.layout()
         out = {}
         for v in ids:
-            if (at := lay.rows.get(v)) is None or "fp_thumb" not in self._table(at[0]).column_names:
+            if (at := lay.rows.get(v)) is None or column not in self._table(at[0]).column_names:
                 continue
-            offsets, values = self._column(at[0], "fp_thumb", PATCH * PATCH)
+            offsets, values = self._column(at[0], column, width)
             if offsets[at[1] + 1] > offsets[at[1]]:
-                out[v] = values[offsets[at[1]]:offsets[at[1] + 1]].reshape(-1, PATCH, PATCH)
+                out[v] = values[offsets[at[1]]:offsets[at[1] + 1]]
         return out
+
+    def refit_normalisation(self) -> Normalisation | None:
+        """The normalisation of what this catalog holds now, fitted afresh (what a commit stores)."""
+        frames = self.frames()
+        return fit_normalisation(self.segments(), frames, self.thumbs(frames.ids))
 
     def normalised_segments(self) -> np.ndarray | None:
         """Every segment's vector (in `segments()` order) in the normalised space, computed once for this state;
@@ -859,6 +854,7 @@ class Catalog:
                 columns["fp_time_s"].append(np.asarray(e.fp_times, np.float64))
                 columns["fp_vector"].append(list(np.asarray(e.fp_vectors, np.float32).reshape(-1, FP_DIM)))
                 columns["fp_thumb"].append(list(np.asarray(e.fp_thumbs, np.uint8).reshape(-1, PATCH * PATCH)))
+                columns["fp_colour"].append(list(np.asarray(e.fp_colours, np.uint8).reshape(-1, COLOURS)))
                 next_key += len(e.segments)
             manifest["fragments"].append(self._write_fragment(pa.table(columns, schema=_schema(self.model.dim))))
             manifest["next_key"] = next_key
@@ -894,11 +890,12 @@ class Catalog:
         while len(frags) > MAX_FRAGMENTS:  # merge the adjacent pair with the fewest segments (keys stay in order)
             i = int(np.argmin([a["segments"] + b["segments"] for a, b in zip(frags, frags[1:], strict=False)]))
             merged = pa.concat_tables([self._table(frags[i]["file"]), self._table(frags[i + 1]["file"])],
-                                      promote_options="default")  # a fragment from before fp_thumb: empty there
+                                      promote_options="default")  # a fragment from before fp_thumb or fp_colour: empty
+            # there
             frags[i:i + 2] = [self._write_fragment(merged.combine_chunks())]
         self._manifest = manifest
         self._layout = None
-        norm = fit_normalisation(self)
+        norm = self.refit_normalisation()
         if norm is None:
             manifest["norm"] = None
         else:

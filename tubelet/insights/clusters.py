@@ -36,7 +36,7 @@ import numpy as np
 from tubelet.atomic import atomic_write
 from tubelet.catalog.store import Catalog
 from tubelet.errors import TubeletError
-from tubelet.insights.affinity import Features, Reference, affinity, distance, features
+from tubelet.insights.affinity import CHANNELS, Features, Reference, affinity, distance, features
 from tubelet.insights.space import Space, fit_space
 
 STORE = Path("insights") / "clusters.npz"
@@ -91,11 +91,11 @@ class Clustering:
     links: np.ndarray  # [C] longest link inside each cluster (distance in the space)
     params: ClusterParams
     info: dict[str, Any] = field(default_factory=dict)  # model id, catalog generation/videos, time of the fit
-    # fitted on the affinity (else empty): the fitted videos, their labels, their per-channel statistics [F, 3, 2],
-    # and each cluster's longest link in affinity distance [C]
+    # fitted on the affinity (else empty): the fitted videos, their labels, their per-channel statistics
+    # [F, CHANNELS, 2], and each cluster's longest link in affinity distance [C]
     fit_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, str))
     fit_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    fit_stats: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 2), np.float32))
+    fit_stats: np.ndarray = field(default_factory=lambda: np.zeros((0, len(CHANNELS), 2), np.float32))
     affinity_links: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @property
@@ -316,7 +316,8 @@ def save(clustering: Clustering, catalog: Catalog) -> Path:
 
 
 def load(catalog: Catalog) -> Clustering | None:
-    """The stored clustering, or None when there is none or it was fitted on another model's vectors."""
+    """The stored clustering, or None when there is none, or it was fitted on another model's vectors or on an
+    affinity of other channels (a refit follows)."""
     path = catalog.root / STORE
     if not path.is_file():
         return None
@@ -329,6 +330,8 @@ def load(catalog: Catalog) -> Clustering | None:
             if "fit_ids" in z.files:  # fitted on the affinity (absent from clusterings fitted on vectors before)
                 out.fit_ids, out.fit_labels = z["fit_ids"].astype(str), z["fit_labels"].astype(np.int64)
                 out.fit_stats, out.affinity_links = z["fit_stats"], z["affinity_links"]
+                if out.fit_stats.shape[1] != len(CHANNELS):  # fitted on an affinity of other channels: stale
+                    return None
     except (OSError, KeyError, ValueError, TypeError) as e:
         raise TubeletError(f"{path}: unreadable stored clustering ({e}); refit with `tubelet clusters --refit`") \
             from None

@@ -107,7 +107,8 @@ def _by_affinity(clustering: Clustering, catalog: Catalog, ids: list[str], label
     if len(mine):
         a[:len(mine)] = affinity(ref.features.subset(mine), ref, seed, own=mine)[0]
     if files:
-        q = features_of([Source(*_stored(x), x.width, x.height, x.segments) for x in files])
+        q = features_of([Source(*_stored(x), x.width, x.height, x.segments, x.fp_colours if len(x.fp_colours) else None)
+                         for x in files])
         a[len(mine):] = affinity(q.in_space(clustering.space), ref, seed)[0]
     fitted = np.flatnonzero(fit_rows >= 0)
     placed = clustering.nearest_cluster(a[len(mine):, fitted], fit_rows[fitted])
