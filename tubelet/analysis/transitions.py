@@ -354,14 +354,15 @@ class FastConfig:
     doubt_change: float = 0.3  # with a second opinion: a cut whose colours change this much (a change of scene, not a
     # jump in one framing) while the layout does not jump beyond its surroundings (a whip pan, a flash, shake) is
     # asked about
-    doubt_dissolve_s: float = 0.4  # … and a dissolve this short (a flash fading, a burst of motion blur can ramp so)
     max_smeared: float = MAX_SMEARED  # a cut that one side (its 48×27 grey frame) blurred along x or y
     # and shifted explains (see smeared) is a whip pan's blur switching on or off
     max_moved: float = 0.34  # a blend whose last picture is its first shifted, all but this share of the change (see
     # moved), is a pan or shake (development seeds 0–18: a false dissolve on a pool's own camera motion 0.25, true
     # dissolves and fades ≥ 0.42; those on a shaky cake's, 0.39, are left: too near)
-    min_inside: float = 0.4  # the share TransNetV2's all-frames head gives some frame of a doubtful dissolve (dev:
-    # false ones ≤ 0.30, true ones ≥ 0.48 but for one of 79 at 0.23)
+    min_inside: float = 0.4  # with a second opinion, every dissolve is asked about (a flash fading, a burst of motion
+    # blur, shake or a whip pan between two views ramps like one): the share TransNetV2's all-frames head gives some
+    # frame of it (development seeds 0–20: false dissolves ≤ 0.31 but one at 0.62, true ones ≥ 0.48 but one of 159 at
+    # 0.23)
     flat: float = 0.03  # luma std of a flat (black, white, one-colour) frame
     merge_gap_s: float = 0.5  # a fade out and a fade in closer than this are one fade through black/white
 
@@ -374,8 +375,8 @@ class Gradual:
 
 class FastDetector(ShotDetector):
     """Hard cuts from histogram spikes, gradual transitions from straight ramps of the luma grid; with a
-    `second_opinion` (TransNetV2, `--shots cascade`), the doubtful cuts (FastConfig.doubt_change) are kept only
-    where that model, run on a short window around each, finds a transition."""
+    `second_opinion` (TransNetV2, `--shots cascade`), the doubtful cuts (FastConfig.doubt_change) and the dissolves
+    are kept only where that model, run on a short window around each, finds a transition."""
 
     name = "fast"
 
@@ -418,8 +419,10 @@ class FastDetector(ShotDetector):
         """The transitions, less (with a second opinion) the doubtful ones it does not find: cuts whose colours change
         (FastConfig.doubt_change) while the layout does not jump beyond its surroundings, asked on 32 frames around
         each (a cut is the old shot's last frame to TransNetV2: its single-frame head within 3 frames before to 2
-        after); short dissolves (FastConfig.doubt_dissolve_s), asked whether its all-frames head puts any of their
-        frames inside a transition (FastConfig.min_inside) with 16 frames on each side."""
+        after); dissolves, asked whether its all-frames head puts any of their frames inside a transition
+        (FastConfig.min_inside) with 16 frames on each side (never wipes, which it gives ~0 when ffmpeg draws them
+        hard-edged, nor fades: on the development sets its verdict on false fades, 0.33 and 0.42, lies among the true
+        ones')."""
         cfg, model = self.config, self.second_opinion
         if model is None:
             return found
@@ -431,7 +434,7 @@ class FastDetector(ShotDetector):
             if t.kind == "cut" and sig.change[a] >= cfg.doubt_change and not np.isclose(layout, t.start_s).any():
                 if model.around(sig, a - 3, a + 2, 13)[0].max() <= model.threshold:
                     continue
-            elif t.kind == "dissolve" and t.end_s - t.start_s <= cfg.doubt_dissolve_s:
+            elif t.kind == "dissolve":
                 if model.around(sig, a, b - 1, 16)[1].max() < cfg.min_inside:
                     continue
             kept.append(t)
@@ -581,8 +584,9 @@ def has_transnetv2() -> bool:
 
 
 def transnetv2_model() -> Any:
-    """TransNetV2 on the CPU, loaded once per process on first use (~1.5 s: a cascade whose cuts are all clear never
-    loads it) and shared by every detector and thread (in eval mode its forward pass keeps no state)."""
+    """TransNetV2 on the CPU, loaded once per process on first use (~1.5 s: a cascade that finds no dissolve and no
+    doubtful cut never loads it) and shared by every detector and thread (in eval mode its forward pass keeps no
+    state)."""
     global _model
     with _loading:  # two server jobs asking at once load it once
         if _model is None:
