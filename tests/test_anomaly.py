@@ -160,12 +160,14 @@ def test_default_model_adapts_and_scores(footage, monkeypatch, capsys):
     summary = json.loads(out)
     assert summary["detectors"][-2:] == ["mae_reconstruction", "mae_embedding"] and summary["adapt_steps"] == 5
     assert (d / "mae.normal" / "mae" / "model.safetensors").is_file()
-    code, out, err = run_cli(monkeypatch, capsys, "anomaly", "score", d / "dark.mp4", "--normal", d / "mae.normal",
-                             "--out", d / "mae.report", "--json")
+    code, out, err = run_cli(monkeypatch, capsys, "anomaly", "score", d / "dark.mp4", d / "later.mp4", "--normal",
+                             d / "mae.normal", "--out", d / "mae.report", "--json")
     assert code == 0, err
     a, b = footage["event"]
-    events = json.loads(out)["videos"][0]["events"]
+    dark, later = json.loads(out)["videos"]
+    events = dark["events"]
     assert any(abs(e["start_s"] - a) <= 1.0 and abs(e["end_s"] - b) <= 1.0 for e in events), events
+    assert later["events"] == [], later["events"]  # the same stretch without the event: nothing
 
 
 def test_shift_guard_measures_a_knock_on_textureless_asphalt_and_ignores_exposure():

@@ -65,15 +65,15 @@ class Calibration:
     def z(self, name: str, raw: np.ndarray | float) -> np.ndarray:
         return (np.asarray(raw, np.float64) - self.median[name]) / self.scale[name]
 
-    def fit_combined(self, zs: np.ndarray, segment: np.ndarray) -> None:
+    def fit_combined(self, zs: np.ndarray, segment: np.ndarray, at_least: float = 1e-6) -> None:
         """zs [S, D] normal segments × detectors, `segment` [S] their ids in time order → the 99th percentile of
-        their steady evidence (a neighbour not among them counts as the segment itself)."""
+        their steady evidence (a neighbour not among them counts as the segment itself), at least `at_least`."""
         e = self.evidence(zs)
         row = {int(s): i for i, s in enumerate(segment)}
         prev = e[[row.get(int(s) - 1, i) for i, s in enumerate(segment)]]
         after = e[[row.get(int(s) + 1, i) for i, s in enumerate(segment)]]
         steady = self.steady(prev, e, after)
-        self.combined_p99 = max(float(np.percentile(steady, PERCENTILE)), 1e-6)
+        self.combined_p99 = max(float(np.percentile(steady, PERCENTILE)), at_least)
         calibrated = steady / self.combined_p99
         self.normal_quantiles = {f"p{q:g}": round(float(np.percentile(calibrated, q)), 4)
                                  for q in (50, 90, 95, 99, 99.9)}

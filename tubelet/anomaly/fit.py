@@ -165,6 +165,7 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
     zs = np.stack(z_cols, 1)  # [segments, D_frame]
     rows = np.arange(len(zs))  # the segment ids of zs's rows
     fit_info = {"ticks": n, "segments": int(fo.segments), "windows": len(fo.windows), "frame_size": list(size)}
+    cal.fit_combined(zs, rows)
     if mae is not None:
         windows = np.stack(fo.windows)
         wseg = np.array(fo.window_segment)
@@ -184,11 +185,12 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
         w = WindowScores(np.concatenate([p.errors for p in parts]), np.concatenate([p.embeddings for p in parts]))
         fits = {"mae_reconstruction": w.errors, "mae_embedding": w.embeddings}
         wz = [cal.fit_detector(det.name, det.fit(fits[det.name], held), det.floor) for det in normal.window_detectors]
-        zs, rows = np.concatenate([zs[wseg[held]], np.stack(wz, 1)], 1), wseg[held]
+        # calibrated on the held-out part only (a quarter of the segments, the MAE adapted on the rest), but not
+        # below the frame detectors' p99 over all segments: more detectors only add evidence to each segment
+        cal.fit_combined(np.concatenate([zs[wseg[held]], np.stack(wz, 1)], 1), wseg[held], cal.combined_p99)
         fit_info.update(adapt_steps=cfg.adapt_steps, adapt_windows=int((~held).sum()),
                         calibration_windows=int(held.sum()), first_loss=losses[0] if losses else None,
                         last_loss=float(np.mean(losses[-10:])) if losses else None)
-    cal.fit_combined(zs, rows)
     normal.info = {
         "model": {"source": source, "identity": model_identity(mae, -1, "mean") if mae is not None else None},
         "normal": [{"path": f.name, "sha256": _sha256(f), "duration_s": round(i.duration_s, 3)}
