@@ -117,9 +117,15 @@ def run_scene(scene: Path, donors: list[np.ndarray], args: argparse.Namespace, w
     rng = np.random.default_rng([args.seed, sum(scene.name.encode())])
     kinds = list(args.events) * args.repeats + ["none"] * args.normal_videos
     s = Scored()
-    for v, (kind, offset, length, start, dur) in enumerate(
-            plan(kinds, rng, len(test), RATE, args.length, (args.min_event, args.max_event), args.speed,
-                 activity(test))):
+    planned = plan(kinds, rng, len(test), RATE, args.length, (args.min_event, args.max_event), args.speed,
+                   activity(test))
+    left_out = list(kinds)
+    for kind, *_ in planned:
+        left_out.remove(kind)
+    if left_out:
+        console.log(f"{scene.stem}: its {len(test) / RATE:.1f} s test part is too short for {', '.join(left_out)}: "
+                    "left out")
+    for v, (kind, offset, length, start, dur) in enumerate(planned):
         src = test[offset:]
         if kind == "none":
             video, ev = src[:length], None

@@ -20,7 +20,7 @@ from tubelet.anomaly.features import LUMA
 from tubelet.anomaly.frames import open_reader, ticks
 from tubelet.anomaly.normal import NormalModel
 from tubelet.anomaly.score import score_source
-from tubelet.anomaly.synthetic import _shift, inject, read_frames, write_frames
+from tubelet.anomaly.synthetic import _shift, extra_frames, inject, plan, read_frames, write_frames
 from tubelet.errors import TubeletError
 
 BUNDLED = Path(__file__).resolve().parents[1] / "tubelet" / "assets" / "clips"
@@ -205,18 +205,32 @@ def test_a_guard_adds_evidence_only_past_its_own_normal_p99():
         Calibration.from_dict({k: v for k, v in cal.to_dict().items() if k != "gate"})
 
 
+def test_plan_leaves_out_what_a_short_clip_cannot_hold():
+    """A 5 s test part (a 10 s clip): a 4× fast stretch of 2 s needs 8 s of source, so it is left out; the others
+    are planned inside the source and start inside their video; a long source holds every kind."""
+    kinds = ["object", "fast", "reverse", "none"]
+    short = plan(kinds, np.random.default_rng(0), 50, 10.0, 12.0, (2.0, 2.5), speed=4)
+    assert [k for k, *_ in short] == ["object", "reverse", "none"]
+    for kind, offset, length, start, dur in short:
+        assert 0 < length and offset + length + extra_frames(kind, dur) <= 50 and start < length
+    assert [k for k, *_ in plan(kinds, np.random.default_rng(0), 1000, 10.0, 12.0, (2.0, 2.5))] == kinds
+
+
 @pytest.mark.parametrize("detector", [Direction, Residual, CellKNN])
 def test_short_footage_tail_is_extrapolated_not_set_by_one_event(detector):
     """15 s of normal footage (30 segments) whose top 3 are one one-off move: the detectors scored against what
     the normal footage showed (direction, residual, the cell banks) extrapolate the p99 from the bulk's exponential
-    tail (near the true ln 50 above the median), not that move's height; on long footage, and without a tail
-    count, it is read off the data as before."""
+    tail (near the true ln 50 above the median), not that move's height; on long footage, on footage too short to
+    have a tail (10 segments), and without a tail count, it is read off the data as before."""
     short = np.r_[-np.log(1 - np.arange(27) / 29), [20.0, 21.0, 22.0]]  # exponential(1) at its 30 quantiles
     cal = Calibration()
     cal.fit_detector("plain", short, 1e-6)
     cal.fit_detector(detector.name or "cells", short, 1e-6, tail_count=detector.tail_count)
     assert cal.scale["plain"] > 15
     assert cal.scale[detector.name or "cells"] == pytest.approx(np.log(50), abs=0.15)  # exponential(1): p99 − median
+    tiny = short[::3]  # 5 s of footage: its 5th largest of 10 is no tail to extrapolate from
+    cal.fit_detector("tiny", tiny, 1e-6, tail_count=detector.tail_count)
+    assert cal.scale["tiny"] == pytest.approx(np.percentile(tiny, 99) - np.median(tiny))
     long = np.random.default_rng(0).exponential(size=2000)
     cal.fit_detector("long", long, 1e-6, tail_count=detector.tail_count)
     assert cal.scale["long"] == pytest.approx(np.percentile(long, 99) - np.median(long))

@@ -141,7 +141,9 @@ def plan(kinds: Sequence[str], rng: np.random.Generator, available: int, rate_hz
     random time at least 1.5 s from either end, the video at a random place in the available source. With
     `motion` (the source's `activity`), a fast or reversed stretch is drawn again (up to `tries` times) until the
     source it plays moves at least as much as the source does on average (a still room played faster or backwards
-    is the same still room: an event nothing in the picture shows is not one a camera could report)."""
+    is the same still room: an event nothing in the picture shows is not one a camera could report). An event may
+    run past its video's end; a kind whose event would not start inside its video (a short clip: a fast stretch
+    consumes `speed` times its length) is left out."""
     out = []
     floor = float(np.mean(motion)) if motion is not None else 0.0
     for kind in kinds:
@@ -155,5 +157,6 @@ def plan(kinds: Sequence[str], rng: np.random.Generator, available: int, rate_hz
             played = motion[offset + start:offset + start + dur + extra] if motion is not None else None
             if kind not in MOVING or played is None or len(played) and played.mean() >= floor:
                 break
-        out.append((kind, offset, length, start, dur))
+        if length > 0 and (kind == "none" or start < length):
+            out.append((kind, offset, length, start, dur))
     return out

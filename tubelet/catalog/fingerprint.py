@@ -245,10 +245,10 @@ class FrameSampler:
         box, cut, whole = content_box(g), content_box(g, strict=True), (0, g.shape[1], 0, g.shape[2])
         none = np.zeros((0, DIM), np.float32)
         near = local_boxes(g)
-        small = [self.colour[i] for i in have]
-        small = np.stack([c if c.shape == small[0].shape else cv2.resize(c, small[0].shape[1::-1],
-                                                                          interpolation=cv2.INTER_AREA) for c in small])
-        h, w = g.shape[1:]
+        h, w = shape
+        side = (max(1, round(w * COLOUR_SIDE / min(h, w))), max(1, round(h * COLOUR_SIDE / min(h, w))))
+        small = np.stack([self.colour[i] if self.colour[i].shape[1::-1] == side else cv2.resize(
+            self.colour[i], side, interpolation=cv2.INTER_AREA) for i in have])  # as the grey ones: one size
         return Fingerprints(self.times[have], describe(g, box), box, describe(g, cut) if cut != box else none,
                             resized(g, box, PATCH), describe(g, whole) if box != whole else none,
                             np.concatenate([describe(g[i:i + 1], b) for i, b in enumerate(near)])
