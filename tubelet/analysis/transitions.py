@@ -272,6 +272,12 @@ def moved(before: np.ndarray, after: np.ndarray, reach: int = 5, step: float = 0
     return best
 
 
+def unexplained(sig: Signals, a: int, b: int) -> float:
+    """The share of the change over frames a..b that optical flow leaves unexplained (Signals.residual / .diff): a
+    blend or a wipe is not predicted by motion, a pan, a whip pan or fast action mostly is."""
+    return float(sig.residual[a:b + 1].sum()) / max(float(sig.diff[a:b + 1].sum()), 1e-9)
+
+
 @dataclass(frozen=True)
 class Ramp:
     """Frames a..b (indices) take the picture from `first` to `last` along a straight line."""
@@ -359,10 +365,11 @@ class FastConfig:
     max_moved: float = 0.34  # a blend whose last picture is its first shifted, all but this share of the change (see
     # moved), is a pan or shake (development seeds 0–18: a false dissolve on a pool's own camera motion 0.25, true
     # dissolves and fades ≥ 0.42; those on a shaky cake's, 0.39, are left: too near)
-    min_inside: float = 0.4  # with a second opinion, every dissolve is asked about (a flash fading, a burst of motion
-    # blur, shake or a whip pan between two views ramps like one): the share TransNetV2's all-frames head gives some
-    # frame of it (development seeds 0–20: false dissolves ≤ 0.31 but one at 0.62, true ones ≥ 0.48 but one of 159 at
-    # 0.23)
+    doubt_unexplained: float = 0.5  # … and a dissolve over which the flow leaves under this share of the change
+    # unexplained (see unexplained; a flash fading, a burst of motion blur, shake or a whip pan between two views ramps
+    # like one: development seeds 0–20, all 12 false dissolves 0.38–0.44, 5 of 177 true ones ≤ 0.48, the rest ≥ 0.55)
+    min_inside: float = 0.4  # the share TransNetV2's all-frames head gives some frame of a doubtful dissolve (dev:
+    # false ones ≤ 0.31 but one at 0.62, true ones ≥ 0.48 but one of 159 at 0.23)
     flat: float = 0.03  # luma std of a flat (black, white, one-colour) frame
     merge_gap_s: float = 0.5  # a fade out and a fade in closer than this are one fade through black/white
 
@@ -375,8 +382,9 @@ class Gradual:
 
 class FastDetector(ShotDetector):
     """Hard cuts from histogram spikes, gradual transitions from straight ramps of the luma grid; with a
-    `second_opinion` (TransNetV2, `--shots cascade`), the doubtful cuts (FastConfig.doubt_change) and the dissolves
-    are kept only where that model, run on a short window around each, finds a transition."""
+    `second_opinion` (TransNetV2, `--shots cascade`), the doubtful cuts (FastConfig.doubt_change) and dissolves
+    (FastConfig.doubt_unexplained) are kept only where that model, run on a short window around each, finds a
+    transition."""
 
     name = "fast"
 
@@ -419,10 +427,10 @@ class FastDetector(ShotDetector):
         """The transitions, less (with a second opinion) the doubtful ones it does not find: cuts whose colours change
         (FastConfig.doubt_change) while the layout does not jump beyond its surroundings, asked on 32 frames around
         each (a cut is the old shot's last frame to TransNetV2: its single-frame head within 3 frames before to 2
-        after); dissolves, asked whether its all-frames head puts any of their frames inside a transition
-        (FastConfig.min_inside) with 16 frames on each side (never wipes, which it gives ~0 when ffmpeg draws them
-        hard-edged, nor fades: on the development sets its verdict on false fades, 0.33 and 0.42, lies among the true
-        ones')."""
+        after); dissolves that motion half explains (FastConfig.doubt_unexplained), asked whether its all-frames head
+        puts any of their frames inside a transition (FastConfig.min_inside) with 16 frames on each side (never wipes,
+        which it gives ~0 when ffmpeg draws them hard-edged, nor fades: on the development sets its verdict on false
+        fades, 0.33 and 0.42, lies among the true ones')."""
         cfg, model = self.config, self.second_opinion
         if model is None:
             return found
@@ -434,7 +442,7 @@ class FastDetector(ShotDetector):
             if t.kind == "cut" and sig.change[a] >= cfg.doubt_change and not np.isclose(layout, t.start_s).any():
                 if model.around(sig, a - 3, a + 2, 13)[0].max() <= model.threshold:
                     continue
-            elif t.kind == "dissolve":
+            elif t.kind == "dissolve" and unexplained(sig, a, b) < cfg.doubt_unexplained:
                 if model.around(sig, a, b - 1, 16)[1].max() < cfg.min_inside:
                     continue
             kept.append(t)
@@ -476,7 +484,7 @@ class FastDetector(ShotDetector):
         steps = np.abs(np.diff(g, axis=0)).mean(1)
         if steps.max() >= cfg.max_step * steps.sum():  # a cut, unless that frame only changes the lighting
             return "" if relit_at(sig, self._steepest(sig, r)) <= cfg.max_relit else "cut"
-        if sig.residual[r.a:r.b + 1].sum() < cfg.min_unexplained * sig.diff[r.a:r.b + 1].sum():
+        if unexplained(sig, r.a, r.b) < cfg.min_unexplained:
             return ""  # motion predicts the frames: a pan, a whip pan or fast action
         if r.wipe:  # block after block: the moving edge changes the edge statistics, and nothing blends
             return "gradual"
@@ -683,4 +691,4 @@ def detector(name: str | None = None) -> ShotDetector:
 __all__ = ["DETECTORS", "MAX_AGAIN", "MAX_AGAIN_2", "MAX_RELIT", "MAX_SMEARED", "FastConfig", "FastDetector",
            "ShotDetector", "Transition", "TransNetV2Detector", "again_at", "default_detector", "detect_cuts",
            "detector", "explained", "fit_ramp", "has_transnetv2", "in_motion", "moved", "relit", "relit_at", "smeared",
-           "smeared_at", "transnetv2_model"]
+           "smeared_at", "transnetv2_model", "unexplained"]
