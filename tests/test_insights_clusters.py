@@ -198,3 +198,37 @@ def test_two_footages_alike_in_grey_but_of_other_palettes_are_two_clusters(seed)
     from sklearn.metrics import adjusted_rand_score
 
     assert adjusted_rand_score(topic, blind) < 0.5
+
+
+def test_a_cropped_captioned_upload_matches_its_source_in_crops_not_another_captioned_topic():
+    """The crops channel compares the parts above a caption bar: a crop of a footage with a caption bar added is
+    nearer its source's crop view than another footage's upload with the same bar (with whole views the shared bar
+    won)."""
+    import cv2
+
+    from tubelet.catalog.fingerprint import PATCH, part_views
+    from tubelet.insights.affinity import Source, _crop_match, features_of
+
+    rng = np.random.default_rng(0)
+
+    def footage() -> np.ndarray:
+        return np.stack([cv2.GaussianBlur(rng.integers(0, 255, (200, 200)).astype(np.uint8), (0, 0), 6)
+                         for _ in range(7)])
+
+    def thumbs(frames: np.ndarray, caption: bool) -> np.ndarray:
+        t = np.stack([cv2.resize(f, (PATCH, PATCH), interpolation=cv2.INTER_AREA) for f in frames])
+        if caption:  # a dark bar with light words across the lower third
+            t[:, 27:37] = 20
+            t[:, 30:34, 4:36:3] = 235
+        return t
+
+    def source(t: np.ndarray) -> Source:
+        fp = part_views(t, [(0, PATCH, 0, PATCH)])[0]
+        return Source(np.arange(len(t)) * 0.5, fp, t, 1280, 720, np.zeros((1, 4), np.float32))
+
+    original, other = footage(), footage()
+    crop = original[:, 15:175, 15:175]  # an 80 % window on the crop views' lattice, scaled back up
+    feats = features_of([source(thumbs(original, False)), source(thumbs(crop, True)),
+                         source(thumbs(other, True))])
+    to_source, to_other = _crop_match(feats, 1, feats, np.array([0, 2]))
+    assert to_source > to_other + 0.1

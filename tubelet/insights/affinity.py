@@ -9,10 +9,14 @@ videos item by item and keep their best-matching pair (set-to-set best match):
 - `frames`: the catalog's frame fingerprints (fingerprint.py: model-free, robust to grades, captions and low
   resolution), taken as pairs of consecutive fingerprints (0.5 s apart, concatenated), so a match is two moments
   in a row, not one frame that happens to look alike; both orientations (a mirrored re-upload).
-- `crops`: those pairs against the crop views of the other video's stored thumbnails (fingerprint.py
-  `crop_views`: the DCT fingerprint does not survive an 80 % crop, its crop views do), in both directions; for
-  each video only against its CANDIDATES nearest by the other two channels and a seeded sample of SAMPLE others
-  (the sample standardises the channel).
+- `crops`: the pairs of the frames' upper parts against the same parts of the crop views of the other video's
+  stored thumbnails (the DCT fingerprint does not survive an 80 % crop, its crop views do; fingerprint.py
+  `crop_views`), in both directions; for each video only against its CANDIDATES nearest by the other two channels
+  and a seeded sample of SAMPLE others (the sample standardises the channel). Upper parts because a caption bar
+  covers the lower third of every crop view: with whole views, the channel matched a topic's captioned uploads
+  to each other and to other topics' captioned ones rather than to the topic (benchmarks/trends.py, the ten seen
+  streams: same-topic pairs of which one is captioned, median z 0.48 vs 0.9–1.4 for the other re-edits; captioned
+  pairs of different topics, 95th percentile 0.98 vs 0.28 overall; upper parts: 1.23 and 0.39).
 - `segments`: the model's segment vectors in the clustering's space (space.py: centred, whitened with a floor fit
   for small catalogs; the catalog's own normalisation for search flattened the groups of a small catalog).
 - `colours`: the colour histograms of the fingerprinted frames (fingerprint.py; Bhattacharyya coefficient). The
@@ -39,7 +43,7 @@ from functools import cache, partial
 
 import numpy as np
 
-from tubelet.catalog.fingerprint import COLOURS, PATCH, crop_views, mirrored, part_views, split_readings
+from tubelet.catalog.fingerprint import COLOURS, GRID, PATCH, THUMB, mirrored, part_views, split_readings
 from tubelet.catalog.fingerprint import DIM as FP_DIM
 from tubelet.catalog.store import Catalog
 
@@ -115,7 +119,7 @@ class Features:
     mirrored: Items  # the same pairs, left–right mirrored
     upper: Items  # fingerprint pairs of the part above UPPER of the height (what a caption bar leaves alone)
     upper_mirrored: Items
-    crops: Crops  # per video, the crop views of its fingerprint pairs
+    crops: Crops  # per video, the upper parts of the crop views of its fingerprint pairs
     segments: Items  # segment vectors [·, D], as stored until mapped into a clustering's space (`in_space`)
     colours: Items  # colour histograms of frames [·, COLOURS] (unit: √shares)
 
@@ -221,8 +225,11 @@ def features_of(sources: list[Source]) -> Features:
 
 
 def _crop_views(thumbs: np.ndarray, columns: list[tuple[int, int, int, int]], keep: np.ndarray) -> np.ndarray:
-    """The fingerprint pairs `keep` of a video's crop views and 9:16 columns [V·len(keep), 2·FP_DIM]."""
-    views = np.concatenate([crop_views(thumbs), part_views(thumbs, columns)])  # [V, F, DIM]
+    """The fingerprint pairs `keep` of the upper parts of a video's crop views and 9:16 columns [V·len(keep),
+    2·FP_DIM]: the part above UPPER of what a crop (a THUMB window on the GRID lattice) or a 9:16 re-frame keeps."""
+    at = np.round(np.linspace(0, PATCH - THUMB, GRID)).astype(int)
+    boxes = [(y, y + THUMB, x, x + THUMB) for y in at for x in at] + columns
+    views = part_views(thumbs, [(t, t + round(UPPER * (b - t)), x0, x1) for t, b, x0, x1 in boxes])  # [V, F, DIM]
     return np.concatenate([_pairs(v)[keep] for v in views])
 
 
@@ -329,17 +336,17 @@ def affinity(q: Features, ref: Reference | None = None, seed: int = 0, own: np.n
 
 
 def _crop_match(q: Features, i: int, r: Features, cols: np.ndarray) -> np.ndarray:
-    """[len(cols)] best similarity between video i's fingerprint pairs (both orientations) and the crop views of
-    reference videos `cols`, and between theirs and i's crop views; NaN where there is nothing to compare."""
+    """[len(cols)] best similarity between video i's upper fingerprint pairs (both orientations) and the crop views
+    of reference videos `cols`, and between theirs and i's crop views; NaN where there is nothing to compare."""
     out = np.full(len(cols), np.nan, np.float32)
-    mine = np.concatenate([q.frames.of(i), q.mirrored.of(i)])
+    mine = np.concatenate([q.upper.of(i), q.upper_mirrored.of(i)])
     if not len(mine):
         return out
     for n, j in enumerate(cols):
         best = []
         if len(r.crops[j]):
             best.append(float((mine @ r.crops[j].T).max()))
-        theirs = np.concatenate([r.frames.of(j), r.mirrored.of(j)])
+        theirs = np.concatenate([r.upper.of(j), r.upper_mirrored.of(j)])
         if len(q.crops[i]) and len(theirs):
             best.append(float((theirs @ q.crops[i].T).max()))
         if best:
