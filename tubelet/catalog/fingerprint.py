@@ -159,11 +159,16 @@ def describe(grey: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     return _dct_block(resized(grey, box, THUMB))
 
 
-def crop_views(thumbs: np.ndarray) -> np.ndarray:
-    """Thumbnails [F, PATCH, PATCH] → fingerprints [GRID², F, DIM] of their THUMB×THUMB crops on a GRID×GRID lattice
-    of positions (corners included): what a crop to CROP of the frame at about that place shows."""
+def crop_boxes() -> list[tuple[int, int, int, int]]:
+    """The THUMB×THUMB crops (top, bottom, left, right) of a PATCH×PATCH thumbnail on a GRID×GRID lattice of
+    positions (corners included): what a crop to CROP of the frame at about that place shows."""
     at = np.round(np.linspace(0, PATCH - THUMB, GRID)).astype(int)
-    views = [thumbs[:, y:y + THUMB, x:x + THUMB] for y in at for x in at]
+    return [(int(y), int(y) + THUMB, int(x), int(x) + THUMB) for y in at for x in at]
+
+
+def crop_views(thumbs: np.ndarray) -> np.ndarray:
+    """Thumbnails [F, PATCH, PATCH] → fingerprints [GRID², F, DIM] of their crops on the lattice (`crop_boxes`)."""
+    views = [thumbs[:, t:b, x0:x1] for t, b, x0, x1 in crop_boxes()]
     return _dct_block(np.concatenate(views)).reshape(len(views), len(thumbs), DIM) if len(thumbs) else \
         np.zeros((len(views), 0, DIM), np.float32)
 

@@ -43,7 +43,7 @@ from functools import cache, partial
 
 import numpy as np
 
-from tubelet.catalog.fingerprint import COLOURS, GRID, PATCH, THUMB, mirrored, part_views, split_readings
+from tubelet.catalog.fingerprint import COLOURS, PATCH, crop_boxes, mirrored, part_views, split_readings
 from tubelet.catalog.fingerprint import DIM as FP_DIM
 from tubelet.catalog.store import Catalog
 
@@ -227,8 +227,7 @@ def features_of(sources: list[Source]) -> Features:
 def _crop_views(thumbs: np.ndarray, columns: list[tuple[int, int, int, int]], keep: np.ndarray) -> np.ndarray:
     """The fingerprint pairs `keep` of the upper parts of a video's crop views and 9:16 columns [V·len(keep),
     2·FP_DIM]: the part above UPPER of what a crop (a THUMB window on the GRID lattice) or a 9:16 re-frame keeps."""
-    at = np.round(np.linspace(0, PATCH - THUMB, GRID)).astype(int)
-    boxes = [(y, y + THUMB, x, x + THUMB) for y in at for x in at] + columns
+    boxes = crop_boxes() + columns
     views = part_views(thumbs, [(t, t + round(UPPER * (b - t)), x0, x1) for t, b, x0, x1 in boxes])  # [V, F, DIM]
     return np.concatenate([_pairs(v)[keep] for v in views])
 
