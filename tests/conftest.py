@@ -24,11 +24,17 @@ from fractions import Fraction  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import av  # noqa: E402
+import cv2  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from hub_stub import StandInHub  # noqa: E402
 
 from tubelet import ModelConfig, VideoMAE, preset  # noqa: E402
+
+# OpenCV single-threaded in the test process: the CLI fuzz forks it, and OpenCV's worker pool does not survive a
+# fork (once a test has run OpenCV multi-threaded, e.g. the anomaly features' optical flow, a forked `analyze` waits
+# forever in cv2.setNumThreads). The suite passes either way.
+cv2.setNumThreads(1)
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 BUNDLED_VIDEOS = Path(__file__).resolve().parents[1] / "tubelet" / "assets" / "clips"
