@@ -214,6 +214,18 @@ def grey(rgb: np.ndarray) -> np.ndarray:
     return (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.uint8)
 
 
+def _short_side_size(h: int, w: int, side: int) -> tuple[int, int]:
+    """cv2's (width, height) of an h×w frame scaled to `side` pixels on its short side."""
+    scale = side / min(h, w)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _one_size(frames: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """Frames stacked at one cv2 (width, height), those of another size resized (a resolution change)."""
+    return np.stack([f if f.shape[1::-1] == size else cv2.resize(f, size, interpolation=cv2.INTER_AREA)
+                     for f in frames])
+
+
 class FrameSampler:
     """Collects, from frames decoded for another purpose, the one nearest to each fingerprint instant of a span
     (grey, short side SIZE), so fingerprinting costs no second decode."""
@@ -231,11 +243,9 @@ class FrameSampler:
         gap = abs(t - self.times[i])
         if gap < self.gap[i]:
             h, w = rgb.shape[:2]
-            scale = SIZE / min(h, w)
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            self.gap[i], self.frames[i] = gap, cv2.resize(grey(rgb), size, interpolation=cv2.INTER_AREA)
-            small = COLOUR_SIDE / min(h, w)
-            self.colour[i] = cv2.resize(np.ascontiguousarray(rgb), (max(1, round(w * small)), max(1, round(h * small))),
+            self.gap[i], self.frames[i] = gap, cv2.resize(grey(rgb), _short_side_size(h, w, SIZE),
+                                                          interpolation=cv2.INTER_AREA)
+            self.colour[i] = cv2.resize(np.ascontiguousarray(rgb), _short_side_size(h, w, COLOUR_SIDE),
                                         interpolation=cv2.INTER_AREA)
 
     def fingerprints(self) -> Fingerprints:
@@ -245,15 +255,12 @@ class FrameSampler:
             return Fingerprints(np.zeros(0), np.zeros((0, DIM), np.float32), (0, 0, 0, 0))
         shapes = {self.frames[i].shape for i in have}
         shape = max(shapes, key=lambda hw: sum(self.frames[i].shape == hw for i in have))  # a resolution change
-        g = np.stack([self.frames[i] if self.frames[i].shape == shape else cv2.resize(
-            self.frames[i], shape[::-1], interpolation=cv2.INTER_AREA) for i in have])
+        g = _one_size([self.frames[i] for i in have], shape[::-1])
         box, cut, whole = content_box(g), content_box(g, strict=True), (0, g.shape[1], 0, g.shape[2])
         none = np.zeros((0, DIM), np.float32)
         near = local_boxes(g)
         h, w = shape
-        side = (max(1, round(w * COLOUR_SIDE / min(h, w))), max(1, round(h * COLOUR_SIDE / min(h, w))))
-        small = np.stack([self.colour[i] if self.colour[i].shape[1::-1] == side else cv2.resize(
-            self.colour[i], side, interpolation=cv2.INTER_AREA) for i in have])  # as the grey ones: one size
+        small = _one_size([self.colour[i] for i in have], _short_side_size(h, w, COLOUR_SIDE))  # as the grey ones
         return Fingerprints(self.times[have], describe(g, box), box, describe(g, cut) if cut != box else none,
                             resized(g, box, PATCH), describe(g, whole) if box != whole else none,
                             np.concatenate([describe(g[i:i + 1], b) for i, b in enumerate(near)])

@@ -196,7 +196,7 @@ def features(catalog: Catalog, ids: list[str]) -> Features:
 
 def features_of(sources: list[Source]) -> Features:
     """The affinity's items of some videos (catalog ones, or files embedded for a query), in that order."""
-    pairs, kept, shown, crops, segs, hues = [], [], [], [], [], []
+    pairs, kept, shown, crops, segs, palettes = [], [], [], [], [], []
     none = np.zeros((0, 2 * FP_DIM), np.float32)
     for src in sources:
         first = np.asarray(src.fp_vectors[:split_readings(src.fp_times)], np.float32) if len(src.fp_times) else \
@@ -215,13 +215,13 @@ def features_of(sources: list[Source]) -> Features:
         segs.append(np.asarray(src.segments[_spread(len(src.segments), MAX_SEGMENTS)], np.float32))
         c = np.zeros((0, COLOURS)) if src.colours is None else np.asarray(src.colours, np.float32)
         c = c[_spread(len(c), MAX_SEGMENTS)]
-        hues.append(c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-6))
+        palettes.append(c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-6))
     # the upper parts of all videos' thumbnails in one pass (one DCT over all, not one per video)
     tops = iter(np.split(part_views(np.concatenate(shown), [(0, round(UPPER * PATCH), 0, PATCH)])[0],
                          np.cumsum([len(t) for t in shown])[:-1]) if shown else [])
     upper = [none if keep is None else _pairs(next(tops))[keep] for keep in kept]
     return Features(_items(pairs), _items([_mirrored_pairs(p) for p in pairs]), _items(upper),
-                    _items([_mirrored_pairs(p) for p in upper]), Crops(crops), _items(segs), _items(hues))
+                    _items([_mirrored_pairs(p) for p in upper]), Crops(crops), _items(segs), _items(palettes))
 
 
 def _crop_views(thumbs: np.ndarray, columns: list[tuple[int, int, int, int]], keep: np.ndarray) -> np.ndarray:
