@@ -144,7 +144,7 @@ def test_a_cut_between_two_busy_shots_of_alike_colours(tmp_path):
     assert abs(found[0].start_s - e.truth()[0].start_s) <= 1 / FPS, found
     k = round(e.truth()[0].start_s * FPS)
     assert sig.unpredicted[k] >= 2 * sig.steady[k] and np.isinf(sig.steady[k + 5:]).all()
-    assert len(detect_cuts(sig, sudden=np.inf)) == 0
+    assert len(detect_cuts(sig, min_sudden=np.inf)) == 0
 
 
 @needs_shared("the aquarium's and the road's edges run mostly one way (measured on these clips)")
