@@ -28,7 +28,8 @@ crop matched its source at 0.62–0.69 against catalog chance levels of 0.66–0
 the right place matches at 0.99, one twentieth of the frame off at ~0.85). So the catalog also keeps, per frame of
 the first reading, a PATCH×PATCH grey thumbnail of its content box (`thumbs`), and `crop_views` describes the
 CROP-sized crops of it on a GRID×GRID lattice of positions (CROP·PATCH = THUMB: a crop is described without
-resizing). Copy detection compares a query with these only for sources its fingerprints already saw (copies.py).
+resizing). Copy detection compares a query with these only for the few sources its fingerprints saw or resemble most
+(copies.py).
 
 Everything above is grey. Per frame of the first reading, the catalog also keeps the joint colour histogram of its
 content box (`colours`: BINS levels of each of R, G, B, read from the frame at COLOUR_SIDE pixels on its short side,
