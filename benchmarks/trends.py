@@ -532,7 +532,7 @@ def synthetic_features(topic: np.ndarray, x: np.ndarray, rng: np.random.Generato
     """Affinity items shaped like a 3 s upload's (6 fingerprint pairs, their 16 crop views and 9 columns, 2
     segments, 6 colour histograms), scattered around a per-topic pattern (strays: their own): for timing the affinity
     path."""
-    from tubelet.catalog.fingerprint import COLOURS, DIM
+    from tubelet.catalog.fingerprint import COLOURS, DIM, ranked_histograms
     from tubelet.insights.affinity import Crops, Features, Items
 
     def unit(a: np.ndarray) -> np.ndarray:
@@ -548,8 +548,9 @@ def synthetic_features(topic: np.ndarray, x: np.ndarray, rng: np.random.Generato
     segs = unit(np.repeat(x, 2, axis=0) + 0.1 * rng.normal(size=(2 * n, x.shape[1])))
     mirror = Items(-frames.vectors, owner, n)
     hues = unit(np.abs(rng.normal(size=(int(key.max()) + 1, 1, COLOURS))[key] + rng.normal(size=(n, 6, COLOURS))))
+    hues = hues.reshape(-1, COLOURS)
     return Features(frames, mirror, frames, mirror, Crops.given(crops), Items(segs, np.repeat(np.arange(n), 2), n),
-                    Items(hues.reshape(-1, COLOURS), owner, n))
+                    Items(hues, owner, n), Items(ranked_histograms(255 * hues), owner, n))
 
 
 def recommend_cost(sizes: list[int], liked: int = 3, seed: int = 0) -> None:

@@ -40,8 +40,8 @@ def signals(change: np.ndarray, grid: np.ndarray | None = None, brightness: np.n
     contrast = np.where(bright < 0.07, 0.0, 0.2)
     hist = np.eye(64, dtype=np.float32)[np.zeros(n, int) if shot is None else shot % 64]
     return Signals("x.mp4", FPS, np.arange(n) / FPS, change, hist, grid, bright, contrast, np.full((n, 2), 0.1),
-                   changed, novel, change, change, unpredicted, across, np.ones(n), np.zeros(n), np.zeros(n),
-                   np.zeros(n), np.zeros((n, 27, 48), np.uint8))
+                   changed, novel, change, change, unpredicted, across, np.ones(n), np.full(n, np.inf), np.zeros(n),
+                   np.zeros(n), np.zeros(n), np.zeros((n, 27, 48), np.uint8))
 
 
 def test_cuts_are_isolated_spikes_that_last():

@@ -130,6 +130,23 @@ def test_jump_cuts_while_the_players_keep_moving(tmp_path):
     assert len(detect_cuts(sig, min_unpredicted=np.inf)) == 0  # without that channel: neither
 
 
+@needs_shared("the two busy shots of alike colours are measured on face_expressions_woman.mp4 and arm_wrestling.mp4")
+def test_a_cut_between_two_busy_shots_of_alike_colours(tmp_path):
+    """A talking face cut to an arm-wrestling match: the colours barely change, and both pictures move so much that
+    what motion leaves unpredicted is only ~3× its surroundings at the cut (the 5× of the unpredicted channel misses
+    it). One frame there leaves more than twice what 0.15 s of either shot's own motion leaves (Signals.steady):
+    the cut is found, within a frame; without that test, nothing is."""
+    e = Edit("busy", 256, 144, FPS, [clip("face_expressions_woman.mp4", 4.37, 33), clip("arm_wrestling.mp4", 6.45, 26)],
+             [Join("cut")])
+    sig = frame_signals(e.render(tmp_path / "busy.mp4"))
+    found = FastDetector().detect(sig)
+    assert [d.kind for d in found] == ["cut"], found
+    assert abs(found[0].start_s - e.truth()[0].start_s) <= 1 / FPS, found
+    k = round(e.truth()[0].start_s * FPS)
+    assert sig.unpredicted[k] >= 2 * sig.steady[k] and np.isinf(sig.steady[k + 5:]).all()
+    assert len(detect_cuts(sig, min_sudden=np.inf)) == 0
+
+
 @needs_shared("the aquarium's and the road's edges run mostly one way (measured on these clips)")
 def test_a_blend_that_evens_out_the_edges_is_a_dissolve(tmp_path):
     """Both shots have far fewer edges across than along; halfway through the cross-fade their edges add up in both

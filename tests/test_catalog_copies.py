@@ -340,6 +340,30 @@ def test_an_off_centre_80_percent_crop_is_located_through_its_sources_crop_views
     np.testing.assert_allclose(views[-1], describe(thumbs, (last, PATCH, last, PATCH)), atol=1e-5)
 
 
+def test_a_corner_crop_the_fingerprints_never_line_up_with_is_found_through_the_video_they_resemble_most(tmp_path):
+    """An 80 % crop of a corner shares no frame with its source above chance, so the fingerprints see nothing;
+    its frames still resemble the source more than any other video, which nominates the source's crop views
+    (NOMINATE): those find it over the whole query. Unrelated footage, nominated too, gets no crop evidence."""
+    import cv2
+
+    from tubelet.catalog.fingerprint import CROP
+
+    cat = Catalog.create(tmp_path / "c", MODEL)
+    cat.add([pixel_entry(i, panning(i)) for i in range(8)], MODEL.id)
+    y0, x0 = round(0.9 * (1 - CROP) * 96), round(0.1 * (1 - CROP) * 170)
+    crop = np.stack([cv2.resize(f[y0:y0 + round(CROP * 96), x0:x0 + round(CROP * 170)], (170, 96))
+                     for f in panning(3)])
+    fq = sampled(crop)
+    q = Query("q", np.arange(10.0), np.arange(10.0) + 2, walk(99, 10), None, fq.times, fq.vectors)
+    assert find_copies(cat, q, channels=("frames",)).sources == []
+    found = find_copies(cat, q, channels=("frames", "crops"))
+    assert [s.id for s in found.sources] == ["vid3"] and found.flagged
+    assert found.spans[0].query_end_s - found.spans[0].query_start_s > 9  # the whole query
+    other = sampled(panning(99))
+    assert find_copies(cat, Query("o", np.arange(10.0), np.arange(10.0) + 2, walk(98, 10), None, other.times,
+                                  other.vectors), channels=("frames", "crops")).sources == []
+
+
 def test_a_catalog_from_before_thumbnails_still_reads_and_merges(tmp_path, monkeypatch):
     """Fragments written without the thumbnail column read as videos without thumbnails (no crop views), and
     merge with newer fragments."""

@@ -112,6 +112,26 @@ def test_new_upload_is_assigned_without_refit(catalog):
     assert refit["fitted"]["videos"] == 10 and refit["fitted"]["fitted_at"] >= before["fitted"]["fitted_at"]
 
 
+def test_a_clustering_fitted_on_another_version_of_the_affinity_is_fitted_again(catalog, tmp_path):
+    """A stored clustering whose statistics are of another version of the affinity's channels (one stored before
+    the colour ranks records none) is stale: `clusters` fits afresh instead of placing new videos with it."""
+    import shutil
+
+    _, cat, _ = catalog
+    shutil.copytree(cat, tmp_path / "cat")
+    run_json("clusters", "--catalog", tmp_path / "cat", "--min-size", "3")
+    code, _, err = run("clusters", "--catalog", tmp_path / "cat", "--min-size", "3", "--json")
+    assert code == 0 and "clusters: up to date" in err
+    path = tmp_path / "cat" / "insights" / "clusters.npz"
+    with np.load(path) as z:
+        stored = {k: z[k] for k in z.files}
+    meta = json.loads(str(stored["meta"]))
+    assert meta["info"].pop("affinity_version") >= 2
+    np.savez(path, **{**stored, "meta": np.array(json.dumps(meta))})
+    code, _, err = run("clusters", "--catalog", tmp_path / "cat", "--min-size", "3", "--json")
+    assert code == 0 and "clusters: fitted" in err
+
+
 def test_trends_split_off_a_new_group_of_recent_uploads(catalog):
     """A fourth recent soccer upload: the recent soccer uploads are one another's nearest and far from every older
     upload, so `tubelet trends` reports them as a new group (with its members and the clusters they were in), and

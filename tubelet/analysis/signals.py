@@ -49,6 +49,9 @@ class Signals:
     # earlier (a flash is predicted again once it is over; a cut is not); 0 elsewhere
     camera: np.ndarray  # [F] where the changed share jumps: the share of the changed pixels that one motion of the
     # whole picture (a similarity transform fitted to the flow) leaves off (a jolt of the camera: little); 1 elsewhere
+    steady: np.ndarray  # [F] where `unpredicted` jumps: the most the picture's own motion over Residual.lag frames
+    # (~0.15 s) leaves unpredicted on either side of it (a frame from the one lag frames before it, both on one side:
+    # a busy picture leaves much, yet a cut leaves more in one frame); inf elsewhere
     fine_changed: np.ndarray  # [F] `changed` on the luma decoded at FINE× the size (small people in a static framing
     # that the 64 px frames average away), looked at only where `changed` ≤ STILL: 1 where not (and on the frame after)
     fine_novel: np.ndarray  # [F] `novel` at that size (0 where not looked at)
@@ -160,28 +163,31 @@ class Residual:
     """Streams what motion does not explain: each frame is predicted by the previous one warped by OpenCV's DIS
     optical flow (coarse to fine, ~0.5 ms a frame at 64 px), with a global brightness offset removed. Motion, fast
     motion and pans are predicted; a cut or a jump cut is not, anywhere. Where the unpredicted share jumps (at least
-    `min_share` and `spike`× the `window` frames before it), the frames on its two sides are compared too
-    (Signals.across), from a small ring of recent frames. Where the share of changed pixels jumps (at least
-    `min_share` and `spike`× the window before), a single motion of the whole picture is fitted to the flow
-    (Signals.camera): a jolt of the camera moves everything together, a jump cut in one framing does not."""
+    `min_share` and `jump`× the `window` frames before it), the frames on its two sides are compared too
+    (Signals.across), and each side with itself `lag` frames apart (Signals.steady), from a ring of recent frames.
+    Where the share of changed pixels jumps (at least `min_share` and `spike`× the window before), a single motion
+    of the whole picture is fitted to the flow (Signals.camera): a jolt of the camera moves everything together, a
+    jump cut in one framing does not."""
 
-    def __init__(self, window: int, min_share: float = 0.05, spike: float = 3.0) -> None:
+    def __init__(self, window: int, lag: int = 4, min_share: float = 0.05, spike: float = 3.0,
+                 jump: float = 2.5) -> None:
         self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-        self.window, self.min_share, self.spike = window, min_share, spike
+        self.window, self.lag, self.min_share, self.spike, self.jump = window, lag, min_share, spike, jump
         self.diff: list[float] = []
         self.residual: list[float] = []
         self.unpredicted: list[float] = []
         self.across: list[float] = []
         self.changed: list[float] = []
         self.camera: list[float] = []
-        self.recent: list[np.ndarray] = []  # the last 6 blurred frames
+        self.steady: list[float] = []
+        self.recent: list[np.ndarray] = []  # the last blurred frames (enough for _across and _steady)
         self.pending: list[int] = []  # jumps waiting for the frames after them
         self.coords: np.ndarray | None = None
 
     def add(self, luma: np.ndarray) -> None:
         """Take the next frame's luma (uint8 [h, w])."""
         luma = cv2.blur(luma, (3, 3))
-        self.recent = [*self.recent[-5:], luma]
+        self.recent = [*self.recent[-max(5, 2 * self.lag + 1):], luma]
         if len(self.recent) == 1:
             self.coords = np.indices(luma.shape, np.float32)[::-1]  # [2, h, w]: x, y
             # DIS's pyramid stops where the long side is under ~4 patches (8 px) a level; a finest level below that
@@ -191,6 +197,7 @@ class Residual:
             for row in (self.diff, self.residual, self.unpredicted, self.across, self.changed):
                 row.append(0.0)
             self.camera.append(1.0)
+            self.steady.append(np.inf)
             return
         prev = self.recent[-2]
         flow = self.flow.calc(luma, prev, None)  # where each pixel of luma was in prev
@@ -202,31 +209,43 @@ class Residual:
         self.unpredicted.append(share)
         self.across.append(0.0)
         self.changed.append(changed)
+        self.steady.append(np.inf)
         i = len(self.unpredicted) - 1
         before = max(self.unpredicted[max(0, i - self.window):i - 1], default=0.0)
-        if share >= self.min_share and share >= self.spike * before:
+        if share >= self.min_share and share >= self.jump * before:
             self.pending.append(i)
         before = max(self.changed[max(0, i - self.window):i - 1], default=0.0)
         jumped = changed >= self.min_share and changed >= self.spike * before
         # the changed share the transform is judged against, measured like its leftover (brightness offset removed:
         # a jump cut whose exposure also moved was read as a jolt on the bundled plaza, 0.23)
         self.camera.append(self._camera(prev, luma, flow) / max(self._error(luma, prev)[1], 1e-6) if jumped else 1.0)
-        for j in [j for j in self.pending if i - j >= 3]:
-            self.across[j] = self._across(j, i)
+        for j in [j for j in self.pending if i - j >= max(3, self.lag)]:
+            self.across[j], self.steady[j] = self._across(j, i), self._steady(j, i)
             self.pending.remove(j)
 
     def finish(self) -> None:
         """Judge the jumps still waiting at the end with the frames there are."""
+        last = len(self.unpredicted) - 1
         for j in self.pending:
-            self.across[j] = self._across(j, len(self.unpredicted) - 1)
+            self.across[j], self.steady[j] = self._across(j, last), self._steady(j, last)
         self.pending = []
+
+    def _frame(self, k: int, last: int) -> np.ndarray:
+        """Frame k from the ring (`last` is the newest frame's index)."""
+        return self.recent[len(self.recent) - 1 - (last - k)]
 
     def _across(self, j: int, last: int) -> float:
         """The least unpredicted share of frames j+1..j+3 from frames j−2, j−1 (frame indices; `last` is the newest)."""
-        frame = lambda k: self.recent[len(self.recent) - 1 - (last - k)]  # noqa: E731
         pairs = [(a, b) for a in (j - 1, j - 2) for b in (j + 1, j + 2, j + 3)
                  if a >= 0 and b <= last and last - a < len(self.recent) and b - a <= 4]
-        return min((self._predict(frame(a), frame(b))[1] for a, b in pairs), default=self.unpredicted[j])
+        return min((self._predict(self._frame(a, last), self._frame(b, last))[1] for a, b in pairs),
+                   default=self.unpredicted[j])
+
+    def _steady(self, j: int, last: int) -> float:
+        """The most unpredicted share of frame j − 1 from frame j − 1 − lag and of frame j + lag from frame j: what
+        the picture's own motion over `lag` frames leaves, on each side of frame j (inf with neither side)."""
+        pairs = [(a, a + self.lag) for a in (j - 1 - self.lag, j) if a >= 0 and a + self.lag <= last]
+        return max((self._predict(self._frame(a, last), self._frame(b, last))[1] for a, b in pairs), default=np.inf)
 
     def _predict(self, prev: np.ndarray, cur: np.ndarray, flow: np.ndarray | None = None) -> tuple[float, float]:
         """(mean |cur − prev moved onto cur| in [0, 1], share of pixels off by more than NOISE), prev moved by the
@@ -281,7 +300,7 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
     next_thumb = 0.0
     with _one_cv2_thread(), VideoReader(path) as reader:
         fps = reader.fps
-        residual = Residual(window=max(2, round(0.25 * fps)))
+        residual = Residual(window=max(2, round(0.25 * fps)), lag=max(2, round(0.15 * fps)))
         try:
             for t, frame in reader.frames(0.0):
                 w, h, quarter = geometry = reader.output_geometry(frame, size)
@@ -328,6 +347,6 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
     return Signals(os.fspath(path), fps, arr(times), arr(change), np.stack(hists).astype(np.float32),
                    np.stack(grids), arr(bright), arr(contrast), arr(edges).reshape(-1, 2), arr(novelty.changed),
                    arr(novelty.novel), arr(residual.diff), arr(residual.residual), arr(residual.unpredicted),
-                   arr(residual.across), arr(residual.camera), arr(fine.changed), arr(fine.novel), arr(fine.across),
-                   np.stack(grey_small), thumbs,
+                   arr(residual.across), arr(residual.camera), arr(residual.steady), arr(fine.changed),
+                   arr(fine.novel), arr(fine.across), np.stack(grey_small), thumbs,
                    np.stack(small) if keep_small else None)

@@ -182,34 +182,36 @@ def smeared_at(sig: Signals, k: int) -> float:
 def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard: float = 0.5,
                 layout_change: float = 0.03, layout_spike: float = 5.0, min_novel: float = 0.02,
                 novel_spike: float = 3.0, novel_share: float = 0.5, novel_layout_spike: float = 2.5,
-                min_unpredicted: float = 0.1, unpredicted_spike: float = 5.0, max_camera: float = 0.45,
+                min_unpredicted: float = 0.1, unpredicted_spike: float = 5.0, min_sudden: float = 0.2,
+                sudden_spike: float = 2.5, sudden: float = 2.0, max_camera: float = 0.45,
                 max_relit: float = MAX_RELIT, max_again: float = MAX_AGAIN, max_again_2: float = MAX_AGAIN_2,
                 min_visible: float = 0.005, min_fine: float = 0.004, fine_share: float = 0.9, fine_spike: float = 3.0,
                 max_across: float = 1.25,
                 window_s: float = 0.25, min_shot_s: float = 0.25, stays: float = 0.5) -> np.ndarray:
     """Times (s) of the first frame of every new shot: an isolated spike of the colour-histogram change (at least
-    `hard`, or at least `min_change` and `spike`× any change 2 frames to `window_s` around it), of the luma
-    grid's change (at least `layout_change` and `layout_spike`× its surroundings: a jump cut in one framing keeps
-    the colours but moves the picture), or of the new change (Signals.novel: at least `min_novel` of the picture,
-    `novel_spike`× its surroundings and `novel_share` of all that changed: in one framing, things vanish and
-    appear where nothing was moving; the layout moves too, `novel_layout_spike`× its surroundings — a ball flying
-    through does not), where the pictures 0.2 s and 0.4 s before and after still differ by
-    `stays`× the jump (a flash, or a burst of them, comes back); or of the share of the picture that motion does not
-    predict (Signals.unpredicted: at least `min_unpredicted` and `unpredicted_spike`× its surroundings: a jump cut in
-    one framing while the subject moves), where the frames on its two sides still do not predict each other
-    (Signals.across ≥ `stays`× the jump). A jump of the layout, of new change or of the unpredicted share that one
-    motion of the whole picture explains (at most `max_camera` of the changed pixels left off, Signals.camera) is a
-    jolt of the camera, not a jump cut. A jump of any channel whose luma-grid change one gain and offset of the whole
-    picture explain (at most `max_relit` of it left, see `relit`) is a change of lighting, not a cut; one whose change
-    the frame before or after repeats (more than `max_again` of it, or `max_again_2` by one of the two nearest on each
-    side: see `in_motion`) is motion; one that changes
-    under `min_visible` of the pixels by more than noise (Signals.changed) shows nothing (colours of a flat picture
-    crossing a histogram bin's edge together). Last, a jump in a still framing too small for the 64 px frames (small
-    people on a CCTV camera): on the luma at twice the size (Signals.fine_*), a frame whose change is at least
+    `hard`, or at least `min_change` and `spike`× any change 2 frames to `window_s` around it), of the luma grid's
+    change (at least `layout_change` and `layout_spike`× its surroundings: a jump cut in one framing keeps the colours
+    but moves the picture), or of the new change (Signals.novel: at least `min_novel` of the picture, `novel_spike`× its
+    surroundings and `novel_share` of all that changed: in one framing, things vanish and appear where nothing was
+    moving; the layout moves too, `novel_layout_spike`× its surroundings — a ball flying through does not), where the
+    pictures 0.2 s and 0.4 s before and after still differ by `stays`× the jump (a flash, or a burst of them, comes
+    back); or of the share of the picture that motion does not predict (Signals.unpredicted: at least `min_unpredicted`
+    and `unpredicted_spike`× its surroundings: a jump cut in one framing while the subject moves; or, in a busy picture
+    whose own motion leaves much unpredicted frame to frame, at least `min_sudden` (and `min_unpredicted`) and
+    `sudden_spike`× its surroundings where one frame leaves `sudden`× what the picture's own motion over ~0.15 s leaves
+    on either side, Signals.steady: a cut between two busy shots of alike colours, a jump cut while players run), where
+    the frames on its two sides still do not predict each other (Signals.across ≥ `stays`× the jump). A jump of the
+    layout, of new change or of the unpredicted share that one motion of the whole picture explains (at most
+    `max_camera` of the changed pixels left off, Signals.camera) is a jolt of the camera, not a jump cut. A jump of any
+    channel whose luma-grid change one gain and offset of the whole picture explain (at most `max_relit` of it left, see
+    `relit`) is a change of lighting, not a cut; one whose change the frame before or after repeats (more than
+    `max_again` of it, or `max_again_2` by one of the two nearest on each side: see `in_motion`) is motion; one that
+    changes under `min_visible` of the pixels by more than noise (Signals.changed) shows nothing (colours of a flat
+    picture crossing a histogram bin's edge together). Last, a jump in a still framing too small for the 64 px frames
+    (small people on a CCTV camera): on the luma at twice the size (Signals.fine_*), a frame whose change is at least
     `min_fine` of the pixels and `fine_share` new, `fine_spike`× that of any frame within `window_s` (so no motion
-    repeats it), and that two frames before to one after change at most `max_across`× as much (nothing else moves
-    across it); the layout's change lasts, and lighting does not explain it. Closer than `min_shot_s`, the stronger
-    one."""
+    repeats it), and that two frames before to one after change at most `max_across`× as much (nothing else moves across
+    it); the layout's change lasts, and lighting does not explain it. Closer than `min_shot_s`, the stronger one."""
     n, last = len(sig.times), len(sig.times) - 1
     w, lag = max(2, round(window_s * sig.fps)), sig.lag_frames(0.2)
     grid = sig.grid.reshape(n, -1)
@@ -234,7 +236,10 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
              & _spikes(layout, w, 0.0, novel_layout_spike, np.inf))
     idx = np.flatnonzero(novel & in_framing)
     found |= set(idx[lasting(idx, apart) >= stays * layout[idx]].tolist())
-    idx = np.flatnonzero(_spikes(sig.unpredicted, w, min_unpredicted, unpredicted_spike, np.inf) & in_framing)
+    unpredicted = (_spikes(sig.unpredicted, w, min_unpredicted, unpredicted_spike, np.inf)
+                   | (_spikes(sig.unpredicted, w, max(min_unpredicted, min_sudden), sudden_spike, np.inf)
+                      & (sig.unpredicted >= sudden * sig.steady)))
+    idx = np.flatnonzero(unpredicted & in_framing)
     found |= set(idx[sig.across[idx] >= stays * sig.unpredicted[idx]].tolist())
     found = {i for i in found if sig.changed[i] >= min_visible and not explained(sig, i, max_relit, max_again,
                                                                                       max_again_2)}

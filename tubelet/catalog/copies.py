@@ -11,9 +11,11 @@ catalog's (what the nearest item of *another* catalog video exceeds in 1 % of ca
 to its BG_RANK-th most similar video (flat or generic frames resemble everything) — weighted by how far:
 w = (sim − c) / (1 − c).
 A crop or zoom to 80 % defeats the fingerprints (their frequencies move), so for each source the fingerprints saw,
-however weakly, the query is also compared with the crop views of the source's stored thumbnails (a GRID×GRID
-lattice of 80 % crops, fingerprint.py), against their own chance level (normalise.py): the `crops` channel, which,
-like the model's, adds to sources already seen and never finds one alone.
+however weakly, and for the NOMINATE videos the query's fingerprints resemble most on average (a strong crop of a
+source lines up with it nowhere above chance, yet resembles it more than any other video: 0.68–0.83 against ≤ 0.61
+for the next), the query is also compared with the crop views of the source's stored thumbnails (a GRID×GRID
+lattice of 80 % crops, fingerprint.py), against their own chance level (normalise.py): the `crops` channel. Unlike
+the model's, it can find a source the fingerprints never lined up with, but only among those few videos.
 
 A copy keeps the order of its source but may play at another speed, so matched pairs (query t, source t) lie on a
 line t_src = slope·t_query + offset with slope in [SLOPE_MIN, SLOPE_MAX] (0.75–1.5× speed changes, with room).
@@ -60,6 +62,7 @@ E_HALF = 1.0  # seconds of full-weight evidence that score 0.5
 PEAK_MIN = 0.35  # a piece counts as evidence only if one of its items has at least this weight: static look-alikes
 # (two still indoor scenes) line up frame after frame at weights of 0.2-0.3 and summed to a copy; the weakest true
 # copy in the benchmark's seeds 2-5 peaks at 0.63
+NOMINATE = 2  # videos, besides those the fingerprints saw, whose crop views a query is compared with
 CROP_PEAK_MIN = 0.6  # the same for crop views, which give each query frame GRID² tries at a still source: a dashcam
 # road reached 0.48 against a plaza's views, while every strong crop the crop views alone found peaked at ≥ 0.85
 
@@ -327,7 +330,7 @@ def follow(first: int, last: int, line: Line, query_t: np.ndarray, sim: np.ndarr
 class Channel:
     """One kind of evidence: query items (times, one or more views) against catalog items of the same kind."""
 
-    name: str  # "frames" (fingerprints), "crops" (crop views of seen sources) or "segments" (the model, whitened)
+    name: str  # "frames" (fingerprints), "crops" (crop views of a few sources) or "segments" (the model, whitened)
     spacing: float  # seconds between consecutive items
     chance: float
     query_t: np.ndarray
@@ -337,7 +340,7 @@ class Channel:
     times: np.ndarray
     vectors: np.ndarray
     floor: float = -1.0  # the least of every row's floor (`follow`): crops compare a query with the views of the
-    # sources already seen only, so what a row reaches in other videos' views is their chance level
+    # few sources only (seen or nominated), so what a row reaches in other videos' views is their chance level
     peak: float = PEAK_MIN  # the weight one item of a piece must reach for the piece to count
 
 
@@ -394,13 +397,14 @@ def crop_channel(catalog: Catalog, frames: Channel, seen: list[str]) -> Channel 
 
 
 def _then_crops(found: list[Channel], catalog: Catalog, seen: dict[str, list[np.ndarray]],
-                crops: bool) -> Iterator[Channel]:
-    """The channels in order, with the crop views of the sources the fingerprints saw right after the fingerprints
-    (built once those have been matched, from what they saw)."""
+                resemblance: dict[str, float], crops: bool) -> Iterator[Channel]:
+    """The channels in order, with the crop views of the sources the fingerprints saw and of the NOMINATE videos
+    they resemble most right after the fingerprints (built once those have been matched, from what they found)."""
     for ch in found:
         yield ch
         if ch.name == "frames" and crops:
-            extra = crop_channel(catalog, ch, sorted(seen))
+            nominated = sorted(resemblance, key=lambda v: -resemblance[v])[:NOMINATE]
+            extra = crop_channel(catalog, ch, sorted(set(seen) | set(nominated)))
             if extra is not None:
                 yield extra
 
@@ -429,14 +433,18 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
     evidence: dict[tuple[str, str], float] = {}  # (channel, video id) → seconds
     seen: dict[str, list[np.ndarray]] = {}  # video → query times where the fingerprints (frames, crops) lined up
     # with it at all: the crop views are compared with these videos, the model's segments only at these times
+    resemblance: dict[str, float] = {}  # video → the query fingerprints' mean best similarity to it (any view)
     found = channels_of(catalog, query, channels)
-    for ch in _then_crops(found, catalog, seen, "crops" in channels):
+    for ch in _then_crops(found, catalog, seen, resemblance, "crops" in channels):
         column = ch.video[np.flatnonzero(np.diff(ch.video, prepend=-1))]  # video of each per_video column
         for view, m in enumerate(match_pairs(ch.views, ch.vectors, ch.video, ch.chance)):
+            if ch.name == "frames":
+                for j, r in zip(column, m.per_video.mean(0), strict=True):
+                    resemblance[ch.ids[j]] = max(resemblance.get(ch.ids[j], -1.0), float(r))
             for j in np.unique(ch.video[m.ci]):
                 mine = ch.video[m.ci] == j
                 vid = ch.ids[j]
-                if ch is not found[0] and found[0].name == "frames" and vid not in seen:
+                if ch.name == "segments" and found[0].name == "frames" and vid not in seen:
                     continue  # the model's evidence adds to a source the fingerprints saw, never stands alone
                 if vid not in records:
                     records[vid] = catalog.video(vid)

@@ -28,7 +28,8 @@ crop matched its source at 0.62–0.69 against catalog chance levels of 0.66–0
 the right place matches at 0.99, one twentieth of the frame off at ~0.85). So the catalog also keeps, per frame of
 the first reading, a PATCH×PATCH grey thumbnail of its content box (`thumbs`), and `crop_views` describes the
 CROP-sized crops of it on a GRID×GRID lattice of positions (CROP·PATCH = THUMB: a crop is described without
-resizing). Copy detection compares a query with these only for sources its fingerprints already saw (copies.py).
+resizing). Copy detection compares a query with these only for the few sources its fingerprints saw or resemble most
+(copies.py).
 
 Everything above is grey. Per frame of the first reading, the catalog also keeps the joint colour histogram of its
 content box (`colours`: BINS levels of each of R, G, B, read from the frame at COLOUR_SIDE pixels on its short side,
@@ -195,6 +196,28 @@ def colour_histograms(rgb: np.ndarray, box: tuple[float, float, float, float]) -
     counts = np.stack([np.bincount(c, minlength=COLOURS) for c in code]) if len(rgb) else np.zeros((0, COLOURS))
     share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     return np.round(255 * np.sqrt(share)).astype(np.uint8)
+
+
+def ranked_histograms(hists: np.ndarray) -> np.ndarray:
+    """Colour histograms [F, COLOURS] (255·√share, `colour_histograms`) → the joint histograms of the same pixels'
+    per-channel ranks [F, COLOURS] (unit √shares): each level of R, G and B is moved to its mid-rank in the frame
+    (the share of the frame's pixels below it plus half its own), read on BINS levels with linear weights. A colour
+    grade (a gain, brightness and contrast per channel: monotone in each) keeps every pixel's ranks, so it leaves
+    this histogram as it was, save for clipping and a change of saturation (which mixes the channels)."""
+    share = (np.asarray(hists, np.float64).reshape(len(hists), BINS, BINS, BINS) / 255.0) ** 2
+    share /= np.maximum(share.sum((1, 2, 3), keepdims=True), 1e-12)
+    out = share
+    for axis in (1, 2, 3):
+        level = share.sum(tuple(a for a in (1, 2, 3) if a != axis))  # [F, BINS] the channel's own histogram
+        at = np.clip((np.cumsum(level, 1) - level / 2) * BINS - 0.5, 0, BINS - 1)  # mid-rank, in bins
+        lo = np.minimum(np.floor(at).astype(np.int64), BINS - 2)
+        move = np.zeros((len(share), BINS, BINS))  # [F, level, rank bin]: linear weights onto the two nearest
+        rows = np.arange(len(share))[:, None], np.arange(BINS)[None]
+        move[(*rows, lo)] = 1 - (at - lo)
+        move[(*rows, lo + 1)] = at - lo
+        out = np.moveaxis(np.einsum("f...k,fkj->f...j", np.moveaxis(out, axis, -1), move), -1, axis)
+    out = np.sqrt(np.maximum(out.reshape(len(share), COLOURS), 0.0))
+    return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def mirrored(vectors: np.ndarray) -> np.ndarray:

@@ -5,10 +5,11 @@ mean nothing on their own. From the catalog's segment vectors we keep their mean
 (ZCA: U·diag(1/√(λ + α·λ̄))·Uᵀ, α = SHRINK): centred and whitened, unrelated segments spread around 0 and a
 copy stands out whatever the model. And for each channel a *chance level*: the CHANCE_QUANTILE of catalog
 items' similarity to their nearest item of another video (segments in the whitened space; fingerprints in both
-orientations, as queries are matched), which a match must exceed to count as evidence. The crop views of a
-source's thumbnails (fingerprint.py `crop_views`) are compared with a query only for sources its fingerprints saw,
-so their level is what a fingerprint reaches against the crop views of *one* other video: the CHANCE_QUANTILE over
-a sample of catalog fingerprints × CROP_VIDEOS other videos (CROP_FRAMES frames each) of the best similarity.
+orientations, as queries are matched), which a match must exceed to count as evidence. The crop views of a source's
+thumbnails (fingerprint.py `crop_views`) are compared with a query only for a few sources (those its fingerprints
+saw or resemble most), so their level is what a fingerprint reaches against the crop views of *one* other video: the
+CHANCE_QUANTILE over a sample of catalog fingerprints × CROP_VIDEOS other videos (CROP_FRAMES frames each) of the
+best similarity.
 
 The fit depends only on what the catalog holds, not on the order it was added in (rows are sorted by video id
 before sampling), so `index add` then `index rm` gives the normalisation of a catalog built without the removed

@@ -36,7 +36,7 @@ import numpy as np
 from tubelet.atomic import atomic_write
 from tubelet.catalog.store import Catalog
 from tubelet.errors import TubeletError
-from tubelet.insights.affinity import CHANNELS, Features, Reference, affinity, distance, features
+from tubelet.insights.affinity import CHANNELS, VERSION, Features, Reference, affinity, distance, features
 from tubelet.insights.space import Space, fit_space
 
 STORE = Path("insights") / "clusters.npz"
@@ -260,7 +260,8 @@ def fit(ids: list[str], vectors: np.ndarray, params: ClusterParams = ClusterPara
     out = Clustering(np.asarray(ids, dtype=str), labels, fitted, space, z[anchor], labels[anchor],
                      _longest_links(_space_distance(z[anchor]), labels[anchor], count), params,
                      {**(info or {}), "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                      "fitted_videos": int(fitted.sum()), "fitted_on": "affinity" if on_affinity else "vectors"},
+                      "fitted_videos": int(fitted.sum()), "fitted_on": "affinity" if on_affinity else "vectors",
+                      **({"affinity_version": VERSION} if on_affinity else {})},
                      **extra)
     if not fitted.all():
         labels[~fitted] = out.place(z[~fitted])
@@ -317,7 +318,7 @@ def save(clustering: Clustering, catalog: Catalog) -> Path:
 
 def load(catalog: Catalog) -> Clustering | None:
     """The stored clustering, or None when there is none, or it was fitted on another model's vectors or on an
-    affinity of other channels (a refit follows)."""
+    affinity of other channels or of another VERSION of them (a refit follows)."""
     path = catalog.root / STORE
     if not path.is_file():
         return None
@@ -330,8 +331,8 @@ def load(catalog: Catalog) -> Clustering | None:
             if "fit_ids" in z.files:  # fitted on the affinity (absent from clusterings fitted on vectors before)
                 out.fit_ids, out.fit_labels = z["fit_ids"].astype(str), z["fit_labels"].astype(np.int64)
                 out.fit_stats, out.affinity_links = z["fit_stats"], z["affinity_links"]
-                if out.fit_stats.shape[1] != len(CHANNELS):  # fitted on an affinity of other channels: stale
-                    return None
+                if out.fit_stats.shape[1] != len(CHANNELS) or out.info.get("affinity_version", 1) != VERSION:
+                    return None  # fitted on an affinity of other channels or of another version of them: stale
     except (OSError, KeyError, ValueError, TypeError) as e:
         raise TubeletError(f"{path}: unreadable stored clustering ({e}); refit with `tubelet clusters --refit`") \
             from None
