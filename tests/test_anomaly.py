@@ -322,6 +322,20 @@ def test_an_older_model_dir_still_loads_and_scores(model_dir, footage, tmp_path,
         NormalModel.load(old)
 
 
+def test_the_shortest_normal_footage_calibrates_every_detector(tmp_path):
+    """4 s of normal footage (8 segments, the least `fit` takes): its first part lies wholly in the first second,
+    before any cell has a second of change to compare, and the stall detector learns nothing from it rather than
+    an infinite least; every calibration number is finite and so are the scores of later footage."""
+    frames = read_frames(BUNDLED / "bottles_static_table.mp4", RATE, 320)
+    write_frames(tmp_path / "normal.mp4", frames[:40], RATE)
+    write_frames(tmp_path / "later.mp4", frames[40:70], RATE)
+    normal = fit_normal([tmp_path / "normal.mp4"])
+    cal = normal.calibration.to_dict()
+    assert all(np.isfinite(v) for key in ("median", "scale") for v in cal[key].values())
+    assert np.isfinite(cal["combined_p99"]) and np.isfinite(normal.detectors[-1].least).all()
+    assert np.isfinite(score_source(normal, tmp_path / "later.mp4").scores).all()
+
+
 @needs_shared("a camera on foliage in the wind (tree_wind_cinepak.avi); the bundled clips show none")
 def test_stall_reports_part_of_the_foliage_stopping(tmp_path):
     """Foliage in the wind moves in every cell all the time. Where a rectangle of it keeps one frame for 2.5 s

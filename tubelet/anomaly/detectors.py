@@ -363,12 +363,19 @@ class Stall(Detector):
         deficit = np.maximum(np.log(least + self.noise) - np.log(recent + self.noise), 0)
         return top_mean(deficit, self.top)
 
+    @staticmethod
+    def _least(recent: np.ndarray) -> np.ndarray:
+        """[n, C] → [C] the least recent change per cell; 0 (nothing falls under it) where no tick has a full
+        window yet (a part of 4 s of footage can lie wholly in its first second)."""
+        least = recent.min(0) if len(recent) else np.full(recent.shape[1:], np.inf)
+        return np.where(np.isfinite(least), least, 0).astype(np.float32)
+
     def fit(self, ticks: Ticks) -> np.ndarray:
         recent = ticks.recent
         out = np.zeros(len(recent))
         for held, past in forward_folds(ticks.fold):
-            out[held] = self._raw(recent[held], recent[past].min(0))
-        self.least = recent.min(0).astype(np.float32)
+            out[held] = self._raw(recent[held], self._least(recent[past]))
+        self.least = self._least(recent)
         return out
 
     def tick(self, f: TickFeatures) -> float:
