@@ -3,6 +3,7 @@ later footage with an injected event (found, located within 1 s, of the right ki
 it is (no event); a growing file reports its event before the file is finished; the model directory's contents."""
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -15,8 +16,9 @@ import pytest
 from conftest import REAL_VIDEOS, needs_shared, run_cli
 
 from tubelet.anomaly.calibrate import Calibration
-from tubelet.anomaly.detectors import CellKNN, Direction, Residual, Shift, Ticks
+from tubelet.anomaly.detectors import MOTION, CellKNN, Direction, Residual, Shift, Ticks
 from tubelet.anomaly.features import LUMA
+from tubelet.anomaly.fit import fit_normal
 from tubelet.anomaly.frames import open_reader, ticks
 from tubelet.anomaly.normal import NormalModel
 from tubelet.anomaly.score import score_source
@@ -218,6 +220,19 @@ def test_plan_leaves_out_what_a_short_clip_cannot_hold():
     assert [k for k, *_ in plan(kinds, np.random.default_rng(0), 1000, 10.0, 12.0, (2.0, 2.5))] == kinds
 
 
+@pytest.mark.slow
+def test_benchmark_leaves_out_a_scene_too_short_to_learn_from():
+    """A 1.2 s clip (0.6 s of normal footage) among the scenes is reported as left out, with the reason, and the
+    benchmark goes on to print its tables instead of stopping with a traceback."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "anomaly.py"), "--videos", str(BUNDLED),
+                          "--scenes", "houseplant_static_short.mp4", "--donors", "dog_with_owner.mp4"],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "300"})
+    assert out.returncode == 0, out.stderr
+    assert "houseplant_static_short.mp4: left out (normal footage too short: 0.6 s" in out.stderr
+    assert "anomaly benchmark" in out.stdout and "Traceback" not in out.stderr
+
+
 @pytest.mark.parametrize("detector", [Direction, Residual, CellKNN])
 def test_short_footage_tail_is_extrapolated_not_set_by_one_event(detector):
     """15 s of normal footage (30 segments) whose top 3 are one one-off move: the detectors scored against what
@@ -278,25 +293,55 @@ def test_residual_flags_a_jump_in_time(model_dir, footage):
     assert jump[12] == jump.max()
 
 
-def test_a_version_5_model_dir_still_loads_and_scores(model_dir, footage, tmp_path):
-    """A model fitted before the residual detector (format version 5) loads and scores without it."""
+@pytest.mark.parametrize("version", [5, 6])
+def test_an_older_model_dir_still_loads_and_scores(model_dir, footage, tmp_path, version):
+    """A model fitted before the residual detector (format version 5) or the stall detector (6) loads and scores
+    without the detectors added since."""
     old = tmp_path / "old.normal"
     old.mkdir()
     for p in model_dir.iterdir():
         (old / p.name).write_bytes(p.read_bytes())
     manifest = json.loads((old / "anomaly.json").read_text())
-    assert manifest["version"] == 6 and manifest["detectors"][-1] == "residual"
-    manifest.update(version=5, detectors=manifest["detectors"][:-1], kinds=manifest["kinds"][:-1])
+    assert manifest["version"] == 7 and manifest["detectors"][-2:] == ["residual", "stall"]
+    dropped = manifest["detectors"][version - 7:]
+    keep = len(manifest["detectors"]) - len(dropped)
+    manifest.update(version=version, detectors=manifest["detectors"][:keep], kinds=manifest["kinds"][:keep])
     for key in ("median", "scale", "gate"):
-        manifest["calibration"][key].pop("residual")
+        for name in dropped:
+            manifest["calibration"][key].pop(name)
     (old / "anomaly.json").write_text(json.dumps(manifest))
     normal = NormalModel.load(old)
-    assert "residual" not in normal.names and len(normal.names) == len(manifest["detectors"])
+    assert not set(dropped) & set(normal.names) and len(normal.names) == len(manifest["detectors"])
     res = score_source(normal, footage["dir"] / "later.mp4")
     full = score_source(NormalModel.load(model_dir), footage["dir"] / "later.mp4")
-    assert res.z.shape[1] == len(normal.names) == full.z.shape[1] - 1 and np.isfinite(res.scores).all()
+    assert res.z.shape[1] == len(normal.names) == full.z.shape[1] - len(dropped) and np.isfinite(res.scores).all()
     assert np.array_equal(res.starts, full.starts) and res.ends[-1] == full.ends[-1] >= res.duration_s - 0.5
     manifest["version"] = 4
     (old / "anomaly.json").write_text(json.dumps(manifest))
-    with pytest.raises(TubeletError, match="version-5/6"):
+    with pytest.raises(TubeletError, match="version-5/6/7"):
         NormalModel.load(old)
+
+
+@needs_shared("a camera on foliage in the wind (tree_wind_cinepak.avi); the bundled clips show none")
+def test_stall_reports_part_of_the_foliage_stopping(tmp_path):
+    """Foliage in the wind moves in every cell all the time. Where a rectangle of it keeps one frame for 2.5 s
+    while the rest plays on (a stalled machine, water or foliage that stops), one "unusual motion" event is
+    reported within 1 s of the stall's start and end, and the stall detector passes its own normal p99 on every
+    segment from the stall's second second on (its window is the last second); the same stretch untouched gives
+    no event and stays under that p99."""
+    frames = read_frames(REAL_VIDEOS / "tree_wind_cinepak.avi", RATE, 320)
+    later = frames[150:215]  # 15–21.5 s: after the 15 s of normal footage, before a hand enters the picture
+    start, dur = 20, 25
+    write_frames(tmp_path / "normal.mp4", frames[:150], RATE)
+    write_frames(tmp_path / "later.mp4", later, RATE)
+    write_frames(tmp_path / "stall.mp4", inject(later, "stall", len(later), start, dur, np.random.default_rng(0)),
+                 RATE)
+    normal = fit_normal([tmp_path / "normal.mp4"])
+    col = normal.names.index("stall")
+    plain, stall = score_source(normal, tmp_path / "later.mp4"), score_source(normal, tmp_path / "stall.mp4")
+    assert plain.events == [] and plain.z[:, col].max() < 1.0
+    [event] = stall.events
+    assert event.kind == MOTION
+    assert abs(event.start_s - start / RATE) <= 1.0 and abs(event.end_s - (start + dur) / RATE) <= 1.0
+    inside = (stall.starts >= start / RATE) & (stall.ends <= (start + dur) / RATE)
+    assert inside.sum() == 5 and stall.z[inside, col][2:].min() > 1.0  # the first second: its window still moved

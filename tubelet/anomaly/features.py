@@ -1,11 +1,12 @@
 """What one analysis frame says about the scene: per cell, its colour and texture (appearance) and how it moves
 against the previous tick (motion: mean |Δ luma| and the mean optical-flow vector, from OpenCV's DIS flow, which
-follows displacements of many pixels coarse to fine) and the change that motion leaves unexplained (residual); for
-the whole frame, its brightness, contrast and change.
+follows displacements of many pixels coarse to fine), the change that motion leaves unexplained (residual) and its
+mean change over the last `window` ticks (recent); for the whole frame, its brightness, contrast and change.
 Frames of ~100 × 130 pixels: about a millisecond a tick."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import cv2
@@ -21,6 +22,7 @@ class TickFeatures:
     appearance: np.ndarray  # [C, 4] mean R, G, B in [0, 1] and the luma standard deviation
     motion: np.ndarray  # [C, 3] mean |Δ luma| (sqrt), mean flow u, v in pixels per tick
     residual: np.ndarray  # [C] mean |luma − the previous luma moved along the flow| (sqrt)
+    recent: np.ndarray  # [C] mean of motion[:, 0] over the last `window` ticks (inf until that many have a change)
     brightness: float  # mean luma in [0, 1]
     contrast: float  # std of luma
     change: float  # mean |Δ luma| over the frame (0 for the first tick)
@@ -35,11 +37,13 @@ def _cells(x: np.ndarray, c: int) -> np.ndarray:
 
 
 class FeatureExtractor:
-    """Turns successive frames (uint8 [h, w, 3], h and w multiples of `cell`) into TickFeatures."""
+    """Turns successive frames (uint8 [h, w, 3], h and w multiples of `cell`) into TickFeatures; `window` ticks of
+    change make `recent`."""
 
-    def __init__(self, cell: int) -> None:
+    def __init__(self, cell: int, window: int = 10) -> None:
         self.cell = cell
         self.prev: np.ndarray | None = None
+        self.changes: deque[np.ndarray] = deque(maxlen=window)  # the last ticks' motion[:, 0] (not the first tick's)
         self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         self.grid: tuple[np.ndarray, np.ndarray] | None = None  # pixel x, y coordinates, for moving along the flow
 
@@ -52,9 +56,13 @@ class FeatureExtractor:
         appearance = np.concatenate([px.mean(1), ly.std(1, keepdims=True)], axis=1)
         prev = luma if self.prev is None else self.prev
         motion, residual = self._motion(prev, luma)
+        if self.prev is not None:
+            self.changes.append(motion[:, 0])
         self.prev = luma
-        return TickFeatures(appearance, motion, residual, float(luma.mean()), float(luma.std()),
-                            float(np.abs(luma - prev).mean()), luma)
+        full = len(self.changes) == self.changes.maxlen
+        recent = np.mean(self.changes, 0) if full else np.full(len(motion), np.inf, np.float32)
+        return TickFeatures(appearance, motion, residual, recent.astype(np.float32), float(luma.mean()),
+                            float(luma.std()), float(np.abs(luma - prev).mean()), luma)
 
     def _motion(self, prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c = self.cell

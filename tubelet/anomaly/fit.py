@@ -67,7 +67,7 @@ def read_footage(files: Sequence[Source], cfg: AnomalyConfig, size: tuple[int, i
     rng = np.random.default_rng(cfg.seed)
     tpb, done_s = cfg.ticks_per_bin, 0.0
     for src in files:
-        fx = FeatureExtractor(cfg.cell)
+        fx = FeatureExtractor(cfg.cell, 2 * tpb)
         frames: deque[tuple[int, np.ndarray]] = deque(maxlen=cfg.window_ticks + 2 * tpb)
         next_window = 0  # this file's first segment whose window is not yet taken
         k = -1
@@ -150,7 +150,7 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
     ticks_ = Ticks(np.stack([f.appearance for f in fo.feats]), np.stack([f.motion for f in fo.feats]),
                    np.array([f.brightness for f in fo.feats]), np.array([f.contrast for f in fo.feats]),
                    np.array([f.change for f in fo.feats]), np.stack(fo.luma), np.array(fo.luma_at), fold,
-                   np.stack([f.residual for f in fo.feats]))
+                   np.stack([f.residual for f in fo.feats]), np.stack([f.recent for f in fo.feats]))
     segment = np.array(fo.tick_segment)
     source = model_source or cfg.model
     mae = load_mae(source, cfg, size) if source != "none" else None

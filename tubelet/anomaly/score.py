@@ -68,7 +68,7 @@ class SegmentScorer:
 
     def __init__(self, normal: NormalModel, batch: int = 4) -> None:
         self.normal, self.cfg, self.batch = normal, normal.config, batch
-        self.fx = FeatureExtractor(self.cfg.cell)
+        self.fx = FeatureExtractor(self.cfg.cell, 2 * self.cfg.ticks_per_bin)
         self.mae = normal.scorer()
         self.frames: deque[tuple[int, np.ndarray]] = deque(maxlen=self.cfg.window_ticks + 2 * self.cfg.ticks_per_bin)
         self.bins: deque[_Bin] = deque()

@@ -1,6 +1,7 @@
 """Known events injected into real fixed-camera footage, for the benchmark and the tests: an unrelated object
 moving through, a stretch played much faster or backwards, a frozen picture, the lights dropping, the camera
-knocked (the picture shifts). Everything acts on uint8 frames at a fixed rate and is seeded."""
+knocked (the picture shifts); and, on request, part of the picture stalling (a machine, water or foliage that
+stops while the rest plays on). Everything acts on uint8 frames at a fixed rate and is seeded."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import numpy as np
 
 from tubelet.anomaly.frames import open_reader, ticks
 
-EVENTS = ("object", "fast", "frozen", "dark", "shift", "reverse")
+EVENTS = ("object", "fast", "frozen", "dark", "shift", "reverse")  # the benchmark's default kinds
+KINDS = (*EVENTS, "stall")
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,13 @@ def inject(source: np.ndarray, kind: str, length: int, start: int, duration: int
         angle = rng.uniform(0, 2 * np.pi)
         mag = rng.uniform(0.04, 0.08) * w
         out[ev] = _shift(out[ev], int(round(mag * np.sin(angle))), int(round(mag * np.cos(angle))))
-    elif kind not in EVENTS:
-        raise ValueError(f"unknown event {kind!r}; choose one of {', '.join(EVENTS)}")
+    elif kind == "stall":  # a rectangle of 40–60 % of each side keeps the event's first frame
+        h, w = out.shape[1:3]
+        rh, rw = int(h * rng.uniform(0.4, 0.6)), int(w * rng.uniform(0.4, 0.6))
+        y, x = int(rng.integers(0, h - rh + 1)), int(rng.integers(0, w - rw + 1))
+        out[ev, y:y + rh, x:x + rw] = out[start, y:y + rh, x:x + rw]
+    elif kind not in KINDS:
+        raise ValueError(f"unknown event {kind!r}; choose one of {', '.join(KINDS)}")
     return out
 
 
@@ -125,7 +132,8 @@ def extra_frames(kind: str, duration: int, speed: int = 4) -> int:
     return (speed - 1) * duration if kind == "fast" else 0
 
 
-MOVING = ("fast", "reverse")  # events that show only where something moves: re-timing a still scene changes nothing
+MOVING = ("fast", "reverse", "stall")  # events that show only where something moves: re-timing or stalling a still
+# scene changes nothing
 
 
 def activity(frames: np.ndarray) -> np.ndarray:
