@@ -215,7 +215,7 @@ def ranked_histograms(hists: np.ndarray) -> np.ndarray:
         rows = np.arange(len(share))[:, None], np.arange(BINS)[None]
         move[(*rows, lo)] = 1 - (at - lo)
         move[(*rows, lo + 1)] = at - lo
-        out = np.moveaxis(np.einsum("f...k,fkj->f...j", np.moveaxis(out, axis, -1), move), -1, axis)
+        out = np.moveaxis(np.moveaxis(out, axis, -1) @ move[:, None], -1, axis)
     out = np.sqrt(np.maximum(out.reshape(len(share), COLOURS), 0.0))
     return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
