@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import REAL_VIDEOS, needs_shared, run_cli
 
-from tubelet.anomaly.calibrate import Calibration
+from tubelet.anomaly.calibrate import TOO_FEW, Calibration
 from tubelet.anomaly.detectors import MOTION, CellKNN, Direction, Residual, Shift, Ticks
 from tubelet.anomaly.features import LUMA
 from tubelet.anomaly.fit import fit_normal
@@ -65,7 +65,11 @@ def test_fit_writes_a_complete_model_dir(model_dir, footage):
     manifest = json.loads((model_dir / "anomaly.json").read_text())
     assert manifest["format"] == "tubelet-anomaly" and manifest["detectors"][:3] == ["frozen", "lighting", "shift"]
     assert manifest["normal"][0]["sha256"] and manifest["normal"][0]["duration_s"] > 5
-    assert manifest["calibration"]["normal_quantiles"]["p99"] == pytest.approx(1.0, abs=1e-3)  # 1.0 = normal p99
+    quantiles = manifest["calibration"]["normal_quantiles"]
+    if manifest["fit"]["segments"] > TOO_FEW:
+        assert quantiles["p99"] == pytest.approx(1.0, abs=1e-3)  # 1.0 = normal p99
+    else:  # too few segments to read a p99 off (the bundled clips): it is extrapolated above their largest
+        assert quantiles["max"] < 1.0
     assert {p.name for p in model_dir.iterdir()} == {"anomaly.json", "detectors.safetensors"}  # no pickle, no temp
     assert not list(model_dir.parent.glob(".camera.normal*"))
     normal = NormalModel.load(model_dir)
