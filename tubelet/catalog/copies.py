@@ -396,15 +396,28 @@ def crop_channel(catalog: Catalog, frames: Channel, seen: list[str]) -> Channel 
                    CROP_PEAK_MIN)
 
 
+def _column_videos(video: np.ndarray) -> np.ndarray:
+    """The video of each `Matches.per_video` column (rows come grouped by video)."""
+    return video[np.flatnonzero(np.diff(video, prepend=-1))]
+
+
+def _nominated(frames: Channel, resemblance: list[np.ndarray]) -> list[str]:
+    """The NOMINATE videos the query's fingerprints resemble most (`resemblance`: per view, the mean over query
+    items of the best similarity to each video; the best view counts)."""
+    if not resemblance:
+        return []
+    top = np.argsort(-np.max(resemblance, 0), kind="stable")[:NOMINATE]
+    return [frames.ids[j] for j in _column_videos(frames.video)[top]]
+
+
 def _then_crops(found: list[Channel], catalog: Catalog, seen: dict[str, list[np.ndarray]],
-                resemblance: dict[str, float], crops: bool) -> Iterator[Channel]:
+                resemblance: list[np.ndarray], crops: bool) -> Iterator[Channel]:
     """The channels in order, with the crop views of the sources the fingerprints saw and of the NOMINATE videos
     they resemble most right after the fingerprints (built once those have been matched, from what they found)."""
     for ch in found:
         yield ch
         if ch.name == "frames" and crops:
-            nominated = sorted(resemblance, key=lambda v: -resemblance[v])[:NOMINATE]
-            extra = crop_channel(catalog, ch, sorted(set(seen) | set(nominated)))
+            extra = crop_channel(catalog, ch, sorted(set(seen) | set(_nominated(ch, resemblance))))
             if extra is not None:
                 yield extra
 
@@ -433,14 +446,13 @@ def find_copies(catalog: Catalog, query: Query, threshold: float | None = None, 
     evidence: dict[tuple[str, str], float] = {}  # (channel, video id) → seconds
     seen: dict[str, list[np.ndarray]] = {}  # video → query times where the fingerprints (frames, crops) lined up
     # with it at all: the crop views are compared with these videos, the model's segments only at these times
-    resemblance: dict[str, float] = {}  # video → the query fingerprints' mean best similarity to it (any view)
+    resemblance: list[np.ndarray] = []  # per fingerprint view: its mean best similarity to each video (`_nominated`)
     found = channels_of(catalog, query, channels)
     for ch in _then_crops(found, catalog, seen, resemblance, "crops" in channels):
-        column = ch.video[np.flatnonzero(np.diff(ch.video, prepend=-1))]  # video of each per_video column
+        column = _column_videos(ch.video)
         for view, m in enumerate(match_pairs(ch.views, ch.vectors, ch.video, ch.chance)):
             if ch.name == "frames":
-                for j, r in zip(column, m.per_video.mean(0), strict=True):
-                    resemblance[ch.ids[j]] = max(resemblance.get(ch.ids[j], -1.0), float(r))
+                resemblance.append(m.per_video.mean(0))
             for j in np.unique(ch.video[m.ci]):
                 mine = ch.video[m.ci] == j
                 vid = ch.ids[j]
