@@ -13,8 +13,8 @@ videos item by item and keep their best-matching pair (set-to-set best match):
   one through the landscape one's whole-height 9:16 column views (COLUMNS positions across the frame), and those
   similarities are standardised apart (`columns` statistics: they run on another scale than whole frames').
   Before, only the crops channel's upper column views linked a re-post to its footage (benchmarks/trends.py, the
-  sixteen seen streams: same-topic pairs overlapping ≥ 2 s of which one is re-framed, frames z median 1.1 against
-  2.2 for the others; with the columns, the lower quartile 0.94 → 1.45 and 0.16 → 1.39 on two of them).
+  sixteen seen streams: same-topic pairs overlapping ≥ 2 s of which one is re-framed, frames z median 1.10, lower
+  quartile 0.43, against a median of 2.39 where neither is; with the columns 1.36 and 0.99).
 - `crops`: the pairs of the frames' upper parts against the same parts of the crop views of the other video's
   stored thumbnails (the DCT fingerprint does not survive an 80 % crop, its crop views do; fingerprint.py
   `crop_views`), in both directions; for each video only against its CANDIDATES nearest by the other two channels
