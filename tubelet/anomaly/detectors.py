@@ -20,6 +20,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter
 from scipy.signal.windows import tukey
 
+from tubelet.anomaly.calibrate import TAIL_COUNT
 from tubelet.anomaly.features import LUMA as LUMA_WEIGHTS
 from tubelet.anomaly.features import TickFeatures
 
@@ -105,7 +106,7 @@ class CellKNN(Detector):
     that need no bank. (Seeds 0–7 × three scenes: mean AUROC 0.952 → 0.957, the parking lot 0.875–0.947 →
     0.893–0.962, recall 0.924 → 0.944, no scene-seed lower by more than 0.003.)"""
 
-    tail_count = 4
+    tail_count = TAIL_COUNT
 
     def __init__(self, name: str, kind: str, field: str, cap: int = 1024, quantum: float = 0.25, top: int = 3,
                  seed: int = 0, spread_floor: float = 0.5) -> None:
@@ -261,7 +262,7 @@ class Direction(Detector):
     CCTV's reverse kind 0.54–0.95 → 0.63–0.99; the plaza's two-way crowd gains nothing.)"""
 
     name, kind, floor = "direction", MOTION, 0.05
-    tail_count = 4  # its normal tail is a few one-off moves (a car pulling out, 1.5 s): see `calibrate.tail`
+    tail_count = TAIL_COUNT  # its normal tail is a few one-off moves (a car pulling out, 1.5 s): see `calibrate.tail`
     bins = 8
     moving = 1.0  # pixels per tick
     prior = 1.0  # pseudo-count per cell, spread over the bins
@@ -319,7 +320,7 @@ class Residual(Detector):
     → 0.937, reverse kind 0.857 → 0.892, no scene-seed lower by more than 0.001.)"""
 
     name, kind, floor, gate = "residual", MOTION, 0.01, 1.0
-    tail_count, since = 4, 6
+    tail_count, since = TAIL_COUNT, 6
 
     def __init__(self, top: int = 20) -> None:
         self.top = top
