@@ -26,7 +26,13 @@ from tubelet.errors import TubeletError
 PERCENTILE = 99.0
 TAIL_FROM = 0.25  # extrapolate only from a score in the upper quartile (nearer the median there is no tail to
 # follow: on 5 s of footage, 10 segments, the 5th largest gave the cell banks a scale 8× their largest excess)
-TOO_FEW = 16  # segments (8 s): fewer than 4 in the upper quartile, no tail to read a percentile off (`few`)
+TAIL_COUNT = 4  # segments past the percentile a tail is read from (the detectors' `tail_count`; see `tail`)
+
+
+def too_few(n: int, count: int = TAIL_COUNT) -> bool:
+    """Whether `count` of n segments lie outside the upper quartile (TAIL_FROM): no tail to read a percentile off
+    or extrapolate from (`few` instead). For the tail count 4: n ≤ 16, 8 s of footage."""
+    return count / max(n - 1, 1) > TAIL_FROM
 
 
 def tail(normal: np.ndarray, med: float, count: int = 0) -> float:
@@ -39,16 +45,16 @@ def tail(normal: np.ndarray, med: float, count: int = 0) -> float:
     of its calibrated 1.0, the CCTV's from 0.43–0.79 to 0.56–1.03; mean AUROC over the 12 scene-seeds 0.944 →
     0.951, parking 0.876–0.937 → 0.912–0.943, event recall 0.903 → 0.931, none lower. A count of 3 let the
     parking lot's bulk set a tail that missed a dark event on seed 1.)"""
-    past, read = 1 - PERCENTILE / 100, count / max(len(normal) - 1, 1)  # the count-th largest's percentile
-    if count > 0 and read > TAIL_FROM:
+    if count > 0 and too_few(len(normal), count):
         return few(normal, med)
+    past, read = 1 - PERCENTILE / 100, count / max(len(normal) - 1, 1)  # the count-th largest's percentile
     if count <= 0 or read <= past:
         return float(np.percentile(normal, PERCENTILE)) - med
     return (float(np.sort(normal)[-1 - count]) - med) * np.log(0.5 / past) / np.log(0.5 / read)
 
 
 def few(normal: np.ndarray, med: float) -> float:
-    """The PERCENTILE-th percentile above the median of scores too few to have a tail (at most TOO_FEW): read off
+    """The PERCENTILE-th percentile above the median of scores too few to have a tail (`too_few`): read off
     them it is their largest, which n segments pass on average only 1 in n + 1 times (on 4 s of footage, 8
     segments, 1 in 9, not 1 in 100: every event threshold was passed by normal footage over and over), so the
     largest is placed at that percentile of the exponential tail `tail` follows and extrapolated to PERCENTILE.
@@ -91,7 +97,7 @@ class Calibration:
         after = e[[row.get(int(s) + 1, i) for i, s in enumerate(segment)]]
         steady = self.steady(prev, e, after)
         med = float(np.median(steady))
-        p99 = med + few(steady, med) if len(steady) <= TOO_FEW else float(np.percentile(steady, PERCENTILE))
+        p99 = med + few(steady, med) if too_few(len(steady)) else float(np.percentile(steady, PERCENTILE))
         self.combined_p99 = max(p99, at_least)
         calibrated = steady / self.combined_p99
         self.normal_quantiles = {f"p{q:g}": round(float(np.percentile(calibrated, q)), 4)

@@ -20,6 +20,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter
 from scipy.signal.windows import tukey
 
+from tubelet.anomaly.calibrate import TAIL_COUNT
 from tubelet.anomaly.features import LUMA as LUMA_WEIGHTS
 from tubelet.anomaly.features import TickFeatures
 
@@ -105,7 +106,7 @@ class CellKNN(Detector):
     that need no bank. (Seeds 0–7 × three scenes: mean AUROC 0.952 → 0.957, the parking lot 0.875–0.947 →
     0.893–0.962, recall 0.924 → 0.944, no scene-seed lower by more than 0.003.)"""
 
-    tail_count = 4
+    tail_count = TAIL_COUNT
 
     def __init__(self, name: str, kind: str, field: str, cap: int = 1024, quantum: float = 0.25, top: int = 3,
                  seed: int = 0, spread_floor: float = 0.5) -> None:
@@ -261,7 +262,7 @@ class Direction(Detector):
     CCTV's reverse kind 0.54–0.95 → 0.63–0.99; the plaza's two-way crowd gains nothing.)"""
 
     name, kind, floor = "direction", MOTION, 0.05
-    tail_count = 4  # its normal tail is a few one-off moves (a car pulling out, 1.5 s): see `calibrate.tail`
+    tail_count = TAIL_COUNT  # its normal tail is a few one-off moves (a car pulling out, 1.5 s): see `calibrate.tail`
     bins = 8
     moving = 1.0  # pixels per tick
     prior = 1.0  # pseudo-count per cell, spread over the bins
@@ -319,7 +320,7 @@ class Residual(Detector):
     → 0.937, reverse kind 0.857 → 0.892, no scene-seed lower by more than 0.001.)"""
 
     name, kind, floor, gate = "residual", MOTION, 0.01, 1.0
-    tail_count, since = 4, 6
+    tail_count, since = TAIL_COUNT, 6
 
     def __init__(self, top: int = 20) -> None:
         self.top = top
@@ -447,6 +448,8 @@ class Shift(Detector):
     # the border)
     textured = 10.0  # % of the reference's pixels, its strongest gradients, that verify a shift
     better = float(np.log(1.1))  # how much better the shifted match must be
+    slack = 1  # pixels: each match is the better one within a pixel of its move (the correlation's peak can be a
+    # pixel off, and a sharp edge one pixel off mismatched as much as a knock: the knocked bottles table failed)
 
     def __init__(self) -> None:
         self.reference = np.zeros((0, 0), np.float32)  # [h, w] median normal luma
@@ -473,14 +476,22 @@ class Shift(Detector):
         dy, dx = (dy - h if dy > h // 2 else dy), (dx - w if dx > w // 2 else dx)
         if dy == 0 and dx == 0 or abs(dy) > h // 4 or abs(dx) > w // 4:
             return 0.0
-        ys, yr = (slice(dy, h), slice(0, h - dy)) if dy >= 0 else (slice(0, h + dy), slice(-dy, h))
-        xs, xr = (slice(dx, w), slice(0, w - dx)) if dx >= 0 else (slice(0, w + dx), slice(-dx, w))
-        mask = self._mask[yr, xr]
-        still = np.median(np.abs(g[ys, xs] - self._ref[ys, xs])[mask])
-        moved = np.median(np.abs(g[ys, xs] - self._ref[yr, xr])[mask])
+        s = self.slack if max(abs(dy), abs(dx)) > 2 * self.slack else 0  # a smaller move's slack touches the still's
+        rows = slice(max(dy, 0) + s, h + min(dy, 0) - s)  # the frame's pixels compared: all moves stay in the reference
+        cols = slice(max(dx, 0) + s, w + min(dx, 0) - s)
+        mask = self._mask[rows.start - dy:rows.stop - dy, cols.start - dx:cols.stop - dx]  # textured, where they moved
+        still = np.median(self._mismatch(g[rows, cols], rows, cols, 0, 0, s)[mask])
+        moved = np.median(self._mismatch(g[rows, cols], rows, cols, dy, dx, s)[mask])
         if np.log((still + 1e-4) / (moved + 1e-4)) < self.better:
             return 0.0
         return float(100 * np.hypot(dy, dx) / min(h, w))
+
+    def _mismatch(self, part: np.ndarray, rows: slice, cols: slice, dy: int, dx: int, s: int) -> np.ndarray:
+        """Per pixel of `part` (the frame's gradient image at rows, cols), |part − the reference moved by (dy, dx)|,
+        the least over moves within `s` pixels of it."""
+        return np.min([np.abs(part - self._ref[rows.start - dy - ey:rows.stop - dy - ey,
+                                               cols.start - dx - ex:cols.stop - dx - ex])
+                       for ey in range(-s, s + 1) for ex in range(-s, s + 1)], axis=0)
 
     def fit(self, ticks: Ticks) -> np.ndarray:
         self.reference = np.median(ticks.luma, 0).astype(np.float32)
