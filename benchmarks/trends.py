@@ -531,7 +531,8 @@ def scale(n: int, dim: int, topics: int, seed: int = 0) -> None:
 def synthetic_features(topic: np.ndarray, x: np.ndarray, rng: np.random.Generator):
     """Affinity items shaped like a 3 s upload's (6 fingerprint pairs, their 16 crop views, 2 segments, 6 colour
     histograms; a quarter of the videos portrait, the others with COLUMNS 9:16 columns among their crop views and
-    as column views), scattered around a per-topic pattern (strays: their own): for timing the affinity path."""
+    as column views near their frames), scattered around a per-topic pattern (strays: their own): for timing the
+    affinity path."""
     from tubelet.catalog.fingerprint import COLOURS, DIM, ranked_histograms
     from tubelet.insights.affinity import COLUMNS, Crops, Features, Items
 
@@ -545,9 +546,11 @@ def synthetic_features(topic: np.ndarray, x: np.ndarray, rng: np.random.Generato
     owner = np.repeat(np.arange(n), 6)
     frames = Items(pairs.reshape(-1, 2 * DIM), owner, n)
     portrait = rng.random(n) < 0.25
-    views = [unit(p[None] + 0.5 * rng.normal(size=(16 + (0 if v else 2 * COLUMNS), 6, 2 * DIM))).reshape(-1, 2 * DIM)
+    crops = [unit(p[None] + 0.5 * rng.normal(size=(16 + (0 if v else COLUMNS), 6, 2 * DIM))).reshape(-1, 2 * DIM)
              for p, v in zip(pairs, portrait, strict=True)]
-    crops, columns = [v[:(16 + COLUMNS) * 6] for v in views], [v[(16 + COLUMNS) * 6:] for v in views]
+    columns = [np.zeros((0, 2 * DIM), np.float32) if v else  # a column is like its video's frames, a little off
+               unit(p[None] + 0.05 * rng.normal(size=(COLUMNS, 6, 2 * DIM))).reshape(-1, 2 * DIM)
+               for p, v in zip(pairs, portrait, strict=True)]
     segs = unit(np.repeat(x, 2, axis=0) + 0.1 * rng.normal(size=(2 * n, x.shape[1])))
     mirror = Items(-frames.vectors, owner, n)
     hues = unit(np.abs(rng.normal(size=(int(key.max()) + 1, 1, COLOURS))[key] + rng.normal(size=(n, 6, COLOURS))))
