@@ -529,11 +529,11 @@ def scale(n: int, dim: int, topics: int, seed: int = 0) -> None:
 
 
 def synthetic_features(topic: np.ndarray, x: np.ndarray, rng: np.random.Generator):
-    """Affinity items shaped like a 3 s upload's (6 fingerprint pairs, their 16 crop views and 9 columns, 2
-    segments, 6 colour histograms), scattered around a per-topic pattern (strays: their own): for timing the affinity
-    path."""
+    """Affinity items shaped like a 3 s upload's (6 fingerprint pairs, their 16 crop views, 2 segments, 6 colour
+    histograms; a quarter of the videos portrait, the others with COLUMNS 9:16 columns among their crop views and
+    as column views), scattered around a per-topic pattern (strays: their own): for timing the affinity path."""
     from tubelet.catalog.fingerprint import COLOURS, DIM, ranked_histograms
-    from tubelet.insights.affinity import Crops, Features, Items
+    from tubelet.insights.affinity import COLUMNS, Crops, Features, Items
 
     def unit(a: np.ndarray) -> np.ndarray:
         return (a / np.linalg.norm(a, axis=-1, keepdims=True)).astype(np.float32)
@@ -544,13 +544,17 @@ def synthetic_features(topic: np.ndarray, x: np.ndarray, rng: np.random.Generato
     pairs = unit(base[key] + 0.5 * rng.normal(size=(n, 6, 2 * DIM)))
     owner = np.repeat(np.arange(n), 6)
     frames = Items(pairs.reshape(-1, 2 * DIM), owner, n)
-    crops = [unit(p[None] + 0.5 * rng.normal(size=(25, 6, 2 * DIM))).reshape(-1, 2 * DIM) for p in pairs]
+    portrait = rng.random(n) < 0.25
+    views = [unit(p[None] + 0.5 * rng.normal(size=(16 + (0 if v else 2 * COLUMNS), 6, 2 * DIM))).reshape(-1, 2 * DIM)
+             for p, v in zip(pairs, portrait, strict=True)]
+    crops, columns = [v[:(16 + COLUMNS) * 6] for v in views], [v[(16 + COLUMNS) * 6:] for v in views]
     segs = unit(np.repeat(x, 2, axis=0) + 0.1 * rng.normal(size=(2 * n, x.shape[1])))
     mirror = Items(-frames.vectors, owner, n)
     hues = unit(np.abs(rng.normal(size=(int(key.max()) + 1, 1, COLOURS))[key] + rng.normal(size=(n, 6, COLOURS))))
     hues = hues.reshape(-1, COLOURS)
     return Features(frames, mirror, frames, mirror, Crops.given(crops), Items(segs, np.repeat(np.arange(n), 2), n),
-                    Items(hues, owner, n), Items(ranked_histograms(255 * hues), owner, n))
+                    Items(hues, owner, n), Items(ranked_histograms(255 * hues), owner, n), Crops.given(columns),
+                    portrait)
 
 
 def recommend_cost(sizes: list[int], liked: int = 3, seed: int = 0) -> None:
@@ -560,7 +564,7 @@ def recommend_cost(sizes: list[int], liked: int = 3, seed: int = 0) -> None:
     recommend did until the views were made on first use); after: only those the query compares crops with. The
     reference statistics are fixed (timing does not depend on them); the two affinities must be equal."""
     from tubelet.catalog.fingerprint import COLOURS, DIM, PATCH
-    from tubelet.insights.affinity import CHANNELS, Reference, Source, affinity, features_of
+    from tubelet.insights.affinity import STATISTICS, Reference, Source, affinity, features_of
 
     print("| videos | before (s) | after (s) | crop views made | ratio before / after |\n|---|---|---|---|---|")
     for n in sizes:
@@ -575,7 +579,7 @@ def recommend_cost(sizes: list[int], liked: int = 3, seed: int = 0) -> None:
                                   1280, 720, rng.normal(size=(2, 192)).astype(np.float32),
                                   rng.integers(0, 256, (7, COLOURS)).astype(np.uint8)))
         mine = np.sort(rng.choice(n, liked, replace=False))
-        stats = np.tile(np.array([0.5, 0.05], np.float32), (n, len(CHANNELS), 1))
+        stats = np.tile(np.array([0.5, 0.05], np.float32), (n, len(STATISTICS), 1))
         out = {}
         for when in ("before", "after"):
             t0 = time.perf_counter()

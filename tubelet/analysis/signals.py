@@ -49,6 +49,9 @@ class Signals:
     # earlier (a flash is predicted again once it is over; a cut is not); 0 elsewhere
     camera: np.ndarray  # [F] where the changed share jumps: the share of the changed pixels that one motion of the
     # whole picture (a similarity transform fitted to the flow) leaves off (a jolt of the camera: little); 1 elsewhere
+    accel: np.ndarray  # [F] where `unpredicted` jumps: how far the flow into the frame departs from the mean of the
+    # flows into the frames before and after it, as a share of their size (motion changes speed gradually: little; a
+    # jump in one framing breaks the flow: much); 0 elsewhere
     steady: np.ndarray  # [F] where `unpredicted` jumps: the most the picture's own motion over Residual.lag frames
     # (~0.15 s) leaves unpredicted on either side of it (a frame from the one lag frames before it, both on one side:
     # a busy picture leaves much, yet a cut leaves more in one frame); inf elsewhere
@@ -163,16 +166,18 @@ class Residual:
     """Streams what motion does not explain: each frame is predicted by the previous one warped by OpenCV's DIS
     optical flow (coarse to fine, ~0.5 ms a frame at 64 px), with a global brightness offset removed. Motion, fast
     motion and pans are predicted; a cut or a jump cut is not, anywhere. Where the unpredicted share jumps (at least
-    `min_share` and `jump`× the `window` frames before it), the frames on its two sides are compared too
-    (Signals.across), and each side with itself `lag` frames apart (Signals.steady), from a ring of recent frames.
+    `min_jump` and `jump`× the `window` frames before it), the frames on its two sides are compared too
+    (Signals.across), each side with itself `lag` frames apart (Signals.steady), from a ring of recent frames, and the
+    flow into it with the flows into the frames before and after it (Signals.accel).
     Where the share of changed pixels jumps (at least `min_share` and `spike`× the window before), a single motion
     of the whole picture is fitted to the flow (Signals.camera): a jolt of the camera moves everything together, a
     jump cut in one framing does not."""
 
     def __init__(self, window: int, lag: int = 4, min_share: float = 0.05, spike: float = 3.0,
-                 jump: float = 2.5) -> None:
+                 jump: float = 2.5, min_jump: float = 0.02, min_flow: float = 0.25, max_flow: float = 4.0) -> None:
         self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         self.window, self.lag, self.min_share, self.spike, self.jump = window, lag, min_share, spike, jump
+        self.min_jump, self.min_flow, self.max_flow = min_jump, min_flow, max_flow
         self.diff: list[float] = []
         self.residual: list[float] = []
         self.unpredicted: list[float] = []
@@ -180,7 +185,9 @@ class Residual:
         self.changed: list[float] = []
         self.camera: list[float] = []
         self.steady: list[float] = []
+        self.accel: list[float] = []
         self.recent: list[np.ndarray] = []  # the last blurred frames (enough for _across and _steady)
+        self.flows: list[np.ndarray] = []  # the flows into the recent frames (for _accel)
         self.pending: list[int] = []  # jumps waiting for the frames after them
         self.coords: np.ndarray | None = None
 
@@ -194,13 +201,14 @@ class Residual:
             # (the preset's 2 on a 4:3 or square 64 px frame) costs 10× (0.8 ms instead of 0.08): stop one higher
             levels = int(np.log2(max(luma.shape) / 32) + 0.5)
             self.flow.setFinestScale(max(0, min(self.flow.getFinestScale(), levels)))
-            for row in (self.diff, self.residual, self.unpredicted, self.across, self.changed):
+            for row in (self.diff, self.residual, self.unpredicted, self.across, self.changed, self.accel):
                 row.append(0.0)
             self.camera.append(1.0)
             self.steady.append(np.inf)
             return
         prev = self.recent[-2]
         flow = self.flow.calc(luma, prev, None)  # where each pixel of luma was in prev
+        self.flows = [*self.flows[-(self.lag + 2 * REPEATS):], flow]
         mean, share = self._predict(prev, luma, flow)
         delta = cv2.absdiff(luma, prev)
         changed = float((delta > NOISE).mean())
@@ -210,9 +218,10 @@ class Residual:
         self.across.append(0.0)
         self.changed.append(changed)
         self.steady.append(np.inf)
+        self.accel.append(0.0)
         i = len(self.unpredicted) - 1
         before = max(self.unpredicted[max(0, i - self.window):i - 1], default=0.0)
-        if share >= self.min_share and share >= self.jump * before:
+        if share >= self.min_jump and share >= self.jump * before:
             self.pending.append(i)
         before = max(self.changed[max(0, i - self.window):i - 1], default=0.0)
         jumped = changed >= self.min_share and changed >= self.spike * before
@@ -220,7 +229,7 @@ class Residual:
         # a jump cut whose exposure also moved was read as a jolt on the bundled plaza, 0.23)
         self.camera.append(self._camera(prev, luma, flow) / max(self._error(luma, prev)[1], 1e-6) if jumped else 1.0)
         for j in [j for j in self.pending if i - j >= max(3, self.lag)]:
-            self.across[j], self.steady[j] = self._across(j, i), self._steady(j, i)
+            self.across[j], self.steady[j], self.accel[j] = self._across(j, i), self._steady(j, i), self._accel(j, i)
             self.pending.remove(j)
 
     def finish(self) -> None:
@@ -228,6 +237,7 @@ class Residual:
         last = len(self.unpredicted) - 1
         for j in self.pending:
             self.across[j], self.steady[j] = self._across(j, last), self._steady(j, last)
+            self.accel[j] = self._accel(j, last)
         self.pending = []
 
     def _frame(self, k: int, last: int) -> np.ndarray:
@@ -246,6 +256,25 @@ class Residual:
         the picture's own motion over `lag` frames leaves, on each side of frame j (inf with neither side)."""
         pairs = [(a, a + self.lag) for a in (j - 1 - self.lag, j) if a >= 0 and a + self.lag <= last]
         return max((self._predict(self._frame(a, last), self._frame(b, last))[1] for a, b in pairs), default=np.inf)
+
+    def _accel(self, j: int, last: int) -> float:
+        """Mean |flow into frame j − the mean of the flows into the nearest changing frames before and after it| over
+        the mean size of those two (a frame repeated up to REPEATS times, a low frame rate raised, is skipped; `last`
+        is the newest frame's index); 0 without both, or where they move under `min_flow` pixels on average (a still
+        picture: no motion to break from) or over `max_flow` (faster than DIS's 8-pixel patches follow at this size:
+        its flow breaks with no jump)."""
+        def flow(k: int) -> np.ndarray:
+            return self.flows[len(self.flows) - 1 - (last - k)]
+        lo = max(1, j - 1 - REPEATS, last - len(self.flows) + 1)
+        near = ([k for k in range(j - 1, lo - 1, -1) if self.changed[k] > 0][:1],
+                [k for k in range(j + 1, min(last, j + 1 + REPEATS) + 1) if self.changed[k] > 0][:1])
+        if not all(near):
+            return 0.0
+        before, at, after = flow(near[0][0]), flow(j), flow(near[1][0])
+        size = 0.5 * float(np.linalg.norm(before, axis=-1).mean() + np.linalg.norm(after, axis=-1).mean())
+        if not self.min_flow <= size <= self.max_flow:
+            return 0.0
+        return float(np.linalg.norm(at - 0.5 * (before + after), axis=-1).mean()) / size
 
     def _predict(self, prev: np.ndarray, cur: np.ndarray, flow: np.ndarray | None = None) -> tuple[float, float]:
         """(mean |cur − prev moved onto cur| in [0, 1], share of pixels off by more than NOISE), prev moved by the
@@ -347,6 +376,6 @@ def frame_signals(path: str | os.PathLike, size: int = 64, thumbs_every_s: float
     return Signals(os.fspath(path), fps, arr(times), arr(change), np.stack(hists).astype(np.float32),
                    np.stack(grids), arr(bright), arr(contrast), arr(edges).reshape(-1, 2), arr(novelty.changed),
                    arr(novelty.novel), arr(residual.diff), arr(residual.residual), arr(residual.unpredicted),
-                   arr(residual.across), arr(residual.camera), arr(residual.steady), arr(fine.changed),
-                   arr(fine.novel), arr(fine.across), np.stack(grey_small), thumbs,
+                   arr(residual.across), arr(residual.camera), arr(residual.accel), arr(residual.steady),
+                   arr(fine.changed), arr(fine.novel), arr(fine.across), np.stack(grey_small), thumbs,
                    np.stack(small) if keep_small else None)

@@ -183,7 +183,8 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
                 layout_change: float = 0.03, layout_spike: float = 5.0, min_novel: float = 0.02,
                 novel_spike: float = 3.0, novel_share: float = 0.5, novel_layout_spike: float = 2.5,
                 min_unpredicted: float = 0.1, unpredicted_spike: float = 5.0, min_sudden: float = 0.2,
-                sudden_spike: float = 2.5, sudden: float = 2.0, max_camera: float = 0.45,
+                sudden_spike: float = 2.5, sudden: float = 2.0, min_leap: float = 0.02, leap_spike: float = 2.5,
+                max_grow: float = 1.15, min_accel: float = 2.0, leap_again: float = 0.5, max_camera: float = 0.45,
                 max_relit: float = MAX_RELIT, max_again: float = MAX_AGAIN, max_again_2: float = MAX_AGAIN_2,
                 min_visible: float = 0.005, min_fine: float = 0.004, fine_share: float = 0.9, fine_spike: float = 3.0,
                 max_across: float = 1.25,
@@ -200,7 +201,12 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     whose own motion leaves much unpredicted frame to frame, at least `min_sudden` (and `min_unpredicted`) and
     `sudden_spike`× its surroundings where one frame leaves `sudden`× what the picture's own motion over ~0.15 s leaves
     on either side, Signals.steady: a cut between two busy shots of alike colours, a jump cut while players run), where
-    the frames on its two sides still do not predict each other (Signals.across ≥ `stays`× the jump). A jump of the
+    the frames on its two sides still do not predict each other (Signals.across ≥ `stays`× the jump). A smaller jump of
+    that share (at least `min_leap`, `leap_spike`× its surroundings: a jump cut on a talking head that moves) is a cut
+    where the frames after it add nothing to it — the frames on its two sides leave at most `max_grow`× the jump
+    unpredicted (Signals.across: motion adds up frame by frame, a jump does not) —, the flow into it breaks from the
+    flows around it (Signals.accel ≥ `min_accel`) and the nearest changing frame repeats at most `leap_again` of it
+    (see `again_at`). A jump of the
     layout, of new change or of the unpredicted share that one motion of the whole picture explains (at most
     `max_camera` of the changed pixels left off, Signals.camera) is a jolt of the camera, not a jump cut. A jump of any
     channel whose luma-grid change one gain and offset of the whole picture explain (at most `max_relit` of it left, see
@@ -241,6 +247,9 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
                       & (sig.unpredicted >= sudden * sig.steady)))
     idx = np.flatnonzero(unpredicted & in_framing)
     found |= set(idx[sig.across[idx] >= stays * sig.unpredicted[idx]].tolist())
+    leap = (_spikes(sig.unpredicted, w, min_leap, leap_spike, np.inf) & (sig.accel >= min_accel)
+            & (sig.across >= stays * sig.unpredicted) & (sig.across <= max_grow * sig.unpredicted))
+    found |= {int(i) for i in np.flatnonzero(leap & in_framing) if again_at(sig, int(i)) <= leap_again}
     found = {i for i in found if sig.changed[i] >= min_visible and not explained(sig, i, max_relit, max_again,
                                                                                       max_again_2)}
     # a jump in a still framing too small for the 64 px frames: at twice the size, one frame changes, all of its

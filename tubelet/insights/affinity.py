@@ -8,7 +8,13 @@ videos item by item and keep their best-matching pair (set-to-set best match):
 
 - `frames`: the catalog's frame fingerprints (fingerprint.py: model-free, robust to grades, captions and low
   resolution), taken as pairs of consecutive fingerprints (0.5 s apart, concatenated), so a match is two moments
-  in a row, not one frame that happens to look alike; both orientations (a mirrored re-upload).
+  in a row, not one frame that happens to look alike; both orientations (a mirrored re-upload). Whole frames of
+  two shapes cannot match: a portrait video (narrower than 3:4, as a 9:16 re-post is) is compared with a landscape
+  one through the landscape one's whole-height 9:16 column views (COLUMNS positions across the frame), and those
+  similarities are standardised apart (`columns` statistics: they run on another scale than whole frames').
+  Before, only the crops channel's upper column views linked a re-post to its footage (benchmarks/trends.py, the
+  sixteen seen streams: same-topic pairs overlapping ≥ 2 s of which one is re-framed, frames z median 1.10, lower
+  quartile 0.43, against a median of 2.39 where neither is; with the columns 1.36 and 0.99).
 - `crops`: the pairs of the frames' upper parts against the same parts of the crop views of the other video's
   stored thumbnails (the DCT fingerprint does not survive an 80 % crop, its crop views do; fingerprint.py
   `crop_views`), in both directions; for each video only against its CANDIDATES nearest by the other two channels
@@ -61,8 +67,11 @@ from tubelet.catalog.fingerprint import DIM as FP_DIM
 from tubelet.catalog.store import Catalog
 
 CHANNELS = ("frames", "crops", "segments", "colours")
-VERSION = 2  # of what the channels compare, recorded by a clustering fitted on the affinity: one fitted on another
-# is stale (its stored statistics are of other similarities). 1: colours without their ranks
+STATISTICS = (*CHANNELS, "columns")  # what a video's statistics are kept of: the channels, and the frames channel's
+# portrait-to-column matches apart (their similarities run on another scale than whole frames')
+VERSION = 3  # of what the channels compare, recorded by a clustering fitted on the affinity: one fitted on another
+# is stale (its stored statistics are of other similarities). 1: colours without their ranks; 2: frames without
+# the 9:16 columns
 MAX_PAIRS = 8  # fingerprint pairs kept per video (evenly spread): long videos stay as cheap as short ones
 MAX_SEGMENTS = 8  # segment vectors kept per video (evenly spread)
 CANDIDATES = 24  # videos each video's crop views are compared with, nearest by frames and segments
@@ -72,8 +81,10 @@ MAD = 1.4826  # MAD of a normal distribution, in standard deviations
 MIN_MAD = 0.02  # floor of a video's MAD (cosines; a catalog's are ~0.1–0.2): a few near-equal similarities do not
 # turn a small difference into a huge z
 CHUNK = 2048  # query items per matrix product
+CELLS = CHUNK * 16_384  # at most this many similarities per matrix product (against many items, fewer query items)
 UPPER = 0.6  # the upper part of a frame, above where caption bars and subtitles go
-COLUMNS = 9  # positions of the 9:16 columns a landscape video's crop views include
+COLUMNS = 17  # positions of the 9:16 columns a landscape video's crop views and column views include (9: a
+# re-frame up to 1/16 of the width off the nearest, and the columns of the frames channel matched less)
 
 
 @dataclass
@@ -99,9 +110,10 @@ class Items:
 
 
 class Crops:
-    """Per video, the crop views of its fingerprint pairs [GRID²·P + columns, 2·FP_DIM], each made on first use and
-    kept: a video's crops are compared only with its CANDIDATES and SAMPLE, so a few query videos against a catalog
-    need the views of only those (recommend.py), not of every catalog video."""
+    """Per video, views of its fingerprint pairs [V·P, 2·FP_DIM] (its crop views, or its 9:16 columns), each made
+    on first use and kept: a video's crops are compared only with its CANDIDATES and SAMPLE, and its columns only
+    with portrait videos, so a few query videos against a catalog need the views of only those (recommend.py), not
+    of every catalog video."""
 
     def __init__(self, make: list[Callable[[], np.ndarray]]):
         self.make = make
@@ -121,6 +133,10 @@ class Crops:
         """The crop views of videos `rows` (made ones are shared, not made again)."""
         return Crops([self.make[i] for i in rows])
 
+    def items(self) -> Items:
+        """Every video's views as one set of items."""
+        return _items([self[j] for j in range(len(self))])
+
     def made(self) -> int:
         """How many videos' views have been made on use so far (not counting those `given`)."""
         return sum(m.cache_info().currsize for m in self.make if hasattr(m, "cache_info"))
@@ -138,6 +154,8 @@ class Features:
     segments: Items  # segment vectors [·, D], as stored until mapped into a clustering's space (`in_space`)
     colours: Items  # colour histograms of frames [·, COLOURS] (unit: √shares)
     ranks: Items  # the same frames' histograms of per-channel ranks [·, COLOURS] (fingerprint.ranked_histograms)
+    columns: Crops  # per video, the fingerprint pairs of its whole-height 9:16 columns (landscape videos; else none)
+    portrait: np.ndarray  # [videos] bool: narrower than 3:4, as a 9:16 re-post is
 
     def __len__(self) -> int:
         return self.frames.videos
@@ -146,13 +164,15 @@ class Features:
         """The same features with the segment vectors mapped by `space` (the clustering's, space.py)."""
         seg = self.segments
         return Features(self.frames, self.mirrored, self.upper, self.upper_mirrored, self.crops,
-                        Items(space(seg.vectors), seg.owner, seg.videos), self.colours, self.ranks)
+                        Items(space(seg.vectors), seg.owner, seg.videos), self.colours, self.ranks, self.columns,
+                        self.portrait)
 
     def subset(self, rows: np.ndarray) -> Features:
         rows = np.asarray(rows)
         return Features(self.frames.subset(rows), self.mirrored.subset(rows), self.upper.subset(rows),
                         self.upper_mirrored.subset(rows), self.crops.subset(rows), self.segments.subset(rows),
-                        self.colours.subset(rows), self.ranks.subset(rows))
+                        self.colours.subset(rows), self.ranks.subset(rows), self.columns.subset(rows),
+                        self.portrait[rows])
 
 
 def _spread(count: int, most: int) -> np.ndarray:
@@ -212,7 +232,7 @@ def features(catalog: Catalog, ids: list[str]) -> Features:
 
 def features_of(sources: list[Source]) -> Features:
     """The affinity's items of some videos (catalog ones, or files embedded for a query), in that order."""
-    pairs, kept, shown, crops, segs, palettes, ranks = [], [], [], [], [], [], []
+    pairs, kept, shown, crops, columns, segs, palettes, ranks = [], [], [], [], [], [], [], []
     none = np.zeros((0, 2 * FP_DIM), np.float32)
     for src in sources:
         first = np.asarray(src.fp_vectors[:split_readings(src.fp_times)], np.float32) if len(src.fp_times) else \
@@ -223,10 +243,12 @@ def features_of(sources: list[Source]) -> Features:
         if t is not None and len(first):
             t = t[:len(first)]
             crops.append(cache(partial(_crop_views, t, _columns(src.width, src.height), keep)))
+            columns.append(cache(partial(_column_views, t, _columns(src.width, src.height), keep)))
             kept.append(keep)
             shown.append(t)
         else:
             crops.append(partial(np.asarray, none))
+            columns.append(partial(np.asarray, none))
             kept.append(None)
         segs.append(np.asarray(src.segments[_spread(len(src.segments), MAX_SEGMENTS)], np.float32))
         c = np.zeros((0, COLOURS)) if src.colours is None else np.asarray(src.colours, np.float32)
@@ -239,7 +261,7 @@ def features_of(sources: list[Source]) -> Features:
     upper = [none if keep is None else _pairs(next(tops))[keep] for keep in kept]
     return Features(_items(pairs), _items([_mirrored_pairs(p) for p in pairs]), _items(upper),
                     _items([_mirrored_pairs(p) for p in upper]), Crops(crops), _items(segs), _items(palettes),
-                    _items(ranks))
+                    _items(ranks), Crops(columns), np.array([4 * s.width < 3 * s.height for s in sources], bool))
 
 
 def _crop_views(thumbs: np.ndarray, columns: list[tuple[int, int, int, int]], keep: np.ndarray) -> np.ndarray:
@@ -248,6 +270,12 @@ def _crop_views(thumbs: np.ndarray, columns: list[tuple[int, int, int, int]], ke
     boxes = crop_boxes() + columns
     views = part_views(thumbs, [(t, t + round(UPPER * (b - t)), x0, x1) for t, b, x0, x1 in boxes])  # [V, F, DIM]
     return np.concatenate([_pairs(v)[keep] for v in views])
+
+
+def _column_views(thumbs: np.ndarray, columns: list[tuple[int, int, int, int]], keep: np.ndarray) -> np.ndarray:
+    """The fingerprint pairs `keep` of a video's whole-height 9:16 columns [len(columns)·len(keep), 2·FP_DIM]."""
+    return np.concatenate([_pairs(v)[keep] for v in part_views(thumbs, columns)]) if columns else \
+        np.zeros((0, 2 * FP_DIM), np.float32)
 
 
 def _items(per_video: list[np.ndarray]) -> Items:
@@ -264,12 +292,13 @@ def best_match(q: Items, c: Items, also: Items | None = None) -> np.ndarray:
     cstart = np.flatnonzero(np.diff(c.owner, prepend=-1))
     cvid = c.owner[cstart]
     views = [q] if also is None else [q, also]
-    for lo in range(0, len(q.owner), CHUNK):
+    step = max(1, min(CHUNK, CELLS // len(c.owner)))
+    for lo in range(0, len(q.owner), step):
         best = None
         for v in views:
-            sim = np.maximum.reduceat(v.vectors[lo:lo + CHUNK] @ c.vectors.T, cstart, axis=1)
+            sim = np.maximum.reduceat(v.vectors[lo:lo + step] @ c.vectors.T, cstart, axis=1)
             best = sim if best is None else np.maximum(best, sim)
-        owner = q.owner[lo:lo + CHUNK]
+        owner = q.owner[lo:lo + step]
         rstart = np.flatnonzero(np.diff(owner, prepend=-1))
         rows = np.maximum.reduceat(best, rstart, axis=0)
         rvid = owner[rstart]
@@ -300,7 +329,7 @@ def row_stats(raw: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
 
 @dataclass
 class Reference:
-    """The videos others are compared with (the fitted ones): their features and per-channel stats [N, CHANNELS, 2]."""
+    """The videos others are compared with (the fitted ones): their features and stats [N, STATISTICS, 2]."""
 
     features: Features
     stats: np.ndarray
@@ -309,7 +338,7 @@ class Reference:
 def affinity(q: Features, ref: Reference | None = None, seed: int = 0, own: np.ndarray | None = None,
              ) -> tuple[np.ndarray, np.ndarray]:
     """(affinity [Q, R] of videos q to the reference videos — to each other when `ref` is None —, q's stats
-    [Q, CHANNELS, 2]); +inf between a video and itself. With `ref`, `own` [Q] is the reference column of each q video
+    [Q, STATISTICS, 2]); +inf between a video and itself. With `ref`, `own` [Q] is the reference column of each q video
     that is itself a reference video, or −1 (None: none is): it is left out of that video's statistics."""
     within = ref is None
     r = q if within else ref.features
@@ -320,13 +349,16 @@ def affinity(q: Features, ref: Reference | None = None, seed: int = 0, own: np.n
            "colours": np.fmax(best_match(q.colours, r.colours), best_match(q.ranks, r.ranks))}
     if within:
         raw = {k: np.fmax(v, v.T) for k, v in raw.items()}
-    stats = np.zeros((len(q), len(CHANNELS), 2), np.float32)
+    raw["columns"] = _column_match(q, r, within)
+    stats = np.zeros((len(q), len(STATISTICS), 2), np.float32)
     z = {}
-    for k in ("frames", "segments", "colours"):
-        c = CHANNELS.index(k)
+    for k in ("frames", "segments", "colours", "columns"):
+        c = STATISTICS.index(k)
         stats[:, c] = row_stats(raw[k], own)
         z[k] = np.minimum(standardise(raw[k], stats[:, c]),
                           standardise(raw[k].T, (stats if within else ref.stats)[:, c]).T)
+    # a portrait video and a landscape one: whole frames cannot match, the landscape one's 9:16 columns can
+    z["frames"] = np.where(np.isnan(raw["columns"]), z["frames"], z.pop("columns"))
     near = (z["frames"] + z["segments"]) / 2
     crops, c = np.full_like(near, np.nan), CHANNELS.index("crops")
     rng = np.random.default_rng(seed)
@@ -351,6 +383,22 @@ def affinity(q: Features, ref: Reference | None = None, seed: int = 0, own: np.n
         ok = own >= 0
         out[np.flatnonzero(ok), own[ok]] = np.inf  # a video is itself: distance 0
     return out, stats
+
+
+def _column_match(q: Features, r: Features, within: bool) -> np.ndarray:
+    """[Q, R] best similarity between a portrait video's fingerprint pairs (both orientations) and a landscape
+    one's 9:16 column views, either way round; NaN for other pairs (both landscape, both portrait, nothing stored)."""
+    out = np.full((len(q), len(r)), np.nan, np.float32)
+    mine = np.flatnonzero(q.portrait)
+    if len(mine):
+        out[mine] = best_match(q.frames.subset(mine), r.columns.items(), q.mirrored.subset(mine))
+    if within:
+        return np.fmax(out, out.T)
+    theirs = np.flatnonzero(r.portrait)
+    if len(theirs):
+        out[:, theirs] = np.fmax(out[:, theirs], best_match(r.frames.subset(theirs), q.columns.items(),
+                                                            r.mirrored.subset(theirs)).T)
+    return out
 
 
 def _crop_match(q: Features, i: int, r: Features, cols: np.ndarray) -> np.ndarray:

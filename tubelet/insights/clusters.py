@@ -36,7 +36,7 @@ import numpy as np
 from tubelet.atomic import atomic_write
 from tubelet.catalog.store import Catalog
 from tubelet.errors import TubeletError
-from tubelet.insights.affinity import CHANNELS, VERSION, Features, Reference, affinity, distance, features
+from tubelet.insights.affinity import STATISTICS, VERSION, Features, Reference, affinity, distance, features
 from tubelet.insights.space import Space, fit_space
 
 STORE = Path("insights") / "clusters.npz"
@@ -92,10 +92,10 @@ class Clustering:
     params: ClusterParams
     info: dict[str, Any] = field(default_factory=dict)  # model id, catalog generation/videos, time of the fit
     # fitted on the affinity (else empty): the fitted videos, their labels, their per-channel statistics
-    # [F, CHANNELS, 2], and each cluster's longest link in affinity distance [C]
+    # [F, STATISTICS, 2], and each cluster's longest link in affinity distance [C]
     fit_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, str))
     fit_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    fit_stats: np.ndarray = field(default_factory=lambda: np.zeros((0, len(CHANNELS), 2), np.float32))
+    fit_stats: np.ndarray = field(default_factory=lambda: np.zeros((0, len(STATISTICS), 2), np.float32))
     affinity_links: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @property
@@ -331,7 +331,7 @@ def load(catalog: Catalog) -> Clustering | None:
             if "fit_ids" in z.files:  # fitted on the affinity (absent from clusterings fitted on vectors before)
                 out.fit_ids, out.fit_labels = z["fit_ids"].astype(str), z["fit_labels"].astype(np.int64)
                 out.fit_stats, out.affinity_links = z["fit_stats"], z["affinity_links"]
-                if out.fit_stats.shape[1] != len(CHANNELS) or out.info.get("affinity_version", 1) != VERSION:
+                if out.fit_stats.shape[1] != len(STATISTICS) or out.info.get("affinity_version", 1) != VERSION:
                     return None  # fitted on an affinity of other channels or of another version of them: stale
     except (OSError, KeyError, ValueError, TypeError) as e:
         raise TubeletError(f"{path}: unreadable stored clustering ({e}); refit with `tubelet clusters --refit`") \
