@@ -211,6 +211,23 @@ def test_shift_guard_measures_a_knock_where_things_in_the_scene_were_moved():
     assert max(shift._raw(y) for y in later) == 0
 
 
+@needs_shared("a hand-held camera (baseball_batting_cage.mp4); the bundled clips are fixed cameras")
+def test_shift_guard_reads_no_knock_from_a_hand_held_camera_s_chance_matches():
+    """A hand-held camera: its normal footage's median picture is a blur, and against it a later frame matches by
+    chance far off, a different way on each tick (16 % of ticks). A knocked camera stays put, so a segment counts a
+    shift only where most of its ticks agree on it: no segment of the later half reads as moved."""
+    with open_reader(REAL_VIDEOS / "baseball_batting_cage.mp4") as reader:
+        luma = np.stack([t.rgb for t in ticks(reader, lambda *_: (96, 128), RATE)]).astype(np.float32) @ LUMA / 255
+    n = len(luma) // 2
+    shift = Shift()
+    shift.fit(Ticks(None, None, None, None, np.zeros(n), luma[:n], np.arange(n), np.zeros(n, int)))
+    raw = np.array([shift._raw(y) for y in luma[n:n + (len(luma) - n) // 5 * 5]])
+    assert np.mean(raw > 0) > 0.1  # chance matches do happen: the agreement is what rules them out
+    assert max(shift.reduce(segment) for segment in raw.reshape(-1, 5)) == 0
+    knocked = np.array([shift._raw(y) for y in _shift(luma[:n:5][..., None], 5, -7)[..., 0]])
+    assert shift.reduce(knocked[:5]) > Shift.floor  # the normal footage knocked: its ticks agree
+
+
 def test_a_guard_adds_evidence_only_past_its_own_normal_p99():
     """Calibrated scores combine in quadrature, but a guard (gate 1) below its own p99 adds nothing; the gates
     travel with the model directory's calibration, and a calibration without them is refused; over time, a

@@ -440,8 +440,8 @@ class Shift(Detector):
     edges of a textureless scene — lines on asphalt — carry the match); the shift comes from phase correlation and
     counts only when it matches the reference's most textured pixels at least 10 % better than no shift. A knocked
     camera stays moved, so new footage is compared with the normal reference, not with its own past; a camera
-    that sways by a pixel or two in its normal footage sets its own scale (at least `floor`). A segment takes its
-    median tick."""
+    that sways by a pixel or two in its normal footage sets its own scale (at least `floor`). A segment takes the
+    shift most of its ticks agree on (`reduce`)."""
 
     name, kind, floor, gate = "shift", MOVED, 2.0, 1.0
     taper = 0.2  # share of the window in its cosine taper, half at each end (a Hann window would hide edges near
@@ -450,8 +450,10 @@ class Shift(Detector):
     better = float(np.log(1.1))  # how much better the shifted match must be
     slack = 1  # pixels: each match is the better one within a pixel of its move (the correlation's peak can be a
     # pixel off, and a sharp edge one pixel off mismatched as much as a knock: the knocked bottles table failed)
+    agree = 1.5  # % of the picture: ticks reading shifts this close read the same knock (`reduce`)
 
-    def __init__(self) -> None:
+    def __init__(self, window: int = 5) -> None:
+        self.window = window  # ticks in a segment
         self.reference = np.zeros((0, 0), np.float32)  # [h, w] median normal luma
 
     @staticmethod
@@ -504,7 +506,14 @@ class Shift(Detector):
         return self._raw(f.luma)
 
     def reduce(self, scores: np.ndarray) -> float:
-        return float(np.median(scores))
+        """The shift more than half a segment's ticks agree on (within `agree` % of each other), else none: a
+        knocked camera stays put, so its ticks read one shift, while chance matches against a blurred reference (a
+        hand-held camera's normal footage) jump from tick to tick. A video's last, shorter segment counts as a whole
+        one (one tick alone is no agreement)."""
+        s = np.asarray(scores)
+        near = np.abs(s[:, None] - s[None, :]) <= self.agree
+        most = near[int(np.argmax(near.sum(1)))]
+        return float(np.median(s[most])) if 2 * most.sum() > max(len(s), self.window) else 0.0
 
     def state(self) -> dict[str, np.ndarray]:
         return {"reference": self.reference}
@@ -516,6 +525,6 @@ class Shift(Detector):
 
 def frame_detectors(cap: int, seed: int, window: int) -> list[Detector]:
     """The cheap per-frame detectors (`window` ticks a segment), in the order their kind wins ties."""
-    return [Frozen(window), Lighting(), Shift(), Speed(),
+    return [Frozen(window), Lighting(), Shift(window), Speed(),
             CellKNN("cell_motion", MOTION, "motion", cap=cap, seed=seed),
             CellKNN("cell_appearance", APPEARANCE, "appearance", cap=cap, seed=seed), Direction(), Residual(), Stall()]
