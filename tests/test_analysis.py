@@ -25,22 +25,25 @@ FPS = 25.0
 
 def signals(change: np.ndarray, grid: np.ndarray | None = None, brightness: np.ndarray | None = None,
             shot: np.ndarray | None = None, novel: np.ndarray | None = None,
-            unpredicted: np.ndarray | None = None, across: np.ndarray | None = None) -> Signals:
+            unpredicted: np.ndarray | None = None, across: np.ndarray | None = None,
+            accel: np.ndarray | None = None) -> Signals:
     """Signals of n frames; `shot` numbers each frame's picture (its colour histogram: one bin per shot); `novel`
     is the new change (all of the change: Signals.changed is the same; without it, none is new and the pixels
     change as much as the colours); `unpredicted` the share motion does not predict (and `across`, where it jumps:
-    what the frames on its two sides do not predict of each other)."""
+    what the frames on its two sides do not predict of each other, and `accel`, how the flow into it breaks from the
+    flows around it)."""
     n = len(change)
     changed = change if novel is None else novel
     novel = np.zeros(n) if novel is None else novel
     unpredicted = np.zeros(n) if unpredicted is None else unpredicted
     across = np.zeros(n) if across is None else across
+    accel = np.zeros(n) if accel is None else accel
     grid = np.zeros((n, 16, 16), np.float32) if grid is None else grid
     bright = np.full(n, 0.5) if brightness is None else brightness
     contrast = np.where(bright < 0.07, 0.0, 0.2)
     hist = np.eye(64, dtype=np.float32)[np.zeros(n, int) if shot is None else shot % 64]
     return Signals("x.mp4", FPS, np.arange(n) / FPS, change, hist, grid, bright, contrast, np.full((n, 2), 0.1),
-                   changed, novel, change, change, unpredicted, across, np.ones(n), np.zeros(n), np.full(n, np.inf),
+                   changed, novel, change, change, unpredicted, across, np.ones(n), accel, np.full(n, np.inf),
                    np.zeros(n), np.zeros(n), np.zeros(n), np.zeros((n, 27, 48), np.uint8))
 
 
@@ -128,6 +131,20 @@ def test_jump_cuts_are_spikes_of_what_motion_does_not_predict():
                                [2.0])
     unpredicted[45:56] = 0.2  # the same inside a stretch of unpredicted change (fast action): no spike
     assert len(detect_cuts(signals(np.full(n, 0.01), unpredicted=unpredicted, across=across))) == 0
+
+
+def test_a_small_jump_that_the_frames_after_it_do_not_add_to_is_a_cut():
+    """A jump cut on a talking head that moves: what motion leaves unpredicted is only ~3× its surroundings. The
+    frames on its two sides leave no more than the jump itself (motion adds up frame by frame: they would leave more)
+    and the flow into it breaks from the flows around it: a cut. Without either, it is motion."""
+    n = 150
+    unpredicted, across, accel = np.full(n, 0.015), np.zeros(n), np.zeros(n)
+    unpredicted[50], across[50], accel[50] = 0.05, 0.05, 3.0  # a cut (2.0 s)
+    unpredicted[90], across[90], accel[90] = 0.05, 0.1, 3.0  # the frames after it add as much again
+    unpredicted[120], across[120], accel[120] = 0.05, 0.05, 1.0  # the flow goes on through it
+    sig = signals(np.full(n, 0.01), unpredicted=unpredicted, across=across, accel=accel)
+    np.testing.assert_allclose(detect_cuts(sig), [2.0])
+    assert len(detect_cuts(sig, min_leap=np.inf)) == 0
 
 
 def test_a_change_the_next_frame_repeats_is_motion_not_a_cut():
