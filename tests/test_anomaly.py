@@ -359,6 +359,24 @@ def test_residual_flags_a_jump_in_time(model_dir, footage):
     assert jump[12] == jump.max()
 
 
+@needs_shared("a minute of one fixed camera (people_indoor_cctv_long.mp4); the bundled clips are ≤ 10 s")
+def test_footage_between_two_jumps_in_time_scores_as_spliced_in(model_dir, footage):
+    """The later stretch with 6.0–9.0 s played backwards, where people walk: it starts and ends with a jump in time
+    (the residual past its p99 on segments 12 and 18) and in between looks like normal footage; every segment in
+    between takes the weaker jump's score, above most of the untouched stretch. (Before: segments 15–17 scored
+    0.37–0.71, under the weaker jump's 0.77.)"""
+    reverse = inject(footage["later"], "reverse", len(footage["later"]), 60, 30, None)
+    write_frames(footage["dir"] / "reverse.mp4", reverse, RATE)
+    normal = NormalModel.load(model_dir)
+    res = score_source(normal, footage["dir"] / "reverse.mp4")
+    plain = score_source(normal, footage["dir"] / "later.mp4")
+    jumps = np.flatnonzero(res.z[:, normal.names.index("residual")] > 1.0)
+    assert jumps.tolist() == [12, 18]
+    inside = res.scores[13:18]
+    assert inside.min() >= min(res.scores[12], res.scores[18]) > np.percentile(plain.scores, 75)
+    assert np.array_equal(res.scores[:11], plain.scores[:11])  # before the first jump (and its neighbour) as before
+
+
 @pytest.mark.parametrize("version", [5, 6])
 def test_an_older_model_dir_still_loads_and_scores(model_dir, footage, tmp_path, version):
     """A model fitted before the residual detector (format version 5) or the stall detector (6) loads and scores

@@ -18,6 +18,7 @@ from tubelet.anomaly.frames import Tick, open_reader, ticks
 from tubelet.anomaly.normal import NormalModel
 
 GUARDS = (FROZEN, LIGHTING, MOVED)  # kinds that name a segment whenever their detector is past its own p99
+BRACKET_S = (1.5, 5.0)  # how far apart two jumps in time may lie to bracket spliced-in footage (SegmentScorer._bracket)
 
 
 def clip_of(frames: Iterable[tuple[int, np.ndarray]], idx: list[int]) -> np.ndarray:
@@ -76,7 +77,11 @@ class SegmentScorer:
         self.before: tuple[float, str] | None = None  # the evidence and own kind of the segment before it
         self.n = 0  # ticks seen
         self.guards = np.array([k in GUARDS for k in normal.kinds])
-
+        self.jump = normal.names.index("residual") if "residual" in normal.names else None  # a model before it: none
+        self.apart = [round(s / self.cfg.bin_s) for s in BRACKET_S]
+        self.jumps: deque[tuple[int, Segment]] = deque()  # recent segments that jump in time, by index
+        self.pending: deque[tuple[int, Segment]] = deque()  # scored segments a later jump may still bracket
+        self.made = 0  # segments scored
 
     def push(self, tick: Tick) -> list[Segment]:
         cfg = self.cfg
@@ -119,7 +124,34 @@ class SegmentScorer:
                 break
             self.bins.popleft()
             out.append(self._segment(p))
-        return self._steady(out, final)
+        return self._bracket(self._steady(out, final), final)
+
+    def _bracket(self, scored: list[Segment], final: bool) -> list[Segment]:
+        """Footage between two jumps in time (the residual detector past its own p99, `BRACKET_S` apart, the first
+        not at the stream's start, which has nothing before it to jump from) was spliced in: a stretch played
+        backwards or replayed starts and ends with such a jump, and in between it looks like any normal footage.
+        The segments between take the weaker jump's score; a segment is held while a jump before it may still be
+        answered (up to BRACKET_S[1] more latency, only after a jump)."""
+        if self.jump is None:
+            return scored
+        lo, hi = self.apart
+        for seg in scored:
+            b, self.made = self.made, self.made + 1
+            if b > 0 and seg.z[self.jump] > self.normal.detectors[self.jump].gate:
+                for a, first in self.jumps:
+                    if lo <= b - a <= hi:
+                        lift, kind = min((first.score, first.kind), (seg.score, seg.kind))
+                        for i, held in self.pending:
+                            if a < i and lift > held.score:
+                                held.score, held.kind = lift, kind
+                self.jumps.append((b, seg))
+            self.pending.append((b, seg))
+            while self.jumps and self.jumps[0][0] + hi <= b:
+                self.jumps.popleft()
+        done = []
+        while self.pending and (final or not self.jumps or self.pending[0][0] <= self.jumps[0][0]):
+            done.append(self.pending.popleft()[1])
+        return done
 
     def _steady(self, made: list[Segment], final: bool) -> list[Segment]:
         """Segments scored among their neighbours (Calibration.steady), each once the next is in (at the end, the
