@@ -263,6 +263,20 @@ def test_a_blend_to_the_same_picture_moved_is_no_dissolve(tmp_path):
     assert 0.4 <= d.start_s < d.end_s <= 1.2, d
 
 
+@needs_shared("the pool's slow drift into the flash is measured on cleaning_pool.mp4")
+def test_a_ramp_into_a_flash_that_comes_back_is_no_wipe(tmp_path):
+    """A flash at the end of 1.8 s of the pool's slow camera drift: the drift and the white frames fit one ramp
+    that motion does not predict, block by block (a wipe), but the picture 2 frames after it is the one 2 frames
+    before (their grids differ by under min_away of the ramp's change), so nothing is found. Without that test, a
+    wipe that ends on the flash."""
+    e = Edit("flash", 320, 180, 30, [Piece(str(REAL_VIDEOS / "cleaning_pool.mp4"), 6.79, 85)], effect="flash",
+             effect_at=(2.26,))
+    sig = frame_signals(e.render(tmp_path / "flash.mp4"))
+    assert FastDetector().detect(sig) == []
+    (w,) = FastDetector(FastConfig(min_away=0.0)).detect(sig)
+    assert w.kind == "wipe" and abs(w.end_s - 2.3) <= TOL, w
+
+
 @needs_shared("the swing is measured on making_cake_vertical_shaky.mp4")
 def test_a_swing_the_frames_around_repeat_is_no_cut(tmp_path):
     """The shaky cake swings 0.72 s into this piece: its colours spike and stay changed, and the nearest frame

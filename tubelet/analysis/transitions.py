@@ -366,6 +366,9 @@ class FastConfig:
     # after optical flow (Signals.residual) is at least this share of the change (whip pans and fast motion: 0.14–0.26
     # on the benchmark's renders, true transitions ≥ 0.38)
     min_frames: int = 3  # shorter ramps are cuts (found by the cut detector)
+    min_away: float = 0.6  # the luma grids 2 frames before and after a ramp differ by at least this × its own
+    # change; a ramp into a flash (or any excursion that comes back) does not (development seeds 0–26: a slow drift
+    # ending in a flash 0.34, true dissolves and wipes ≥ 0.92)
     max_relit: float = MAX_RELIT  # a cut (or a ramp's one-frame step) that one gain and offset of the whole
     # picture explain (see relit) is a change of lighting, unless a fade takes it as its fast half
     max_again: float = MAX_AGAIN  # a cut (or a ramp's one-frame step) whose change the frame before or after repeats
@@ -495,6 +498,8 @@ class FastDetector(ShotDetector):
         if float(sig.distance(before, after)) < cfg.min_colour_change:
             return ""
         g = sig.grid[r.a:r.b + 1].reshape(r.b - r.a + 1, -1)
+        if np.abs(sig.grid[after] - sig.grid[before]).mean() < cfg.min_away * np.abs(g[-1] - g[0]).mean():
+            return ""  # the picture comes back: an excursion (a flash) the ramp rode, not a change of shot
         steps = np.abs(np.diff(g, axis=0)).mean(1)
         if steps.max() >= cfg.max_step * steps.sum():  # a cut, unless that frame only changes the lighting
             return "" if relit_at(sig, self._steepest(sig, r)) <= cfg.max_relit else "cut"
