@@ -157,6 +157,8 @@ def test_growing_file_reports_the_event_before_it_ends(model_dir, footage, tmp_p
 
 
 @pytest.mark.slow
+@needs_shared("the MAE detectors calibrated on the bundled clips' 6 s of normal footage (12 segments) read the "
+              "bundled parking lot's later exposure dip, and a bundled still table's later stretch, as new")
 def test_default_model_adapts_and_scores(footage, monkeypatch, capsys):
     """The MAE detectors (vit_tiny adapted to the camera, briefly here) join the frame detectors end to end."""
     d = footage["dir"]
