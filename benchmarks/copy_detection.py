@@ -17,6 +17,8 @@ Printed per family and overall, for each --model and for the baseline:
   P / R    flag precision and recall at 70 %: full copies (edits, excerpts) should be flagged; partial inserts
            and never-indexed clips should not.
   IoU      copied span (union of spans attributed to the true source, query time) against the true one.
+  speed err  full copies: |ln(reported / true speed)| of the longest span on the true source, averaged (0.05 ≈ 5 %;
+           tubelet only: the baseline reports no speed).
   s/query  wall time of one query (tubelet: embedding + fingerprints + matching; baseline: hashing + matching).
 The baseline is a DCT pHash (imagehash.phash, 64 bits) of one frame a second, each query frame matched to the
 nearest hash of each indexed video (Hamming ≤ --hamming); pair score = share of the query's frames matched to that
@@ -48,6 +50,7 @@ class Case:
     source: str | None  # stem of the indexed source it copies, None for never-indexed
     span: tuple[float, float] | None  # query seconds holding the copy
     full: bool  # a full copy (should be flagged)
+    speed: float = 1.0  # source seconds per query second
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Result:
     flagged: bool
     spans: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # stem → query spans
     seconds: float = 0.0
+    speed: dict[str, float] = field(default_factory=dict)  # stem → speed of its longest span
 
 
 # ------------------------------------------------------------------------------------------------- the set
@@ -99,7 +103,7 @@ def build_set(args: argparse.Namespace) -> tuple[list[Path], list[Case]]:
         for j in range(args.per_edit):
             src = sources[(i * args.per_edit + j) % len(sources)]
             out = edited(src, e)
-            cases.append(Case(out, e.family, src.stem, (0.0, probe(out).duration_s), True))
+            cases.append(Case(out, e.family, src.stem, (0.0, probe(out).duration_s), True, e.speed))
         neg = negatives[i % len(negatives)]
         cases.append(Case(edited(neg, e), e.family, None, None, False))
     for src in sources:
@@ -148,7 +152,9 @@ def run_tubelet(model: str, overrides: dict, sources: list[Path], cases: list[Ca
             spans: dict[str, list[tuple[float, float]]] = {}
             for s in rep.spans:
                 spans.setdefault(stem[s.id], []).append((s.query_start_s, s.query_end_s))
-            res.append(Result({stem[s.id]: s.score for s in rep.sources}, rep.flagged, spans, secs))
+            longest = sorted(rep.spans, key=lambda s: s.query_end_s - s.query_start_s)
+            speed = {stem[s.id]: s.speed for s in longest}  # the longest span of each video comes last
+            res.append(Result({stem[s.id]: s.score for s in rep.sources}, rep.flagged, spans, secs, speed))
         _progress(n + 1, len(cases), secs)
     shutil.rmtree(work, ignore_errors=True)
     return out
@@ -181,7 +187,7 @@ def run_phash(sources: list[Path], cases: list[Case], hamming: int) -> list[Resu
                 scores[stem] = float(hit.mean())
                 spans[stem] = [(float(t - 0.5), float(t + 0.5)) for t in times[hit]]
                 matched |= hit
-        out.append(Result(scores, bool(matched.mean() >= FLAG_AT), spans, time.perf_counter() - t))
+        out.append(Result(scores, bool(matched.mean() >= FLAG_AT), spans, seconds=time.perf_counter() - t))
     return out
 
 
@@ -213,7 +219,7 @@ def table(name: str, sources: list[Path], cases: list[Case], results: list[Resul
     stems = [s.stem for s in sources]
     families = list(dict.fromkeys(c.family for c in cases))
     rows = [f"{name}", f"{'family':10s} {'queries':>7s} {'µAP':>6s} {'flag P':>7s} {'flag R':>7s} {'IoU':>6s} "
-            f"{'neg flagged':>11s} {'s/query':>8s}"]
+            f"{'neg flagged':>11s} {'speed err':>9s} {'s/query':>8s}"]
     negatives = [i for i, c in enumerate(cases) if c.source is None]
 
     def line(label: str, idx: list[int], ap_idx: list[int]) -> str:
@@ -228,8 +234,11 @@ def table(name: str, sources: list[Path], cases: list[Case], results: list[Resul
         negf = sum(results[i].flagged for i in idx if cases[i].source is None)
         nneg = sum(cases[i].source is None for i in idx)
         secs = np.mean([results[i].seconds for i in idx])
+        found = [results[i].speed[cases[i].source] / cases[i].speed for i in idx
+                 if cases[i].full and cases[i].source in results[i].speed]
+        err = np.mean(np.abs(np.log(found))) if found else np.nan
         return (f"{label:10s} {len(idx):7d} {ap:6.3f} {prec:7.3f} {rec:7.3f} {np.mean(ious) if ious else np.nan:6.3f} "
-                f"{negf:>7d}/{nneg:<3d} {secs:8.2f}")
+                f"{negf:>7d}/{nneg:<3d} {err:9.3f} {secs:8.2f}")
 
     for fam in families:
         idx = [i for i, c in enumerate(cases) if c.family == fam]
