@@ -187,6 +187,16 @@ def test_a_jolt_of_the_camera_is_no_cut(tmp_path):
     np.testing.assert_allclose(detect_cuts(sig, max_camera=0.0), [2.84], atol=1 / FPS)  # without that test: a cut
 
 
+@needs_shared("the pool's shake is measured on cleaning_pool.mp4")
+def test_a_shaken_shot_s_own_jerk_that_comes_again_is_no_cut(tmp_path):
+    """A shaken pool shot (a benchmark clip): 1.53 s in, one frame leaves 6x its surroundings unpredicted, as a jump
+    cut does, but 0.3 s later another leaves more (max_recur): the shot's own jerk, no cut. Without that test, a cut."""
+    e = Edit("shake", 256, 144, 30, [Piece(str(REAL_VIDEOS / "cleaning_pool.mp4"), 2.03, 133)], effect="shake")
+    sig = frame_signals(e.render(tmp_path / "shake.mp4"))
+    assert FastDetector().detect(sig) == [] and len(detect_cuts(sig)) == 0
+    np.testing.assert_allclose(detect_cuts(sig, max_recur=np.inf), [1.53], atol=1 / 30)
+
+
 @needs_shared("these two whip pans ramp like a transition (measured on these clips)")
 @pytest.mark.parametrize("src,start_s,at", [("arm_wrestling.mp4", 3.08, (0.87, 0.34)),
                                             ("face_expressions_woman.mp4", 2.92, (2.12, 0.39))])
