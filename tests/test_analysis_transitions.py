@@ -209,6 +209,21 @@ def test_a_whip_pan_that_motion_explains_is_no_transition(tmp_path, src, start_s
     assert FastDetector(FastConfig(min_unexplained=0.0)).detect(sig) != []  # the ramp is there without that test
 
 
+@needs_shared("the tennis court's dark half is measured on tennis_practice.mp4")
+def test_a_whip_pan_s_blur_flattening_a_dark_picture_is_no_fade(tmp_path):
+    """A whip pan onto the tennis court's dark half (a benchmark clip): its blur flattens the picture (luma std under
+    FastConfig.flat for 4 frames) and the court brightens after it, as from a fade's black frame; but every one of those
+    flat frames is smeared along x (edges 4× stronger along y), where a fade's black has no edges either way, so
+    nothing is found. Without that test (max_smear), a fade-in."""
+    e = Edit("whip", 384, 216, FPS, [clip("tennis_practice.mp4", 0.65, 97)], effect="whip", effect_at=(2.83, 0.33))
+    sig = frame_signals(e.render(tmp_path / "whip.mp4"))
+    flat = np.flatnonzero(sig.contrast < FastConfig().flat)
+    assert len(flat) >= 3 and (np.abs(transitions.edge_ratio(sig)[flat]) > np.log(4)).all()
+    assert FastDetector().detect(sig) == []
+    (fade,) = FastDetector(FastConfig(max_smear=np.inf)).detect(sig)
+    assert fade.kind == "fade-in" and abs(fade.start_s - 2.92) <= TOL, fade
+
+
 @pytest.mark.parametrize("effect,at", [("whip", (1.2, 0.3)), ("flash", (0.8, 1.9))])
 def test_motion_and_flashes_are_no_transition(tmp_path, effect, at):
     e = Edit(effect, 256, 144, FPS, [clip("soccer_juggling.mp4", 1.0, 80)], effect=effect, effect_at=at)

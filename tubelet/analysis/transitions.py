@@ -364,7 +364,9 @@ class FastConfig:
     max_dip: float = 0.8  # a blend of two shots is flatter in the middle: luma std ≤ this × the ends' (not wipes;
     # two unrelated shots of equal contrast dip to √½ ≈ 0.71 halfway)
     max_smear: float = 1.5  # a frame whose horizontal/vertical edge ratio is this many × beyond both shots' is
-    # motion-blurred
+    # motion-blurred; a flat stretch whose every frame is this many × from even is a whip pan's blur, not a fade's
+    # black or white (seeds 0-19, 25, 26: each of the 281 flat stretches of true fades has a frame within 1.19× of
+    # even, most exactly even: no edges; a tennis whip's flattened blur 4.2-5.1× one way)
     max_step: float = 0.5  # a ramp with one frame holding this share of the change is a cut
     straightness: float = 0.6  # |end − start| / path length between them, for a candidate
     max_error: float = 0.008  # ramp fit: mean squared deviation of the projections
@@ -515,7 +517,7 @@ class FastDetector(ShotDetector):
         if r.wipe:  # block after block: the moving edge changes the edge statistics, and nothing blends
             return "gradual"
         mid = slice(r.a + (r.b - r.a) // 4, r.b - (r.b - r.a) // 4 + 1)
-        ratio = np.log(np.maximum(sig.edges[:, 0], 1e-6) / np.maximum(sig.edges[:, 1], 1e-6))
+        ratio = edge_ratio(sig)
         lo, hi = sorted((ratio[before], ratio[after]))  # a blend's ratio lies between the two shots' ratios, or
         # nearer 0 (two pictures' edges add up in both directions); smear takes it beyond both, away from 0
         beyond = np.maximum(np.minimum(lo, 0) - ratio[mid], ratio[mid] - np.maximum(hi, 0))
@@ -531,14 +533,18 @@ class FastDetector(ShotDetector):
         return (r is not None and r.b - r.a >= cfg.min_frames and r.error <= cfg.max_error
                 and r.residual <= cfg.max_residual and r.a - p >= 2 and q - r.b >= 2)
 
-    def _flat(self, sig: Signals) -> np.ndarray:
-        return sig.contrast < self.config.flat
+    def _flat(self, sig: Signals) -> list[tuple[int, int]]:
+        """The flat stretches [f0, f1) a fade may pass through: not those whose every frame is smeared along one
+        direction (edge_ratio beyond ±log max_smear: a whip pan's blur flattens a dark picture, yet its edges
+        across the blur stay, where a fade's black or white frame has none either way)."""
+        smear = np.abs(edge_ratio(sig)) > np.log(self.config.max_smear)
+        return [(f0, f1) for f0, f1 in runs(sig.contrast < self.config.flat, 1) if not smear[f0:f1].all()]
 
     def _fades(self, sig: Signals) -> list[Ramp]:
         """Ramps ending on the first frame of every flat stretch (fade out) and starting on its last (fade in)."""
         n = len(sig.times)
         out = []
-        for f0, f1 in runs(self._flat(sig), 1):
+        for f0, f1 in self._flat(sig):
             for span in self._spans(sig):
                 if f0 > 0:
                     p, q = max(0, f0 - span - 4), min(n - 1, f0 + 2)
@@ -586,6 +592,12 @@ class FastDetector(ShotDetector):
 
     def _typed(self, sig: Signals, r: Ramp) -> Transition:
         return typed(sig, r.a, r.b, r.wipe, 1.0 - min(1.0, r.residual / self.config.max_residual), self.config.flat)
+
+
+def edge_ratio(sig: Signals) -> np.ndarray:
+    """[F] log of each frame's horizontal over its vertical edge strength (Signals.edges): motion blur along one
+    direction takes it far from 0."""
+    return np.log(np.maximum(sig.edges[:, 0], 1e-6) / np.maximum(sig.edges[:, 1], 1e-6))
 
 
 def flat_colour(brightness: float) -> str:
@@ -716,5 +728,5 @@ def detector(name: str | None = None) -> ShotDetector:
 
 __all__ = ["DETECTORS", "MAX_AGAIN", "MAX_AGAIN_2", "MAX_RELIT", "MAX_SMEARED", "FastConfig", "FastDetector",
            "ShotDetector", "Transition", "TransNetV2Detector", "again_at", "default_detector", "detect_cuts",
-           "detector", "explained", "fit_ramp", "has_transnetv2", "in_motion", "moved", "relit",
+           "detector", "edge_ratio", "explained", "fit_ramp", "has_transnetv2", "in_motion", "moved", "relit",
            "relit_at", "smeared", "smeared_at", "transnetv2_model", "unexplained"]
