@@ -365,8 +365,9 @@ class FastConfig:
     # two unrelated shots of equal contrast dip to √½ ≈ 0.71 halfway)
     max_smear: float = 1.5  # a frame whose horizontal/vertical edge ratio is this many × beyond both shots' is
     # motion-blurred; a flat stretch whose every frame is this many × from even is a whip pan's blur, not a fade's
-    # black or white (seeds 0-19, 25, 26: each of the 281 flat stretches of true fades has a frame within 1.19× of
-    # even, most exactly even: no edges; a tennis whip's flattened blur 4.2-5.1× one way)
+    # black or white (seeds 0-26: each of the 341 flat stretches of true fades has a frame within 1.49× of even, all
+    # but one within 1.19×, most exactly even: no edges; the four false fades it removes, on whip and shake clips,
+    # 4.2×, 2.9×, 2.2× and 1.7×: a thin margin on both sides)
     max_step: float = 0.5  # a ramp with one frame holding this share of the change is a cut
     straightness: float = 0.6  # |end − start| / path length between them, for a candidate
     max_error: float = 0.008  # ramp fit: mean squared deviation of the projections
