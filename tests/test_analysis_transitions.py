@@ -187,6 +187,16 @@ def test_a_jolt_of_the_camera_is_no_cut(tmp_path):
     np.testing.assert_allclose(detect_cuts(sig, max_camera=0.0), [2.84], atol=1 / FPS)  # without that test: a cut
 
 
+@needs_shared("the pool's shake is measured on cleaning_pool.mp4")
+def test_a_shaken_shot_s_own_jerk_that_comes_again_is_no_cut(tmp_path):
+    """A shaken pool shot (a benchmark clip): 1.53 s in, one frame leaves 6x its surroundings unpredicted, as a jump
+    cut does, but 0.3 s later another leaves more (max_recur): the shot's own jerk, no cut. Without that test, a cut."""
+    e = Edit("shake", 256, 144, 30, [Piece(str(REAL_VIDEOS / "cleaning_pool.mp4"), 2.03, 133)], effect="shake")
+    sig = frame_signals(e.render(tmp_path / "shake.mp4"))
+    assert FastDetector().detect(sig) == [] and len(detect_cuts(sig)) == 0
+    np.testing.assert_allclose(detect_cuts(sig, max_recur=np.inf), [1.53], atol=1 / 30)
+
+
 @needs_shared("these two whip pans ramp like a transition (measured on these clips)")
 @pytest.mark.parametrize("src,start_s,at", [("arm_wrestling.mp4", 3.08, (0.87, 0.34)),
                                             ("face_expressions_woman.mp4", 2.92, (2.12, 0.39))])
@@ -197,6 +207,21 @@ def test_a_whip_pan_that_motion_explains_is_no_transition(tmp_path, src, start_s
     sig = frame_signals(e.render(tmp_path / "whip.mp4"))
     assert FastDetector().detect(sig) == []
     assert FastDetector(FastConfig(min_unexplained=0.0)).detect(sig) != []  # the ramp is there without that test
+
+
+@needs_shared("the tennis court's dark half is measured on tennis_practice.mp4")
+def test_a_whip_pan_s_blur_flattening_a_dark_picture_is_no_fade(tmp_path):
+    """A whip pan onto the tennis court's dark half (a benchmark clip): its blur flattens the picture (luma std under
+    FastConfig.flat for 4 frames) and the court brightens after it, as from a fade's black frame; but every one of those
+    flat frames is smeared along x (edges 4× stronger along y), where a fade's black has no edges either way, so
+    nothing is found. Without that test (max_smear), a fade-in."""
+    e = Edit("whip", 384, 216, FPS, [clip("tennis_practice.mp4", 0.65, 97)], effect="whip", effect_at=(2.83, 0.33))
+    sig = frame_signals(e.render(tmp_path / "whip.mp4"))
+    flat = np.flatnonzero(sig.contrast < FastConfig().flat)
+    assert len(flat) >= 3 and (np.abs(transitions.edge_ratio(sig)[flat]) > np.log(4)).all()
+    assert FastDetector().detect(sig) == []
+    (fade,) = FastDetector(FastConfig(max_smear=np.inf)).detect(sig)
+    assert fade.kind == "fade-in" and abs(fade.start_s - 2.92) <= TOL, fade
 
 
 @pytest.mark.parametrize("effect,at", [("whip", (1.2, 0.3)), ("flash", (0.8, 1.9))])

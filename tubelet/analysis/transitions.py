@@ -69,16 +69,21 @@ class ShotDetector(ABC):
 
 
 # ---- hard cuts ---------------------------------------------------------------------------------------------------
+def _around(change: np.ndarray, w: int, beside: bool = False) -> np.ndarray:
+    """[F] the largest change 2 to w frames before or after each frame (1 to w with `beside`)."""
+    padded = np.concatenate([np.zeros(w), change, np.zeros(w)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1)  # [F, 2w+1], frame t at column w
+    gap = 0 if beside else 1
+    return np.maximum(windows[:, :w - gap].max(1), windows[:, w + 1 + gap:].max(1))
+
+
 def _spikes(change: np.ndarray, w: int, min_change: float, spike: float, hard: float,
             beside: bool = False) -> np.ndarray:
     """[F] bool: a change of at least `hard`, or of at least `min_change` and `spike`× any change 2 to w frames
     around it (the frames beside it count only with `beside`: a cut re-encoded with a blended frame spreads over
     two; 1 to w frames with it)."""
-    padded = np.concatenate([np.zeros(w), change, np.zeros(w)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1)  # [F, 2w+1], frame t at column w
-    gap = 0 if beside else 1
-    around = np.maximum(windows[:, :w - gap].max(1), windows[:, w + 1 + gap:].max(1))
-    return (change >= hard) | ((change >= min_change) & (change >= spike * np.maximum(around, 1e-6)))
+    return (change >= hard) | ((change >= min_change) & (change >= spike * np.maximum(_around(change, w, beside),
+                                                                                        1e-6)))
 
 
 MAX_RELIT = 0.25  # the most of a change that one gain and offset may leave for it to be lighting (detect_cuts,
@@ -187,7 +192,7 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
                 max_grow: float = 1.15, min_accel: float = 2.0, leap_again: float = 0.5, max_camera: float = 0.45,
                 max_relit: float = MAX_RELIT, max_again: float = MAX_AGAIN, max_again_2: float = MAX_AGAIN_2,
                 min_visible: float = 0.005, min_fine: float = 0.004, fine_share: float = 0.9, fine_spike: float = 3.0,
-                max_across: float = 1.25,
+                max_across: float = 1.25, max_recur: float = 0.9, recur_s: float = 0.75,
                 window_s: float = 0.25, min_shot_s: float = 0.25, stays: float = 0.5) -> np.ndarray:
     """Times (s) of the first frame of every new shot: an isolated spike of the colour-histogram change (at least
     `hard`, or at least `min_change` and `spike`× any change 2 frames to `window_s` around it), of the luma grid's
@@ -206,7 +211,8 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     where the frames after it add nothing to it — the frames on its two sides leave at most `max_grow`× the jump
     unpredicted (Signals.across: motion adds up frame by frame, a jump does not) —, the flow into it breaks from the
     flows around it (Signals.accel ≥ `min_accel`) and the nearest changing frame repeats at most `leap_again` of it
-    (see `again_at`). A jump of the
+    (see `again_at`). A jump of the unpredicted share that comes again — a frame 2 frames to `recur_s` away leaves at
+    least `max_recur`× as much — is the shot's own jerk (camera shake), not a cut. A jump of the
     layout, of new change or of the unpredicted share that one motion of the whole picture explains (at most
     `max_camera` of the changed pixels left off, Signals.camera) is a jolt of the camera, not a jump cut. A jump of any
     channel whose luma-grid change one gain and offset of the whole picture explain (at most `max_relit` of it left, see
@@ -242,14 +248,15 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
              & _spikes(layout, w, 0.0, novel_layout_spike, np.inf))
     idx = np.flatnonzero(novel & in_framing)
     found |= set(idx[lasting(idx, apart) >= stays * layout[idx]].tolist())
+    once = _around(sig.unpredicted, sig.lag_frames(recur_s)) < max_recur * sig.unpredicted  # no jerk of the shot's own
     unpredicted = (_spikes(sig.unpredicted, w, min_unpredicted, unpredicted_spike, np.inf)
                    | (_spikes(sig.unpredicted, w, max(min_unpredicted, min_sudden), sudden_spike, np.inf)
                       & (sig.unpredicted >= sudden * sig.steady)))
-    idx = np.flatnonzero(unpredicted & in_framing)
+    idx = np.flatnonzero(unpredicted & once & in_framing)
     found |= set(idx[sig.across[idx] >= stays * sig.unpredicted[idx]].tolist())
     leap = (_spikes(sig.unpredicted, w, min_leap, leap_spike, np.inf) & (sig.accel >= min_accel)
             & (sig.across >= stays * sig.unpredicted) & (sig.across <= max_grow * sig.unpredicted))
-    found |= {int(i) for i in np.flatnonzero(leap & in_framing) if again_at(sig, int(i)) <= leap_again}
+    found |= {int(i) for i in np.flatnonzero(leap & once & in_framing) if again_at(sig, int(i)) <= leap_again}
     found = {i for i in found if sig.changed[i] >= min_visible and not explained(sig, i, max_relit, max_again,
                                                                                       max_again_2)}
     # a jump in a still framing too small for the 64 px frames: at twice the size, one frame changes, all of its
@@ -357,7 +364,10 @@ class FastConfig:
     max_dip: float = 0.8  # a blend of two shots is flatter in the middle: luma std ≤ this × the ends' (not wipes;
     # two unrelated shots of equal contrast dip to √½ ≈ 0.71 halfway)
     max_smear: float = 1.5  # a frame whose horizontal/vertical edge ratio is this many × beyond both shots' is
-    # motion-blurred
+    # motion-blurred; a flat stretch whose every frame is this many × from even is a whip pan's blur, not a fade's
+    # black or white (seeds 0-26: each of the 341 flat stretches of true fades has a frame within 1.49× of even, all
+    # but one within 1.19×, most exactly even: no edges; the four false fades it removes, on whip and shake clips,
+    # 4.2×, 2.9×, 2.2× and 1.7×: a thin margin on both sides)
     max_step: float = 0.5  # a ramp with one frame holding this share of the change is a cut
     straightness: float = 0.6  # |end − start| / path length between them, for a candidate
     max_error: float = 0.008  # ramp fit: mean squared deviation of the projections
@@ -508,7 +518,7 @@ class FastDetector(ShotDetector):
         if r.wipe:  # block after block: the moving edge changes the edge statistics, and nothing blends
             return "gradual"
         mid = slice(r.a + (r.b - r.a) // 4, r.b - (r.b - r.a) // 4 + 1)
-        ratio = np.log(np.maximum(sig.edges[:, 0], 1e-6) / np.maximum(sig.edges[:, 1], 1e-6))
+        ratio = edge_ratio(sig)
         lo, hi = sorted((ratio[before], ratio[after]))  # a blend's ratio lies between the two shots' ratios, or
         # nearer 0 (two pictures' edges add up in both directions); smear takes it beyond both, away from 0
         beyond = np.maximum(np.minimum(lo, 0) - ratio[mid], ratio[mid] - np.maximum(hi, 0))
@@ -524,14 +534,18 @@ class FastDetector(ShotDetector):
         return (r is not None and r.b - r.a >= cfg.min_frames and r.error <= cfg.max_error
                 and r.residual <= cfg.max_residual and r.a - p >= 2 and q - r.b >= 2)
 
-    def _flat(self, sig: Signals) -> np.ndarray:
-        return sig.contrast < self.config.flat
+    def _flat(self, sig: Signals) -> list[tuple[int, int]]:
+        """The flat stretches [f0, f1) a fade may pass through: not those whose every frame is smeared along one
+        direction (edge_ratio beyond ±log max_smear: a whip pan's blur flattens a dark picture, yet its edges
+        across the blur stay, where a fade's black or white frame has none either way)."""
+        smear = np.abs(edge_ratio(sig)) > np.log(self.config.max_smear)
+        return [(f0, f1) for f0, f1 in runs(sig.contrast < self.config.flat, 1) if not smear[f0:f1].all()]
 
     def _fades(self, sig: Signals) -> list[Ramp]:
         """Ramps ending on the first frame of every flat stretch (fade out) and starting on its last (fade in)."""
         n = len(sig.times)
         out = []
-        for f0, f1 in runs(self._flat(sig), 1):
+        for f0, f1 in self._flat(sig):
             for span in self._spans(sig):
                 if f0 > 0:
                     p, q = max(0, f0 - span - 4), min(n - 1, f0 + 2)
@@ -579,6 +593,12 @@ class FastDetector(ShotDetector):
 
     def _typed(self, sig: Signals, r: Ramp) -> Transition:
         return typed(sig, r.a, r.b, r.wipe, 1.0 - min(1.0, r.residual / self.config.max_residual), self.config.flat)
+
+
+def edge_ratio(sig: Signals) -> np.ndarray:
+    """[F] log of each frame's horizontal over its vertical edge strength (Signals.edges): motion blur along one
+    direction takes it far from 0."""
+    return np.log(np.maximum(sig.edges[:, 0], 1e-6) / np.maximum(sig.edges[:, 1], 1e-6))
 
 
 def flat_colour(brightness: float) -> str:
@@ -709,5 +729,5 @@ def detector(name: str | None = None) -> ShotDetector:
 
 __all__ = ["DETECTORS", "MAX_AGAIN", "MAX_AGAIN_2", "MAX_RELIT", "MAX_SMEARED", "FastConfig", "FastDetector",
            "ShotDetector", "Transition", "TransNetV2Detector", "again_at", "default_detector", "detect_cuts",
-           "detector", "explained", "fit_ramp", "has_transnetv2", "in_motion", "moved", "relit", "relit_at", "smeared",
-           "smeared_at", "transnetv2_model", "unexplained"]
+           "detector", "edge_ratio", "explained", "fit_ramp", "has_transnetv2", "in_motion", "moved", "relit",
+           "relit_at", "smeared", "smeared_at", "transnetv2_model", "unexplained"]
