@@ -154,7 +154,8 @@ def run_scene(scene: Path, donors: list[np.ndarray], args: argparse.Namespace, w
         s.wall_s += time.perf_counter() - w0
         s.video_s += res.duration_s
         c0 = time.process_time()
-        base = baseline_scores(path, normal.frame_size, cfg.ticks_per_bin)[:len(res.scores)]
+        base = (baseline_scores(path, normal.frame_size, cfg.ticks_per_bin)[:len(res.scores)] if args.baseline
+                else np.zeros(len(res.scores)))
         s.base_cpu_s += time.process_time() - c0
         lab = labels_for(res.starts, res.ends, ev, cfg.bin_s)
         s.labels.append(lab)
@@ -189,6 +190,8 @@ def main() -> None:
     p.add_argument("--normal-videos", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--no-baseline", dest="baseline", action="store_false",
+                   help="skip the frame-difference baseline (its columns read 0.5 / nan)")
     p.add_argument("--dump", type=Path, default=None,
                    help="also write each scene's segment scores, detector z and labels here (SCENE.SEED.npz)")
     args = p.parse_args()
