@@ -20,6 +20,7 @@ from tubelet.anomaly.detectors import MOTION, CellKNN, Direction, Residual, Shif
 from tubelet.anomaly.features import LUMA
 from tubelet.anomaly.fit import fit_normal
 from tubelet.anomaly.frames import open_reader, ticks
+from tubelet.anomaly.mae import EmbeddingKNN
 from tubelet.anomaly.normal import NormalModel
 from tubelet.anomaly.score import score_source
 from tubelet.anomaly.synthetic import _shift, extra_frames, inject, plan, read_frames, write_frames
@@ -445,3 +446,40 @@ def test_stall_reports_part_of_the_foliage_stopping(tmp_path):
     assert abs(event.start_s - start / RATE) <= 1.0 and abs(event.end_s - (start + dur) / RATE) <= 1.0
     inside = (stall.starts >= start / RATE) & (stall.ends <= (start + dur) / RATE)
     assert inside.sum() == 5 and stall.z[inside, col][2:].min() > 1.0  # the first second: its window still moved
+
+
+def test_fit_warns_when_the_normal_footage_is_too_short_to_calibrate(tmp_path, monkeypatch, capsys):
+    """6 s of normal footage (12 segments, under the 17 a 99th percentile is read off): `fit` says so in one line
+    naming the file, its length and the reason, on stderr and in the summary; 20 s (40 segments) raises nothing."""
+    frames = read_frames(BUNDLED / "parking_lot_overhead_static.mp4", RATE, 320)
+    write_frames(tmp_path / "short.mp4", frames[:60], RATE)
+    code, out, err = run_cli(monkeypatch, capsys, "anomaly", "fit", tmp_path / "short.mp4", "--out",
+                             tmp_path / "short.normal", "--json")
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(lines) == 1 and "short.mp4 (6.0 s, 12 segments)" in lines[0] and "too short" in lines[0], err
+    assert json.loads(out)["warnings"] == [lines[0].removeprefix("warning: ")]
+    long_ = np.concatenate([frames, frames[::-1]] * 2)[:200]  # 20 s: the clip played back and forth
+    write_frames(tmp_path / "long.mp4", long_, RATE)
+    code, out, err = run_cli(monkeypatch, capsys, "anomaly", "fit", tmp_path / "long.mp4", "--out",
+                             tmp_path / "long.normal", "--json")
+    assert code == 0 and "warning" not in err and json.loads(out)["warnings"] == []
+
+
+def test_embedding_noise_compares_only_windows_that_share_no_frame():
+    """The MAE embedding detector's own noise: each adapted window's distance to the nearest adapted window at
+    least `apart` segments away (a window overlapping its neighbours would read a spread near zero); held-out
+    windows are not among them."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(4, 16))
+    emb = np.repeat(base, 3, 0) + 1e-3 * rng.normal(size=(12, 16))  # runs of 3 near-identical windows
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    held = np.arange(12) >= 9
+    knn = EmbeddingKNN(64, 0)
+    knn.fit(emb, held)
+    noise = knn.noise(emb, held, np.arange(12), apart=3)
+    unit = base / np.linalg.norm(base, axis=1, keepdims=True)
+    expect = [1 - max(unit[i // 3] @ unit[j] for j in range(3) if j != i // 3)
+              for i in range(9)]
+    np.testing.assert_allclose(noise, expect, atol=1e-2)
+    assert noise.min() > 0.1  # next to each other they read ~0

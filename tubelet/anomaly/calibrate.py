@@ -27,6 +27,7 @@ PERCENTILE = 99.0
 TAIL_FROM = 0.25  # extrapolate only from a score in the upper quartile (nearer the median there is no tail to
 # follow: on 5 s of footage, 10 segments, the 5th largest gave the cell banks a scale 8× their largest excess)
 TAIL_COUNT = 4  # segments past the percentile a tail is read from (the detectors' `tail_count`; see `tail`)
+ENOUGH = int(np.ceil(TAIL_COUNT / TAIL_FROM)) + 1  # the fewest normal segments `too_few` reads a tail off (17)
 
 
 def too_few(n: int, count: int = TAIL_COUNT) -> bool:
@@ -65,6 +66,13 @@ def few(normal: np.ndarray, med: float) -> float:
     before, bit for bit.)"""
     n = max(len(normal), 2)
     return (float(np.max(normal)) - med) * np.log(0.5 / (1 - PERCENTILE / 100)) / np.log(0.5 * (n + 1))
+
+
+def spread(values: np.ndarray) -> float:
+    """The PERCENTILE-th percentile of `values` above their median, extrapolated as `tail` does on few of them (0 for
+    fewer than two)."""
+    v = np.asarray(values, np.float64)
+    return tail(v, float(np.median(v)), TAIL_COUNT) if len(v) >= 2 else 0.0
 
 
 @dataclass

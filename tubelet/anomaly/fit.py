@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tubelet.anomaly.calibrate import ENOUGH, spread, too_few
 from tubelet.anomaly.config import AnomalyConfig
 from tubelet.anomaly.detectors import Ticks
 from tubelet.anomaly.features import FeatureExtractor, TickFeatures
@@ -150,7 +151,8 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
     ticks_ = Ticks(np.stack([f.appearance for f in fo.feats]), np.stack([f.motion for f in fo.feats]),
                    np.array([f.brightness for f in fo.feats]), np.array([f.contrast for f in fo.feats]),
                    np.array([f.change for f in fo.feats]), np.stack(fo.luma), np.array(fo.luma_at), fold,
-                   np.stack([f.residual for f in fo.feats]), np.stack([f.recent for f in fo.feats]))
+                   np.stack([f.residual for f in fo.feats]), np.stack([f.recent for f in fo.feats]),
+                   np.stack([f.jump for f in fo.feats]))
     segment = np.array(fo.tick_segment)
     source = model_source or cfg.model
     mae = load_mae(source, cfg, size) if source != "none" else None
@@ -164,7 +166,13 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
         z_cols.append(cal.fit_detector(det.name, per_segment, det.floor, det.gate, det.tail_count))
     zs = np.stack(z_cols, 1)  # [segments, D_frame]
     rows = np.arange(len(zs))  # the segment ids of zs's rows
-    fit_info = {"ticks": n, "segments": int(fo.segments), "windows": len(fo.windows), "frame_size": list(size)}
+    where = f"normal footage {', '.join(f.name for f in files)} ({n / cfg.rate_hz:.1f} s, {fo.segments} segments)"
+    warnings = []
+    if too_few(int(fo.segments)):
+        warnings.append(f"{where}: too short to calibrate, a 99th percentile is extrapolated from the largest of "
+                        f"{fo.segments} normal segments: give at least {ENOUGH * cfg.bin_s:.1f} s")
+    fit_info = {"ticks": n, "segments": int(fo.segments), "windows": len(fo.windows), "frame_size": list(size),
+                "warnings": warnings}
     cal.fit_combined(zs, rows)
     if mae is not None:
         windows = np.stack(fo.windows)
@@ -184,10 +192,19 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
                 progress("scoring normal windows", min(lo + 8, len(windows)), len(windows))
         w = WindowScores(np.concatenate([p.errors for p in parts]), np.concatenate([p.embeddings for p in parts]))
         fits = {"mae_reconstruction": w.errors, "mae_embedding": w.embeddings}
-        wz = [cal.fit_detector(det.name, det.fit(fits[det.name], held), det.floor) for det in normal.window_detectors]
+        apart = -(-cfg.window_ticks // cfg.ticks_per_bin)  # segments between windows that share no frame
+        wz = []
+        for det in normal.window_detectors:  # a scale at least the detector's own spread on the adapted windows
+            raw = det.fit(fits[det.name], held)
+            own = spread(det.noise(fits[det.name], held, wseg, apart))
+            wz.append(cal.fit_detector(det.name, raw, max(det.floor, own)))
         # calibrated on the held-out part only (a quarter of the segments, the MAE adapted on the rest), but not
         # below the frame detectors' p99 over all segments: more detectors only add evidence to each segment
         cal.fit_combined(np.concatenate([zs[wseg[held]], np.stack(wz, 1)], 1), wseg[held], cal.combined_p99)
+        if too_few(int(held.sum())):
+            warnings.append(f"{where}: the MAE detectors are calibrated on its last quarter, {int(held.sum())} "
+                            f"windows, too few to read a 99th percentile off (their scales are floored at their "
+                            f"spread on the adapted windows): give at least {4 * ENOUGH * cfg.bin_s:.0f} s")
         fit_info.update(adapt_steps=cfg.adapt_steps, adapt_windows=int((~held).sum()),
                         calibration_windows=int(held.sum()), first_loss=losses[0] if losses else None,
                         last_loss=float(np.mean(losses[-10:])) if losses else None)

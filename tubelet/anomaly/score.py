@@ -18,6 +18,7 @@ from tubelet.anomaly.frames import Tick, open_reader, ticks
 from tubelet.anomaly.normal import NormalModel
 
 GUARDS = (FROZEN, LIGHTING, MOVED)  # kinds that name a segment whenever their detector is past its own p99
+JUMPERS = ("residual", "jump")  # detectors that read a jump in time (SegmentScorer._bracket)
 BRACKET_S = (1.5, 5.0)  # how far apart two jumps in time may lie to bracket spliced-in footage (SegmentScorer._bracket)
 
 
@@ -77,7 +78,7 @@ class SegmentScorer:
         self.before: tuple[float, str] | None = None  # the evidence and own kind of the segment before it
         self.n = 0  # ticks seen
         self.guards = np.array([k in GUARDS for k in normal.kinds])
-        self.jump = normal.names.index("residual") if "residual" in normal.names else None  # a model before it: none
+        self.jumpers = [i for i, name in enumerate(normal.names) if name in JUMPERS]  # a model before them: none
         self.apart = [round(s / self.cfg.bin_s) for s in BRACKET_S]
         self.jumps: deque[tuple[int, Segment]] = deque()  # recent segments that jump in time, by index
         self.pending: deque[tuple[int, Segment]] = deque()  # scored segments a later jump may still bracket
@@ -127,17 +128,17 @@ class SegmentScorer:
         return self._bracket(self._steady(out, final), final)
 
     def _bracket(self, scored: list[Segment], final: bool) -> list[Segment]:
-        """Footage between two jumps in time (the residual detector past its own p99, `BRACKET_S` apart, the first
+        """Footage between two jumps in time (a JUMPERS detector past its own p99, `BRACKET_S` apart, the first
         not at the stream's start, which has nothing before it to jump from) was spliced in: a stretch played
         backwards or replayed starts and ends with such a jump, and in between it looks like any normal footage.
         The segments between take the weaker jump's score; a segment is held while a jump before it may still be
         answered (up to BRACKET_S[1] more latency, only after a jump)."""
-        if self.jump is None:
+        if not self.jumpers:
             return scored
         lo, hi = self.apart
         for seg in scored:
             b, self.made = self.made, self.made + 1
-            if b > 0 and seg.z[self.jump] > self.normal.detectors[self.jump].gate:
+            if b > 0 and any(seg.z[i] > self.normal.detectors[i].gate for i in self.jumpers):
                 for a, first in self.jumps:
                     if lo <= b - a <= hi:
                         lift, kind = min((first.score, first.kind), (seg.score, seg.kind))
