@@ -11,13 +11,14 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 from conftest import REAL_VIDEOS, needs_shared, run_cli
 
 from tubelet.anomaly.calibrate import Calibration, too_few
-from tubelet.anomaly.detectors import MOTION, CellKNN, Direction, Residual, Shift, Ticks
-from tubelet.anomaly.features import LUMA
+from tubelet.anomaly.detectors import MOTION, CellKNN, Direction, Residual, Shift, Ticks, top_mean
+from tubelet.anomaly.features import LUMA, FeatureExtractor
 from tubelet.anomaly.fit import fit_normal
 from tubelet.anomaly.frames import open_reader, ticks
 from tubelet.anomaly.mae import EmbeddingKNN
@@ -380,17 +381,17 @@ def test_footage_between_two_jumps_in_time_scores_as_spliced_in(model_dir, foota
     assert np.array_equal(res.scores[:11], plain.scores[:11])  # before the first jump (and its neighbour) as before
 
 
-@pytest.mark.parametrize("version", [5, 6])
+@pytest.mark.parametrize("version", [5, 6, 7])
 def test_an_older_model_dir_still_loads_and_scores(model_dir, footage, tmp_path, version):
-    """A model fitted before the residual detector (format version 5) or the stall detector (6) loads and scores
-    without the detectors added since."""
+    """A model fitted before the residual detector (format version 5), the stall detector (6) or the jump detector
+    (7) loads and scores without the detectors added since."""
     old = tmp_path / "old.normal"
     old.mkdir()
     for p in model_dir.iterdir():
         (old / p.name).write_bytes(p.read_bytes())
     manifest = json.loads((old / "anomaly.json").read_text())
-    assert manifest["version"] == 7 and manifest["detectors"][-2:] == ["residual", "stall"]
-    dropped = manifest["detectors"][version - 7:]
+    assert manifest["version"] == 8 and manifest["detectors"][-3:] == ["residual", "stall", "jump"]
+    dropped = manifest["detectors"][version - 8:]
     keep = len(manifest["detectors"]) - len(dropped)
     manifest.update(version=version, detectors=manifest["detectors"][:keep], kinds=manifest["kinds"][:keep])
     for key in ("median", "scale", "gate"):
@@ -405,7 +406,7 @@ def test_an_older_model_dir_still_loads_and_scores(model_dir, footage, tmp_path,
     assert np.array_equal(res.starts, full.starts) and res.ends[-1] == full.ends[-1] >= res.duration_s - 0.5
     manifest["version"] = 4
     (old / "anomaly.json").write_text(json.dumps(manifest))
-    with pytest.raises(TubeletError, match="version-5/6/7"):
+    with pytest.raises(TubeletError, match="version-5/6/7/8"):
         NormalModel.load(old)
 
 
@@ -483,3 +484,26 @@ def test_embedding_noise_compares_only_windows_that_share_no_frame():
               for i in range(9)]
     np.testing.assert_allclose(noise, expect, atol=1e-2)
     assert noise.min() > 0.1  # next to each other they read ~0
+
+
+def test_jump_stands_out_on_the_tick_of_a_splice_not_on_sustained_unexplained_change():
+    """A smooth texture drifting a pixel a tick, a jump of 30 px on one tick, then fresh textures for six ticks
+    (change no flow explains, tick after tick, as motion too fast to follow or an exposure swing leaves): the
+    residual is higher on those than on the jump; the jump feature (reported a tick late) stands out on the jump
+    alone."""
+    rng = np.random.default_rng(0)
+
+    def smooth(h: int, w: int) -> np.ndarray:
+        return cv2.normalize(cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), np.uint8), (0, 0), 3), None, 0, 255,
+                             cv2.NORM_MINMAX)
+
+    texture = smooth(240, 320)
+    frames = [texture[100 - t:196 - t, 100 - t:228 - t] for t in range(10)]
+    frames += [texture[70 - t:166 - t, 70 - t:198 - t] for t in range(10, 16)]  # the jump at tick 10
+    frames += [smooth(96, 128) for _ in range(6)] + [frames[15]] * 3  # ticks 16–21 fresh
+    fx = FeatureExtractor(8)
+    feats = [fx(np.ascontiguousarray(f)) for f in frames]
+    residual = np.array([top_mean(f.residual, 20) for f in feats])
+    jump = np.array([top_mean(f.jump, 20) for f in feats])
+    assert residual[10] > 3 * residual[1:10].max() and residual[16:22].min() > residual[10]
+    assert jump[11] == jump.max() and jump[17:23].max() < 0.6 * jump[11]  # tick 10's jump, read at tick 11
