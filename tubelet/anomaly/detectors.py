@@ -70,6 +70,7 @@ class Detector(ABC):
     gate = 0.0  # calibrated score below which the detector adds no evidence (guards: their own normal p99)
     tail_count = 0  # > 0: on short footage the calibration's p99 is extrapolated (`calibrate.tail`)
     since = 0  # the model format version that added it (a model fitted before scores without it)
+    lag = 0  # ticks: its score at a tick is that of the tick this many before
 
     @abstractmethod
     def fit(self, ticks: Ticks) -> np.ndarray: ...
@@ -346,9 +347,18 @@ class Jump(Residual):
     leaves its unexplained change on one tick, while the residual's normal tail is motion the flow follows badly on
     several ticks running (a car turning, an exposure swing): on the parking lot's reversed car (seeds 2, 3) the
     splices stood at 1.7–2.3× the residual's normal p99 against 1.7× for its normal test footage, and at 2.6–3.9×
-    this detector's against 1.5×. Its tick is the one before (a tick of latency)."""
+    this detector's against 1.5×. Its score at a tick is the tick before's (`lag`): segments wait a tick for it."""
 
-    name, since, field = "jump", 8, "jump"
+    name, since, field, lag = "jump", 8, "jump", 1
+
+    def fit(self, ticks: Ticks) -> np.ndarray:
+        """Each tick's own score (the feature reports the tick before; the last tick's is not known: 0, about
+        the median)."""
+        return np.r_[super().fit(ticks)[1:], 0.0]
+
+    def reduce(self, scores: np.ndarray) -> float:
+        """The largest tick (0 for a video's last segment when its one tick's score is not known yet)."""
+        return float(np.max(scores)) if len(scores) else 0.0
 
 
 class Stall(Detector):

@@ -77,6 +77,7 @@ class SegmentScorer:
         self.held: Segment | None = None  # the last segment made, scored once the next one is in
         self.before: tuple[float, str] | None = None  # the evidence and own kind of the segment before it
         self.n = 0  # ticks seen
+        self.lag = max(d.lag for d in normal.detectors)  # ticks a segment waits for its lagging detectors
         self.guards = np.array([k in GUARDS for k in normal.kinds])
         self.jumpers = [i for i, name in enumerate(normal.names) if name in JUMPERS]  # a model before them: none
         self.apart = [round(s / self.cfg.bin_s) for s in BRACKET_S]
@@ -91,8 +92,10 @@ class SegmentScorer:
         if not self.bins or self.bins[-1].index < b:
             self.bins.append(_Bin(b, [[] for _ in self.normal.detectors]))
         f = self.fx(tick.rgb)
-        for scores, det in zip(self.bins[-1].frame_raw, self.normal.detectors, strict=True):
-            scores.append(det.tick(f))
+        for j, det in enumerate(self.normal.detectors):  # a lagging detector's score is of a tick before
+            of = (k - det.lag) // cfg.ticks_per_bin
+            if k >= det.lag:
+                next(p for p in reversed(self.bins) if p.index == of).frame_raw[j].append(det.tick(f))
         if k == b * cfg.ticks_per_bin + (cfg.ticks_per_bin - 1) // 2:
             self.bins[-1].center = tick.rgb
         self.frames.append((k, tick.rgb))
@@ -120,7 +123,7 @@ class SegmentScorer:
         tpb = self.cfg.ticks_per_bin
         while self.bins:
             p = self.bins[0]
-            complete = final or self.n >= (p.index + 1) * tpb
+            complete = final or self.n >= (p.index + 1) * tpb + self.lag
             if not complete or (self.mae is not None and p.window_raw is None):
                 break
             self.bins.popleft()
