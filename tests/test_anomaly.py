@@ -23,7 +23,7 @@ from tubelet.anomaly.fit import fit_normal
 from tubelet.anomaly.frames import open_reader, ticks
 from tubelet.anomaly.mae import EmbeddingKNN
 from tubelet.anomaly.normal import NormalModel
-from tubelet.anomaly.score import score_source
+from tubelet.anomaly.score import Segment, SegmentScorer, score_source
 from tubelet.anomaly.synthetic import _shift, extra_frames, inject, plan, read_frames, write_frames
 from tubelet.errors import TubeletError
 
@@ -521,3 +521,10 @@ def test_a_jump_on_a_segment_s_last_tick_counts_in_that_segment(tmp_path):
         write_frames(tmp_path / "cut.mp4", np.concatenate([later[:cut], later[cut + 20:]]), RATE)
         z = score_source(normal, tmp_path / "cut.mp4").z[:, normal.names.index("jump")]
         assert int(np.argmax(z)) == segment and z[segment] > 1.0 > np.delete(z, segment).max()
+    # a jump is a moment: it does not lift its neighbours (lasting evidence does)
+    p99, quiet, zero = normal.calibration.combined_p99, 0.1, np.zeros(len(normal.names))
+    for lasting, lifted in ((0.0, quiet / p99), (6.0, np.sqrt((36 + 2 * quiet ** 2) / 3) / p99)):
+        segs = [Segment(0.5 * i, 0.5 * i + 0.5, e, min(e, lasting), MOTION, zero)
+                for i, e in enumerate([quiet, 6.0, quiet])]
+        scored = SegmentScorer(normal)._steady(segs, final=True)
+        assert scored[0].score == pytest.approx(lifted) and scored[2].score == pytest.approx(lifted)

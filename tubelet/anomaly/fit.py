@@ -173,7 +173,7 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
                         f"{fo.segments} normal segments: give at least {ENOUGH * cfg.bin_s:.1f} s")
     fit_info = {"ticks": n, "segments": int(fo.segments), "windows": len(fo.windows), "frame_size": list(size),
                 "warnings": warnings}
-    cal.fit_combined(zs, rows)
+    cal.fit_combined(zs, rows, lasting=normal.lasting[:zs.shape[1]])
     if mae is not None:
         windows = np.stack(fo.windows)
         wseg = np.array(fo.window_segment)
@@ -200,7 +200,8 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
             wz.append(cal.fit_detector(det.name, raw, max(det.floor, own)))
         # calibrated on the held-out part only (a quarter of the segments, the MAE adapted on the rest), but not
         # below the frame detectors' p99 over all segments: more detectors only add evidence to each segment
-        cal.fit_combined(np.concatenate([zs[wseg[held]], np.stack(wz, 1)], 1), wseg[held], cal.combined_p99)
+        cal.fit_combined(np.concatenate([zs[wseg[held]], np.stack(wz, 1)], 1), wseg[held], cal.combined_p99,
+                         normal.lasting)
         if too_few(int(held.sum())):
             warnings.append(f"{where}: the MAE detectors are calibrated on its last quarter, {int(held.sum())} "
                             f"windows, too few to read a 99th percentile off (their scales are floored at their "

@@ -55,6 +55,11 @@ class NormalModel:
         return [d.name for d in self.detectors] + [d.name for d in self.window_detectors]
 
     @property
+    def lasting(self) -> np.ndarray:
+        """[D] whether each detector's evidence lifts the neighbouring segments (Detector.lasting; MAE windows do)."""
+        return np.array([d.lasting for d in self.detectors] + [True] * len(self.window_detectors))
+
+    @property
     def kinds(self) -> list[str]:
         return [d.kind for d in self.detectors] + [d.kind for d in self.window_detectors]
 

@@ -34,6 +34,7 @@ class Segment:
     start_s: float
     end_s: float
     evidence: float  # the detectors' z combined, before its neighbours and the normal p99 (Calibration.evidence)
+    lasting: float  # the same without the detectors of a moment (Detector.lasting): what it lends its neighbours
     kind: str
     z: np.ndarray  # [D] each detector's calibrated score (1.0 = its own normal 99th percentile)
     center: np.ndarray | None = field(default=None, repr=False)  # the analysis frame at its middle
@@ -79,6 +80,7 @@ class SegmentScorer:
         self.n = 0  # ticks seen
         self.lag = max(d.lag for d in normal.detectors)  # ticks a segment waits for its lagging detectors
         self.guards = np.array([k in GUARDS for k in normal.kinds])
+        self.lasting = normal.lasting
         self.jumpers = [i for i, name in enumerate(normal.names) if name in JUMPERS]  # a model before them: none
         self.apart = [round(s / self.cfg.bin_s) for s in BRACKET_S]
         self.jumps: deque[tuple[int, Segment]] = deque()  # recent segments that jump in time, by index
@@ -159,18 +161,19 @@ class SegmentScorer:
 
     def _steady(self, made: list[Segment], final: bool) -> list[Segment]:
         """Segments scored among their neighbours (Calibration.steady), each once the next is in (at the end, the
-        last with itself as its next); one lifted by a neighbour takes the kind of the stronger neighbour."""
+        last with itself as its next); one lifted by a neighbour takes the kind of the stronger neighbour. A
+        neighbour lends only its lasting evidence (Segment.lasting)."""
         cal, done = self.normal.calibration, []
         for seg in made + ([None] if final else []):
             held = self.held
             if held is not None:
                 nxt = seg or held
-                before, after, kind = self.before or (held.evidence, held.kind), (nxt.evidence, nxt.kind), held.kind
+                before, after, kind = self.before or (held.lasting, held.kind), (nxt.lasting, nxt.kind), held.kind
                 held.score = float(cal.steady(before[0], held.evidence, after[0])) / cal.combined_p99
                 held.own = held.evidence / cal.combined_p99
                 if held.score * cal.combined_p99 > held.evidence and not held.alarm:
                     held.kind = max(before, after)[1]
-                self.before = (held.evidence, kind)
+                self.before = (held.lasting, kind)
                 done.append(held)
             self.held = seg
         return done
@@ -185,6 +188,7 @@ class SegmentScorer:
             raw += list(p.window_raw)
         z = np.array([float(cal.z(name, r)) for name, r in zip(self.normal.names, raw, strict=True)])
         evidence = float(cal.evidence(z[None])[0])
+        lasting = float(cal.evidence(z[None] * self.lasting)[0])
         guard = np.where(self.guards, z, -np.inf)
         if guard.max() >= 1:  # a guard past its own p99 names the segment, an alarm's included (lights dropping
             kind = self.normal.kinds[int(np.argmax(guard))]  # on a still scene: its change under the frozen bar)
@@ -194,7 +198,7 @@ class SegmentScorer:
             kind = self.normal.kinds[int(np.argmax(z))]
         start = p.index * cfg.bin_s
         end = min(start + cfg.bin_s, self.n / cfg.rate_hz)
-        return Segment(start, end, evidence, kind, z, p.center, any(alarms))
+        return Segment(start, end, evidence, lasting, kind, z, p.center, any(alarms))
 
 
 class EventTracker:
