@@ -19,9 +19,8 @@ from conftest import REAL_VIDEOS, needs_shared, run_cli
 from tubelet.anomaly.calibrate import Calibration, too_few
 from tubelet.anomaly.detectors import MOTION, CellKNN, Direction, Residual, Shift, Ticks, top_mean
 from tubelet.anomaly.features import LUMA, FeatureExtractor
-from tubelet.anomaly.fit import fit_normal
+from tubelet.anomaly.fit import calibration_warnings, fit_normal
 from tubelet.anomaly.frames import open_reader, ticks
-from tubelet.anomaly.mae import EmbeddingKNN
 from tubelet.anomaly.normal import NormalModel
 from tubelet.anomaly.score import Segment, SegmentScorer, score_source
 from tubelet.anomaly.synthetic import _shift, extra_frames, inject, plan, read_frames, write_frames
@@ -465,25 +464,10 @@ def test_fit_warns_when_the_normal_footage_is_too_short_to_calibrate(tmp_path, m
     code, out, err = run_cli(monkeypatch, capsys, "anomaly", "fit", tmp_path / "long.mp4", "--out",
                              tmp_path / "long.normal", "--json")
     assert code == 0 and "warning" not in err and json.loads(out)["warnings"] == []
-
-
-def test_embedding_noise_compares_only_windows_that_share_no_frame():
-    """The MAE embedding detector's own noise: each adapted window's distance to the nearest adapted window at
-    least `apart` segments away (a window overlapping its neighbours would read a spread near zero); held-out
-    windows are not among them."""
-    rng = np.random.default_rng(0)
-    base = rng.normal(size=(4, 16))
-    emb = np.repeat(base, 3, 0) + 1e-3 * rng.normal(size=(12, 16))  # runs of 3 near-identical windows
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    held = np.arange(12) >= 9
-    knn = EmbeddingKNN(64, 0)
-    knn.fit(emb, held)
-    noise = knn.noise(emb, held, np.arange(12), apart=3)
-    unit = base / np.linalg.norm(base, axis=1, keepdims=True)
-    expect = [1 - max(unit[i // 3] @ unit[j] for j in range(3) if j != i // 3)
-              for i in range(9)]
-    np.testing.assert_allclose(noise, expect, atol=1e-2)
-    assert noise.min() > 0.1  # next to each other they read ~0
+    # with the MAE, its held-out last quarter must hold 17 windows too (34 s of footage)
+    mae = calibration_warnings("f.mp4 (20.0 s, 40 segments)", None, 10, 0.5)
+    assert len(mae) == 1 and "MAE" in mae[0] and "10 windows" in mae[0] and "34 s" in mae[0]
+    assert calibration_warnings("f.mp4", 68, 17, 0.5) == [] and len(calibration_warnings("f.mp4", 12, 3, 0.5)) == 2
 
 
 def test_jump_stands_out_on_the_tick_of_a_splice_not_on_sustained_unexplained_change():

@@ -68,13 +68,6 @@ def few(normal: np.ndarray, med: float) -> float:
     return (float(np.max(normal)) - med) * np.log(0.5 / (1 - PERCENTILE / 100)) / np.log(0.5 * (n + 1))
 
 
-def spread(values: np.ndarray) -> float:
-    """The PERCENTILE-th percentile of `values` above their median, extrapolated as `tail` does on few of them (0 for
-    fewer than two)."""
-    v = np.asarray(values, np.float64)
-    return tail(v, float(np.median(v)), TAIL_COUNT) if len(v) >= 2 else 0.0
-
-
 @dataclass
 class Calibration:
     median: dict[str, float] = field(default_factory=dict)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tubelet.anomaly.calibrate import ENOUGH, spread, too_few
+from tubelet.anomaly.calibrate import ENOUGH, too_few
 from tubelet.anomaly.config import AnomalyConfig
 from tubelet.anomaly.detectors import Ticks
 from tubelet.anomaly.features import FeatureExtractor, TickFeatures
@@ -126,6 +126,21 @@ def load_mae(source: str, cfg: AnomalyConfig, size: tuple[int, int]) -> VideoMAE
     return model
 
 
+def calibration_warnings(where: str, segments: int | None, held_windows: int | None, bin_s: float) -> list[str]:
+    """One line per calibration that normal footage this short cannot support: the frame detectors' (`segments`;
+    under ENOUGH their 99th percentile is extrapolated from the largest) and the MAE's (`held_windows`),
+    its held-out quarter's (on 6 s of parking lot, 3 windows: later ordinary footage read 5–8× its normal range)."""
+    out = []
+    if segments is not None and too_few(segments):
+        out.append(f"{where}: too short to calibrate, a 99th percentile is extrapolated from the largest of "
+                   f"{segments} normal segments: give at least {ENOUGH * bin_s:.1f} s")
+    if held_windows is not None and too_few(held_windows):
+        out.append(f"{where}: the MAE detectors are calibrated on its last quarter, {held_windows} windows, too few "
+                   f"to read a 99th percentile off (ordinary later footage can score many times its normal range): "
+                   f"give at least {4 * ENOUGH * bin_s:.0f} s")
+    return out
+
+
 def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = None,
                cfg: AnomalyConfig | None = None, progress: Progress | None = None) -> NormalModel:
     """Learn normal from the footage at `paths` (files or folders); the MAE from `model_source` (a preset or
@@ -167,10 +182,7 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
     zs = np.stack(z_cols, 1)  # [segments, D_frame]
     rows = np.arange(len(zs))  # the segment ids of zs's rows
     where = f"normal footage {', '.join(f.name for f in files)} ({n / cfg.rate_hz:.1f} s, {fo.segments} segments)"
-    warnings = []
-    if too_few(int(fo.segments)):
-        warnings.append(f"{where}: too short to calibrate, a 99th percentile is extrapolated from the largest of "
-                        f"{fo.segments} normal segments: give at least {ENOUGH * cfg.bin_s:.1f} s")
+    warnings = calibration_warnings(where, int(fo.segments), None, cfg.bin_s)
     fit_info = {"ticks": n, "segments": int(fo.segments), "windows": len(fo.windows), "frame_size": list(size),
                 "warnings": warnings}
     cal.fit_combined(zs, rows, lasting=normal.lasting[:zs.shape[1]])
@@ -192,20 +204,12 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
                 progress("scoring normal windows", min(lo + 8, len(windows)), len(windows))
         w = WindowScores(np.concatenate([p.errors for p in parts]), np.concatenate([p.embeddings for p in parts]))
         fits = {"mae_reconstruction": w.errors, "mae_embedding": w.embeddings}
-        apart = -(-cfg.window_ticks // cfg.ticks_per_bin)  # segments between windows that share no frame
-        wz = []
-        for det in normal.window_detectors:  # a scale at least the detector's own spread on the adapted windows
-            raw = det.fit(fits[det.name], held)
-            own = spread(det.noise(fits[det.name], held, wseg, apart))
-            wz.append(cal.fit_detector(det.name, raw, max(det.floor, own)))
+        wz = [cal.fit_detector(det.name, det.fit(fits[det.name], held), det.floor) for det in normal.window_detectors]
         # calibrated on the held-out part only (a quarter of the segments, the MAE adapted on the rest), but not
         # below the frame detectors' p99 over all segments: more detectors only add evidence to each segment
         cal.fit_combined(np.concatenate([zs[wseg[held]], np.stack(wz, 1)], 1), wseg[held], cal.combined_p99,
                          normal.lasting)
-        if too_few(int(held.sum())):
-            warnings.append(f"{where}: the MAE detectors are calibrated on its last quarter, {int(held.sum())} "
-                            f"windows, too few to read a 99th percentile off (their scales are floored at their "
-                            f"spread on the adapted windows): give at least {4 * ENOUGH * cfg.bin_s:.0f} s")
+        warnings += calibration_warnings(where, None, int(held.sum()), cfg.bin_s)
         fit_info.update(adapt_steps=cfg.adapt_steps, adapt_windows=int((~held).sum()),
                         calibration_windows=int(held.sum()), first_loss=losses[0] if losses else None,
                         last_loss=float(np.mean(losses[-10:])) if losses else None)

@@ -121,10 +121,6 @@ class Reconstruction:
     def score(self, w: WindowScores) -> np.ndarray:
         return self._score(w.errors)
 
-    def noise(self, errors: np.ndarray, held: np.ndarray, segment: np.ndarray, apart: int) -> np.ndarray:
-        """Raw scores of the windows the model was adapted on, against the held-out statistics (`fit` first)."""
-        return self._score(errors[~held])
-
     def state(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean, "std": self.std}
 
@@ -154,15 +150,6 @@ class EmbeddingKNN:
 
     def score(self, w: WindowScores) -> np.ndarray:
         return self._score(w.embeddings)
-
-    def noise(self, emb: np.ndarray, held: np.ndarray, segment: np.ndarray, apart: int) -> np.ndarray:
-        """Each window the model was adapted on, its distance to the nearest other such window that shares none of
-        its frames (segments at least `apart` away): how far normal windows lie from each other."""
-        own = np.flatnonzero(~held)
-        sim = emb[own] @ emb[own].T
-        sim[np.abs(segment[own][:, None] - segment[own][None, :]) < apart] = -np.inf
-        best = sim.max(1)
-        return 1 - best[np.isfinite(best)]
 
     def state(self) -> dict[str, np.ndarray]:
         return {"bank": self.bank}
