@@ -105,6 +105,16 @@ def recall_at_budget(s: Scored, scores: list[np.ndarray], bin_s: float) -> tuple
     return float(np.mean(hits)), thr
 
 
+def dump(path: Path, s: Scored, names: list[str]) -> None:
+    """One scene's pooled segment scores, for looking into what was missed: video ids, labels, scores, detector
+    z, the detector names and each event video's kind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kinds = {v: k for k, v, _ in s.events}
+    np.savez(path, video=np.concatenate([np.full(len(lab), v) for v, lab in enumerate(s.labels)]),
+             labels=np.concatenate(s.labels), scores=np.concatenate(s.scores), z=np.concatenate(s.detectors),
+             names=np.array(names), kinds=np.array([kinds.get(v, "none") for v in range(len(s.labels))]))
+
+
 def run_scene(scene: Path, donors: list[np.ndarray], args: argparse.Namespace, work: Path, console: Console
               ) -> tuple[Scored, list[str], dict]:
     cfg = AnomalyConfig(adapt_steps=args.adapt_steps, seed=args.seed)
@@ -144,7 +154,8 @@ def run_scene(scene: Path, donors: list[np.ndarray], args: argparse.Namespace, w
         s.wall_s += time.perf_counter() - w0
         s.video_s += res.duration_s
         c0 = time.process_time()
-        base = baseline_scores(path, normal.frame_size, cfg.ticks_per_bin)[:len(res.scores)]
+        base = (baseline_scores(path, normal.frame_size, cfg.ticks_per_bin)[:len(res.scores)] if args.baseline
+                else np.zeros(len(res.scores)))
         s.base_cpu_s += time.process_time() - c0
         lab = labels_for(res.starts, res.ends, ev, cfg.bin_s)
         s.labels.append(lab)
@@ -179,6 +190,10 @@ def main() -> None:
     p.add_argument("--normal-videos", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--no-baseline", dest="baseline", action="store_false",
+                   help="skip the frame-difference baseline (its columns read 0.5 / nan)")
+    p.add_argument("--dump", type=Path, default=None,
+                   help="also write each scene's segment scores, detector z and labels here (SCENE.SEED.npz)")
     args = p.parse_args()
     torch.set_num_threads(1)
     console = Console(stderr=True)
@@ -213,6 +228,8 @@ def main() -> None:
                           f"{b:.3f}", f"{brec:.2f}", f"{s.video_s / s.cpu_s:.1f}", f"{s.video_s / s.wall_s:.1f}",
                           f"{s.video_s / s.base_cpu_s:.1f}", f"{fa:.1f}")
             z = np.concatenate(s.detectors)
+            if args.dump:
+                dump(args.dump / f"{Path(name).stem}.{args.seed}.npz", s, names)
             if not det_table.columns:
                 det_table.add_column("scene")
                 for n in names:

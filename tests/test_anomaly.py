@@ -11,17 +11,18 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 from conftest import REAL_VIDEOS, needs_shared, run_cli
 
 from tubelet.anomaly.calibrate import Calibration, too_few
-from tubelet.anomaly.detectors import MOTION, CellKNN, Direction, Residual, Shift, Ticks
-from tubelet.anomaly.features import LUMA
-from tubelet.anomaly.fit import fit_normal
+from tubelet.anomaly.detectors import MOTION, CellKNN, Direction, Residual, Shift, Ticks, top_mean
+from tubelet.anomaly.features import LUMA, FeatureExtractor
+from tubelet.anomaly.fit import calibration_warnings, fit_normal
 from tubelet.anomaly.frames import open_reader, ticks
 from tubelet.anomaly.normal import NormalModel
-from tubelet.anomaly.score import score_source
+from tubelet.anomaly.score import Segment, SegmentScorer, score_source
 from tubelet.anomaly.synthetic import _shift, extra_frames, inject, plan, read_frames, write_frames
 from tubelet.errors import TubeletError
 
@@ -379,17 +380,17 @@ def test_footage_between_two_jumps_in_time_scores_as_spliced_in(model_dir, foota
     assert np.array_equal(res.scores[:11], plain.scores[:11])  # before the first jump (and its neighbour) as before
 
 
-@pytest.mark.parametrize("version", [5, 6])
+@pytest.mark.parametrize("version", [5, 6, 7])
 def test_an_older_model_dir_still_loads_and_scores(model_dir, footage, tmp_path, version):
-    """A model fitted before the residual detector (format version 5) or the stall detector (6) loads and scores
-    without the detectors added since."""
+    """A model fitted before the residual detector (format version 5), the stall detector (6) or the jump detector
+    (7) loads and scores without the detectors added since."""
     old = tmp_path / "old.normal"
     old.mkdir()
     for p in model_dir.iterdir():
         (old / p.name).write_bytes(p.read_bytes())
     manifest = json.loads((old / "anomaly.json").read_text())
-    assert manifest["version"] == 7 and manifest["detectors"][-2:] == ["residual", "stall"]
-    dropped = manifest["detectors"][version - 7:]
+    assert manifest["version"] == 8 and manifest["detectors"][-3:] == ["residual", "stall", "jump"]
+    dropped = manifest["detectors"][version - 8:]
     keep = len(manifest["detectors"]) - len(dropped)
     manifest.update(version=version, detectors=manifest["detectors"][:keep], kinds=manifest["kinds"][:keep])
     for key in ("median", "scale", "gate"):
@@ -404,7 +405,7 @@ def test_an_older_model_dir_still_loads_and_scores(model_dir, footage, tmp_path,
     assert np.array_equal(res.starts, full.starts) and res.ends[-1] == full.ends[-1] >= res.duration_s - 0.5
     manifest["version"] = 4
     (old / "anomaly.json").write_text(json.dumps(manifest))
-    with pytest.raises(TubeletError, match="version-5/6/7"):
+    with pytest.raises(TubeletError, match="version-5/6/7/8"):
         NormalModel.load(old)
 
 
@@ -418,7 +419,7 @@ def test_the_shortest_normal_footage_calibrates_every_detector(tmp_path):
     normal = fit_normal([tmp_path / "normal.mp4"])
     cal = normal.calibration.to_dict()
     assert all(np.isfinite(v) for key in ("median", "scale") for v in cal[key].values())
-    assert np.isfinite(cal["combined_p99"]) and np.isfinite(normal.detectors[-1].least).all()
+    assert np.isfinite(cal["combined_p99"]) and np.isfinite(normal.detectors[normal.names.index("stall")].least).all()
     assert np.isfinite(score_source(normal, tmp_path / "later.mp4").scores).all()
 
 
@@ -445,3 +446,69 @@ def test_stall_reports_part_of_the_foliage_stopping(tmp_path):
     assert abs(event.start_s - start / RATE) <= 1.0 and abs(event.end_s - (start + dur) / RATE) <= 1.0
     inside = (stall.starts >= start / RATE) & (stall.ends <= (start + dur) / RATE)
     assert inside.sum() == 5 and stall.z[inside, col][2:].min() > 1.0  # the first second: its window still moved
+
+
+def test_fit_warns_when_the_normal_footage_is_too_short_to_calibrate(tmp_path, monkeypatch, capsys):
+    """6 s of normal footage (12 segments, under the 17 a 99th percentile is read off): `fit` says so in one line
+    naming the file, its length and the reason, on stderr and in the summary; 20 s (40 segments) raises nothing."""
+    frames = read_frames(BUNDLED / "parking_lot_overhead_static.mp4", RATE, 320)
+    write_frames(tmp_path / "short.mp4", frames[:60], RATE)
+    code, out, err = run_cli(monkeypatch, capsys, "anomaly", "fit", tmp_path / "short.mp4", "--out",
+                             tmp_path / "short.normal", "--json")
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(lines) == 1 and "short.mp4 (6.0 s, 12 segments)" in lines[0] and "too short" in lines[0], err
+    assert json.loads(out)["warnings"] == [lines[0].removeprefix("warning: ")]
+    long_ = np.concatenate([frames, frames[::-1]] * 2)[:200]  # 20 s: the clip played back and forth
+    write_frames(tmp_path / "long.mp4", long_, RATE)
+    code, out, err = run_cli(monkeypatch, capsys, "anomaly", "fit", tmp_path / "long.mp4", "--out",
+                             tmp_path / "long.normal", "--json")
+    assert code == 0 and "warning" not in err and json.loads(out)["warnings"] == []
+    # with the MAE, its held-out last quarter must hold 17 windows too (34 s of footage)
+    mae = calibration_warnings("f.mp4 (20.0 s, 40 segments)", None, 10, 0.5)
+    assert len(mae) == 1 and "MAE" in mae[0] and "10 windows" in mae[0] and "34 s" in mae[0]
+    assert calibration_warnings("f.mp4", 68, 17, 0.5) == [] and len(calibration_warnings("f.mp4", 12, 3, 0.5)) == 2
+
+
+def test_jump_stands_out_on_the_tick_of_a_splice_not_on_sustained_unexplained_change():
+    """A smooth texture drifting a pixel a tick, a jump of 30 px on one tick, then fresh textures for six ticks
+    (change no flow explains, tick after tick, as motion too fast to follow or an exposure swing leaves): the
+    residual is higher on those than on the jump; the jump feature (reported a tick late) stands out on the jump
+    alone."""
+    rng = np.random.default_rng(0)
+
+    def smooth(h: int, w: int) -> np.ndarray:
+        return cv2.normalize(cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), np.uint8), (0, 0), 3), None, 0, 255,
+                             cv2.NORM_MINMAX)
+
+    texture = smooth(240, 320)
+    frames = [texture[100 - t:196 - t, 100 - t:228 - t] for t in range(10)]
+    frames += [texture[70 - t:166 - t, 70 - t:198 - t] for t in range(10, 16)]  # the jump at tick 10
+    frames += [smooth(96, 128) for _ in range(6)] + [frames[15]] * 3  # ticks 16–21 fresh
+    fx = FeatureExtractor(8)
+    feats = [fx(np.ascontiguousarray(f)) for f in frames]
+    residual = np.array([top_mean(f.residual, 20) for f in feats])
+    jump = np.array([top_mean(f.jump, 20) for f in feats])
+    assert residual[10] > 3 * residual[1:10].max() and residual[16:22].min() > residual[10]
+    assert jump[11] == jump.max() and jump[17:23].max() < 0.6 * jump[11]  # tick 10's jump, read at tick 11
+
+
+def test_a_jump_on_a_segment_s_last_tick_counts_in_that_segment(tmp_path):
+    """The jump feature reports a tick late; its score is credited to the tick it is about, so a cut in time on the
+    last tick of segment 4 (tick 24) lands in segment 4, and one on the next tick in segment 5 (read on the tick
+    after, it spilled into the next segment: there the steady score lifted a segment past a reversed stretch)."""
+    frames = read_frames(BUNDLED / "parking_lot_overhead_static.mp4", RATE, 320)
+    write_frames(tmp_path / "normal.mp4", frames[:60], RATE)
+    normal = fit_normal([tmp_path / "normal.mp4"])
+    later = frames[40:]
+    for cut, segment in ((24, 4), (25, 5)):
+        write_frames(tmp_path / "cut.mp4", np.concatenate([later[:cut], later[cut + 20:]]), RATE)
+        z = score_source(normal, tmp_path / "cut.mp4").z[:, normal.names.index("jump")]
+        assert int(np.argmax(z)) == segment and z[segment] > 1.0 > np.delete(z, segment).max()
+    # a jump is a moment: it does not lift its neighbours (lasting evidence does)
+    p99, quiet, zero = normal.calibration.combined_p99, 0.1, np.zeros(len(normal.names))
+    for lasting, lifted in ((0.0, quiet / p99), (6.0, np.sqrt((36 + 2 * quiet ** 2) / 3) / p99)):
+        segs = [Segment(0.5 * i, 0.5 * i + 0.5, e, min(e, lasting), MOTION, zero)
+                for i, e in enumerate([quiet, 6.0, quiet])]
+        scored = SegmentScorer(normal)._steady(segs, final=True)
+        assert scored[0].score == pytest.approx(lifted) and scored[2].score == pytest.approx(lifted)

@@ -27,6 +27,7 @@ PERCENTILE = 99.0
 TAIL_FROM = 0.25  # extrapolate only from a score in the upper quartile (nearer the median there is no tail to
 # follow: on 5 s of footage, 10 segments, the 5th largest gave the cell banks a scale 8× their largest excess)
 TAIL_COUNT = 4  # segments past the percentile a tail is read from (the detectors' `tail_count`; see `tail`)
+ENOUGH = int(np.ceil(TAIL_COUNT / TAIL_FROM)) + 1  # the fewest normal segments `too_few` reads a tail off (17)
 
 
 def too_few(n: int, count: int = TAIL_COUNT) -> bool:
@@ -88,13 +89,16 @@ class Calibration:
     def z(self, name: str, raw: np.ndarray | float) -> np.ndarray:
         return (np.asarray(raw, np.float64) - self.median[name]) / self.scale[name]
 
-    def fit_combined(self, zs: np.ndarray, segment: np.ndarray, at_least: float = 1e-6) -> None:
+    def fit_combined(self, zs: np.ndarray, segment: np.ndarray, at_least: float = 1e-6,
+                     lasting: np.ndarray | None = None) -> None:
         """zs [S, D] normal segments × detectors, `segment` [S] their ids in time order → the 99th percentile of
-        their steady evidence (a neighbour not among them counts as the segment itself), at least `at_least`."""
+        their steady evidence (a neighbour not among them counts as the segment itself; a neighbour lends only the
+        evidence of the `lasting` [D] detectors, default all), at least `at_least`."""
         e = self.evidence(zs)
+        lent = e if lasting is None else self.evidence(zs * lasting)
         row = {int(s): i for i, s in enumerate(segment)}
-        prev = e[[row.get(int(s) - 1, i) for i, s in enumerate(segment)]]
-        after = e[[row.get(int(s) + 1, i) for i, s in enumerate(segment)]]
+        prev = lent[[row.get(int(s) - 1, i) for i, s in enumerate(segment)]]
+        after = lent[[row.get(int(s) + 1, i) for i, s in enumerate(segment)]]
         steady = self.steady(prev, e, after)
         med = float(np.median(steady))
         p99 = med + few(steady, med) if too_few(len(steady)) else float(np.percentile(steady, PERCENTILE))

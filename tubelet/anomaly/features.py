@@ -1,8 +1,9 @@
 """What one analysis frame says about the scene: per cell, its colour and texture (appearance) and how it moves
 against the previous tick (motion: mean |Δ luma| and the mean optical-flow vector, from OpenCV's DIS flow, which
-follows displacements of many pixels coarse to fine), the change that motion leaves unexplained (residual) and its
-mean change over the last `window` ticks (recent); for the whole frame, its brightness, contrast and change.
-Frames of ~100 × 130 pixels: about a millisecond a tick."""
+follows displacements of many pixels coarse to fine), the change that motion leaves unexplained (residual), how far
+the tick before's residual stands over its neighbours' (jump) and its mean change over the last `window` ticks
+(recent); for the whole frame, its brightness, contrast and change. Frames of ~100 × 130 pixels: about a millisecond
+a tick."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class TickFeatures:
     motion: np.ndarray  # [C, 3] mean |Δ luma| (sqrt), mean flow u, v in pixels per tick
     residual: np.ndarray  # [C] mean |luma − the previous luma moved along the flow| (sqrt)
     recent: np.ndarray  # [C] mean of motion[:, 0] over the last `window` ticks (inf until that many have a change)
+    jump: np.ndarray  # [C] the tick before's residual over the larger of its two neighbours' (0 until there are both)
     brightness: float  # mean luma in [0, 1]
     contrast: float  # std of luma
     change: float  # mean |Δ luma| over the frame (0 for the first tick)
@@ -46,6 +48,7 @@ class FeatureExtractor:
         self.changes: deque[np.ndarray] = deque(maxlen=window)  # the last ticks' motion[:, 0] (not the first tick's)
         self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         self.grid: tuple[np.ndarray, np.ndarray] | None = None  # pixel x, y coordinates, for moving along the flow
+        self.residuals: deque[np.ndarray] = deque(maxlen=3)  # the last ticks' residual (not the first tick's)
 
     def __call__(self, rgb: np.ndarray) -> TickFeatures:
         c = self.cell
@@ -58,11 +61,20 @@ class FeatureExtractor:
         motion, residual = self._motion(prev, luma)
         if self.prev is not None:
             self.changes.append(motion[:, 0])
+            self.residuals.append(residual)
         self.prev = luma
         full = len(self.changes) == self.changes.maxlen
         recent = np.mean(self.changes, 0) if full else np.full(len(motion), np.inf, np.float32)
-        return TickFeatures(appearance, motion, residual, recent.astype(np.float32), float(luma.mean()),
-                            float(luma.std()), float(np.abs(luma - prev).mean()), luma)
+        return TickFeatures(appearance, motion, residual, recent.astype(np.float32), self._jump(len(motion)),
+                            float(luma.mean()), float(luma.std()), float(np.abs(luma - prev).mean()), luma)
+
+    def _jump(self, cells: int) -> np.ndarray:
+        """[C] per cell, how far the residual of the tick before stands over both its neighbours' (a jump in time
+        leaves unexplained change on one tick; fast or unfollowed motion and exposure swings leave it on several)."""
+        if len(self.residuals) < 3:
+            return np.zeros(cells, np.float32)
+        before, mid, after = self.residuals
+        return (mid - np.maximum(before, after)).astype(np.float32)
 
     def _motion(self, prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c = self.cell

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tubelet.anomaly.calibrate import ENOUGH, too_few
 from tubelet.anomaly.config import AnomalyConfig
 from tubelet.anomaly.detectors import Ticks
 from tubelet.anomaly.features import FeatureExtractor, TickFeatures
@@ -125,6 +126,21 @@ def load_mae(source: str, cfg: AnomalyConfig, size: tuple[int, int]) -> VideoMAE
     return model
 
 
+def calibration_warnings(where: str, segments: int | None, held_windows: int | None, bin_s: float) -> list[str]:
+    """One line per calibration that normal footage this short cannot support: the frame detectors' (`segments`;
+    under ENOUGH their 99th percentile is extrapolated from the largest) and the MAE's (`held_windows`),
+    its held-out quarter's (on 6 s of parking lot, 3 windows: later ordinary footage read 5–8× its normal range)."""
+    out = []
+    if segments is not None and too_few(segments):
+        out.append(f"{where}: too short to calibrate, a 99th percentile is extrapolated from the largest of "
+                   f"{segments} normal segments: give at least {ENOUGH * bin_s:.1f} s")
+    if held_windows is not None and too_few(held_windows):
+        out.append(f"{where}: the MAE detectors are calibrated on its last quarter, {held_windows} windows, too few "
+                   f"to read a 99th percentile off (ordinary later footage can score many times its normal range): "
+                   f"give at least {4 * ENOUGH * bin_s:.0f} s")
+    return out
+
+
 def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = None,
                cfg: AnomalyConfig | None = None, progress: Progress | None = None) -> NormalModel:
     """Learn normal from the footage at `paths` (files or folders); the MAE from `model_source` (a preset or
@@ -150,7 +166,8 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
     ticks_ = Ticks(np.stack([f.appearance for f in fo.feats]), np.stack([f.motion for f in fo.feats]),
                    np.array([f.brightness for f in fo.feats]), np.array([f.contrast for f in fo.feats]),
                    np.array([f.change for f in fo.feats]), np.stack(fo.luma), np.array(fo.luma_at), fold,
-                   np.stack([f.residual for f in fo.feats]), np.stack([f.recent for f in fo.feats]))
+                   np.stack([f.residual for f in fo.feats]), np.stack([f.recent for f in fo.feats]),
+                   np.stack([f.jump for f in fo.feats]))
     segment = np.array(fo.tick_segment)
     source = model_source or cfg.model
     mae = load_mae(source, cfg, size) if source != "none" else None
@@ -164,8 +181,11 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
         z_cols.append(cal.fit_detector(det.name, per_segment, det.floor, det.gate, det.tail_count))
     zs = np.stack(z_cols, 1)  # [segments, D_frame]
     rows = np.arange(len(zs))  # the segment ids of zs's rows
-    fit_info = {"ticks": n, "segments": int(fo.segments), "windows": len(fo.windows), "frame_size": list(size)}
-    cal.fit_combined(zs, rows)
+    where = f"normal footage {', '.join(f.name for f in files)} ({n / cfg.rate_hz:.1f} s, {fo.segments} segments)"
+    warnings = calibration_warnings(where, int(fo.segments), None, cfg.bin_s)
+    fit_info = {"ticks": n, "segments": int(fo.segments), "windows": len(fo.windows), "frame_size": list(size),
+                "warnings": warnings}
+    cal.fit_combined(zs, rows, lasting=normal.lasting[:zs.shape[1]])
     if mae is not None:
         windows = np.stack(fo.windows)
         wseg = np.array(fo.window_segment)
@@ -187,7 +207,9 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
         wz = [cal.fit_detector(det.name, det.fit(fits[det.name], held), det.floor) for det in normal.window_detectors]
         # calibrated on the held-out part only (a quarter of the segments, the MAE adapted on the rest), but not
         # below the frame detectors' p99 over all segments: more detectors only add evidence to each segment
-        cal.fit_combined(np.concatenate([zs[wseg[held]], np.stack(wz, 1)], 1), wseg[held], cal.combined_p99)
+        cal.fit_combined(np.concatenate([zs[wseg[held]], np.stack(wz, 1)], 1), wseg[held], cal.combined_p99,
+                         normal.lasting)
+        warnings += calibration_warnings(where, None, int(held.sum()), cfg.bin_s)
         fit_info.update(adapt_steps=cfg.adapt_steps, adapt_windows=int((~held).sum()),
                         calibration_windows=int(held.sum()), first_loss=losses[0] if losses else None,
                         last_loss=float(np.mean(losses[-10:])) if losses else None)

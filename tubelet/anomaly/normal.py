@@ -24,10 +24,10 @@ from tubelet.model.checkpoints import load_model, save_model
 from tubelet.model.videomae import VideoMAE
 
 FORMAT = "tubelet-anomaly"
-VERSION = 7  # 2: DIS optical flow, the speed detector, forward cross-fitting; 3: the shift guard in % of the picture;
+VERSION = 8  # 2: DIS optical flow, the speed detector, forward cross-fitting; 3: the shift guard in % of the picture;
 # 4: the direction detector, lighting against the whole picture's brightness too; 5: the frozen alarm's bar;
-# 6: the residual detector; 7: the stall detector
-READS = (5, 6, VERSION)  # versions this build loads (an older model scores without the detectors added since)
+# 6: the residual detector; 7: the stall detector; 8: the jump detector
+READS = (5, 6, 7, VERSION)  # versions this build loads (an older model scores without the detectors added since)
 MANIFEST, STATES, MAE_DIR = "anomaly.json", "detectors.safetensors", "mae"
 
 
@@ -53,6 +53,11 @@ class NormalModel:
     def names(self) -> list[str]:
         """Detector names in score-column order."""
         return [d.name for d in self.detectors] + [d.name for d in self.window_detectors]
+
+    @property
+    def lasting(self) -> np.ndarray:
+        """[D] whether each detector's evidence lifts the neighbouring segments (Detector.lasting; MAE windows do)."""
+        return np.array([d.lasting for d in self.detectors] + [True] * len(self.window_detectors))
 
     @property
     def kinds(self) -> list[str]:

@@ -18,6 +18,7 @@ from tubelet.anomaly.frames import Tick, open_reader, ticks
 from tubelet.anomaly.normal import NormalModel
 
 GUARDS = (FROZEN, LIGHTING, MOVED)  # kinds that name a segment whenever their detector is past its own p99
+JUMPERS = ("residual", "jump")  # detectors that read a jump in time (SegmentScorer._bracket)
 BRACKET_S = (1.5, 5.0)  # how far apart two jumps in time may lie to bracket spliced-in footage (SegmentScorer._bracket)
 
 
@@ -33,6 +34,7 @@ class Segment:
     start_s: float
     end_s: float
     evidence: float  # the detectors' z combined, before its neighbours and the normal p99 (Calibration.evidence)
+    lasting: float  # the same without the detectors of a moment (Detector.lasting): what it lends its neighbours
     kind: str
     z: np.ndarray  # [D] each detector's calibrated score (1.0 = its own normal 99th percentile)
     center: np.ndarray | None = field(default=None, repr=False)  # the analysis frame at its middle
@@ -76,8 +78,10 @@ class SegmentScorer:
         self.held: Segment | None = None  # the last segment made, scored once the next one is in
         self.before: tuple[float, str] | None = None  # the evidence and own kind of the segment before it
         self.n = 0  # ticks seen
+        self.lag = max(d.lag for d in normal.detectors)  # ticks a segment waits for its lagging detectors
         self.guards = np.array([k in GUARDS for k in normal.kinds])
-        self.jump = normal.names.index("residual") if "residual" in normal.names else None  # a model before it: none
+        self.lasting = normal.lasting
+        self.jumpers = [i for i, name in enumerate(normal.names) if name in JUMPERS]  # a model before them: none
         self.apart = [round(s / self.cfg.bin_s) for s in BRACKET_S]
         self.jumps: deque[tuple[int, Segment]] = deque()  # recent segments that jump in time, by index
         self.pending: deque[tuple[int, Segment]] = deque()  # scored segments a later jump may still bracket
@@ -90,8 +94,10 @@ class SegmentScorer:
         if not self.bins or self.bins[-1].index < b:
             self.bins.append(_Bin(b, [[] for _ in self.normal.detectors]))
         f = self.fx(tick.rgb)
-        for scores, det in zip(self.bins[-1].frame_raw, self.normal.detectors, strict=True):
-            scores.append(det.tick(f))
+        for j, det in enumerate(self.normal.detectors):  # a lagging detector's score is of a tick before
+            of = (k - det.lag) // cfg.ticks_per_bin
+            if k >= det.lag:
+                next(p for p in reversed(self.bins) if p.index == of).frame_raw[j].append(det.tick(f))
         if k == b * cfg.ticks_per_bin + (cfg.ticks_per_bin - 1) // 2:
             self.bins[-1].center = tick.rgb
         self.frames.append((k, tick.rgb))
@@ -119,7 +125,7 @@ class SegmentScorer:
         tpb = self.cfg.ticks_per_bin
         while self.bins:
             p = self.bins[0]
-            complete = final or self.n >= (p.index + 1) * tpb
+            complete = final or self.n >= (p.index + 1) * tpb + self.lag
             if not complete or (self.mae is not None and p.window_raw is None):
                 break
             self.bins.popleft()
@@ -127,17 +133,17 @@ class SegmentScorer:
         return self._bracket(self._steady(out, final), final)
 
     def _bracket(self, scored: list[Segment], final: bool) -> list[Segment]:
-        """Footage between two jumps in time (the residual detector past its own p99, `BRACKET_S` apart, the first
+        """Footage between two jumps in time (a JUMPERS detector past its own p99, `BRACKET_S` apart, the first
         not at the stream's start, which has nothing before it to jump from) was spliced in: a stretch played
         backwards or replayed starts and ends with such a jump, and in between it looks like any normal footage.
         The segments between take the weaker jump's score; a segment is held while a jump before it may still be
         answered (up to BRACKET_S[1] more latency, only after a jump)."""
-        if self.jump is None:
+        if not self.jumpers:
             return scored
         lo, hi = self.apart
         for seg in scored:
             b, self.made = self.made, self.made + 1
-            if b > 0 and seg.z[self.jump] > self.normal.detectors[self.jump].gate:
+            if b > 0 and any(seg.z[i] > self.normal.detectors[i].gate for i in self.jumpers):
                 for a, first in self.jumps:
                     if lo <= b - a <= hi:
                         lift, kind = min((first.score, first.kind), (seg.score, seg.kind))
@@ -155,18 +161,19 @@ class SegmentScorer:
 
     def _steady(self, made: list[Segment], final: bool) -> list[Segment]:
         """Segments scored among their neighbours (Calibration.steady), each once the next is in (at the end, the
-        last with itself as its next); one lifted by a neighbour takes the kind of the stronger neighbour."""
+        last with itself as its next); one lifted by a neighbour takes the kind of the stronger neighbour. A
+        neighbour lends only its lasting evidence (Segment.lasting)."""
         cal, done = self.normal.calibration, []
         for seg in made + ([None] if final else []):
             held = self.held
             if held is not None:
                 nxt = seg or held
-                before, after, kind = self.before or (held.evidence, held.kind), (nxt.evidence, nxt.kind), held.kind
+                before, after, kind = self.before or (held.lasting, held.kind), (nxt.lasting, nxt.kind), held.kind
                 held.score = float(cal.steady(before[0], held.evidence, after[0])) / cal.combined_p99
                 held.own = held.evidence / cal.combined_p99
                 if held.score * cal.combined_p99 > held.evidence and not held.alarm:
                     held.kind = max(before, after)[1]
-                self.before = (held.evidence, kind)
+                self.before = (held.lasting, kind)
                 done.append(held)
             self.held = seg
         return done
@@ -181,6 +188,7 @@ class SegmentScorer:
             raw += list(p.window_raw)
         z = np.array([float(cal.z(name, r)) for name, r in zip(self.normal.names, raw, strict=True)])
         evidence = float(cal.evidence(z[None])[0])
+        lasting = float(cal.evidence(z[None] * self.lasting)[0])
         guard = np.where(self.guards, z, -np.inf)
         if guard.max() >= 1:  # a guard past its own p99 names the segment, an alarm's included (lights dropping
             kind = self.normal.kinds[int(np.argmax(guard))]  # on a still scene: its change under the frozen bar)
@@ -190,7 +198,7 @@ class SegmentScorer:
             kind = self.normal.kinds[int(np.argmax(z))]
         start = p.index * cfg.bin_s
         end = min(start + cfg.bin_s, self.n / cfg.rate_hz)
-        return Segment(start, end, evidence, kind, z, p.center, any(alarms))
+        return Segment(start, end, evidence, lasting, kind, z, p.center, any(alarms))
 
 
 class EventTracker:

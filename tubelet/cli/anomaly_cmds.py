@@ -72,6 +72,8 @@ def fit(
         normal_model = fit_normal(normal, model, cfg, progress)
     normal_model.save(out)
     info = normal_model.info
+    for line in info["fit"]["warnings"]:
+        typer.echo(f"warning: {line}", err=True)
     summary = {"model_dir": str(out), "normal_s": round(sum(v["duration_s"] for v in info["normal"]), 2),
                "videos": len(info["normal"]), "detectors": normal_model.names, **info["fit"]}
     if as_json:
