@@ -183,8 +183,7 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
     rows = np.arange(len(zs))  # the segment ids of zs's rows
     where = f"normal footage {', '.join(f.name for f in files)} ({n / cfg.rate_hz:.1f} s, {fo.segments} segments)"
     warnings = calibration_warnings(where, int(fo.segments), None, cfg.bin_s)
-    fit_info = {"ticks": n, "segments": int(fo.segments), "windows": len(fo.windows), "frame_size": list(size),
-                "warnings": warnings}
+    fit_info = {"ticks": n, "segments": int(fo.segments), "windows": len(fo.windows), "frame_size": list(size)}
     cal.fit_combined(zs, rows, lasting=normal.lasting[:zs.shape[1]])
     if mae is not None:
         windows = np.stack(fo.windows)
@@ -217,6 +216,6 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
         "model": {"source": source, "identity": model_identity(mae, -1, "mean") if mae is not None else None},
         "normal": [{"path": f.name, "sha256": _sha256(f), "duration_s": round(i.duration_s, 3)}
                    for f, i in zip(files, infos, strict=True)],
-        "fit": {**fit_info, "seconds": round(time.perf_counter() - started, 1)},
+        "fit": {**fit_info, "warnings": warnings, "seconds": round(time.perf_counter() - started, 1)},
     }
     return normal
