@@ -177,6 +177,22 @@ def test_a_blend_that_evens_out_the_edges_is_a_dissolve(tmp_path):
     assert d.kind == "dissolve" and abs(d.start_s - t.start_s) <= TOL and abs(d.end_s - t.end_s) <= TOL, d
 
 
+@needs_shared("the yoga lawn's and the bedroom's alike layouts are measured on these clips")
+def test_a_noise_dissolve_between_shots_of_alike_layout_is_a_dissolve(tmp_path):
+    """ffmpeg's noise "dissolve" from the yoga lawn to the kids' bedroom (alike layouts): the blend
+    keeps the contrast (no dip), yet the colours change and the flow explains little of it: two shots, a dissolve."""
+    e = Edit("alike", 256, 144, 30, [clip("yoga_outdoor.mp4", 7.24, 65), clip("kids_jumping_bedroom.mp4", 0.79, 80)],
+             [Join("dissolve", "dissolve", 33)])
+    sig = frame_signals(e.render(tmp_path / "alike.mp4"))
+    (t,) = e.truth()
+    (d,) = FastDetector().detect(sig)
+    assert d.kind == "dissolve" and abs(d.start_s - t.start_s) <= 3 / 30 and abs(d.end_s - t.end_s) <= 3 / 30, d
+    a, b = np.searchsorted(sig.times, [t.start_s, t.end_s])
+    mid = slice(a + (b - a) // 4, b - (b - a) // 4)
+    assert sig.contrast[mid].min() > FastConfig().max_dip * 0.5 * (sig.contrast[a - 2] + sig.contrast[b + 2])
+    assert FastDetector(FastConfig(distinct_colour=np.inf)).detect(sig) == []  # the dip alone misses it
+
+
 @needs_shared("the camera of arm_wrestling.mp4 jolts at 5.03 s")
 def test_a_jolt_of_the_camera_is_no_cut(tmp_path):
     """A hand-held camera jolts (the picture shifts and tilts in one frame, and stays): new change and the layout

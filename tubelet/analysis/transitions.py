@@ -363,6 +363,12 @@ class FastConfig:
     min_colour_change: float = 0.2  # … and their colour histograms by this (half L1): motion keeps the colours
     max_dip: float = 0.8  # a blend of two shots is flatter in the middle: luma std ≤ this × the ends' (not wipes;
     # two unrelated shots of equal contrast dip to √½ ≈ 0.71 halfway)
+    distinct_colour: float = 0.5  # … but a blend between shots of alike layout keeps the contrast (cross-fades and
+    distinct_unexplained: float = 0.7  # noise dissolves between such shots dip only to 0.80–1.04): where the colours
+    # differ by distinct_colour and the flow leaves distinct_unexplained of the change unexplained, it is two shots and
+    # need not dip (seeds 0–34: the ramps over true transitions this admits 0.50–0.88 / 0.70–1.04; of the others only
+    # one across a true cut reaches both; nearest on clips with no transition: a hand leaving the bottles' picture
+    # 0.46 / 0.73, a 4× clip 0.44 / 0.66 — a thin margin)
     max_smear: float = 1.5  # a frame whose horizontal/vertical edge ratio is this many × beyond both shots' is
     # motion-blurred; a flat stretch whose every frame is this many × from even is a whip pan's blur, not a fade's
     # black or white (seeds 0-26: each of the 341 flat stretches of true fades has a frame within 1.49× of even, all
@@ -505,7 +511,8 @@ class FastDetector(ShotDetector):
         """"gradual", "cut" (one frame holds most of the change), or "" (motion, not a change of shot)."""
         cfg, n = self.config, len(sig.times)
         before, after = max(0, r.a - 2), min(n - 1, r.b + 2)
-        if float(sig.distance(before, after)) < cfg.min_colour_change:
+        colour = float(sig.distance(before, after))
+        if colour < cfg.min_colour_change:
             return ""
         g = sig.grid[r.a:r.b + 1].reshape(r.b - r.a + 1, -1)
         if np.abs(sig.grid[after] - sig.grid[before]).mean() < cfg.min_away * np.abs(g[-1] - g[0]).mean():
@@ -513,7 +520,8 @@ class FastDetector(ShotDetector):
         steps = np.abs(np.diff(g, axis=0)).mean(1)
         if steps.max() >= cfg.max_step * steps.sum():  # a cut, unless that frame only changes the lighting
             return "" if relit_at(sig, self._steepest(sig, r)) <= cfg.max_relit else "cut"
-        if unexplained(sig, r.a, r.b) < cfg.min_unexplained:
+        unexplained_share = unexplained(sig, r.a, r.b)
+        if unexplained_share < cfg.min_unexplained:
             return ""  # motion predicts the frames: a pan, a whip pan or fast action
         if r.wipe:  # block after block: the moving edge changes the edge statistics, and nothing blends
             return "gradual"
@@ -527,7 +535,8 @@ class FastDetector(ShotDetector):
         if moved(sig.grid[before], sig.grid[after]) <= cfg.max_moved:  # the same picture, moved: a pan, shake
             return ""
         dip = sig.contrast[mid].min() / max(1e-6, 0.5 * (sig.contrast[before] + sig.contrast[after]))
-        return "gradual" if dip <= cfg.max_dip else ""
+        distinct = colour >= cfg.distinct_colour and unexplained_share >= cfg.distinct_unexplained  # two shots
+        return "gradual" if dip <= cfg.max_dip or distinct else ""
 
     def _accept(self, r: Ramp | None, p: int, q: int) -> bool:
         cfg = self.config
