@@ -23,6 +23,7 @@ from tubelet.analysis.transitions import (
     again_at,
     detect_cuts,
     detector,
+    fit_front,
     in_motion,
     moved,
     relit,
@@ -191,6 +192,37 @@ def test_a_noise_dissolve_between_shots_of_alike_layout_is_a_dissolve(tmp_path):
     mid = slice(a + (b - a) // 4, b - (b - a) // 4)
     assert sig.contrast[mid].min() > FastConfig().max_dip * 0.5 * (sig.contrast[a - 2] + sig.contrast[b + 2])
     assert FastDetector(FastConfig(distinct_colour=np.inf)).detect(sig) == []  # the dip alone misses it
+
+
+@needs_shared("the cockatoo's and the pancake's busy pictures are measured on these clips")
+def test_a_wipe_between_busy_shots_is_found_by_its_front(tmp_path):
+    """ffmpeg's wipeup from the moving cockatoo into the pancake being flipped: the shots' own motion bends the path
+    through the luma grid, so no ramp is fitted; block after block still switches once, on one straight front."""
+    e = Edit("busy", 256, 144, 30, [clip("cockatoo_closeup.mp4", 4.19, 68), clip("pancake_flip.mkv", 5.44, 80)],
+             [Join("wipe", "wipeup", 28)])
+    sig = frame_signals(e.render(tmp_path / "busy.mp4"))
+    (t,) = e.truth()
+    (d,) = FastDetector().detect(sig)
+    assert d.kind == "wipe" and abs(d.start_s - t.start_s) <= 3 / 30 and abs(d.end_s - t.end_s) <= 3 / 30, d
+    assert FastDetector(FastConfig(front_cover=np.inf)).detect(sig) == []  # the ramps alone miss it
+
+
+def test_fit_front_tells_a_sweep_and_a_box_from_a_cut():
+    """Blocks of a noisy 16×16 grid switching from one level to another: along a left-to-right edge over 12 frames,
+    as a box growing from the top-left corner, and all at once (a cut)."""
+    rng = np.random.default_rng(0)
+    x, y = np.meshgrid(np.arange(16) / 15, np.arange(16) / 15)
+
+    def grid(switch: np.ndarray) -> np.ndarray:
+        f = np.arange(40)[:, None, None]
+        return (0.2 + 0.5 * (f >= switch[None]) + 0.01 * rng.standard_normal((40, 16, 16))).astype(np.float32)
+
+    edge = fit_front(grid(np.round(14 + 12 * x)), 0, 39, 0.04, 0.5)
+    assert edge.cover > 0.95 and 11 <= edge.sweep <= 13 and (edge.a, edge.b) == (13, 26), edge
+    box = fit_front(grid(np.round(14 + 12 * np.maximum(x, y))), 0, 39, 0.04, 0.5)
+    assert box.cover > 0.95 and 11 <= box.sweep <= 13, box
+    cut = fit_front(grid(np.full((16, 16), 20)), 0, 39, 0.04, 0.5)
+    assert cut.cover > 0.95 and cut.sweep < 1 and (cut.a, cut.b) == (19, 20), cut
 
 
 @needs_shared("the camera of arm_wrestling.mp4 jolts at 5.03 s")

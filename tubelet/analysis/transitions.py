@@ -25,6 +25,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import cv2
@@ -354,6 +355,80 @@ def fit_ramp(grid: np.ndarray, p: int, q: int, a_fixed: int | None = None, b_fix
     return Ramp(p + int(ai), p + int(bi), float(err[ai, bi]) / n, min(r_blend, r_block), r_block < 0.6 * r_blend)
 
 
+def block_steps(grid: np.ndarray, p: int, q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each block of frames p..q of the luma grid [F, H, W] as one step between two levels: (the index of the first
+    frame of the new level [H, W], the share of the block's variance the step explains [H, W], the step's size
+    [H, W])."""
+    x = grid[p:q + 1].reshape(q - p + 1, -1).astype(np.float64)
+    n = len(x)
+    c1, c2 = np.cumsum(x, 0), np.cumsum(x ** 2, 0)
+    total = c2[-1] - c1[-1] ** 2 / n
+    k = np.arange(1, n)[:, None]  # frames before the step
+    left1, left2 = c1[:-1], c2[:-1]
+    right1, right2 = c1[-1] - left1, c2[-1] - left2
+    sse = (left2 - left1 ** 2 / k) + (right2 - right1 ** 2 / (n - k))  # [n − 1, blocks]
+    at = np.argmin(sse, 0)
+    cols = np.arange(x.shape[1])
+    size = np.abs(right1[at, cols] / (n - 1 - at) - left1[at, cols] / (at + 1))
+    shape = grid.shape[1:]
+    return ((p + 1 + at).reshape(shape), (1 - sse[at, cols] / np.maximum(total, 1e-12)).reshape(shape),
+            size.reshape(shape))
+
+
+@dataclass(frozen=True)
+class Front:
+    """Blocks of the luma grid switching one after another along a front, as a wipe's edge sweeps."""
+
+    a: int  # the frame before the first switch
+    b: int  # the last switch
+    cover: float  # share of the blocks that step once and lie on the front (within `tolerance` frames of it)
+    sweep: float  # frames between the front's first and last place in the picture
+
+
+@cache
+def _front_shapes(h: int, w: int) -> list[np.ndarray]:
+    """Designs [h·w, k] of the fronts a wipe sweeps: a straight edge (the switch frame a plane over the block
+    positions: left, right, up, down, diagonal) and a box growing from a corner (a plane over the Chebyshev distance
+    from that corner: ffmpeg's wipetl/wipebr, an editor's box wipe)."""
+    yy, xx = np.mgrid[:h, :w]
+    x, y, one = (xx.ravel() + 0.5) / w, (yy.ravel() + 0.5) / h, np.ones(h * w)
+    corners = [np.maximum(cx, cy) for cx in (x, 1 - x) for cy in (y, 1 - y)]
+    return [np.stack([one, x, y], 1), *(np.stack([one, c], 1) for c in corners)]
+
+
+FRONT_TOLERANCE = 1.5  # frames a block may switch off its front and still lie on it (a front narrower than twice this
+# cannot be told from a cut's blocks switching together, give or take a frame)
+
+
+def fit_front(grid: np.ndarray, p: int, q: int, min_step: float, min_explained: float, min_cover: float = 0.0,
+              tolerance: float = FRONT_TOLERANCE, rounds: int = 4) -> Front | None:
+    """The front (`_front_shapes`) that most blocks of frames p..q switch on (least squares, refitted `rounds` times on
+    the blocks within `tolerance` frames of it); None: fewer than `min_cover` of the blocks (or 10) step once."""
+    at, explained, size = block_steps(grid, p, q)
+    steps = ((size >= min_step) & (explained >= min_explained)).ravel()
+    if steps.sum() < max(10, min_cover * len(steps)):
+        return None
+    t = at.ravel().astype(np.float64)
+    best, best_on = None, np.zeros(len(t), bool)
+    # the blocks kept narrow from within a quarter of the window to within `tolerance` frames of the fit, so that the
+    # blocks whose own motion steps elsewhere do not pull the first fits
+    reach = np.geomspace(max(tolerance, (q - p) / 4), tolerance, rounds)
+    for design in _front_shapes(*at.shape):
+        on = steps
+        for tol in (*reach, tolerance):
+            d = design[on]
+            coef = np.linalg.solve(d.T @ d + 1e-9 * np.eye(d.shape[1]), d.T @ t[on])  # least squares
+            on = steps & (np.abs(t - design @ coef) <= tol)
+            if on.sum() < 10:
+                break
+        if on.sum() > best_on.sum():
+            best, best_on = design @ coef, on
+    if best is None:
+        return None
+    on = t[best_on]
+    return Front(int(on.min()) - 1, int(on.max()), float(best_on.mean()), float(best.max() - best.min()))
+
+
 @dataclass(frozen=True)
 class FastConfig:
     """Every setting of the fast detector (durations in seconds, picture distances as mean |Δ luma| in [0, 1])."""
@@ -382,6 +457,12 @@ class FastConfig:
     # after optical flow (Signals.residual) is at least this share of the change (whip pans and fast motion: 0.14–0.26
     # on the benchmark's renders, true transitions ≥ 0.38)
     min_frames: int = 3  # shorter ramps are cuts (found by the cut detector)
+    front_step: float = 0.04  # a wipe between busy shots (their own motion bends its path through the grid: never
+    front_explained: float = 0.5  # a ramp) is found by its front (fit_front): blocks that step once by front_step,
+    front_cover: float = 0.6  # the step explaining front_explained of the block's variance over the window, and
+    front_sweep_s: float = 0.25  # front_cover of all blocks on one front sweeping the picture over front_sweep_s or
+    # longer (a cut switches them at once); the flow must leave doubt_unexplained of its change (seeds 0–40: +8
+    # wipes and a dissolve, no detection more; README)
     min_away: float = 0.6  # the luma grids 2 frames before and after a ramp differ by at least this × its own
     # change; a ramp into a flash (or any excursion that comes back) does not (development seeds 0–26: a slow drift
     # ending in a flash 0.34, true dissolves and wipes ≥ 0.92)
@@ -486,6 +567,7 @@ class FastDetector(ShotDetector):
         cfg = self.config
         flat = [(r, "flat") for r in self._fades(sig)]
         ramps = flat + [(r, self._judge(sig, r)) for r in self._candidates(sig)]
+        ramps += [(r, self._judge(sig, r, front=True)) for r in self._fronts(sig, [r for r, v in ramps if v])]
         kept: list[tuple[Ramp, str]] = []
         for r, verdict in sorted(ramps, key=lambda x: x[0].error):  # best fits first; overlapping ones give way
             if verdict and all(r.b <= k.a or r.a >= k.b for k, _ in kept):
@@ -507,8 +589,9 @@ class FastDetector(ShotDetector):
         g = sig.grid[r.a:r.b + 1].reshape(r.b - r.a + 1, -1)
         return r.a + 1 + int(np.argmax(np.abs(np.diff(g, axis=0)).mean(1)))
 
-    def _judge(self, sig: Signals, r: Ramp) -> str:
-        """"gradual", "cut" (one frame holds most of the change), or "" (motion, not a change of shot)."""
+    def _judge(self, sig: Signals, r: Ramp, front: bool = False) -> str:
+        """"gradual", "cut" (one frame holds most of the change), or "" (motion, not a change of shot); a `front`
+        (a wipe's sweep, found block by block) is judged on the colours, the picture not coming back and the flow."""
         cfg, n = self.config, len(sig.times)
         before, after = max(0, r.a - 2), min(n - 1, r.b + 2)
         colour = float(sig.distance(before, after))
@@ -517,6 +600,8 @@ class FastDetector(ShotDetector):
         g = sig.grid[r.a:r.b + 1].reshape(r.b - r.a + 1, -1)
         if np.abs(sig.grid[after] - sig.grid[before]).mean() < cfg.min_away * np.abs(g[-1] - g[0]).mean():
             return ""  # the picture comes back: an excursion (a flash) the ramp rode, not a change of shot
+        if front:
+            return "gradual" if unexplained(sig, r.a, r.b) >= cfg.doubt_unexplained else ""
         steps = np.abs(np.diff(g, axis=0)).mean(1)
         if steps.max() >= cfg.max_step * steps.sum():  # a cut, unless that frame only changes the lighting
             return "" if relit_at(sig, self._steepest(sig, r)) <= cfg.max_relit else "cut"
@@ -598,6 +683,32 @@ class FastDetector(ShotDetector):
                 r = fit_ramp(sig.grid, p, q)
                 if self._accept(r, p, q):
                     out.append(r)
+        return out
+
+    def _fronts(self, sig: Signals, taken: list[Ramp]) -> list[Ramp]:
+        """Wipes found block by block: where the pictures ±w apart differ, the window's blocks switch one after
+        another along one front (fit_front). A wipe between busy shots is not a straight path through the grid (the
+        shots' own motion bends it), so it is never a ramp candidate; its front still sweeps the picture. Sorted
+        after every ramp (error = inf), a front gives way to a ramp over the same frames."""
+        cfg = self.config
+        g = sig.grid.reshape(len(sig.times), -1)
+        n = len(g)
+        out = []
+        for span in self._spans(sig):
+            w = max(2, span // 2 + 1)
+            if n <= 2 * w + 4:
+                continue
+            centre = np.arange(w, n - w)
+            ends = np.abs(g[centre + w] - g[centre - w]).mean(1)
+            for i in np.flatnonzero((ends >= cfg.min_difference) & (np.arange(len(ends)) % w == 0)):  # every w frames
+                t = int(centre[i])
+                p, q = max(0, t - 2 * w), min(n - 1, t + 2 * w)
+                if any(r.a <= t <= r.b for r in taken) or sig.distance(p, q) < cfg.min_colour_change:
+                    continue  # a ramp is there already; motion keeps the colours
+                f = fit_front(sig.grid, p, q, cfg.front_step, cfg.front_explained, cfg.front_cover)
+                if f is not None and f.cover >= cfg.front_cover and \
+                        f.sweep >= max(cfg.front_sweep_s * sig.fps, 2 * FRONT_TOLERANCE):
+                    out.append(Ramp(f.a, f.b, np.inf, (1 - f.cover) * cfg.max_residual, True))  # score: the cover
         return out
 
     def _typed(self, sig: Signals, r: Ramp) -> Transition:
