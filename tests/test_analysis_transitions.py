@@ -12,7 +12,7 @@ from conftest import REAL_VIDEOS, needs_shared
 from tubelet.analysis import transitions
 from tubelet.analysis.edits import Edit, Join, Piece
 from tubelet.analysis.report import analyze
-from tubelet.analysis.signals import frame_signals
+from tubelet.analysis.signals import Signals, frame_signals
 from tubelet.analysis.transitions import (
     MAX_AGAIN,
     MAX_SMEARED,
@@ -178,16 +178,24 @@ def test_a_blend_that_evens_out_the_edges_is_a_dissolve(tmp_path):
     assert d.kind == "dissolve" and abs(d.start_s - t.start_s) <= TOL and abs(d.end_s - t.end_s) <= TOL, d
 
 
+def found_alone(e: Edit, folder: Path, kind: str) -> tuple[Signals, Transition]:
+    """Render an edit of one transition: the fast pass finds it alone, of `kind`, its span within 3 frames →
+    (the edit's signals, the true transition)."""
+    sig = frame_signals(e.render(folder / f"{e.name}.mp4"))
+    (t,) = e.truth()
+    (d,) = FastDetector().detect(sig)
+    tol = 3 / e.fps
+    assert d.kind == kind and abs(d.start_s - t.start_s) <= tol and abs(d.end_s - t.end_s) <= tol, d
+    return sig, t
+
+
 @needs_shared("the yoga lawn's and the bedroom's alike layouts are measured on these clips")
 def test_a_noise_dissolve_between_shots_of_alike_layout_is_a_dissolve(tmp_path):
     """ffmpeg's noise "dissolve" from the yoga lawn to the kids' bedroom (alike layouts): the blend
     keeps the contrast (no dip), yet the colours change and the flow explains little of it: two shots, a dissolve."""
     e = Edit("alike", 256, 144, 30, [clip("yoga_outdoor.mp4", 7.24, 65), clip("kids_jumping_bedroom.mp4", 0.79, 80)],
              [Join("dissolve", "dissolve", 33)])
-    sig = frame_signals(e.render(tmp_path / "alike.mp4"))
-    (t,) = e.truth()
-    (d,) = FastDetector().detect(sig)
-    assert d.kind == "dissolve" and abs(d.start_s - t.start_s) <= 3 / 30 and abs(d.end_s - t.end_s) <= 3 / 30, d
+    sig, t = found_alone(e, tmp_path, "dissolve")
     a, b = np.searchsorted(sig.times, [t.start_s, t.end_s])
     mid = slice(a + (b - a) // 4, b - (b - a) // 4)
     assert sig.contrast[mid].min() > FastConfig().max_dip * 0.5 * (sig.contrast[a - 2] + sig.contrast[b + 2])
@@ -200,10 +208,7 @@ def test_a_wipe_between_busy_shots_is_found_by_its_front(tmp_path):
     through the luma grid, so no ramp is fitted; block after block still switches once, on one straight front."""
     e = Edit("busy", 256, 144, 30, [clip("cockatoo_closeup.mp4", 4.19, 68), clip("pancake_flip.mkv", 5.44, 80)],
              [Join("wipe", "wipeup", 28)])
-    sig = frame_signals(e.render(tmp_path / "busy.mp4"))
-    (t,) = e.truth()
-    (d,) = FastDetector().detect(sig)
-    assert d.kind == "wipe" and abs(d.start_s - t.start_s) <= 3 / 30 and abs(d.end_s - t.end_s) <= 3 / 30, d
+    sig, _ = found_alone(e, tmp_path, "wipe")
     assert FastDetector(FastConfig(front_cover=np.inf)).detect(sig) == []  # the ramps alone miss it
 
 

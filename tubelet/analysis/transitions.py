@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -656,21 +656,27 @@ class FastDetector(ShotDetector):
     def _spans(self, sig: Signals) -> list[int]:
         return sorted({max(self.config.min_frames + 1, round(d * sig.fps)) for d in self.config.durations_s})
 
+    def _windows(self, sig: Signals) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """For each transition length looked for: (w, the frames w..n − w − 1 that windows are centred on, how far the
+        luma grids w before and after each differ)."""
+        g = sig.grid.reshape(len(sig.times), -1)
+        n = len(g)
+        for span in self._spans(sig):
+            w = max(2, span // 2 + 1)
+            if n > 2 * w + 4:
+                centre = np.arange(w, n - w)
+                yield w, centre, np.abs(g[centre + w] - g[centre - w]).mean(1)
+
     def _candidates(self, sig: Signals) -> list[Ramp]:
         """Ramps centred where the pictures ±w apart differ and the path between them is nearly straight."""
         cfg = self.config
         g = sig.grid.reshape(len(sig.times), -1)
         n = len(g)
         out = []
-        for span in self._spans(sig):
-            w = max(2, span // 2 + 1)
-            if n <= 2 * w + 4:
-                continue
+        for w, centre, ends in self._windows(sig):
             hop = max(1, w // 3)
             step = np.abs(g[hop:] - g[:-hop]).mean(1)  # [n − hop]
             cum = np.concatenate([[0.0], np.cumsum(step)])
-            centre = np.arange(w, n - w)
-            ends = np.abs(g[centre + w] - g[centre - w]).mean(1)
             path = (cum[centre + w - hop + 1] - cum[centre - w]) / hop
             score = np.where((ends >= cfg.min_difference) & (ends >= cfg.straightness * np.maximum(path, 1e-9)),
                              ends, 0.0)
@@ -690,16 +696,9 @@ class FastDetector(ShotDetector):
         another along one front (fit_front). A wipe between busy shots is not a straight path through the grid (the
         shots' own motion bends it), so it is never a ramp candidate; its front still sweeps the picture. Sorted
         after every ramp (error = inf), a front gives way to a ramp over the same frames."""
-        cfg = self.config
-        g = sig.grid.reshape(len(sig.times), -1)
-        n = len(g)
+        cfg, n = self.config, len(sig.times)
         out = []
-        for span in self._spans(sig):
-            w = max(2, span // 2 + 1)
-            if n <= 2 * w + 4:
-                continue
-            centre = np.arange(w, n - w)
-            ends = np.abs(g[centre + w] - g[centre - w]).mean(1)
+        for w, centre, ends in self._windows(sig):
             for i in np.flatnonzero((ends >= cfg.min_difference) & (np.arange(len(ends)) % w == 0)):  # every w frames
                 t = int(centre[i])
                 p, q = max(0, t - 2 * w), min(n - 1, t + 2 * w)
