@@ -212,6 +212,21 @@ def test_a_wipe_between_busy_shots_is_found_by_its_front(tmp_path):
     assert FastDetector(FastConfig(front_cover=np.inf)).detect(sig) == []  # the ramps alone miss it
 
 
+@needs_shared("the shaky cake's and the yoga lawn's busy pictures are measured on these clips")
+def test_a_dissolve_between_busy_shots_is_found_by_its_blocks(tmp_path):
+    """ffmpeg's noise dissolve from the shaken cake into the yoga lawn: no straight path through the luma grid, so no
+    ramp is fitted; the blocks still switch together, along one ramp they share. The shots' motion blurs the ramp's
+    ends, so its span is found within 0.25 s (not the ramps' 3 frames)."""
+    e = Edit("blend", 320, 180, 30,
+             [clip("making_cake_vertical_shaky.mp4", 2.19, 71), clip("yoga_outdoor.mp4", 0.3, 60)],
+             [Join("dissolve", "dissolve", 26)])
+    sig = frame_signals(e.render(tmp_path / "blend.mp4"))
+    (t,) = e.truth()
+    (d,) = FastDetector().detect(sig)
+    assert d.kind == "dissolve" and abs(d.start_s - t.start_s) <= 0.25 and abs(d.end_s - t.end_s) <= 0.25, (t, d)
+    assert FastDetector(FastConfig(blend_cover=np.inf)).detect(sig) == []  # the ramps alone miss it
+
+
 def test_fit_front_tells_a_sweep_and_a_box_from_a_cut():
     """Blocks of a noisy 16×16 grid switching from one level to another: along a left-to-right edge over 12 frames,
     as a box growing from the top-left corner, and all at once (a cut)."""

@@ -429,6 +429,16 @@ def fit_front(grid: np.ndarray, p: int, q: int, min_step: float, min_explained: 
     return Front(int(on.min()) - 1, int(on.max()), float(best_on.mean()), float(best.max() - best.min()))
 
 
+def ramp_fit(grid: np.ndarray, p: int, q: int, a: int, b: int) -> float:
+    """How well one ramp from frame a to frame b, shared by every block of the luma grid (each with its own two
+    levels), explains frames p..q: the share of the blocks' variance about their means it explains, pooled."""
+    x = grid[p:q + 1].reshape(q - p + 1, -1).astype(np.float64)
+    r = np.clip((np.arange(p, q + 1) - a) / max(b - a, 1), 0, 1)[:, None]
+    r, x = r - r.mean(0), x - x.mean(0)
+    beta = (r * x).sum(0) / max(float((r ** 2).sum()), 1e-12)
+    return 1 - float(((x - r * beta) ** 2).sum()) / max(float((x ** 2).sum()), 1e-12)
+
+
 @dataclass(frozen=True)
 class FastConfig:
     """Every setting of the fast detector (durations in seconds, picture distances as mean |Δ luma| in [0, 1])."""
@@ -463,6 +473,11 @@ class FastConfig:
     front_sweep_s: float = 0.25  # front_cover of all blocks on one front sweeping the picture over front_sweep_s or
     # longer (a cut switches them at once); the flow must leave doubt_unexplained of its change (seeds 0–40: +8
     # wipes and a dissolve, no detection more; README)
+    blend_cover: float = 0.3  # a dissolve between busy shots (no straight path either) is found where this share of
+    blend_fit: float = 0.7  # the blocks switch together (a flat front) and one ramp of a length looked for, blend_min_s
+    blend_min_s: float = 0.4  # or longer, centred there and shared by every block, explains blend_fit of their
+    # variance; the flow must leave doubt_unexplained of its change, and the usual tests hold (seeds 0–42: +12
+    # dissolves, no detection more; fresh 43/0, 44/1: +1; README)
     min_away: float = 0.6  # the luma grids 2 frames before and after a ramp differ by at least this × its own
     # change; a ramp into a flash (or any excursion that comes back) does not (development seeds 0–26: a slow drift
     # ending in a flash 0.34, true dissolves and wipes ≥ 0.92)
@@ -567,7 +582,9 @@ class FastDetector(ShotDetector):
         cfg = self.config
         flat = [(r, "flat") for r in self._fades(sig)]
         ramps = flat + [(r, self._judge(sig, r)) for r in self._candidates(sig)]
-        ramps += [(r, self._judge(sig, r, front=True)) for r in self._fronts(sig, [r for r, v in ramps if v])]
+        for r in dict.fromkeys(self._fronts(sig, [r for r, v in ramps if v])):  # found block by block (once each):
+            if unexplained(sig, r.a, r.b) >= cfg.doubt_unexplained:  # the flow must leave half its change
+                ramps.append((r, "gradual" if self._judge(sig, r, front=r.wipe) == "gradual" else ""))
         kept: list[tuple[Ramp, str]] = []
         for r, verdict in sorted(ramps, key=lambda x: x[0].error):  # best fits first; overlapping ones give way
             if verdict and all(r.b <= k.a or r.a >= k.b for k, _ in kept):
@@ -591,7 +608,7 @@ class FastDetector(ShotDetector):
 
     def _judge(self, sig: Signals, r: Ramp, front: bool = False) -> str:
         """"gradual", "cut" (one frame holds most of the change), or "" (motion, not a change of shot); a `front`
-        (a wipe's sweep, found block by block) is judged on the colours, the picture not coming back and the flow."""
+        (a wipe's sweep, found block by block) is judged on the colours and the picture not coming back alone."""
         cfg, n = self.config, len(sig.times)
         before, after = max(0, r.a - 2), min(n - 1, r.b + 2)
         colour = float(sig.distance(before, after))
@@ -601,7 +618,7 @@ class FastDetector(ShotDetector):
         if np.abs(sig.grid[after] - sig.grid[before]).mean() < cfg.min_away * np.abs(g[-1] - g[0]).mean():
             return ""  # the picture comes back: an excursion (a flash) the ramp rode, not a change of shot
         if front:
-            return "gradual" if unexplained(sig, r.a, r.b) >= cfg.doubt_unexplained else ""
+            return "gradual"
         steps = np.abs(np.diff(g, axis=0)).mean(1)
         if steps.max() >= cfg.max_step * steps.sum():  # a cut, unless that frame only changes the lighting
             return "" if relit_at(sig, self._steepest(sig, r)) <= cfg.max_relit else "cut"
@@ -692,10 +709,11 @@ class FastDetector(ShotDetector):
         return out
 
     def _fronts(self, sig: Signals, taken: list[Ramp]) -> list[Ramp]:
-        """Wipes found block by block: where the pictures ±w apart differ, the window's blocks switch one after
-        another along one front (fit_front). A wipe between busy shots is not a straight path through the grid (the
-        shots' own motion bends it), so it is never a ramp candidate; its front still sweeps the picture. Sorted
-        after every ramp (error = inf), a front gives way to a ramp over the same frames."""
+        """Wipes and dissolves found block by block: where the pictures ±w apart differ, the window's blocks switch
+        one after another along one front (fit_front: a wipe), or together and gradually (_blend: a dissolve). A
+        transition between busy shots is not a straight path through the grid (the shots' own motion bends it), so
+        it is never a ramp candidate; its blocks still switch. Sorted after every ramp (error = inf), these give way
+        to a ramp over the same frames."""
         cfg, n = self.config, len(sig.times)
         out = []
         for w, centre, ends in self._windows(sig):
@@ -704,11 +722,40 @@ class FastDetector(ShotDetector):
                 p, q = max(0, t - 2 * w), min(n - 1, t + 2 * w)
                 if any(r.a <= t <= r.b for r in taken) or sig.distance(p, q) < cfg.min_colour_change:
                     continue  # a ramp is there already; motion keeps the colours
-                f = fit_front(sig.grid, p, q, cfg.front_step, cfg.front_explained, cfg.front_cover)
-                if f is not None and f.cover >= cfg.front_cover and \
-                        f.sweep >= max(cfg.front_sweep_s * sig.fps, 2 * FRONT_TOLERANCE):
+                f = fit_front(sig.grid, p, q, cfg.front_step, cfg.front_explained,
+                              min(cfg.front_cover, cfg.blend_cover))
+                if f is None:
+                    continue
+                if f.cover >= cfg.front_cover and f.sweep >= max(cfg.front_sweep_s * sig.fps, 2 * FRONT_TOLERANCE):
                     out.append(Ramp(f.a, f.b, np.inf, (1 - f.cover) * cfg.max_residual, True))  # score: the cover
+                elif f.cover >= cfg.blend_cover and f.sweep < 2 * FRONT_TOLERANCE:  # the blocks switch together
+                    blend = self._blend(sig, p, q, (f.a + 1 + f.b) / 2)
+                    if blend is not None:
+                        out.append(blend)
         return out
+
+    def _blend(self, sig: Signals, p: int, q: int, centre: float) -> Ramp | None:
+        """The ramp centred on `centre`, of a transition length looked for (blend_min_s or longer), that fits frames
+        p..q best as one ramp shared by every block (ramp_fit); None where it explains under blend_fit."""
+        cfg, best = self.config, None
+        for span in self._spans(sig):
+            a = int(round(centre - span / 2))
+            if span >= cfg.blend_min_s * sig.fps and a - 2 >= p and a + span + 2 <= q:
+                fit = ramp_fit(sig.grid, p, q, a, a + span)
+                if best is None or fit > best[0]:
+                    best = (fit, a, a + span)
+        if best is None or best[0] < cfg.blend_fit - 0.15:  # far off: no refit of the ends can make it
+            return None
+        fit, a, b = best
+        for _ in range(2):  # then each end to where the fit is best (the lengths looked for are coarse)
+            for end in (0, 1):
+                for x in range(max(p + 2, a - (b - a) // 2), min(q - 2, b + (b - a) // 2) + 1):
+                    aa, bb = (x, b) if end == 0 else (a, x)
+                    if bb - aa >= cfg.blend_min_s * sig.fps:
+                        f = ramp_fit(sig.grid, p, q, aa, bb)
+                        if f > fit:
+                            fit, a, b = f, aa, bb
+        return Ramp(a, b, np.inf, (1 - fit) * cfg.max_residual, False) if fit >= cfg.blend_fit else None  # score: fit
 
     def _typed(self, sig: Signals, r: Ramp) -> Transition:
         return typed(sig, r.a, r.b, r.wipe, 1.0 - min(1.0, r.residual / self.config.max_residual), self.config.flat)
