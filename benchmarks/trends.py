@@ -1,6 +1,6 @@
 """Interest clusters, cold start and trends on a synthetic upload stream built from real clips.
 
-    python benchmarks/trends.py --model runs/demo/checkpoints/step_000300 [--model vit_tiny ...]
+    python benchmarks/trends.py --model runs/demo/run/checkpoints/step_00000300 [--model vit_tiny ...]
     python benchmarks/trends.py --held-out            # the same stream recipe from the other half of the clips
     python benchmarks/trends.py --scale 100000        # synthetic videos: clusters + trends timing
     python benchmarks/trends.py --recommend-cost 300,2000   # synthetic videos: one cold-start query's affinity
@@ -645,7 +645,7 @@ def main() -> None:
 
 
 def latest_demo() -> Path:
-    runs = sorted((ROOT / "runs" / "demo").glob("**/step_*"))
+    runs = sorted((ROOT / "runs" / "demo").glob("**/checkpoints/step_*"))  # not its reconstructions' PNGs
     if not runs:
         raise SystemExit("no runs/demo checkpoint: train one with `make demo` or give --model")
     return runs[-1]
