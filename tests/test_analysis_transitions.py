@@ -26,6 +26,7 @@ from tubelet.analysis.transitions import (
     fit_front,
     in_motion,
     moved,
+    ramp_fit,
     relit,
     relit_at,
     smeared,
@@ -225,6 +226,39 @@ def test_a_dissolve_between_busy_shots_is_found_by_its_blocks(tmp_path):
     (d,) = FastDetector().detect(sig)
     assert d.kind == "dissolve" and abs(d.start_s - t.start_s) <= 0.25 and abs(d.end_s - t.end_s) <= 0.25, (t, d)
     assert FastDetector(FastConfig(blend_cover=np.inf)).detect(sig) == []  # the ramps alone miss it
+
+
+@needs_shared("the bedroom's and the cockatoo's busy pictures are measured on these clips")
+def test_a_long_dissolve_between_busy_shots_is_fitted_over_its_own_window(tmp_path):
+    """ffmpeg's noise dissolve, 0.9 s, from the kids jumping on the bed to the moving cockatoo: the blocks switch
+    together only within a short window (a dissolve's own length does not fit in it), so the shared ramp is fitted
+    over the window of each longer length around it. (The cockatoo's own sudden move right after reads as a short
+    dissolve of its own: this test looks at the true one.)"""
+    e = Edit("long", 320, 180, 30,
+             [clip("kids_jumping_bedroom.mp4", 1.83, 97), clip("cockatoo_closeup.mp4", 6.71, 70)],
+             [Join("dissolve", "dissolve", 27)])
+    sig = frame_signals(e.render(tmp_path / "long.mp4"))
+    (t,) = e.truth()
+
+    def on_it(found: list[Transition]) -> list[Transition]:
+        return [d for d in found if d.start_s <= t.end_s and d.end_s >= t.start_s]
+    (d,) = on_it(FastDetector().detect(sig))
+    tol = 3 / e.fps
+    assert d.kind == "dissolve" and abs(d.start_s - t.start_s) <= tol and abs(d.end_s - t.end_s) <= tol, (t, d)
+    assert on_it(FastDetector(FastConfig(blend_cover=np.inf)).detect(sig)) == []  # the ramps alone miss it
+
+
+def test_ramp_fit_of_many_ramps_at_once_is_each_ramps_fit():
+    """A grid whose blocks all ramp from frame 10 to 20 (each between its own two levels, plus noise): that ramp
+    explains nearly all of it, others less; fitting many ramps at once gives each one's own fit."""
+    rng = np.random.default_rng(0)
+    ramp = np.clip((np.arange(40) - 10) / 10, 0, 1)[:, None, None]
+    lo, hi = rng.uniform(0, 1, (2, 1, 4, 4))
+    grid = (lo + (hi - lo) * ramp + rng.normal(0, 0.01, (40, 4, 4))).astype(np.float32)
+    a, b = np.array([10, 5, 10, 14]), np.array([20, 20, 30, 16])
+    fits = ramp_fit(grid, 0, 39, a, b)
+    assert np.allclose(fits, [ramp_fit(grid, 0, 39, int(x), int(y)) for x, y in zip(a, b, strict=True)])
+    assert fits[0] > 0.99 and fits[0] == fits.max() and fits[1:].max() < 0.97
 
 
 def test_fit_front_tells_a_sweep_and_a_box_from_a_cut():

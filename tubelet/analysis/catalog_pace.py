@@ -23,14 +23,14 @@ from tubelet.catalog.store import Catalog
 from tubelet.errors import TubeletError
 
 CACHE = "analysis_pace.json"
-CACHE_VERSION = 18  # bump when the detectors decide differently (2: motion-compensated evidence, 3: camera jolts,
+CACHE_VERSION = 19  # bump when the detectors decide differently (2: motion-compensated evidence, 3: camera jolts,
 # 4: changes of lighting, 5: the jolt test judged without the brightness offset, 6: a change repeated next door,
 # 7: a change repeated two frames away, a whip pan's blur switching on or off, 8: jumps in a still framing at twice
 # the size, 9: a blend to the same picture moved, 10: the smear test on the fast path too, 11: a sudden frame in a
 # busy picture, 12: a jump that the frames after it do not add to, 13: a ramp whose picture comes back, 14: an
 # unpredicted jump that comes again within 0.75 s, 15: no fade through a flat stretch smeared one way,
 # 16: a blend between plainly different shots need not dip, 17: wipes found by their front, 18: dissolves
-# found by their blocks)
+# found by their blocks, 19: … fitted over each length's own window too)
 CLEAR_MOTION = 0.05  # a twentieth of the 16×16 luma grid changes by 13+ grey levels in 0.2 s: something moves
 OPENING_S = 3.0
 

@@ -429,14 +429,18 @@ def fit_front(grid: np.ndarray, p: int, q: int, min_step: float, min_explained: 
     return Front(int(on.min()) - 1, int(on.max()), float(best_on.mean()), float(best.max() - best.min()))
 
 
-def ramp_fit(grid: np.ndarray, p: int, q: int, a: int, b: int) -> float:
+def ramp_fit(grid: np.ndarray, p: int, q: int, a: int | np.ndarray, b: int | np.ndarray) -> float | np.ndarray:
     """How well one ramp from frame a to frame b, shared by every block of the luma grid (each with its own two
-    levels), explains frames p..q: the share of the blocks' variance about their means it explains, pooled."""
+    levels), explains frames p..q: the share of the blocks' variance about their means it explains, pooled. Given
+    arrays of a and b, one fit per pair (at once)."""
     x = grid[p:q + 1].reshape(q - p + 1, -1).astype(np.float64)
-    r = np.clip((np.arange(p, q + 1) - a) / max(b - a, 1), 0, 1)[:, None]
-    r, x = r - r.mean(0), x - x.mean(0)
-    beta = (r * x).sum(0) / max(float((r ** 2).sum()), 1e-12)
-    return 1 - float(((x - r * beta) ** 2).sum()) / max(float((x ** 2).sum()), 1e-12)
+    x = x - x.mean(0)
+    aa, bb = np.broadcast_arrays(np.atleast_1d(a), np.atleast_1d(b))
+    r = np.clip((np.arange(p, q + 1)[None] - aa[:, None]) / np.maximum(bb - aa, 1)[:, None], 0, 1)  # [K, frames]
+    r = r - r.mean(1, keepdims=True)
+    along = np.einsum("kt,tb->kb", r, x)  # not r @ x: BLAS threads spin on matrices this small (1.6× the CPU)
+    fit = (along ** 2).sum(1) / np.maximum((r ** 2).sum(1), 1e-12) / max(float((x ** 2).sum()), 1e-12)
+    return fit if np.ndim(a) or np.ndim(b) else float(fit[0])
 
 
 @dataclass(frozen=True)
@@ -713,9 +717,9 @@ class FastDetector(ShotDetector):
         one after another along one front (fit_front: a wipe), or together and gradually (_blend: a dissolve). A
         transition between busy shots is not a straight path through the grid (the shots' own motion bends it), so
         it is never a ramp candidate; its blocks still switch. Sorted after every ramp (error = inf), these give way
-        to a ramp over the same frames."""
+        to a ramp over the same frames, and the blends to a wipe."""
         cfg, n = self.config, len(sig.times)
-        out = []
+        wipes, blends, refits = [], [], {}
         for w, centre, ends in self._windows(sig):
             for i in np.flatnonzero((ends >= cfg.min_difference) & (np.arange(len(ends)) % w == 0)):  # every w frames
                 t = int(centre[i])
@@ -727,35 +731,54 @@ class FastDetector(ShotDetector):
                 if f is None:
                     continue
                 if f.cover >= cfg.front_cover and f.sweep >= max(cfg.front_sweep_s * sig.fps, 2 * FRONT_TOLERANCE):
-                    out.append(Ramp(f.a, f.b, np.inf, (1 - f.cover) * cfg.max_residual, True))  # score: the cover
+                    wipes.append(Ramp(f.a, f.b, np.inf, (1 - f.cover) * cfg.max_residual, True))  # score: the cover
                 elif f.cover >= cfg.blend_cover and f.sweep < 2 * FRONT_TOLERANCE:  # the blocks switch together
-                    blend = self._blend(sig, p, q, (f.a + 1 + f.b) / 2)
+                    blend = self._blend(sig, p, q, (f.a + 1 + f.b) / 2, refits)
                     if blend is not None:
-                        out.append(blend)
-        return out
+                        blends.append(blend)
+        return wipes + blends
 
-    def _blend(self, sig: Signals, p: int, q: int, centre: float) -> Ramp | None:
-        """The ramp centred on `centre`, of a transition length looked for (blend_min_s or longer), that fits frames
-        p..q best as one ramp shared by every block (ramp_fit); None where it explains under blend_fit."""
-        cfg, best = self.config, None
+    def _blend(self, sig: Signals, p: int, q: int, centre: float,
+               refits: dict[tuple[int, ...], tuple[float, int, int]]) -> Ramp | None:
+        """The ramp centred on `centre`, of a transition length looked for (blend_min_s or longer), that fits best as
+        one ramp shared by every block (ramp_fit) over frames p..q or over that length's own window (±2w around the
+        centre, as in _windows: a dissolve's blocks may switch together within a shorter window than its own), its
+        ends then refitted (`refits`: those already made, by window and ramp); None where none explains blend_fit."""
+        cfg, n, c, best = self.config, len(sig.times), int(round(centre)), None
         for span in self._spans(sig):
-            a = int(round(centre - span / 2))
-            if span >= cfg.blend_min_s * sig.fps and a - 2 >= p and a + span + 2 <= q:
-                fit = ramp_fit(sig.grid, p, q, a, a + span)
-                if best is None or fit > best[0]:
-                    best = (fit, a, a + span)
-        if best is None or best[0] < cfg.blend_fit - 0.15:  # far off: no refit of the ends can make it
+            a, w = int(round(centre - span / 2)), max(2, span // 2 + 1)
+            for pp, qq in dict.fromkeys([(p, q), (max(0, c - 2 * w), min(n - 1, c + 2 * w))]):
+                if span < cfg.blend_min_s * sig.fps or a - 2 < pp or a + span + 2 > qq:
+                    continue
+                key = (pp, qq, a, a + span)
+                if key not in refits:
+                    refits[key] = self._refit(sig, *key)
+                fit, aa, bb = refits[key]
+                if fit >= cfg.blend_fit and (best is None or fit > best[0]):
+                    best = (fit, aa, bb)
+        if best is None:
             return None
         fit, a, b = best
-        for _ in range(2):  # then each end to where the fit is best (the lengths looked for are coarse)
+        return Ramp(a, b, np.inf, (1 - fit) * cfg.max_residual, False)  # score: the fit
+
+    def _refit(self, sig: Signals, p: int, q: int, a: int, b: int) -> tuple[float, int, int]:
+        """(ramp_fit, a, b) over frames p..q with each end of the ramp a..b moved to where the fit is best (the
+        lengths looked for are coarse); unmoved where the first fit is far off (no refit of the ends can make it)."""
+        cfg = self.config
+        fit = ramp_fit(sig.grid, p, q, a, b)
+        if fit < cfg.blend_fit - 0.15:
+            return fit, a, b
+        for _ in range(2):
             for end in (0, 1):
-                for x in range(max(p + 2, a - (b - a) // 2), min(q - 2, b + (b - a) // 2) + 1):
-                    aa, bb = (x, b) if end == 0 else (a, x)
-                    if bb - aa >= cfg.blend_min_s * sig.fps:
-                        f = ramp_fit(sig.grid, p, q, aa, bb)
-                        if f > fit:
-                            fit, a, b = f, aa, bb
-        return Ramp(a, b, np.inf, (1 - fit) * cfg.max_residual, False) if fit >= cfg.blend_fit else None  # score: fit
+                x = np.arange(max(p + 2, a - (b - a) // 2), min(q - 2, b + (b - a) // 2) + 1)
+                aa, bb = (x, np.full_like(x, b)) if end == 0 else (np.full_like(x, a), x)
+                keep = bb - aa >= cfg.blend_min_s * sig.fps
+                if keep.any():
+                    fits = ramp_fit(sig.grid, p, q, aa[keep], bb[keep])
+                    k = int(np.argmax(fits))
+                    if fits[k] > fit:
+                        fit, a, b = float(fits[k]), int(aa[keep][k]), int(bb[keep][k])
+        return fit, a, b
 
     def _typed(self, sig: Signals, r: Ramp) -> Transition:
         return typed(sig, r.a, r.b, r.wipe, 1.0 - min(1.0, r.residual / self.config.max_residual), self.config.flat)
