@@ -443,6 +443,16 @@ def ramp_fit(grid: np.ndarray, p: int, q: int, a: int | np.ndarray, b: int | np.
     return fit if np.ndim(a) or np.ndim(b) else float(fit[0])
 
 
+def _half(span: int) -> int:
+    """The half-width w of the window scanned for a transition of `span` frames (its ends w apart)."""
+    return max(2, span // 2 + 1)
+
+
+def _reach(n: int, t: int, w: int) -> tuple[int, int]:
+    """Frames t ± 2w, within a video of n frames: the window a transition centred on t is fitted over."""
+    return max(0, t - 2 * w), min(n - 1, t + 2 * w)
+
+
 @dataclass(frozen=True)
 class FastConfig:
     """Every setting of the fast detector (durations in seconds, picture distances as mean |Δ luma| in [0, 1])."""
@@ -683,7 +693,7 @@ class FastDetector(ShotDetector):
         g = sig.grid.reshape(len(sig.times), -1)
         n = len(g)
         for span in self._spans(sig):
-            w = max(2, span // 2 + 1)
+            w = _half(span)
             if n > 2 * w + 4:
                 centre = np.arange(w, n - w)
                 yield w, centre, np.abs(g[centre + w] - g[centre - w]).mean(1)
@@ -706,7 +716,7 @@ class FastDetector(ShotDetector):
                 if score[i] < score[lo:hi].max():  # not the strongest in its neighbourhood
                     continue
                 t = int(centre[i])
-                p, q = max(0, t - 2 * w), min(n - 1, t + 2 * w)
+                p, q = _reach(n, t, w)
                 r = fit_ramp(sig.grid, p, q)
                 if self._accept(r, p, q):
                     out.append(r)
@@ -723,7 +733,7 @@ class FastDetector(ShotDetector):
         for w, centre, ends in self._windows(sig):
             for i in np.flatnonzero((ends >= cfg.min_difference) & (np.arange(len(ends)) % w == 0)):  # every w frames
                 t = int(centre[i])
-                p, q = max(0, t - 2 * w), min(n - 1, t + 2 * w)
+                p, q = _reach(n, t, w)
                 if any(r.a <= t <= r.b for r in taken) or sig.distance(p, q) < cfg.min_colour_change:
                     continue  # a ramp is there already; motion keeps the colours
                 f = fit_front(sig.grid, p, q, cfg.front_step, cfg.front_explained,
@@ -741,14 +751,14 @@ class FastDetector(ShotDetector):
     def _blend(self, sig: Signals, p: int, q: int, centre: float,
                refits: dict[tuple[int, ...], tuple[float, int, int]]) -> Ramp | None:
         """The ramp centred on `centre`, of a transition length looked for (blend_min_s or longer), that fits best as
-        one ramp shared by every block (ramp_fit) over frames p..q or over that length's own window (±2w around the
-        centre, as in _windows: a dissolve's blocks may switch together within a shorter window than its own), its
+        one ramp shared by every block (ramp_fit) over frames p..q or over that length's own window (_reach around
+        the centre, as in the scan: a dissolve's blocks may switch together within a shorter window than its own), its
         ends then refitted (`refits`: those already made, by window and ramp); None where none explains blend_fit."""
-        cfg, n, c, best = self.config, len(sig.times), int(round(centre)), None
-        for span in self._spans(sig):
-            a, w = int(round(centre - span / 2)), max(2, span // 2 + 1)
-            for pp, qq in dict.fromkeys([(p, q), (max(0, c - 2 * w), min(n - 1, c + 2 * w))]):
-                if span < cfg.blend_min_s * sig.fps or a - 2 < pp or a + span + 2 > qq:
+        cfg, n, best = self.config, len(sig.times), None
+        for span in (s for s in self._spans(sig) if s >= cfg.blend_min_s * sig.fps):
+            a = int(round(centre - span / 2))
+            for pp, qq in dict.fromkeys([(p, q), _reach(n, int(round(centre)), _half(span))]):
+                if a - 2 < pp or a + span + 2 > qq:
                     continue
                 key = (pp, qq, a, a + span)
                 if key not in refits:
@@ -773,11 +783,12 @@ class FastDetector(ShotDetector):
                 x = np.arange(max(p + 2, a - (b - a) // 2), min(q - 2, b + (b - a) // 2) + 1)
                 aa, bb = (x, np.full_like(x, b)) if end == 0 else (np.full_like(x, a), x)
                 keep = bb - aa >= cfg.blend_min_s * sig.fps
-                if keep.any():
-                    fits = ramp_fit(sig.grid, p, q, aa[keep], bb[keep])
+                aa, bb = aa[keep], bb[keep]
+                if len(aa):
+                    fits = ramp_fit(sig.grid, p, q, aa, bb)
                     k = int(np.argmax(fits))
                     if fits[k] > fit:
-                        fit, a, b = float(fits[k]), int(aa[keep][k]), int(bb[keep][k])
+                        fit, a, b = float(fits[k]), int(aa[k]), int(bb[k])
         return fit, a, b
 
     def _typed(self, sig: Signals, r: Ramp) -> Transition:
