@@ -41,7 +41,7 @@ Raw similarities mean different things for different videos (a static, low-textu
 channel is standardised per video: z = (s − median) / (1.4826·MAD) over the video's similarities to the others (for
 crops: to its sample). A pair's z is the smaller of its two videos' (each must find the other unusual), and the
 affinity is the weighted mean of the channels' z over those both videos have (crops count 0 outside the pairs
-compared), the segments weighing SEGMENT_WEIGHT and the others 1. The barely trained demo encoder's segments find
+compared), weighted by WEIGHTS: the segments a quarter, the others 1. The barely trained demo encoder's segments find
 look-alikes more than shared footage: two white screen recordings, a clay ad's title card and a montage's text page
 match each other there as strongly as their own uploads do (benchmarks/trends.py, demo checkpoint, eleven streams
 offline on their catalogs, mean over three crop samples: ARI 0.879 at weight 1, 0.899 at 0.25, 0.920 at 0 on one
@@ -78,7 +78,8 @@ STATISTICS = (*CHANNELS, "columns")  # what a video's statistics are kept of: th
 VERSION = 4  # of what the channels compare, recorded by a clustering fitted on the affinity: one fitted on another
 # is stale (its stored statistics are of other similarities). 1: colours without their ranks; 2: frames without
 # the 9:16 columns; 3: the segments channel weighing as much as each other channel
-SEGMENT_WEIGHT = 0.25  # of the segments channel in the mean (the others weigh 1): see the module's docstring
+WEIGHTS = {"frames": 1.0, "crops": 1.0, "segments": 0.25, "colours": 1.0}  # of each channel in the mean: the
+# segments a quarter (see the module's docstring)
 MAX_PAIRS = 8  # fingerprint pairs kept per video (evenly spread): long videos stay as cheap as short ones
 MAX_SEGMENTS = 8  # segment vectors kept per video (evenly spread)
 CANDIDATES = 24  # videos each video's crop views are compared with, nearest by frames and segments
@@ -382,8 +383,10 @@ def affinity(q: Features, ref: Reference | None = None, seed: int = 0, own: np.n
     zc_t = standardise(crops.T, other).T
     z["crops"] = np.where(np.isnan(crops), 0.0, np.minimum(zc, zc_t))
     pictures = ~np.isnan(raw["frames"])  # both videos have fingerprints (and so thumbnails): frames and crops count
-    weight = 2 * pictures + SEGMENT_WEIGHT * ~np.isnan(raw["segments"]) + ~np.isnan(raw["colours"])
-    out = (z["frames"] + z["crops"] + SEGMENT_WEIGHT * z["segments"] + z["colours"]) / np.where(weight > 0, weight, 1)
+    present = {"frames": pictures, "crops": pictures, "segments": ~np.isnan(raw["segments"]),
+               "colours": ~np.isnan(raw["colours"])}
+    weight = sum(WEIGHTS[k] * present[k] for k in CHANNELS)
+    out = sum(WEIGHTS[k] * z[k] for k in CHANNELS) / np.where(weight > 0, weight, 1)
     if within:
         out = np.maximum(out, out.T)  # crops were compared from either side
     if own is not None:
