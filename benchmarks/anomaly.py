@@ -11,8 +11,9 @@ its width), a stretch played backwards (fast and backward stretches are drawn wh
 much as it does on average: a still room played faster is the same still room) — plus `--normal-videos`
 event-free stretches. `--events stall` (not in the default) keeps a rectangle of 40–60 % of each side on one frame
 for the event while the rest plays on: foliage, water or a machine that stops, which only a scene that always moves
-there can show. Every test video is written as H.264 and scored through `score_source`, like `tubelet anomaly
-score`.
+there can show. `--events blur cover` (tampering, not in the default either) defocuses the lens (a Gaussian of 1–2 %
+of the width) or holds something dark and nearly flat over 40–70 % of the picture from one edge. Every test video
+is written as H.264 and scored through `score_source`, like `tubelet anomaly score`.
 
 Per scene, pooled over its test videos (0.5 s segments; a segment is positive when its middle lies inside an
 event; the one segment on either side of an event is left out of both classes, since windows straddle the edge):

@@ -17,7 +17,7 @@ import pytest
 from conftest import REAL_VIDEOS, needs_shared, run_cli
 
 from tubelet.anomaly.calibrate import Calibration, too_few
-from tubelet.anomaly.detectors import MOTION, CellKNN, Direction, Residual, Shift, Ticks, top_mean
+from tubelet.anomaly.detectors import MOTION, CellKNN, Cover, Direction, Residual, Shift, Ticks, top_mean
 from tubelet.anomaly.features import LUMA, FeatureExtractor
 from tubelet.anomaly.fit import calibration_warnings, fit_normal
 from tubelet.anomaly.frames import open_reader, ticks
@@ -380,17 +380,17 @@ def test_footage_between_two_jumps_in_time_scores_as_spliced_in(model_dir, foota
     assert np.array_equal(res.scores[:11], plain.scores[:11])  # before the first jump (and its neighbour) as before
 
 
-@pytest.mark.parametrize("version", [5, 6, 7])
+@pytest.mark.parametrize("version", [5, 6, 7, 8])
 def test_an_older_model_dir_still_loads_and_scores(model_dir, footage, tmp_path, version):
-    """A model fitted before the residual detector (format version 5), the stall detector (6) or the jump detector
-    (7) loads and scores without the detectors added since."""
+    """A model fitted before the residual detector (format version 5), the stall detector (6), the jump detector
+    (7) or the cover guard (8) loads and scores without the detectors added since."""
     old = tmp_path / "old.normal"
     old.mkdir()
     for p in model_dir.iterdir():
         (old / p.name).write_bytes(p.read_bytes())
     manifest = json.loads((old / "anomaly.json").read_text())
-    assert manifest["version"] == 8 and manifest["detectors"][-3:] == ["residual", "stall", "jump"]
-    dropped = manifest["detectors"][version - 8:]
+    assert manifest["version"] == 9 and manifest["detectors"][-4:] == ["residual", "stall", "jump", "cover"]
+    dropped = manifest["detectors"][version - 9:]
     keep = len(manifest["detectors"]) - len(dropped)
     manifest.update(version=version, detectors=manifest["detectors"][:keep], kinds=manifest["kinds"][:keep])
     for key in ("median", "scale", "gate"):
@@ -405,8 +405,53 @@ def test_an_older_model_dir_still_loads_and_scores(model_dir, footage, tmp_path,
     assert np.array_equal(res.starts, full.starts) and res.ends[-1] == full.ends[-1] >= res.duration_s - 0.5
     manifest["version"] = 4
     (old / "anomaly.json").write_text(json.dumps(manifest))
-    with pytest.raises(TubeletError, match="version-5/6/7/8"):
+    with pytest.raises(TubeletError, match="version-5/6/7/8/9"):
         NormalModel.load(old)
+
+
+def test_tamper_events_defocus_or_cover_the_picture_for_the_event_only():
+    """The benchmark's tampering kinds: `blur` halves the picture's fine detail (mean |Laplacian|) and keeps its
+    brightness; `cover` darkens 40–70 % of the picture from one edge; frames outside the event are untouched."""
+    frames = read_frames(BUNDLED / "bottles_static_table.mp4", RATE, 320)[:40]
+    ev = slice(10, 30)
+    grey = frames.mean(-1)
+
+    def detail(x: np.ndarray) -> float:
+        return float(np.mean([np.abs(cv2.Laplacian(f.mean(-1), cv2.CV_64F)).mean() for f in x]))
+
+    blurred = inject(frames, "blur", 40, 10, 20, np.random.default_rng(0))
+    assert detail(blurred[ev]) < 0.5 * detail(frames[ev])
+    assert abs(blurred[ev].mean() - frames[ev].mean()) < 2.0
+    for seed in range(4):
+        covered = inject(frames, "cover", 40, 10, 20, np.random.default_rng(seed))
+        dark = (covered[ev].mean(-1) < 45) & (grey[ev] >= 45)
+        assert 0.35 < dark.mean(0).astype(bool).mean() <= 0.7
+    for out in (blurred, covered):
+        assert np.array_equal(out[:10], frames[:10]) and np.array_equal(out[30:], frames[30:])
+
+
+def test_cover_guard_reads_part_of_the_lens_covered_not_exposure_or_a_car():
+    """The bundled parking lot (grey asphalt, auto-exposure swings, a white car driving through): a dark cover over
+    half the picture splits the cells' brightness ratios far past anything the normal footage shows, while the same
+    footage as it is or darkened as a whole (exposure, lights) stays under the normal footage's own largest."""
+    frames = read_frames(BUNDLED / "parking_lot_overhead_static.mp4", RATE, 320)
+    n = int(0.6 * len(frames))
+    fx = FeatureExtractor(8)
+    size = (96, 176)
+
+    def appearance(video: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        feats = [fx(cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA)) for f in video]
+        return np.stack([f.appearance for f in feats]), np.array([f.brightness for f in feats])
+
+    cover = Cover()
+    app, bright = appearance(frames[:n])
+    normal = cover.fit(Ticks(app, None, bright, None, np.zeros(n), None, None, np.zeros(n, int)))
+    later = frames[n:]
+    covered = inject(later, "cover", len(later), 0, len(later), np.random.default_rng(0))
+    assert (covered.mean(-1) < 45).mean() > 0.35  # the cover is there: at least 40 % of the picture dark
+    assert np.median(cover._raw(*appearance(covered))) > 3 * normal.max()
+    for same in (later, (later * 0.55).astype(np.uint8)):
+        assert np.median(cover._raw(*appearance(same))) < normal.max()
 
 
 def test_the_shortest_normal_footage_calibrates_every_detector(tmp_path):

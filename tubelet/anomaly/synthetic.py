@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 
 from tubelet.anomaly.frames import open_reader, ticks
 
 EVENTS = ("object", "fast", "frozen", "dark", "shift", "reverse")  # the benchmark's default kinds
-KINDS = (*EVENTS, "stall")
+TAMPER = ("blur", "cover")  # the lens defocused or sprayed; something held over part of it
+KINDS = (*EVENTS, "stall", *TAMPER)
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,27 @@ def inject(source: np.ndarray, kind: str, length: int, start: int, duration: int
         rh, rw = int(h * rng.uniform(0.4, 0.6)), int(w * rng.uniform(0.4, 0.6))
         y, x = int(rng.integers(0, h - rh + 1)), int(rng.integers(0, w - rw + 1))
         out[ev, y:y + rh, x:x + rw] = out[start, y:y + rh, x:x + rw]
+    elif kind == "blur":  # defocus: a Gaussian of 1–2 % of the width
+        sigma = rng.uniform(0.01, 0.02) * out.shape[2]
+        out[ev] = np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in out[ev]])
+    elif kind == "cover":  # a dark, nearly flat cover over 40–70 % of the picture from one edge
+        h, w = out.shape[1:3]
+        share = rng.uniform(0.4, 0.7)
+        edge = int(rng.integers(4))
+        mask = np.zeros((h, w), bool)
+        if edge == 0:
+            mask[:int(h * share)] = True
+        elif edge == 1:
+            mask[h - int(h * share):] = True
+        elif edge == 2:
+            mask[:, :int(w * share)] = True
+        else:
+            mask[:, w - int(w * share):] = True
+        tone = rng.uniform(10, 40, 3)
+        cover = np.clip(tone + rng.normal(0, 2, (int(ev.sum()), h, w, 3)), 0, 255).astype(np.uint8)
+        frames_ev = out[ev]
+        frames_ev[:, mask] = cover[:, mask]
+        out[ev] = frames_ev
     elif kind not in KINDS:
         raise ValueError(f"unknown event {kind!r}; choose one of {', '.join(KINDS)}")
     return out
