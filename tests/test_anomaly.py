@@ -17,7 +17,7 @@ import pytest
 from conftest import REAL_VIDEOS, needs_shared, run_cli
 
 from tubelet.anomaly.calibrate import Calibration, too_few
-from tubelet.anomaly.detectors import MOTION, CellKNN, Cover, Direction, Residual, Shift, Ticks, top_mean
+from tubelet.anomaly.detectors import MOTION, CellKNN, Cover, Defocus, Direction, Residual, Shift, Ticks, top_mean
 from tubelet.anomaly.features import LUMA, FeatureExtractor
 from tubelet.anomaly.fit import calibration_warnings, fit_normal
 from tubelet.anomaly.frames import open_reader, ticks
@@ -380,17 +380,18 @@ def test_footage_between_two_jumps_in_time_scores_as_spliced_in(model_dir, foota
     assert np.array_equal(res.scores[:11], plain.scores[:11])  # before the first jump (and its neighbour) as before
 
 
-@pytest.mark.parametrize("version", [5, 6, 7, 8])
+@pytest.mark.parametrize("version", [5, 6, 7, 8, 9])
 def test_an_older_model_dir_still_loads_and_scores(model_dir, footage, tmp_path, version):
     """A model fitted before the residual detector (format version 5), the stall detector (6), the jump detector
-    (7) or the cover guard (8) loads and scores without the detectors added since."""
+    (7), the cover guard (8) or the defocus guard (9) loads and scores without the detectors added since."""
     old = tmp_path / "old.normal"
     old.mkdir()
     for p in model_dir.iterdir():
         (old / p.name).write_bytes(p.read_bytes())
     manifest = json.loads((old / "anomaly.json").read_text())
-    assert manifest["version"] == 9 and manifest["detectors"][-4:] == ["residual", "stall", "jump", "cover"]
-    dropped = manifest["detectors"][version - 9:]
+    assert manifest["version"] == 10
+    assert manifest["detectors"][-5:] == ["residual", "stall", "jump", "cover", "defocus"]
+    dropped = manifest["detectors"][version - 10:]
     keep = len(manifest["detectors"]) - len(dropped)
     manifest.update(version=version, detectors=manifest["detectors"][:keep], kinds=manifest["kinds"][:keep])
     for key in ("median", "scale", "gate"):
@@ -405,7 +406,7 @@ def test_an_older_model_dir_still_loads_and_scores(model_dir, footage, tmp_path,
     assert np.array_equal(res.starts, full.starts) and res.ends[-1] == full.ends[-1] >= res.duration_s - 0.5
     manifest["version"] = 4
     (old / "anomaly.json").write_text(json.dumps(manifest))
-    with pytest.raises(TubeletError, match="version-5/6/7/8/9"):
+    with pytest.raises(TubeletError, match="version-5/6/7/8/9/10"):
         NormalModel.load(old)
 
 
@@ -430,10 +431,14 @@ def test_tamper_events_defocus_or_cover_the_picture_for_the_event_only():
         assert np.array_equal(out[:10], frames[:10]) and np.array_equal(out[30:], frames[30:])
 
 
-def test_cover_guard_reads_part_of_the_lens_covered_not_exposure_or_a_car():
+@pytest.mark.parametrize(("guard", "kind"), [(Cover, "cover"), (Defocus, "blur")])
+def test_tamper_guards_read_the_lens_covered_or_defocused_not_exposure(guard, kind):
     """The bundled parking lot (grey asphalt, auto-exposure swings, a white car driving through): a dark cover over
-    half the picture splits the cells' brightness ratios far past anything the normal footage shows, while the same
-    footage as it is or darkened as a whole (exposure, lights) stays under the normal footage's own largest."""
+    half the picture splits the cells' brightness ratios (the cover guard), a defocused lens softens every cell's
+    texture against its brightness (the defocus guard): each guard reads the tampered footage above the same footage
+    untouched on every tick, on most by 3× the normal footage's own spread (median to largest; a white car driving
+    through the later footage moves the defocus guard's level), while the footage as it is or darkened as a whole
+    (exposure, lights) stays under the normal footage's largest."""
     frames = read_frames(BUNDLED / "parking_lot_overhead_static.mp4", RATE, 320)
     n = int(0.6 * len(frames))
     fx = FeatureExtractor(8)
@@ -443,15 +448,17 @@ def test_cover_guard_reads_part_of_the_lens_covered_not_exposure_or_a_car():
         feats = [fx(cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA)) for f in video]
         return np.stack([f.appearance for f in feats]), np.array([f.brightness for f in feats])
 
-    cover = Cover()
+    detector = guard()
     app, bright = appearance(frames[:n])
-    normal = cover.fit(Ticks(app, None, bright, None, np.zeros(n), None, None, np.zeros(n, int)))
+    normal = detector.fit(Ticks(app, None, bright, None, np.zeros(n), None, None, np.zeros(n, int)))
     later = frames[n:]
-    covered = inject(later, "cover", len(later), 0, len(later), np.random.default_rng(0))
-    assert (covered.mean(-1) < 45).mean() > 0.35  # the cover is there: at least 40 % of the picture dark
-    assert np.median(cover._raw(*appearance(covered))) > 3 * normal.max()
-    for same in (later, (later * 0.55).astype(np.uint8)):
-        assert np.median(cover._raw(*appearance(same))) < normal.max()
+    tampered = inject(later, kind, len(later), 0, len(later), np.random.default_rng(0))
+    plain = detector._raw(*appearance(later))
+    gap = detector._raw(*appearance(tampered)) - plain
+    assert gap.min() > 0 and np.median(gap) > 3 * (normal.max() - np.median(normal))
+    for same in (plain, detector._raw(*appearance((later * 0.55).astype(np.uint8)))):
+        assert np.median(same) < normal.max()
+
 
 
 def test_the_shortest_normal_footage_calibrates_every_detector(tmp_path):
