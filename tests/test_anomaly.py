@@ -281,7 +281,8 @@ def test_short_footage_tail_is_extrapolated_not_set_by_one_event(detector):
     the normal footage showed (direction, residual, the cell banks) extrapolate the p99 from the bulk's exponential
     tail (near the true ln 50 above the median), not that move's height; on long footage, on footage too short to
     have a tail (10 segments: its largest is extrapolated, see `few`), and without a tail count, it is read off
-    the data as before."""
+    the data as before — but for a `short` detector (the tamper guards) on footage without a tail, which is
+    extrapolated as `few`."""
     short = np.r_[-np.log(1 - np.arange(27) / 29), [20.0, 21.0, 22.0]]  # exponential(1) at its 30 quantiles
     cal = Calibration()
     cal.fit_detector("plain", short, 1e-6)
@@ -293,6 +294,10 @@ def test_short_footage_tail_is_extrapolated_not_set_by_one_event(detector):
     assert cal.scale["tiny"] == pytest.approx((tiny.max() - np.median(tiny)) * np.log(50) / np.log(5.5))
     cal.fit_detector("tiny plain", tiny, 1e-6)
     assert cal.scale["tiny plain"] == pytest.approx(np.percentile(tiny, 99) - np.median(tiny))
+    cal.fit_detector("tiny short", tiny, 1e-6, short=True)  # a guard extrapolated only where there is no tail
+    assert cal.scale["tiny short"] == pytest.approx((tiny.max() - np.median(tiny)) * np.log(50) / np.log(5.5))
+    cal.fit_detector("short", short, 1e-6, short=True)
+    assert cal.scale["short"] == cal.scale["plain"]
     long = np.random.default_rng(0).exponential(size=2000)
     cal.fit_detector("long", long, 1e-6, tail_count=detector.tail_count)
     assert cal.scale["long"] == pytest.approx(np.percentile(long, 99) - np.median(long))

@@ -77,13 +77,16 @@ class Calibration:
     normal_quantiles: dict[str, float] = field(default_factory=dict)  # of the calibrated score on normal footage
 
     def fit_detector(self, name: str, normal: np.ndarray, floor: float, gate: float = 0.0,
-                     tail_count: int = 0) -> np.ndarray:
+                     tail_count: int = 0, short: bool = False) -> np.ndarray:
         """Learn one detector's median and scale from its normal segment scores; returns their z-scores.
-        `tail_count` > 0: the p99 is read off the data only where that many segments lie past it (see `tail`)."""
+        `tail_count` > 0: the p99 is read off the data only where that many segments lie past it (see `tail`);
+        `short`: on footage too short to have a tail (`too_few`), the p99 is extrapolated (`few`)."""
         med = float(np.median(normal))
         self.median[name] = med
         self.gate[name] = gate
-        self.scale[name] = max(tail(np.asarray(normal, np.float64), med, tail_count), floor)
+        x = np.asarray(normal, np.float64)
+        p99 = few(x, med) if short and tail_count <= 0 and too_few(len(x)) else tail(x, med, tail_count)
+        self.scale[name] = max(p99, floor)
         return self.z(name, normal)
 
     def z(self, name: str, raw: np.ndarray | float) -> np.ndarray:

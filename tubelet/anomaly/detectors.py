@@ -69,6 +69,7 @@ class Detector(ABC):
     floor = 1e-6  # smallest calibration scale (median → 99th percentile) in raw units
     gate = 0.0  # calibrated score below which the detector adds no evidence (guards: their own normal p99)
     tail_count = 0  # > 0: on short footage the calibration's p99 is extrapolated (`calibrate.tail`)
+    short = False  # on footage too short to have a tail, its p99 is extrapolated (`calibrate.few`), else read off
     since = 0  # the model format version that added it (a model fitted before scores without it)
     lag = 0  # ticks: its score at a tick is that of the tick this many before
     lasting = True  # its evidence lifts the neighbouring segments' (Calibration.steady); a moment's does not
@@ -471,6 +472,7 @@ class Cover(Lighting):
     camera-moved guard names first. Seeds 0–5, 12, 13, 17 of the default events: the same events at 1.5.)"""
 
     name, kind, floor, gate = "cover", LIGHTING, 0.1, 1.0
+    short = True  # a head turning in 6 s of normal footage splits the picture more than those 6 s showed
     since = 9
     quartiles = (0.25, 0.75)  # a cover of a quarter to three quarters of the picture splits them
 
@@ -493,6 +495,7 @@ class Defocus(Lighting):
     0.002–0.010 AUROC on four of five seeds."""
 
     name, kind, floor, gate = "defocus", LIGHTING, 0.05, 1.5
+    short = True  # 5 s of yoga lawn set a scale its own later 5 s passed 2–2.7× (a false event on normal footage)
     since = 10
     quantile = 0.75  # the picture's detailed cells (flat ones carry the sensor's noise, which an exposure swing
     # lifts against their brightness)

@@ -178,7 +178,7 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
         if progress:
             progress(f"fitting {det.name}", 0, 1)
         per_segment = _by_segment(det.fit(ticks_), segment, det.reduce)
-        z_cols.append(cal.fit_detector(det.name, per_segment, det.floor, det.gate, det.tail_count))
+        z_cols.append(cal.fit_detector(det.name, per_segment, det.floor, det.gate, det.tail_count, det.short))
     zs = np.stack(z_cols, 1)  # [segments, D_frame]
     rows = np.arange(len(zs))  # the segment ids of zs's rows
     where = f"normal footage {', '.join(f.name for f in files)} ({n / cfg.rate_hz:.1f} s, {fo.segments} segments)"
