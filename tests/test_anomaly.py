@@ -465,7 +465,6 @@ def test_tamper_guards_read_the_lens_covered_or_defocused_not_exposure(guard, ki
         assert np.median(same) < normal.max()
 
 
-
 def test_the_shortest_normal_footage_calibrates_every_detector(tmp_path):
     """4 s of normal footage (8 segments, the least `fit` takes): its first part lies wholly in the first second,
     before any cell has a second of change to compare, and the stall detector learns nothing from it rather than

@@ -85,7 +85,7 @@ class Calibration:
         self.median[name] = med
         self.gate[name] = gate
         x = np.asarray(normal, np.float64)
-        p99 = few(x, med) if short and tail_count <= 0 and too_few(len(x)) else tail(x, med, tail_count)
+        p99 = few(x, med) if short and too_few(len(x)) else tail(x, med, tail_count)
         self.scale[name] = max(p99, floor)
         return self.z(name, normal)
 

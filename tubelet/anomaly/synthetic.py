@@ -130,21 +130,13 @@ def inject(source: np.ndarray, kind: str, length: int, start: int, duration: int
     elif kind == "cover":  # a dark, nearly flat cover over 40–70 % of the picture from one edge
         h, w = out.shape[1:3]
         share = rng.uniform(0.4, 0.7)
-        edge = int(rng.integers(4))
-        mask = np.zeros((h, w), bool)
-        if edge == 0:
-            mask[:int(h * share)] = True
-        elif edge == 1:
-            mask[h - int(h * share):] = True
-        elif edge == 2:
-            mask[:, :int(w * share)] = True
-        else:
-            mask[:, w - int(w * share):] = True
+        axis, far = divmod(int(rng.integers(4)), 2)  # top, bottom, left, right
+        side = (h, w)[axis]
+        along = np.arange(side) >= side - int(side * share) if far else np.arange(side) < int(side * share)
+        mask = along[:, None, None] if axis == 0 else along[None, :, None]  # [h, 1, 1] or [1, w, 1]
         tone = rng.uniform(10, 40, 3)
         cover = np.clip(tone + rng.normal(0, 2, (int(ev.sum()), h, w, 3)), 0, 255).astype(np.uint8)
-        frames_ev = out[ev]
-        frames_ev[:, mask] = cover[:, mask]
-        out[ev] = frames_ev
+        out[ev] = np.where(mask, cover, out[ev])
     elif kind not in KINDS:
         raise ValueError(f"unknown event {kind!r}; choose one of {', '.join(KINDS)}")
     return out
