@@ -37,7 +37,7 @@ class Ticks:
     appearance: np.ndarray  # [N, C, 4]
     motion: np.ndarray  # [N, C, 3]
     brightness: np.ndarray  # [N]
-    contrast: np.ndarray  # [N]
+    grain: np.ndarray  # [N] TickFeatures.grain
     change: np.ndarray  # [N]
     luma: np.ndarray  # [n, h, w] the frames of a sample of ticks (for the reference picture)
     luma_at: np.ndarray  # [n] which ticks those are
@@ -508,6 +508,75 @@ class Defocus(Lighting):
         return self._detail(self.reference) - self._detail(self._cells(appearance))
 
 
+class Grain(Detector):
+    """Noise over the picture: the tick's grain (`TickFeatures.grain`: the part of its change each pixel makes on
+    its own, in the picture's still places). Interference, a failing sensor or the gain turned up lays it over every
+    pixel; light, exposure and motion move neighbouring pixels alike and leave it where it was. The cells' texture
+    does not see it: at the analysis size a noise of 12–25 grey levels is averaged down to a few."""
+
+    name, kind, floor, gate = "grain", LIGHTING, 0.0005, 1.0
+    short = True
+    since = 11
+
+    def fit(self, ticks: Ticks) -> np.ndarray:
+        return np.asarray(ticks.grain, np.float64)
+
+    def tick(self, f: TickFeatures) -> float:
+        return f.grain
+
+    def reduce(self, scores: np.ndarray) -> float:
+        """The segment's median tick: noise lasts, while a knock, a cut or a flash changes every pixel on one tick
+        (read as the mean, a knocked plaza read 5× this guard's p99 and was named lighting/tamper)."""
+        return float(np.median(scores))
+
+
+class Tint(Detector):
+    """The picture's colour changed: the median over cells of how far each cell's chromaticity (colour over
+    brightness) moved from the nearest of the normal picture's at it and its 8 neighbours. A camera switched to black
+    and white, a colour cast or a filter over the lens move every cell; a coloured object moves a few, exposure none,
+    and a knocked camera carries each colour a cell or so away (read against each cell's own, knocks were named
+    lighting/tamper). It adds evidence only past three times its normal p99: the parking lot's white balance follows
+    the cars (its normal test footage 1.9×), and a knocked plaza, its colours a cell and a half away, read 2.5×."""
+
+    name, kind, floor, gate = "tint", LIGHTING, 0.002, 3.0
+    short = True
+    since = 11
+
+    def __init__(self) -> None:
+        self.colour = np.zeros((0, 0, 3), np.float32)  # [gh, gw, 3] the normal picture's chromaticity per cell
+
+    @staticmethod
+    def _chroma(appearance: np.ndarray) -> np.ndarray:
+        rgb = appearance[..., :3] + 0.02
+        return rgb / rgb.sum(-1, keepdims=True)
+
+    def _prepare(self) -> None:
+        gh, gw, _ = self.colour.shape
+        padded = np.pad(self.colour, ((1, 1), (1, 1), (0, 0)), mode="edge")
+        self._near = np.stack([padded[dy:dy + gh, dx:dx + gw].reshape(-1, 3) for dy in range(3) for dx in range(3)])
+
+    def _raw(self, appearance: np.ndarray) -> np.ndarray:
+        cur = self._chroma(appearance)[..., None, :, :]  # [..., 1, C, 3]
+        return np.median(np.linalg.norm(cur - self._near, axis=-1).min(-2), axis=-1)
+
+    def fit(self, ticks: Ticks) -> np.ndarray:
+        h, w = ticks.luma.shape[1:]
+        cell = round(float(np.sqrt(h * w / ticks.appearance.shape[1])))
+        self.colour = np.median(self._chroma(ticks.appearance), 0).reshape(h // cell, w // cell, 3).astype(np.float32)
+        self._prepare()
+        return self._raw(ticks.appearance)
+
+    def tick(self, f: TickFeatures) -> float:
+        return float(self._raw(f.appearance))
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"colour": self.colour}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        self.colour = state["colour"]
+        self._prepare()
+
+
 class Shift(Detector):
     """The camera moved: how far (in % of the picture's short side) the picture has to be shifted to match the
     normal reference picture (the median of normal frames). Both are compared as brightness-free gradient images
@@ -526,6 +595,7 @@ class Shift(Detector):
     slack = 1  # pixels: each match is the better one within a pixel of its move (the correlation's peak can be a
     # pixel off, and a sharp edge one pixel off mismatched as much as a knock: the knocked bottles table failed)
     agree = 1.5  # % of the picture: ticks reading shifts this close read the same knock (`reduce`)
+    ecc = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4)  # the roll's fit: iterations, tolerance
 
     def __init__(self, window: int = 5) -> None:
         self.window = window  # ticks in a segment
@@ -543,9 +613,41 @@ class Shift(Detector):
         self._conj = np.conj(np.fft.fft2(self._ref * self._window))
         mag = np.abs(self._ref)
         self._mask = mag >= np.percentile(mag, 100 - self.textured)
+        self._small = cv2.pyrDown(self.reference)
 
     def _raw(self, luma: np.ndarray) -> float:
-        g = self._gradient(luma.astype(np.float32))
+        """The larger of the picture's move and its roll, both as the farthest a pixel moved in % of the short side
+        (a knocked camera can turn about its lens as well as pan or tilt; a roll that moves no pixel by a whole one
+        is the mast's sway)."""
+        luma = luma.astype(np.float32)
+        g = self._gradient(luma)
+        h, w = g.shape
+        corner = np.hypot(h, w) / 2 * abs(np.radians(self._roll(luma, g)))  # pixels the corners moved
+        return max(self._move(g), 100 * corner / min(h, w) if corner >= 1 else 0.0)
+
+    def _roll(self, luma: np.ndarray, g: np.ndarray) -> float:
+        """Degrees the picture turned against the reference, 0 unless bringing it back matches the reference's
+        most textured pixels at least 10 % better: a rigid motion (turn and move) fitted by OpenCV's ECC at half
+        size, which follows a turn the phase correlation of moves cannot."""
+        h, w = luma.shape
+        warp = np.eye(2, 3, dtype=np.float32)
+        try:
+            _, warp = cv2.findTransformECC(self._small, cv2.pyrDown(luma), warp, cv2.MOTION_EUCLIDEAN, self.ecc,
+                                           None, 3)
+        except cv2.error:  # no convergence: a flat or changed picture
+            return 0.0
+        warp[:, 2] *= 2
+        back = cv2.warpAffine(luma, warp, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+        still = np.median(np.abs(g - self._ref)[self._mask])
+        turned = np.median(np.abs(self._gradient(back) - self._ref)[self._mask])
+        if np.log((still + 1e-4) / (turned + 1e-4)) < self.better:
+            return 0.0
+        return float(np.degrees(np.arctan2(warp[1, 0], warp[0, 0])))
+
+    def _move(self, g: np.ndarray) -> float:
+        """% of the picture's short side it moved (phase correlation), 0 unless the move matches the reference's
+        most textured pixels at least 10 % better than none."""
         h, w = g.shape
         cross = np.fft.fft2(g * self._window) * self._conj
         r = np.abs(np.fft.ifft2(cross / (np.abs(cross) + 1e-9)))
@@ -603,4 +705,4 @@ def frame_detectors(cap: int, seed: int, window: int) -> list[Detector]:
     return [Frozen(window), Lighting(), Shift(window), Speed(),
             CellKNN("cell_motion", MOTION, "motion", cap=cap, seed=seed),
             CellKNN("cell_appearance", APPEARANCE, "appearance", cap=cap, seed=seed), Direction(), Residual(), Stall(),
-            Jump(), Cover(), Defocus()]
+            Jump(), Cover(), Defocus(), Grain(), Tint()]
