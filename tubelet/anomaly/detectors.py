@@ -537,34 +537,45 @@ class Tint(Detector):
     brightness) moved from the nearest of the normal picture's at it and its 8 neighbours. A camera switched to black
     and white, a colour cast or a filter over the lens move every cell; a coloured object moves a few, exposure none,
     and a knocked camera carries each colour a cell or so away (read against each cell's own, knocks were named
-    lighting/tamper). It adds evidence only past three times its normal p99: the parking lot's white balance follows
-    the cars (its normal test footage 1.9×), and a knocked plaza, its colours a cell and a half away, read 2.5×."""
+    lighting/tamper). Cells at under half their normal brightness are left to the lighting and cover guards: a dark
+    cover's noise has no colour, and read here it doubled a cover's evidence. It adds evidence only past three times
+    its normal p99: the parking lot's white balance follows the cars (its normal test footage 1.9×), and a knocked
+    plaza, its colours a cell and a half away, read 2.5×."""
 
     name, kind, floor, gate = "tint", LIGHTING, 0.002, 3.0
     short = True
     since = 11
+    dark = 0.5  # cells darker than this share of their normal brightness are not read
 
     def __init__(self) -> None:
-        self.colour = np.zeros((0, 0, 3), np.float32)  # [gh, gw, 3] the normal picture's chromaticity per cell
+        self.colour = np.zeros((0, 0, 4), np.float32)  # [gh, gw, 4] the normal picture's chromaticity and luma per cell
 
     @staticmethod
-    def _chroma(appearance: np.ndarray) -> np.ndarray:
+    def _colour(appearance: np.ndarray) -> np.ndarray:
+        """[..., C, 4] → [..., C, 4] chromaticity (3) and luma."""
         rgb = appearance[..., :3] + 0.02
-        return rgb / rgb.sum(-1, keepdims=True)
+        return np.concatenate([rgb / rgb.sum(-1, keepdims=True), appearance[..., :3] @ LUMA_WEIGHTS[:, None]], -1)
 
     def _prepare(self) -> None:
         gh, gw, _ = self.colour.shape
-        padded = np.pad(self.colour, ((1, 1), (1, 1), (0, 0)), mode="edge")
+        padded = np.pad(self.colour[..., :3], ((1, 1), (1, 1), (0, 0)), mode="edge")
         self._near = np.stack([padded[dy:dy + gh, dx:dx + gw].reshape(-1, 3) for dy in range(3) for dx in range(3)])
+        self._luma = self.colour[..., 3].reshape(-1)
 
     def _raw(self, appearance: np.ndarray) -> np.ndarray:
-        cur = self._chroma(appearance)[..., None, :, :]  # [..., 1, C, 3]
-        return np.median(np.linalg.norm(cur - self._near, axis=-1).min(-2), axis=-1)
+        cur = self._colour(appearance)
+        moved = np.linalg.norm(cur[..., None, :, :3] - self._near, axis=-1).min(-2)  # [..., C]
+        lit = cur[..., 3] >= self.dark * self._luma
+        read = np.sort(np.where(lit, moved, np.inf), axis=-1)
+        count = lit.sum(-1)
+        middle = np.take_along_axis(read, np.maximum(count - 1, 0)[..., None] // 2, -1)[..., 0]  # the lower median
+        return np.where(count > 0, middle, 0.0)
 
     def fit(self, ticks: Ticks) -> np.ndarray:
         h, w = ticks.luma.shape[1:]
         cell = round(float(np.sqrt(h * w / ticks.appearance.shape[1])))
-        self.colour = np.median(self._chroma(ticks.appearance), 0).reshape(h // cell, w // cell, 3).astype(np.float32)
+        colour = np.median(self._colour(ticks.appearance), 0)
+        self.colour = colour.reshape(h // cell, w // cell, 4).astype(np.float32)
         self._prepare()
         return self._raw(ticks.appearance)
 
@@ -598,6 +609,8 @@ class Shift(Detector):
     # pixel off, and a sharp edge one pixel off mismatched as much as a knock: the knocked bottles table failed)
     agree = 1.5  # % of the picture: ticks reading shifts this close read the same knock (`reduce`)
     ecc = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4)  # the roll's fit: iterations, tolerance
+    least = 20  # textured pixels a quarter of the picture needs to verify a roll on
+    turn = 10.0  # degrees: the largest roll read as a knock
 
     def __init__(self, window: int = 5) -> None:
         self.window = window  # ticks in a segment
@@ -616,6 +629,9 @@ class Shift(Detector):
         mag = np.abs(self._ref)
         self._mask = mag >= np.percentile(mag, 100 - self.textured)
         self._small = cv2.pyrDown(self.reference)
+        self._quarters = [(q, self._mask[q]) for q in ((slice(a, b), slice(c, d)) for a, b in ((0, h // 2), (h // 2, h))
+                                                       for c, d in ((0, w // 2), (w // 2, w)))
+                          if self._mask[q].sum() >= self.least]  # quarters with textured pixels enough to verify on
 
     def _raw(self, luma: np.ndarray) -> float:
         """The larger of the picture's move and its roll, both as the farthest a pixel moved in % of the short side
@@ -628,9 +644,11 @@ class Shift(Detector):
         return max(self._move(g), 100 * corner / min(h, w) if corner >= 1 else 0.0)
 
     def _roll(self, luma: np.ndarray, g: np.ndarray) -> float:
-        """Degrees the picture turned against the reference, 0 unless bringing it back matches the reference's
-        most textured pixels at least 10 % better: a rigid motion (turn and move) fitted by OpenCV's ECC at half
-        size, which follows a turn the phase correlation of moves cannot."""
+        """Degrees the picture turned against the reference: a rigid motion (turn and move) fitted by OpenCV's ECC
+        at half size, which follows a turn the phase correlation of moves cannot; 0 unless bringing the picture back
+        matches the reference's most textured pixels at least 10 % better, 10 % worse in no quarter of the picture,
+        and the turn is at most `turn` degrees (ECC fits a cover over part of the lens as a turn, of 14–72° on three
+        of the benchmark's six covers seen, that moves the rest of the picture off its place)."""
         h, w = luma.shape
         warp = np.eye(2, 3, dtype=np.float32)
         try:
@@ -641,11 +659,17 @@ class Shift(Detector):
         warp[:, 2] *= 2
         back = cv2.warpAffine(luma, warp, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_REPLICATE)
-        still = np.median(np.abs(g - self._ref)[self._mask])
-        turned = np.median(np.abs(self._gradient(back) - self._ref)[self._mask])
-        if np.log((still + 1e-4) / (turned + 1e-4)) < self.better:
+        still, turned = np.abs(g - self._ref), np.abs(self._gradient(back) - self._ref)
+
+        def gain(q: tuple[slice, slice], m: np.ndarray) -> float:
+            return float(np.log((np.median(still[q][m]) + 1e-4) / (np.median(turned[q][m]) + 1e-4)))
+
+        whole = (slice(None), slice(None))
+        angle = float(np.degrees(np.arctan2(warp[1, 0], warp[0, 0])))
+        if (abs(angle) > self.turn or gain(whole, self._mask) < self.better
+                or any(gain(q, m) <= -self.better for q, m in self._quarters)):
             return 0.0
-        return float(np.degrees(np.arctan2(warp[1, 0], warp[0, 0])))
+        return angle
 
     def _move(self, g: np.ndarray) -> float:
         """% of the picture's short side it moved (phase correlation), 0 unless the move matches the reference's
