@@ -609,7 +609,8 @@ class Shift(Detector):
     # pixel off, and a sharp edge one pixel off mismatched as much as a knock: the knocked bottles table failed)
     agree = 1.5  # % of the picture: ticks reading shifts this close read the same knock (`reduce`)
     ecc = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4)  # the roll's fit: iterations, tolerance
-    least = 20  # textured pixels a quarter of the picture needs to verify a roll on
+    border = 0.25  # share of the short side: the band along the border a roll is also verified on
+    least = 20  # textured pixels that band needs
     turn = 10.0  # degrees: the largest roll read as a knock
 
     def __init__(self, window: int = 5) -> None:
@@ -629,9 +630,11 @@ class Shift(Detector):
         mag = np.abs(self._ref)
         self._mask = mag >= np.percentile(mag, 100 - self.textured)
         self._small = cv2.pyrDown(self.reference)
-        self._quarters = [(q, self._mask[q]) for q in ((slice(a, b), slice(c, d)) for a, b in ((0, h // 2), (h // 2, h))
-                                                       for c, d in ((0, w // 2), (w // 2, w)))
-                          if self._mask[q].sum() >= self.least]  # quarters with textured pixels enough to verify on
+        y, x = np.mgrid[:h, :w]
+        edge = np.minimum(np.minimum(y, h - 1 - y), np.minimum(x, w - 1 - x))  # pixels to the nearest border
+        self._border = self._mask & (edge < self.border * min(h, w))
+        if self._border.sum() < self.least:  # a picture textured only in its middle: verified there
+            self._border = self._mask
 
     def _raw(self, luma: np.ndarray) -> float:
         """The larger of the picture's move and its roll, both as the farthest a pixel moved in % of the short side
@@ -646,9 +649,10 @@ class Shift(Detector):
     def _roll(self, luma: np.ndarray, g: np.ndarray) -> float:
         """Degrees the picture turned against the reference: a rigid motion (turn and move) fitted by OpenCV's ECC
         at half size, which follows a turn the phase correlation of moves cannot; 0 unless bringing the picture back
-        matches the reference's most textured pixels at least 10 % better, 10 % worse in no quarter of the picture,
-        and the turn is at most `turn` degrees (ECC fits a cover over part of the lens as a turn, of 14–72° on three
-        of the benchmark's six covers seen, that moves the rest of the picture off its place)."""
+        matches the reference's most textured pixels at least 10 % better, over the whole picture and along its
+        border (where a turn moves things furthest: a head that tilts in the middle of a talking-head shot, fitted
+        by ECC as a turn, leaves the border where it was), and the turn is at most `turn` degrees (ECC fits a cover
+        over part of the lens as a turn, of 14–72° on three of the benchmark's six covers seen)."""
         h, w = luma.shape
         warp = np.eye(2, 3, dtype=np.float32)
         try:
@@ -661,13 +665,11 @@ class Shift(Detector):
                               borderMode=cv2.BORDER_REPLICATE)
         still, turned = np.abs(g - self._ref), np.abs(self._gradient(back) - self._ref)
 
-        def gain(q: tuple[slice, slice], m: np.ndarray) -> float:
-            return float(np.log((np.median(still[q][m]) + 1e-4) / (np.median(turned[q][m]) + 1e-4)))
+        def gain(m: np.ndarray) -> float:
+            return float(np.log((np.median(still[m]) + 1e-4) / (np.median(turned[m]) + 1e-4)))
 
-        whole = (slice(None), slice(None))
         angle = float(np.degrees(np.arctan2(warp[1, 0], warp[0, 0])))
-        if (abs(angle) > self.turn or gain(whole, self._mask) < self.better
-                or any(gain(q, m) <= -self.better for q, m in self._quarters)):
+        if abs(angle) > self.turn or min(gain(self._mask), gain(self._border)) < self.better:
             return 0.0
         return angle
 
