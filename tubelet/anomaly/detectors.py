@@ -37,7 +37,7 @@ class Ticks:
     appearance: np.ndarray  # [N, C, 4]
     motion: np.ndarray  # [N, C, 3]
     brightness: np.ndarray  # [N]
-    contrast: np.ndarray  # [N]
+    grain: np.ndarray  # [N] TickFeatures.grain
     change: np.ndarray  # [N]
     luma: np.ndarray  # [n, h, w] the frames of a sample of ticks (for the reference picture)
     luma_at: np.ndarray  # [n] which ticks those are
@@ -508,6 +508,88 @@ class Defocus(Lighting):
         return self._detail(self.reference) - self._detail(self._cells(appearance))
 
 
+class Grain(Detector):
+    """Noise over the picture: the tick's grain (`TickFeatures.grain`: the part of its change each pixel makes on
+    its own, in the picture's still places). Interference, a failing sensor or the gain turned up lays it over every
+    pixel; light, exposure and motion move neighbouring pixels alike and leave it where it was. The cells' texture
+    does not see it: at the analysis size a noise of 12–25 grey levels is averaged down to a few. It adds evidence
+    only past 1.5× its normal p99: the three benchmark scenes' later normal footage reaches 1.0–1.4×, and noise
+    read 3–17×."""
+
+    name, kind, floor, gate = "grain", LIGHTING, 0.0005, 1.5
+    short = True
+    since = 11
+
+    def fit(self, ticks: Ticks) -> np.ndarray:
+        return np.asarray(ticks.grain, np.float64)
+
+    def tick(self, f: TickFeatures) -> float:
+        return f.grain
+
+    def reduce(self, scores: np.ndarray) -> float:
+        """The segment's median tick: noise lasts, while a knock, a cut or a flash changes every pixel on one tick
+        (read as the mean, a knocked plaza read 5× this guard's p99 and was named lighting/tamper)."""
+        return float(np.median(scores))
+
+
+class Tint(Detector):
+    """The picture's colour changed: the median over cells of how far each cell's chromaticity (colour over
+    brightness) moved from the nearest of the normal picture's at it and its 8 neighbours. A camera switched to black
+    and white, a colour cast or a filter over the lens move every cell; a coloured object moves a few, exposure none,
+    and a knocked camera carries each colour a cell or so away (read against each cell's own, knocks were named
+    lighting/tamper). Cells at under half their normal brightness are left to the lighting and cover guards: a dark
+    cover's noise has no colour, and read here it doubled a cover's evidence. It adds evidence only past three times
+    its normal p99: the parking lot's white balance follows the cars (its normal test footage 1.9×), and a knocked
+    plaza, its colours a cell and a half away, read 2.5×."""
+
+    name, kind, floor, gate = "tint", LIGHTING, 0.002, 3.0
+    short = True
+    since = 11
+    dark = 0.5  # cells darker than this share of their normal brightness are not read
+
+    def __init__(self) -> None:
+        self.colour = np.zeros((0, 0, 4), np.float32)  # [gh, gw, 4] the normal picture's chromaticity and luma per cell
+
+    @staticmethod
+    def _colour(appearance: np.ndarray) -> np.ndarray:
+        """[..., C, 4] → [..., C, 4] chromaticity (3) and luma."""
+        rgb = appearance[..., :3] + 0.02
+        return np.concatenate([rgb / rgb.sum(-1, keepdims=True), appearance[..., :3] @ LUMA_WEIGHTS[:, None]], -1)
+
+    def _prepare(self) -> None:
+        gh, gw, _ = self.colour.shape
+        padded = np.pad(self.colour[..., :3], ((1, 1), (1, 1), (0, 0)), mode="edge")
+        self._near = np.stack([padded[dy:dy + gh, dx:dx + gw].reshape(-1, 3) for dy in range(3) for dx in range(3)])
+        self._luma = self.colour[..., 3].reshape(-1)
+
+    def _raw(self, appearance: np.ndarray) -> np.ndarray:
+        cur = self._colour(appearance)
+        moved = np.linalg.norm(cur[..., None, :, :3] - self._near, axis=-1).min(-2)  # [..., C]
+        lit = cur[..., 3] >= self.dark * self._luma
+        read = np.sort(np.where(lit, moved, np.inf), axis=-1)
+        count = lit.sum(-1)
+        middle = np.take_along_axis(read, np.maximum(count - 1, 0)[..., None] // 2, -1)[..., 0]  # the lower median
+        return np.where(count > 0, middle, 0.0)
+
+    def fit(self, ticks: Ticks) -> np.ndarray:
+        h, w = ticks.luma.shape[1:]
+        cell = round(float(np.sqrt(h * w / ticks.appearance.shape[1])))
+        colour = np.median(self._colour(ticks.appearance), 0)
+        self.colour = colour.reshape(h // cell, w // cell, 4).astype(np.float32)
+        self._prepare()
+        return self._raw(ticks.appearance)
+
+    def tick(self, f: TickFeatures) -> float:
+        return float(self._raw(f.appearance))
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"colour": self.colour}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        self.colour = state["colour"]
+        self._prepare()
+
+
 class Shift(Detector):
     """The camera moved: how far (in % of the picture's short side) the picture has to be shifted to match the
     normal reference picture (the median of normal frames). Both are compared as brightness-free gradient images
@@ -526,10 +608,16 @@ class Shift(Detector):
     slack = 1  # pixels: each match is the better one within a pixel of its move (the correlation's peak can be a
     # pixel off, and a sharp edge one pixel off mismatched as much as a knock: the knocked bottles table failed)
     agree = 1.5  # % of the picture: ticks reading shifts this close read the same knock (`reduce`)
+    ecc = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4)  # the roll's fit: iterations, tolerance
+    border = 0.25  # share of the short side: the band along the border a roll is also verified on
+    least = 20  # textured pixels that band needs
+    turn = 10.0  # degrees: the largest roll read as a knock
+    quiet = 0.9  # quantile of the normal footage's mismatch in place under which no roll is fitted
 
     def __init__(self, window: int = 5) -> None:
         self.window = window  # ticks in a segment
         self.reference = np.zeros((0, 0), np.float32)  # [h, w] median normal luma
+        self.calm = np.zeros(1, np.float32)  # [1] the normal footage's p90 mismatch in place (0: always fit a roll)
 
     @staticmethod
     def _gradient(luma: np.ndarray) -> np.ndarray:
@@ -543,9 +631,58 @@ class Shift(Detector):
         self._conj = np.conj(np.fft.fft2(self._ref * self._window))
         mag = np.abs(self._ref)
         self._mask = mag >= np.percentile(mag, 100 - self.textured)
+        self._small = cv2.pyrDown(self.reference)
+        y, x = np.mgrid[:h, :w]
+        edge = np.minimum(np.minimum(y, h - 1 - y), np.minimum(x, w - 1 - x))  # pixels to the nearest border
+        self._border = self._mask & (edge < self.border * min(h, w))
+        if self._border.sum() < self.least:  # a picture textured only in its middle: verified there
+            self._border = self._mask
 
     def _raw(self, luma: np.ndarray) -> float:
-        g = self._gradient(luma.astype(np.float32))
+        """The larger of the picture's move and its roll, both as the farthest a pixel moved in % of the short side
+        (a knocked camera can turn about its lens as well as pan or tilt; a roll that moves no pixel by a whole one
+        is the mast's sway)."""
+        luma = luma.astype(np.float32)
+        g = self._gradient(luma)
+        h, w = g.shape
+        corner = np.hypot(h, w) / 2 * abs(np.radians(self._roll(luma, g)))  # pixels the corners moved
+        return max(self._move(g), 100 * corner / min(h, w) if corner >= 1 else 0.0)
+
+    def _roll(self, luma: np.ndarray, g: np.ndarray) -> float:
+        """Degrees the picture turned against the reference: a rigid motion (turn and move) fitted by OpenCV's ECC
+        at half size, which follows a turn the phase correlation of moves cannot; 0 unless bringing the picture back
+        matches the reference's most textured pixels at least 10 % better, over the whole picture and along its
+        border (where a turn moves things furthest: a head that tilts in the middle of a talking-head shot, fitted
+        by ECC as a turn, leaves the border where it was), and the turn is at most `turn` degrees (ECC fits a cover
+        over part of the lens as a turn, of 14–72° on three of the benchmark's six covers seen). A picture that
+        matches the reference in place as well as 90 % of the normal footage's does is not fitted (the fit is most
+        of the guard's cost: the parking lot scored at 12× real time with it on every tick, 18× without)."""
+        still = np.abs(g - self._ref)
+        if np.median(still[self._mask]) <= self.calm[0]:  # matches in place as well as most normal frames do
+            return 0.0
+        h, w = luma.shape
+        warp = np.eye(2, 3, dtype=np.float32)
+        try:
+            _, warp = cv2.findTransformECC(self._small, cv2.pyrDown(luma), warp, cv2.MOTION_EUCLIDEAN, self.ecc,
+                                           None, 3)
+        except cv2.error:  # no convergence: a flat or changed picture
+            return 0.0
+        warp[:, 2] *= 2
+        back = cv2.warpAffine(luma, warp, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+        turned = np.abs(self._gradient(back) - self._ref)
+
+        def gain(m: np.ndarray) -> float:
+            return float(np.log((np.median(still[m]) + 1e-4) / (np.median(turned[m]) + 1e-4)))
+
+        angle = float(np.degrees(np.arctan2(warp[1, 0], warp[0, 0])))
+        if abs(angle) > self.turn or min(gain(self._mask), gain(self._border)) < self.better:
+            return 0.0
+        return angle
+
+    def _move(self, g: np.ndarray) -> float:
+        """% of the picture's short side it moved (phase correlation), 0 unless the move matches the reference's
+        most textured pixels at least 10 % better than none."""
         h, w = g.shape
         cross = np.fft.fft2(g * self._window) * self._conj
         r = np.abs(np.fft.ifft2(cross / (np.abs(cross) + 1e-9)))
@@ -573,6 +710,8 @@ class Shift(Detector):
     def fit(self, ticks: Ticks) -> np.ndarray:
         self.reference = np.median(ticks.luma, 0).astype(np.float32)
         self._prepare()
+        still = [np.median(np.abs(self._gradient(y.astype(np.float32)) - self._ref)[self._mask]) for y in ticks.luma]
+        self.calm = np.array([np.quantile(still, self.quiet)], np.float32)
         scores = np.array([self._raw(y) for y in ticks.luma])
         nearest = np.clip(np.searchsorted(ticks.luma_at, np.arange(len(ticks.change))), 0, len(scores) - 1)
         return scores[nearest]
@@ -591,10 +730,11 @@ class Shift(Detector):
         return float(np.median(s[most])) if 2 * most.sum() > max(len(s), self.window) else 0.0
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"reference": self.reference}
+        return {"reference": self.reference, "calm": self.calm}
 
     def load(self, state: dict[str, np.ndarray]) -> None:
         self.reference = state["reference"]
+        self.calm = state.get("calm", np.zeros(1, np.float32))  # a model before format 11 fits a roll on every tick
         self._prepare()
 
 
@@ -603,4 +743,4 @@ def frame_detectors(cap: int, seed: int, window: int) -> list[Detector]:
     return [Frozen(window), Lighting(), Shift(window), Speed(),
             CellKNN("cell_motion", MOTION, "motion", cap=cap, seed=seed),
             CellKNN("cell_appearance", APPEARANCE, "appearance", cap=cap, seed=seed), Direction(), Residual(), Stall(),
-            Jump(), Cover(), Defocus()]
+            Jump(), Cover(), Defocus(), Grain(), Tint()]

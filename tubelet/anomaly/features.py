@@ -2,7 +2,7 @@
 against the previous tick (motion: mean |Δ luma| and the mean optical-flow vector, from OpenCV's DIS flow, which
 follows displacements of many pixels coarse to fine), the change that motion leaves unexplained (residual), how far
 the tick before's residual stands over its neighbours' (jump) and its mean change over the last `window` ticks
-(recent); for the whole frame, its brightness, contrast and change. Frames of ~100 × 130 pixels: about a millisecond
+(recent); for the whole frame, its brightness, grain and change. Frames of ~100 × 130 pixels: about a millisecond
 a tick."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class TickFeatures:
     recent: np.ndarray  # [C] mean of motion[:, 0] over the last `window` ticks (inf until that many have a change)
     jump: np.ndarray  # [C] the tick before's residual over the larger of its two neighbours' (0 until there are both)
     brightness: float  # mean luma in [0, 1]
-    contrast: float  # std of luma
+    grain: float  # the lower quartile over cells of mean |Δ luma − its 3×3 mean| (0 for the first tick)
     change: float  # mean |Δ luma| over the frame (0 for the first tick)
     luma: np.ndarray | None  # [h, w] float32 in [0, 1] (dropped once no longer needed)
 
@@ -58,7 +58,8 @@ class FeatureExtractor:
         ly = _cells(luma, c)  # [C, c·c]
         appearance = np.concatenate([px.mean(1), ly.std(1, keepdims=True)], axis=1)
         prev = luma if self.prev is None else self.prev
-        motion, residual = self._motion(prev, luma)
+        diff = luma - prev
+        motion, residual = self._motion(prev, luma, diff)
         if self.prev is not None:
             self.changes.append(motion[:, 0])
             self.residuals.append(residual)
@@ -66,7 +67,14 @@ class FeatureExtractor:
         full = len(self.changes) == self.changes.maxlen
         recent = np.mean(self.changes, 0) if full else np.full(len(motion), np.inf, np.float32)
         return TickFeatures(appearance, motion, residual, recent.astype(np.float32), self._jump(len(motion)),
-                            float(luma.mean()), float(luma.std()), float(np.abs(luma - prev).mean()), luma)
+                            float(luma.mean()), self._grain(diff), float(np.abs(diff).mean()), luma)
+
+    def _grain(self, diff: np.ndarray) -> float:
+        """How much of a tick's change is each pixel's own: noise laid over the picture (interference, a failing
+        sensor, the gain turned up) changes every pixel apart from its neighbours, while light, exposure and motion
+        change neighbouring pixels alike; the lower quartile over cells reads the picture's still places."""
+        own = np.abs(_cells(diff - cv2.blur(diff, (3, 3)), self.cell)).mean(1)
+        return float(np.quantile(own, 0.25))
 
     def _jump(self, cells: int) -> np.ndarray:
         """[C] per cell, how far the residual of the tick before stands over both its neighbours' (a jump in time
@@ -76,11 +84,11 @@ class FeatureExtractor:
         before, mid, after = self.residuals
         return (mid - np.maximum(before, after)).astype(np.float32)
 
-    def _motion(self, prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _motion(self, prev: np.ndarray, cur: np.ndarray, diff: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         c = self.cell
         flow = self.flow.calc(_u8(prev), _u8(cur), None)  # [h, w, 2] pixels per tick
         uv = _cells(flow, c).mean(1)
-        energy = np.sqrt(np.abs(_cells(cur - prev, c)).mean(1))
+        energy = np.sqrt(np.abs(_cells(diff, c)).mean(1))
         if self.grid is None or self.grid[0].shape != cur.shape:
             self.grid = tuple(np.meshgrid(np.arange(cur.shape[1], dtype=np.float32),
                                           np.arange(cur.shape[0], dtype=np.float32)))

@@ -164,7 +164,7 @@ def fit_normal(paths: Sequence[str | os.PathLike], model_source: str | None = No
                            f"{2 * cfg.folds * cfg.bin_s:.0f} s")
     fold = np.minimum(np.arange(n) * cfg.folds // n, cfg.folds - 1)
     ticks_ = Ticks(np.stack([f.appearance for f in fo.feats]), np.stack([f.motion for f in fo.feats]),
-                   np.array([f.brightness for f in fo.feats]), np.array([f.contrast for f in fo.feats]),
+                   np.array([f.brightness for f in fo.feats]), np.array([f.grain for f in fo.feats]),
                    np.array([f.change for f in fo.feats]), np.stack(fo.luma), np.array(fo.luma_at), fold,
                    np.stack([f.residual for f in fo.feats]), np.stack([f.recent for f in fo.feats]),
                    np.stack([f.jump for f in fo.feats]))

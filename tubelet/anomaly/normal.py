@@ -24,11 +24,12 @@ from tubelet.model.checkpoints import load_model, save_model
 from tubelet.model.videomae import VideoMAE
 
 FORMAT = "tubelet-anomaly"
-VERSION = 10  # 2: DIS optical flow, the speed detector, forward cross-fitting; 3: the shift guard in % of the picture;
+VERSION = 11  # 2: DIS optical flow, the speed detector, forward cross-fitting; 3: the shift guard in % of the picture;
 # 4: the direction detector, lighting against the whole picture's brightness too; 5: the frozen alarm's bar;
 # 6: the residual detector; 7: the stall detector; 8: the jump detector; 9: the cover guard;
-# 10: the defocus guard
-READS = (5, 6, 7, 8, 9, VERSION)  # versions this build loads (an older model scores without the detectors added since)
+# 10: the defocus guard; 11: the grain and tint guards (and the camera-moved guard reads a roll)
+READS = (5, 6, 7, 8, 9, 10, VERSION)  # versions this build loads (an older model scores without the detectors added
+# since)
 MANIFEST, STATES, MAE_DIR = "anomaly.json", "detectors.safetensors", "mae"
 
 

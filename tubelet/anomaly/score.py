@@ -17,7 +17,7 @@ from tubelet.anomaly.features import FeatureExtractor
 from tubelet.anomaly.frames import Tick, open_reader, ticks
 from tubelet.anomaly.normal import NormalModel
 
-GUARDS = (FROZEN, LIGHTING, MOVED)  # kinds that name a segment whenever their detector is past its own p99
+GUARDS = (FROZEN, LIGHTING, MOVED)  # kinds that name a segment whenever their detector adds evidence
 JUMPERS = ("residual", "jump")  # detectors that read a jump in time (SegmentScorer._bracket)
 BRACKET_S = (1.5, 5.0)  # how far apart two jumps in time may lie to bracket spliced-in footage (SegmentScorer._bracket)
 
@@ -80,6 +80,8 @@ class SegmentScorer:
         self.n = 0  # ticks seen
         self.lag = max(d.lag for d in normal.detectors)  # ticks a segment waits for its lagging detectors
         self.guards = np.array([k in GUARDS for k in normal.kinds])
+        # a guard names a segment once it adds evidence: past its own p99, or its gate where that is higher
+        self.names_at = np.array([max(1.0, normal.calibration.gate[name]) for name in normal.names])
         self.lasting = normal.lasting
         self.jumpers = [i for i, name in enumerate(normal.names) if name in JUMPERS]  # a model before them: none
         self.apart = [round(s / self.cfg.bin_s) for s in BRACKET_S]
@@ -189,9 +191,10 @@ class SegmentScorer:
         z = np.array([float(cal.z(name, r)) for name, r in zip(self.normal.names, raw, strict=True)])
         evidence = float(cal.evidence(z[None])[0])
         lasting = float(cal.evidence(z[None] * self.lasting)[0])
-        guard = np.where(self.guards, z, -np.inf)
-        if guard.max() >= 1:  # a guard past its own p99 names the segment, an alarm's included (lights dropping
-            kind = self.normal.kinds[int(np.argmax(guard))]  # on a still scene: its change under the frozen bar)
+        guard = np.where(self.guards & (z >= self.names_at), z, -np.inf)
+        if np.isfinite(guard.max()):  # a guard adding evidence names the segment, an alarm's included (lights
+            kind = self.normal.kinds[int(np.argmax(guard))]  # dropping on a still scene: its change under the
+            # frozen bar)
         elif any(alarms):
             kind = self.normal.kinds[alarms.index(True)]
         else:

@@ -1,7 +1,9 @@
 """Known events injected into real fixed-camera footage, for the benchmark and the tests: an unrelated object
 moving through, a stretch played much faster or backwards, a frozen picture, the lights dropping, the camera
 knocked (the picture shifts); and, on request, part of the picture stalling (a machine, water or foliage that
-stops while the rest plays on). Everything acts on uint8 frames at a fixed rate and is seeded."""
+stops while the rest plays on), the lens tampered with, and the default families in other forms (slowed down, the
+lights up, the camera zoomed or turned, noise over the picture, a stretch replayed, the colour lost). Everything acts
+on uint8 frames at a fixed rate and is seeded."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from tubelet.anomaly.frames import open_reader, ticks
 
 EVENTS = ("object", "fast", "frozen", "dark", "shift", "reverse")  # the benchmark's default kinds
 TAMPER = ("blur", "cover")  # the lens defocused or sprayed; something held over part of it
-KINDS = (*EVENTS, "stall", *TAMPER)
+VARIANTS = ("slow", "bright", "zoom", "rotate", "noise", "loop", "grey")  # the default families in other forms
+KINDS = (*EVENTS, "stall", *TAMPER, *VARIANTS)
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,10 @@ def inject(source: np.ndarray, kind: str, length: int, start: int, duration: int
         idx = np.where(ev, 2 * start + duration - 1 - t, t)
     elif kind == "frozen":
         idx = np.where(ev, start, t)
+    elif kind == "slow":  # played `speed` times slower
+        idx = np.where(t < start, t, np.where(ev, start + (t - start) // speed, t - duration + -(-duration // speed)))
+    elif kind == "loop":  # the stretch before it played again (a replayed recording)
+        idx = np.where(ev, np.maximum(t - duration, 0), t)
     else:
         idx = t
     out = source[np.minimum(idx, len(source) - 1)].copy()
@@ -137,6 +144,22 @@ def inject(source: np.ndarray, kind: str, length: int, start: int, duration: int
         tone = rng.uniform(10, 40, 3)
         cover = np.clip(tone + rng.normal(0, 2, (int(ev.sum()), h, w, 3)), 0, 255).astype(np.uint8)
         out[ev] = np.where(mask, cover, out[ev])
+    elif kind == "bright":  # lights up or glare, 1.6–2.5× with the dark event's ramp
+        ramp = np.clip(np.minimum(t - start + 1, start + duration - t) / 3, 0, 1)
+        gain = 1 + (rng.uniform(1.6, 2.5) - 1) * ramp
+        out = np.clip(out.astype(np.float32) * gain[:, None, None, None], 0, 255).astype(np.uint8)
+    elif kind in ("zoom", "rotate"):  # zoomed 1.15–1.35× or turned 3–8° about the centre
+        h, w = out.shape[1:3]
+        if kind == "zoom":
+            m = cv2.getRotationMatrix2D((w / 2, h / 2), 0, rng.uniform(1.15, 1.35))
+        else:
+            m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.choice([-1, 1]) * rng.uniform(3, 8), 1.0)
+        out[ev] = np.stack([cv2.warpAffine(f, m, (w, h), borderMode=cv2.BORDER_REPLICATE) for f in out[ev]])
+    elif kind == "noise":  # Gaussian noise of 12–25 grey levels
+        sd = rng.uniform(12, 25)
+        out[ev] = np.clip(out[ev] + rng.normal(0, sd, out[ev].shape), 0, 255).astype(np.uint8)
+    elif kind == "grey":  # black and white (a camera's night mode)
+        out[ev] = out[ev].mean(-1, keepdims=True).astype(np.uint8).repeat(3, -1)
     elif kind not in KINDS:
         raise ValueError(f"unknown event {kind!r}; choose one of {', '.join(KINDS)}")
     return out
@@ -147,8 +170,8 @@ def extra_frames(kind: str, duration: int, speed: int = 4) -> int:
     return (speed - 1) * duration if kind == "fast" else 0
 
 
-MOVING = ("fast", "reverse", "stall")  # events that show only where something moves: re-timing or stalling a still
-# scene changes nothing
+MOVING = ("fast", "reverse", "stall", "slow", "loop")  # events that show only where something moves: re-timing or
+# stalling a still scene changes nothing
 
 
 def activity(frames: np.ndarray) -> np.ndarray:
