@@ -52,6 +52,13 @@ def top_mean(values: np.ndarray, top: int) -> np.ndarray:
     return np.sort(values, axis=-1)[..., -top:].mean(-1)
 
 
+def cell_grid(frame: tuple[int, ...], cells: int) -> tuple[int, int]:
+    """(rows, columns) of the `cells` square cells tiling an analysis frame of (h, w) pixels."""
+    h, w = frame
+    cell = round(float(np.sqrt(h * w / cells)))
+    return h // cell, w // cell
+
+
 def forward_folds(fold: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(held, fitted) tick masks of each cross-fitting part: the part, and the parts before it (the first part:
     all the others)."""
@@ -295,9 +302,7 @@ class Direction(Detector):
         return (s * weight).sum(-1) / (weight.sum(-1) + self.support)
 
     def fit(self, ticks: Ticks) -> np.ndarray:
-        h, w = ticks.luma.shape[1:]
-        cell = round(float(np.sqrt(h * w / ticks.motion.shape[1])))
-        grid = (h // cell, w // cell)
+        grid = cell_grid(ticks.luma.shape[1:], ticks.motion.shape[1])
         out = np.empty(len(ticks.fold))
         for held, past in forward_folds(ticks.fold):
             out[held] = self._raw(ticks.motion[held], self._table(ticks.motion[past], grid))
@@ -446,9 +451,13 @@ class Lighting(Detector):
         luma = np.where(np.sign(gain[..., 0]) == np.sign(whole), np.minimum(np.abs(gain[..., 0]), np.abs(whole)), 0)
         return np.maximum(luma, np.abs(gain[..., 1]))
 
+    def _prepare(self) -> None:
+        """What scoring derives from the saved state, once (nothing here)."""
+
     def fit(self, ticks: Ticks) -> np.ndarray:
         self.reference = np.median(self._cells(ticks.appearance), 0).astype(np.float32)
         self.whole = np.array([np.median(np.log(ticks.brightness + 0.02))], np.float32)
+        self._prepare()
         return self._raw(ticks.appearance, ticks.brightness)
 
     def tick(self, f: TickFeatures) -> float:
@@ -459,6 +468,7 @@ class Lighting(Detector):
 
     def load(self, state: dict[str, np.ndarray]) -> None:
         self.reference, self.whole = state["reference"], state["whole"]
+        self._prepare()
 
 
 class Cover(Lighting):
@@ -504,8 +514,11 @@ class Defocus(Lighting):
         """[..., C, 2] log luma, log texture → [...] the upper quartile of texture against brightness."""
         return np.quantile(cells[..., 1] - cells[..., 0], self.quantile, axis=-1)
 
+    def _prepare(self) -> None:
+        self._normal = self._detail(self.reference)
+
     def _raw(self, appearance: np.ndarray, brightness: np.ndarray | float) -> np.ndarray:
-        return self._detail(self.reference) - self._detail(self._cells(appearance))
+        return self._normal - self._detail(self._cells(appearance))
 
 
 class Grain(Detector):
@@ -572,10 +585,8 @@ class Tint(Detector):
         return np.where(count > 0, middle, 0.0)
 
     def fit(self, ticks: Ticks) -> np.ndarray:
-        h, w = ticks.luma.shape[1:]
-        cell = round(float(np.sqrt(h * w / ticks.appearance.shape[1])))
         colour = np.median(self._colour(ticks.appearance), 0)
-        self.colour = colour.reshape(h // cell, w // cell, 4).astype(np.float32)
+        self.colour = colour.reshape(*cell_grid(ticks.luma.shape[1:], len(colour)), 4).astype(np.float32)
         self._prepare()
         return self._raw(ticks.appearance)
 
@@ -658,7 +669,7 @@ class Shift(Detector):
         matches the reference in place as well as 90 % of the normal footage's does is not fitted (the fit is most
         of the guard's cost: the parking lot scored at 12× real time with it on every tick, 18× without)."""
         still = np.abs(g - self._ref)
-        if np.median(still[self._mask]) <= self.calm[0]:  # matches in place as well as most normal frames do
+        if self._in_place(still) <= self.calm[0]:  # matches in place as well as most normal frames do
             return 0.0
         h, w = luma.shape
         warp = np.eye(2, 3, dtype=np.float32)
@@ -679,6 +690,10 @@ class Shift(Detector):
         if abs(angle) > self.turn or min(gain(self._mask), gain(self._border)) < self.better:
             return 0.0
         return angle
+
+    def _in_place(self, still: np.ndarray) -> float:
+        """The median over the reference's textured pixels of |frame − reference| (gradient images, unmoved)."""
+        return float(np.median(still[self._mask]))
 
     def _move(self, g: np.ndarray) -> float:
         """% of the picture's short side it moved (phase correlation), 0 unless the move matches the reference's
@@ -710,7 +725,7 @@ class Shift(Detector):
     def fit(self, ticks: Ticks) -> np.ndarray:
         self.reference = np.median(ticks.luma, 0).astype(np.float32)
         self._prepare()
-        still = [np.median(np.abs(self._gradient(y.astype(np.float32)) - self._ref)[self._mask]) for y in ticks.luma]
+        still = [self._in_place(np.abs(self._gradient(y.astype(np.float32)) - self._ref)) for y in ticks.luma]
         self.calm = np.array([np.quantile(still, self.quiet)], np.float32)
         scores = np.array([self._raw(y) for y in ticks.luma])
         nearest = np.clip(np.searchsorted(ticks.luma_at, np.arange(len(ticks.change))), 0, len(scores) - 1)

@@ -79,9 +79,10 @@ class SegmentScorer:
         self.before: tuple[float, str] | None = None  # the evidence and own kind of the segment before it
         self.n = 0  # ticks seen
         self.lag = max(d.lag for d in normal.detectors)  # ticks a segment waits for its lagging detectors
-        self.guards = np.array([k in GUARDS for k in normal.kinds])
-        # a guard names a segment once it adds evidence: past its own p99, or its gate where that is higher
-        self.names_at = np.array([max(1.0, normal.calibration.gate[name]) for name in normal.names])
+        # a guard names a segment once it adds evidence (past its own p99, or its gate where that is higher); the
+        # other detectors never do
+        self.names_at = np.array([max(1.0, normal.calibration.gate[name]) if kind in GUARDS else np.inf
+                                  for name, kind in zip(normal.names, normal.kinds, strict=True)])
         self.lasting = normal.lasting
         self.jumpers = [i for i, name in enumerate(normal.names) if name in JUMPERS]  # a model before them: none
         self.apart = [round(s / self.cfg.bin_s) for s in BRACKET_S]
@@ -191,7 +192,7 @@ class SegmentScorer:
         z = np.array([float(cal.z(name, r)) for name, r in zip(self.normal.names, raw, strict=True)])
         evidence = float(cal.evidence(z[None])[0])
         lasting = float(cal.evidence(z[None] * self.lasting)[0])
-        guard = np.where(self.guards & (z >= self.names_at), z, -np.inf)
+        guard = np.where(z >= self.names_at, z, -np.inf)
         if np.isfinite(guard.max()):  # a guard adding evidence names the segment, an alarm's included (lights
             kind = self.normal.kinds[int(np.argmax(guard))]  # dropping on a still scene: its change under the
             # frozen bar)
