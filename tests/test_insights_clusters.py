@@ -337,3 +337,41 @@ def test_a_portrait_repost_is_nearest_its_own_footage_by_the_columns_of_the_land
         np.fill_diagonal(a, -np.inf)
         right.append(float((clip_of[a.argmax(1)] == clip_of)[portrait].mean()))
     assert np.mean(right) >= 0.95, right
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_palette_and_a_look_shared_without_a_moment_in_common_barely_link_two_topics(seed, monkeypatch):
+    """Four topics of other footage (grey frames and thumbnails from four scenes), two of which share their colours
+    and segments (a white title card and a white screen recording: one palette, one look to a barely trained model):
+    the look-alike channels count only LOOK_ALIKE past the frames and crops, so each video of those two stays well
+    nearer its own topic than the other (uncapped, the gap narrows to a few tenths)."""
+    import cv2
+
+    import tubelet.insights.affinity as affinity_module
+    from tubelet.catalog.fingerprint import COLOURS, PATCH, part_views
+    from tubelet.insights.affinity import Source, affinity, features_of
+
+    rng = np.random.default_rng(seed)
+    topic = np.repeat([0, 1, 2, 3], 8)
+    scenes = [cv2.GaussianBlur(rng.integers(0, 255, (7, PATCH, PATCH)).astype(np.uint8), (0, 0), 2) for _ in range(4)]
+    palettes, looks = rng.dirichlet(np.full(COLOURS, 0.05), 3), rng.normal(size=(3, 16))
+    sources = []
+    for t in topic:
+        thumbs = np.clip(scenes[t] + rng.normal(0, 25, scenes[t].shape), 0, 255).astype(np.uint8)
+        alike = max(0, t - 1)  # topics 0 and 1 share a palette and a look
+        seg = (looks[alike] + 0.3 * rng.normal(size=(2, 16))).astype(np.float32)
+        colours = np.round(255 * np.sqrt(rng.dirichlet(2000 * palettes[alike] + 0.01, 7))).astype(np.uint8)
+        sources.append(Source(np.arange(7) * 0.5, part_views(thumbs, [(0, PATCH, 0, PATCH)])[0], thumbs, 1280, 720,
+                              seg, colours))
+    feats, same, pair = features_of(sources), topic[:, None] == topic[None, :], topic < 2
+
+    def gap() -> float:
+        a = affinity(feats)[0]
+        np.fill_diagonal(a, np.nan)
+        own = np.nanmin(np.where(same, a, np.nan), 1)
+        other = np.nanmax(np.where(same, np.nan, a), 1)
+        return float((own - other)[pair].min())
+
+    capped = gap()
+    monkeypatch.setattr(affinity_module, "LOOK_ALIKE", np.inf)
+    assert capped >= 0.8 and capped >= gap() + 0.4
