@@ -258,6 +258,10 @@ def test_a_guard_adds_evidence_only_past_its_own_normal_p99():
     # over time: a dip between two unusual segments is lifted, a lone spike keeps its height
     np.testing.assert_allclose(Calibration.steady(np.array([3.0, 0.0]), np.array([1.0, 3.0]), np.array([3.0, 0.0])),
                                [np.sqrt(19 / 3), 3.0])
+    # beside a strong event (one neighbour), a segment rises at most to `most`; between two, as far as before
+    np.testing.assert_allclose(Calibration.steady(np.array([20.0, 20.0, 20.0]), np.array([0.5, 0.5, 3.0]),
+                                                  np.array([0.1, 20.0, 0.1]), most=2.0),
+                               [2.0, np.sqrt(800.25 / 3), 3.0])
     back = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
     assert back.gate == {"cell_motion": 0.0, "frozen": 1.0}
     with pytest.raises(TubeletError, match="gate"):

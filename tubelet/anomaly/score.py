@@ -172,7 +172,7 @@ class SegmentScorer:
             if held is not None:
                 nxt = seg or held
                 before, after, kind = self.before or (held.lasting, held.kind), (nxt.lasting, nxt.kind), held.kind
-                held.score = float(cal.steady(before[0], held.evidence, after[0])) / cal.combined_p99
+                held.score = float(cal.steady(before[0], held.evidence, after[0], cal.most)) / cal.combined_p99
                 held.own = held.evidence / cal.combined_p99
                 if held.score * cal.combined_p99 > held.evidence and not held.alarm:
                     held.kind = max(before, after)[1]
