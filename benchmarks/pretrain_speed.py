@@ -9,6 +9,7 @@ hits both alike; times are medians after warm-up steps.
     .venv/bin/python benchmarks/pretrain_speed.py                 # ViT-S, 16×224², fp32, a few minutes
     .venv/bin/python benchmarks/pretrain_speed.py --precision bf16  # both under bf16 autocast
     .venv/bin/python benchmarks/pretrain_speed.py --quick         # smoke run
+    python benchmarks/pretrain_speed.py --device cuda --preset vit_base --batch 32 --workers 12  # a GPU, bf16
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tubelet.data import make_loader
 from tubelet.model.transformers_ckpt import to_transformers
 from tubelet.train import distributed as D
 from tubelet.train.config import PretrainConfig
-from tubelet.train.engine import Trainer
+from tubelet.train.engine import DTYPES, Trainer, clips_per_video
 from tubelet.train.optim import build_optimizer
 from tubelet.train.pretrain import Pretraining
 
@@ -52,7 +53,9 @@ def batches(recipe: Pretraining, model: VideoMAE) -> Iterator[dict]:
     """The loader's batches with their masks, epoch after epoch (a full pass moves the loader to the next
     epoch)."""
     cfg = recipe.cfg
-    loader = make_loader(recipe.dataset(model), cfg.batch_size, workers=cfg.workers, seed=cfg.seed)
+    ds = recipe.dataset(model)
+    ds.repeat(clips_per_video(ds.num_videos, cfg.batch_size))  # as the engine does: a full batch from few videos
+    loader = make_loader(ds, cfg.batch_size, workers=cfg.workers, seed=cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     while True:
         for batch in loader:
@@ -78,7 +81,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--precision", default="fp32", choices=["bf16", "fp32"], help="fp32: the engine's CPU default")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                    help="auto: the engine's default for the device (bf16 on a GPU, fp32 on this CPU)")
     ap.add_argument("--steps", type=int, default=6, help="timed steps per case")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="vit_tiny, 8×112², 2 timed steps")
@@ -89,46 +94,60 @@ def main() -> None:
     cfg = PretrainConfig(data=args.data, preset=args.preset, model={"num_frames": args.frames,
                          "image_size": args.size}, batch_size=args.batch, workers=args.workers,
                          precision=args.precision, steps=args.warmup + args.steps)
-    info = D.setup("cpu")
+    info = D.setup(args.device)
     torch.manual_seed(0)
     recipe = Pretraining(cfg)
     model = recipe.build_model(None)
-    theirs = peer(model)
-    dtype = torch.bfloat16 if args.precision == "bf16" else None
+    theirs = peer(model).to(info.device)
 
     trainer = Trainer(recipe, info, model, cfg.steps, Path(tempfile.mkdtemp()))
+    dtype = DTYPES[trainer.precision]
     ours = timed(batches(recipe, model), lambda b: trainer.train_step([b]))
 
     opt = build_optimizer(theirs, trainer.lr, cfg.weight_decay, cfg.betas)
 
     def peer_step(batch: dict) -> None:
-        video = batch["video"].transpose(1, 2)  # transformers takes [B, T, C, H, W]
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
-            loss = theirs(pixel_values=video, bool_masked_pos=batch["mask"]).loss
+        video = batch["video"].to(info.device, non_blocking=True).transpose(1, 2)  # transformers: [B, T, C, H, W]
+        with torch.autocast(info.device.type, dtype=dtype, enabled=dtype is not None):
+            loss = theirs(pixel_values=video, bool_masked_pos=batch["mask"].to(info.device)).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        loss.item()  # waits for the device, as the engine's loss logging does
 
     peer_run = timed(batches(recipe, model), peer_step)
     cases = {"tubelet": ours, "transformers": peer_run}
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
     clips = args.batch * cfg.repeats
-    console.print(f"{args.preset} {args.frames}×{args.size}², batch {args.batch}, {args.precision}, "
-                  f"{args.workers} workers, {torch.get_num_threads()} threads, data {args.data}")
+    console.print(f"{args.preset} {args.frames}×{args.size}², batch {args.batch}, {trainer.precision} on "
+                  f"{info.device}, {args.workers} workers, {torch.get_num_threads()} threads, data {args.data}")
+    peaks = dict.fromkeys(cases, 0)
     for i in range(args.warmup + args.steps):
+        last = {}
         for name, run in cases.items():
-            result = run()
+            if info.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(info.device)
+            last[name] = run()
             if i >= args.warmup:
-                times[name].append(result)
+                times[name].append(last[name])
+            if info.device.type == "cuda":
+                peaks[name] = max(peaks[name], torch.cuda.max_memory_allocated(info.device))
+        console.print(f"step {i + 1}/{args.warmup + args.steps}{'' if i >= args.warmup else ' (warm-up)'}: "
+                      + ", ".join(f"{name} {t:.3f} s (data {w:.3f})" for name, (w, t) in last.items()),
+                      highlight=False)
 
     table = Table(title="pretraining step, data included")
-    for col in ("impl", "clips/s", "vs transformers", "step s (median)", "data wait share"):
+    for col in ("impl", "clips/s", "vs transformers", "step s (median)", "compute s (median)", "data wait share",
+                "peak device GiB"):
         table.add_column(col, justify="right")
     peer_s = statistics.median(t for _, t in times["transformers"])
     for name, ts in times.items():
         step_s = statistics.median(t for _, t in ts)
+        compute_s = statistics.median(t - w for w, t in ts)
         wait = sum(w for w, _ in ts) / sum(t for _, t in ts)
-        table.add_row(name, f"{clips / step_s:.2f}", f"{peer_s / step_s:.2f}×", f"{step_s:.3f}", f"{wait:.1%}")
+        peak = f"{peaks[name] / 2**30:.1f}" if info.device.type == "cuda" else "-"
+        table.add_row(name, f"{clips / step_s:.2f}", f"{peer_s / step_s:.2f}×", f"{step_s:.3f}", f"{compute_s:.3f}",
+                      f"{wait:.1%}", peak)
     console.print(table)
 
 

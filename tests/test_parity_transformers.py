@@ -191,8 +191,10 @@ def _legacy(sd):
             .replace("attention.attention.value.bias", "attention.attention.v_bias"): v for k, v in sd.items()}
 
 
-@pytest.mark.parametrize("weights", ["legacy-safetensors", "pytorch_model.bin"])
+@pytest.mark.parametrize("weights", ["legacy-safetensors", "pytorch_model.bin", "key-bias"])
 def test_transformers_directory_variants(tmp_path, weights):
+    """Legacy q_bias/v_bias names, a pickled .bin, and a key projection with a bias (saved by some transformers 5
+    releases): a random key bias shifts each query's scores alike, so the outputs still match."""
     from safetensors.torch import save_file
 
     hf = randomise(VideoMAEForPreTraining(hf_config()))
@@ -201,6 +203,12 @@ def test_transformers_directory_variants(tmp_path, weights):
     sd = {k: v.contiguous() for k, v in hf.state_dict().items()}
     if weights == "pytorch_model.bin":
         torch.save(sd, tmp_path / "hf" / "pytorch_model.bin")
+    elif weights == "key-bias":
+        g = torch.Generator().manual_seed(3)
+        biases = {k.replace("key.weight", "key.bias"): torch.randn(v.shape[0], generator=g)
+                  for k, v in sd.items() if k.endswith("attention.attention.key.weight")}
+        assert len(biases) == 4
+        save_file({**sd, **biases}, str(tmp_path / "hf" / "model.safetensors"))
     else:
         legacy = _legacy(sd)
         assert any(k.endswith("q_bias") for k in legacy)

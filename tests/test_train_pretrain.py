@@ -69,6 +69,7 @@ def test_pretrain_cli_end_to_end_with_a_corrupt_clip(videos, tmp_path, monkeypat
     assert code == 0, err
     summary = json.loads(out)
     assert summary["step"] == 4 and summary["finished"] and math.isfinite(summary["last_loss"])
+    assert summary["device"] == "cpu" and summary["precision"] == "fp32"
     assert any("broken.mp4" in s for s in summary["skipped"])  # reported, and the run went on
     assert [p.name for p in list_checkpoints(run)] == ["step_00000004"]  # keep 1
     ckpt = Path(summary["checkpoint"])

@@ -3,7 +3,8 @@
 transformers itself is never imported. Reads VideoMAEForPreTraining, VideoMAEModel and
 VideoMAEForVideoClassification weights with either the legacy q_bias/v_bias keys or the newer
 query.bias/value.bias; writes the legacy names, which every transformers version loads (newer ones rename
-them on load).
+them on load). Some transformers 5 releases (5.17 among them) gave the key projection a bias too and save it: it is
+dropped on load, exactly, since a key bias b adds q·b to all of a query's scores alike, which softmax ignores.
 """
 
 from __future__ import annotations
@@ -107,8 +108,11 @@ def to_transformers(cfg: ModelConfig, sd: StateDict) -> tuple[dict[str, Any], St
 
 
 def _normalise_bias_names(sd: StateDict) -> StateDict:
+    """Newer q/v bias names → the legacy ones; a key bias dropped (it changes no attention output)."""
     out = {}
     for k, v in sd.items():
+        if k.endswith("attention.attention.key.bias"):
+            continue
         for new, old in NEW_BIAS_NAMES.items():
             if k.endswith("attention.attention." + new):
                 k = k[: -len(new)] + old

@@ -77,6 +77,8 @@ class RunResult:
     seconds: float = 0.0
     finished: bool = False  # reached total_steps (not stopped by stop_after)
     rank: int = 0  # of this process under torchrun (only rank 0 reports)
+    device: str = "cpu"  # this process's, as torch names it
+    precision: str = "fp32"  # resolved: bf16 | fp16 | fp32
 
     def summary(self) -> dict[str, Any]:
         """The JSON-friendly summary the CLI prints."""
@@ -86,6 +88,7 @@ class RunResult:
             "first_loss": self.losses[0] if self.losses else None,
             "last_loss": self.losses[-1] if self.losses else None, "clips_per_s": round(self.clips_per_s, 3),
             "data_wait": round(self.data_wait, 4), "skipped": self.skipped, "seconds": round(self.seconds, 2),
+            "device": self.device, "precision": self.precision,
         }
 
 
@@ -421,7 +424,8 @@ def run(recipe: Recipe, run_dir: str | Path, resume: bool = False, stop_after: i
         if info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, run_dir / recipe.config_file)
-        result = recipe.result_type(run_dir, start, trainer.step, total, rank=info.rank)
+        result = recipe.result_type(run_dir, start, trainer.step, total, rank=info.rank, device=str(info.device),
+                                    precision=trainer.precision)
         recipe.start(trainer, result)
         log = MetricsLog(run_dir, trainer.step if start is not None else None) if info.is_main else None
         try:
