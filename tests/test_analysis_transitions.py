@@ -394,14 +394,41 @@ def test_a_blend_to_the_same_picture_moved_is_no_dissolve(tmp_path):
 def test_a_ramp_into_a_flash_that_comes_back_is_no_wipe(tmp_path):
     """A flash at the end of 1.8 s of the pool's slow camera drift: the drift and the white frames fit one ramp
     that motion does not predict, block by block (a wipe), but the picture 2 frames after it is the one 2 frames
-    before (their grids differ by under min_away of the ramp's change), so nothing is found. Without that test, a
-    wipe that ends on the flash."""
+    before (their grids differ by under min_away of the ramp's change), so nothing is found. Without that test, and
+    with the floor of unexplained change a wipe needs lowered to the blends' (motion explains most of the drift, so
+    that floor rejects it too), a wipe that ends on the flash."""
     e = Edit("flash", 320, 180, 30, [Piece(str(REAL_VIDEOS / "cleaning_pool.mp4"), 6.79, 85)], effect="flash",
              effect_at=(2.26,))
     sig = frame_signals(e.render(tmp_path / "flash.mp4"))
     assert FastDetector().detect(sig) == []
-    (w,) = FastDetector(FastConfig(min_away=0.0)).detect(sig)
+    assert FastDetector(FastConfig(min_away=0.0)).detect(sig) == []
+    (w,) = FastDetector(FastConfig(min_away=0.0, wipe_unexplained=0.3)).detect(sig)
     assert w.kind == "wipe" and abs(w.end_s - 2.3) <= TOL, w
+
+
+@needs_shared("the whip pan's smear is measured on face_expressions_woman.mp4")
+def test_a_whip_pan_that_switches_block_by_block_is_no_wipe(tmp_path):
+    """A 0.18 s whip pan over a face: the grid's blocks switch one after another, as a wipe's do, and motion leaves
+    half the change unexplained, but the middle frames are smeared along the pan far beyond both sides' edges: no
+    transition. Without the smear test, a gradual transition over the pan (a wipe before wipes took the test too)."""
+    whip = Edit("whip", 256, 144, 25, [Piece(str(REAL_VIDEOS / "face_expressions_woman.mp4"), 1.3, 71)],
+                effect="whip", effect_at=(1.72, 0.18))
+    sig = frame_signals(whip.render(tmp_path / "whip.mp4"))
+    assert FastDetector().detect(sig) == []
+    (w,) = FastDetector(FastConfig(max_smear=100.0)).detect(sig)
+    assert w.kind in ("wipe", "dissolve") and w.start_s <= 1.72 <= w.end_s, w
+
+
+@needs_shared("the pan is measured on baseball_batting_cage.mp4")
+def test_a_camera_move_through_a_busy_scene_is_no_wipe(tmp_path):
+    """3.4 s of the batting cage, one shot: the camera's move switches the blocks one after another, but motion
+    predicts two thirds of the change (a wipe's new picture it cannot predict): no transition. With the floor of
+    unexplained change a wipe needs lowered to the blends', a wipe."""
+    shot = Edit("pan", 384, 216, 25, [Piece(str(REAL_VIDEOS / "baseball_batting_cage.mp4"), 5.94, 84)])
+    sig = frame_signals(shot.render(tmp_path / "pan.mp4"))
+    assert FastDetector().detect(sig) == []
+    (w,) = FastDetector(FastConfig(wipe_unexplained=0.3)).detect(sig)
+    assert w.kind == "wipe", w
 
 
 @needs_shared("the swing is measured on making_cake_vertical_shaky.mp4")
