@@ -1,12 +1,11 @@
 """On a CUDA GPU (skipped without one; run them there with `pytest -m cuda`): the model gives on the GPU what it gives
-on the CPU and what transformers gives on the GPU, bf16 autocast stays near fp32, and pretraining and fine-tuning run
-there end to end: one process with resume, and torchrun over NCCL with DDP and FSDP (on two GPUs or more)."""
+on the CPU and what transformers gives on the GPU, bf16 autocast stays near fp32, and pretraining runs there end to
+end, with a resume and a fine-tune from its checkpoint. torchrun over NCCL (DDP and FSDP, two GPUs or more) is the
+CPU's torchrun test with `--device cuda` (test_train_pretrain.py)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,11 @@ from test_parity_transformers import VideoMAEForPreTraining, clip, hf_config, hf
 
 from tubelet import VideoMAE, load_model
 from tubelet.train.metrics import read_metrics
-from tubelet.train.run_state import latest_checkpoint, list_checkpoints, load_trainer_state
+from tubelet.train.run_state import latest_checkpoint, load_trainer_state
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")]
 
 TOL = 1e-4  # fp32 on both sides, TF32 off
-EXE = Path(sys.executable).parent / "tubelet"
 CLIPS = ["flower_timelapse.mp4", "bw_film_dialogue.mp4", "cockatoo_closeup.mp4", "dog_with_owner.mp4"]
 MICRO = ["--set", "model.num_frames=4", "--set", "model.image_size=64", "--set", "model.depth=2", "--set",
          "model.decoder_depth=1", "--set", "log_every=1"]
@@ -117,20 +115,3 @@ def test_pretrain_cli_on_gpu_resumes_and_fine_tunes(videos, tmp_path, monkeypatc
     assert code == 0, err
     summary = json.loads(out)
     assert summary["finished"] and summary["num_classes"] == 2
-
-
-@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs (NCCL takes one GPU per process)")
-@pytest.mark.parametrize("fsdp", [False, True])
-def test_torchrun_over_nccl(videos, tmp_path, fsdp):
-    run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(EXE), "pretrain", str(videos), "--preset", "vit_tiny", "--out", str(run), "--steps", "3",
-           "--save-every", "3", "--batch-size", "1", "--workers", "0", "--device", "cuda", "--json",
-           *MICRO] + (["--fsdp"] if fsdp else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads(proc.stdout)
-    assert summary["step"] == 3 and summary["finished"] and summary["device"] == "cuda:0"
-    assert [p.name for p in list_checkpoints(run)] == ["step_00000003"]
-    assert load_trainer_state(latest_checkpoint(run))["world_size"] == 2
-    load_model(latest_checkpoint(run))

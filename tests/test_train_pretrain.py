@@ -202,17 +202,23 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(videos, tmp_path, 
 
 # ---- torchrun -------------------------------------------------------------------------------------
 
+TWO_GPUS = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL takes one GPU per process: needs two")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, TWO_GPUS])])
 @pytest.mark.parametrize("fsdp", [False, True])
-def test_torchrun_two_processes(videos, tmp_path, fsdp):
+def test_torchrun_two_processes(videos, tmp_path, fsdp, device):
+    """gloo on the CPU; NCCL with `--device cuda` on a machine with two GPUs (`pytest -m cuda`)."""
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(EXE), "pretrain", str(videos), "--preset", "vit_tiny", "--out", str(run), "--steps", "3",
-           "--save-every", "2", "--batch-size", "1", "--workers", "0", "--precision", "fp32", "--json",
+           "--save-every", "2", "--batch-size", "1", "--workers", "0", "--precision", "fp32", "--device", device,
+           "--json",
            *sum((["--set", s] for s in MICRO_SET), []), "--set", "log_every=1"] + (["--fsdp"] if fsdp else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)  # rank 0 alone prints, logs, checkpoints and draws
-    assert summary["step"] == 3 and summary["finished"]
+    assert summary["step"] == 3 and summary["finished"] and summary["device"].startswith(device)
     assert [r["step"] for r in read_metrics(run) if "loss" in r] == [1, 2, 3]
     assert [p.name for p in list_checkpoints(run)] == ["step_00000002", "step_00000003"]
     state = load_trainer_state(latest_checkpoint(run))
