@@ -27,7 +27,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,7 +53,8 @@ STATIC = {"yoga_outdoor.mp4", "child_talking_head.mp4", "face_expressions_woman.
           "pedestrians_plaza_surveillance.avi", "eye_makeup_ucf101.avi", "people_indoor_cctv_long.mp4",
           "baseball_batting_cage.mp4", "basketball_gym.mp4",
           "carphone_talking_head_qcif.mp4"}
-SIZES = [(320, 180), (384, 216), (256, 144)]
+SIZES = ((320, 180), (384, 216), (256, 144))  # (width, height) an edit is rendered at, one drawn per edit
+RATES = (25, 30)  # frames per second, one drawn per edit
 UNSEEN_LEVELS, UNSEEN_SHARE = 10, 0.02  # a jump cut changing fewer pixels than this by more than this is unseen
 FAMILIES = ("dissolve", "fade", "wipe")
 
@@ -87,7 +88,8 @@ def halves(names: list[str], half: str) -> list[str]:
     return sorted(order[int(half)::2])
 
 
-def build_cases(videos: Path, seed: int, half: str, n_edits: int, n_clean: int) -> list[Case]:
+def build_cases(videos: Path, seed: int, half: str, n_edits: int, n_clean: int,
+                sizes: Sequence[tuple[int, int]] = SIZES, rates: Sequence[int] = RATES) -> list[Case]:
     rng = random.Random(seed)
     durations = {n: probe(videos / n).duration_s for n in SINGLE_SHOT if (videos / n).is_file()}
     pool = halves(sorted(durations), half)
@@ -98,8 +100,8 @@ def build_cases(videos: Path, seed: int, half: str, n_edits: int, n_clean: int) 
         return Piece(str(videos / name), round(rng.uniform(0, max(0.0, room)), 2), frames)
 
     def look() -> tuple[int, int, int]:
-        w, h = rng.choice(SIZES)
-        return w, h, rng.choice([25, 30])
+        w, h = rng.choice(list(sizes))
+        return w, h, rng.choice(list(rates))
 
     cases = []
     kinds = ["cut", *FAMILIES] * n_edits
@@ -283,13 +285,23 @@ def main() -> None:
     ap.add_argument("--half", choices=["all", "0", "1"], default="all")
     ap.add_argument("--edits", type=int, default=12, help="edits with 3 transitions each")
     ap.add_argument("--clean", type=int, default=15, help="clips with no transition")
+    ap.add_argument("--sizes", default=",".join(f"{w}x{h}" for w, h in SIZES),
+                    help="frame sizes WxH the edits are drawn from (portrait too: 180x320)")
+    ap.add_argument("--fps", default=",".join(map(str, RATES)), help="frame rates the edits are drawn from")
     ap.add_argument("--detectors", default=",".join(DETECTORS))
     ap.add_argument("--keep", type=Path, help="render the edits here (reused when present) instead of a temp dir")
     ap.add_argument("--verbose", action="store_true", help="print every edit's truth and detections")
     args = ap.parse_args()
     if not args.videos.is_dir():
         sys.exit(f"error: {args.videos}: no such directory of clips")
-    cases = build_cases(args.videos, args.seed, args.half, args.edits, args.clean)
+    try:
+        sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+        rates = [int(v) for v in args.fps.split(",")]
+    except ValueError:
+        sys.exit(f"error: --sizes takes WxH[,WxH…] and --fps N[,N…], got {args.sizes!r} and {args.fps!r}")
+    if any(len(wh) != 2 or min(wh) < 32 or min(wh) % 2 for wh in sizes) or any(not 1 <= r <= 240 for r in rates):
+        sys.exit("error: sizes must be even, at least 32 px a side, and frame rates 1-240")
+    cases = build_cases(args.videos, args.seed, args.half, args.edits, args.clean, sizes, rates)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
