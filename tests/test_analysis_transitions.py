@@ -419,6 +419,19 @@ def test_a_whip_pan_that_switches_block_by_block_is_no_wipe(tmp_path):
     assert w.kind in ("wipe", "dissolve") and w.start_s <= 1.72 <= w.end_s, w
 
 
+@needs_shared("the walkers are measured on pedestrians_plaza_surveillance.avi")
+def test_a_flash_right_after_slow_motion_is_no_dissolve(tmp_path):
+    """The plaza's walkers drift for half a second, then a flash: the drift fits a ramp, and 2 frames after it is
+    the white frame, so the ramp's colours seem to change and its picture not to come back. But the picture jumps
+    there 34× more than along the ramp: no transition. Without that test, a dissolve over the drift."""
+    e = Edit("flash", 384, 216, 25, [Piece(str(REAL_VIDEOS / "pedestrians_plaza_surveillance.avi"), 60.78, 103)],
+             effect="flash", effect_at=(3.46,))
+    sig = frame_signals(e.render(tmp_path / "flash.mp4"))
+    assert FastDetector().detect(sig) == []
+    (d,) = FastDetector(FastConfig(max_beside=np.inf)).detect(sig)
+    assert d.kind == "dissolve" and d.end_s <= 3.46, d
+
+
 @needs_shared("the pan is measured on baseball_batting_cage.mp4")
 def test_a_camera_move_through_a_busy_scene_is_no_wipe(tmp_path):
     """3.4 s of the batting cage, one shot: the camera's move switches the blocks one after another, but motion

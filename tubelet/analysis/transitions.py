@@ -500,6 +500,10 @@ class FastConfig:
     min_away: float = 0.6  # the luma grids 2 frames before and after a ramp differ by at least this × its own
     # change; a ramp into a flash (or any excursion that comes back) does not (development seeds 0–26: a slow drift
     # ending in a flash 0.34, true dissolves and wipes ≥ 0.92)
+    max_beside: float = 1.0  # the picture 2 frames beside a ramp (before or after it) differs from the ramp's own
+    # end by at most this × the ramp's change: a flash right after slow motion (a plaza's walkers) made the ramp's
+    # colour and "away" tests compare with the white frame (seeds 0–17, 57, 61–64, 100, 103, 775 clips: every kept
+    # true transition ≤ 0.68, that false dissolve 34; at 0.5 a true dissolve is lost)
     max_relit: float = MAX_RELIT  # a cut (or a ramp's one-frame step) that one gain and offset of the whole
     # picture explain (see relit) is a change of lighting, unless a fade takes it as its fast half
     max_again: float = MAX_AGAIN  # a cut (or a ramp's one-frame step) whose change the frame before or after repeats
@@ -634,8 +638,12 @@ class FastDetector(ShotDetector):
         if colour < cfg.min_colour_change:
             return ""
         g = sig.grid[r.a:r.b + 1].reshape(r.b - r.a + 1, -1)
-        if np.abs(sig.grid[after] - sig.grid[before]).mean() < cfg.min_away * np.abs(g[-1] - g[0]).mean():
+        change = np.abs(g[-1] - g[0]).mean()
+        if np.abs(sig.grid[after] - sig.grid[before]).mean() < cfg.min_away * change:
             return ""  # the picture comes back: an excursion (a flash) the ramp rode, not a change of shot
+        beside = max(np.abs(sig.grid[after] - sig.grid[r.b]).mean(), np.abs(sig.grid[r.a] - sig.grid[before]).mean())
+        if beside > cfg.max_beside * change:
+            return ""  # the picture jumps beside the ramp more than along it: a flash or a cut there, not this ramp
         if front:
             return "gradual"
         steps = np.abs(np.diff(g, axis=0)).mean(1)
