@@ -100,8 +100,8 @@ def build_cases(videos: Path, seed: int, half: str, n_edits: int, n_clean: int,
         return Piece(str(videos / name), round(rng.uniform(0, max(0.0, room)), 2), frames)
 
     def look() -> tuple[int, int, int]:
-        w, h = rng.choice(list(sizes))
-        return w, h, rng.choice(list(rates))
+        w, h = rng.choice(sizes)
+        return w, h, rng.choice(rates)
 
     cases = []
     kinds = ["cut", *FAMILIES] * n_edits

@@ -484,7 +484,8 @@ class FastConfig:
     # frames are not smeared beyond both shots (max_smear): a camera move through busy scenery, or a whip pan, can
     # switch the grid's blocks one after another too (seeds 0–9, 57, 100, 103, 390 clips: the four false wipes on
     # clips with no transition, a whip pan smeared 0.61–0.78 (log ratio; limit 0.41), a batting cage's pan
-    # unexplained 0.32–0.34; the 120 true wipes all still found with the floor at 0.45, two lost at 0.5)
+    # unexplained 0.32–0.34; the 113 of 120 true wipes found before are found alike with the floor at 0.45, two
+    # fewer at 0.5; seeds 10–17 after: 65 of 70 alike, one whip-clip detection fewer)
     min_frames: int = 3  # shorter ramps are cuts (found by the cut detector)
     front_step: float = 0.04  # a wipe between busy shots (their own motion bends its path through the grid: never
     front_explained: float = 0.5  # a ramp) is found by its front (fit_front): blocks that step once by front_step,
