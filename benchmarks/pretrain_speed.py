@@ -122,15 +122,16 @@ def main() -> None:
     console.print(f"{args.preset} {args.frames}×{args.size}², batch {args.batch}, {trainer.precision} on "
                   f"{info.device}, {args.workers} workers, {torch.get_num_threads()} threads, data {args.data}")
     peaks = dict.fromkeys(cases, 0)
+    on_gpu = info.device.type == "cuda"
     for i in range(args.warmup + args.steps):
         last = {}
         for name, run in cases.items():
-            if info.device.type == "cuda":
+            if on_gpu:
                 torch.cuda.reset_peak_memory_stats(info.device)
             last[name] = run()
             if i >= args.warmup:
                 times[name].append(last[name])
-            if info.device.type == "cuda":
+            if on_gpu:
                 peaks[name] = max(peaks[name], torch.cuda.max_memory_allocated(info.device))
         console.print(f"step {i + 1}/{args.warmup + args.steps}{'' if i >= args.warmup else ' (warm-up)'}: "
                       + ", ".join(f"{name} {t:.3f} s (data {w:.3f})" for name, (w, t) in last.items()),
@@ -145,7 +146,7 @@ def main() -> None:
         step_s = statistics.median(t for _, t in ts)
         compute_s = statistics.median(t - w for w, t in ts)
         wait = sum(w for w, _ in ts) / sum(t for _, t in ts)
-        peak = f"{peaks[name] / 2**30:.1f}" if info.device.type == "cuda" else "-"
+        peak = f"{peaks[name] / 2**30:.1f}" if on_gpu else "-"
         table.add_row(name, f"{clips / step_s:.2f}", f"{peer_s / step_s:.2f}×", f"{step_s:.3f}", f"{compute_s:.3f}",
                       f"{wait:.1%}", peak)
     console.print(table)

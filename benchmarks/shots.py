@@ -107,7 +107,8 @@ def build_cases(videos: Path, seed: int, half: str, n_edits: int, n_clean: int,
         return start
 
     def piece(name: str, frames: int, fps: int, speed: int = 1) -> Piece:
-        room, span_s = durations[name] - speed * frames / fps - 0.3, speed * frames / fps
+        span_s = speed * frames / fps
+        room = durations[name] - span_s - 0.3
         return Piece(str(videos / name), round(clear(name, rng.uniform(0, max(0.0, room)), span_s), 2), frames)
 
     def look() -> tuple[int, int, int]:

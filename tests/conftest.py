@@ -152,6 +152,20 @@ def splice(pieces: list[tuple[Path, float, float]], dst: Path, fps: int = 25) ->
             out.mux(packet)
 
 
+TRAIN_CLIPS = ["flower_timelapse.mp4", "bw_film_dialogue.mp4", "cockatoo_closeup.mp4", "dog_with_owner.mp4",
+               "highway_dashcam.mp4", "soccer_juggling.mp4"]
+
+
+@pytest.fixture
+def videos(tmp_path) -> Path:
+    """A folder of real clips to train on (links to the bundled TRAIN_CLIPS)."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in TRAIN_CLIPS:
+        (folder / name).symlink_to(BUNDLED_VIDEOS / name)
+    return folder
+
+
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
     """The stand-in Hub, running, with an empty Hugging Face cache of this test's own and offline mode off."""

@@ -6,13 +6,13 @@ CPU's torchrun test with `--device cuda` (test_train_pretrain.py)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import BUNDLED_VIDEOS, run_cli, small_config
-from test_parity_transformers import VideoMAEForPreTraining, clip, hf_config, hf_in, mask_for, randomise
+from conftest import BUNDLED_VIDEOS, TRAIN_CLIPS, run_cli, small_config
+from test_parity_transformers import VideoMAEForPreTraining, clip, close, hf_config, hf_in, mask_for, randomise
+from test_train_pretrain import MICRO_SET
 
 from tubelet import VideoMAE, load_model
 from tubelet.train.metrics import read_metrics
@@ -20,10 +20,7 @@ from tubelet.train.run_state import latest_checkpoint, load_trainer_state
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")]
 
-TOL = 1e-4  # fp32 on both sides, TF32 off
-CLIPS = ["flower_timelapse.mp4", "bw_film_dialogue.mp4", "cockatoo_closeup.mp4", "dog_with_owner.mp4"]
-MICRO = ["--set", "model.num_frames=4", "--set", "model.image_size=64", "--set", "model.depth=2", "--set",
-         "model.decoder_depth=1", "--set", "log_every=1"]
+MICRO = [arg for s in (*MICRO_SET, "log_every=1") for arg in ("--set", s)]
 
 
 @pytest.fixture(autouse=True)
@@ -35,20 +32,6 @@ def exact_fp32():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
-@pytest.fixture
-def videos(tmp_path) -> Path:
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    for name in CLIPS:
-        (folder / name).symlink_to(BUNDLED_VIDEOS / name)
-    return folder
-
-
-def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    assert a.shape == b.shape
-    return (a.float().cpu() - b.float().cpu()).abs().max().item()
-
-
 @pytest.mark.parametrize("norm_pix_loss", [True, False])
 def test_pretraining_on_gpu_matches_cpu(norm_pix_loss):
     torch.manual_seed(0)
@@ -57,7 +40,8 @@ def test_pretraining_on_gpu_matches_cpu(norm_pix_loss):
     with torch.no_grad():
         want = model(video, mask=mask)
         got = model.cuda()(video.cuda(), mask=mask.cuda())
-    assert max_diff(got.pred, want.pred) <= TOL and max_diff(got.loss, want.loss) <= TOL
+    close(got.pred.cpu(), want.pred)  # within the parity tests' TOL: fp32 on both sides, TF32 off
+    close(got.loss.cpu(), want.loss)
 
 
 def test_pretraining_on_gpu_matches_transformers_on_gpu(tmp_path):
@@ -69,7 +53,8 @@ def test_pretraining_on_gpu_matches_transformers_on_gpu(tmp_path):
     with torch.no_grad():
         want = hf(hf_in(video), bool_masked_pos=mask)
         got = ours(video, mask=mask)
-    assert max_diff(got.pred, want.logits) <= TOL and max_diff(got.loss, want.loss) <= TOL
+    close(got.pred, want.logits)
+    close(got.loss, want.loss)
 
 
 def test_bf16_autocast_stays_near_fp32():
@@ -106,7 +91,7 @@ def test_pretrain_cli_on_gpu_resumes_and_fine_tunes(videos, tmp_path, monkeypatc
     model = load_model(latest_checkpoint(run))  # onto the CPU
     assert next(model.parameters()).device.type == "cpu"
 
-    for label, name in (("flower", CLIPS[0]), ("film", CLIPS[1])):
+    for label, name in (("flower", TRAIN_CLIPS[0]), ("film", TRAIN_CLIPS[1])):
         (tmp_path / "labelled" / label).mkdir(parents=True)
         (tmp_path / "labelled" / label / name).symlink_to(BUNDLED_VIDEOS / name)
     code, out, err = run_cli(monkeypatch, capsys, "finetune", tmp_path / "labelled", "--init",

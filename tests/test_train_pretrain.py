@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import TRAIN_CLIPS, run_cli
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -27,20 +27,8 @@ from tubelet.train.pretrain import Pretraining, pretrain
 from tubelet.train.run_state import latest_checkpoint, list_checkpoints, load_trainer_state
 
 EXE = Path(sys.executable).parent / "tubelet"
-CLIPS = ["flower_timelapse.mp4", "bw_film_dialogue.mp4", "cockatoo_closeup.mp4", "dog_with_owner.mp4",
-         "highway_dashcam.mp4", "soccer_juggling.mp4"]
 MICRO = {"num_frames": 4, "image_size": 64, "depth": 2, "decoder_depth": 1}
 MICRO_SET = [f"model.{k}={v}" for k, v in MICRO.items()]
-
-
-@pytest.fixture
-def videos(tmp_path) -> Path:
-    """A folder of real clips (links to the bundled ones)."""
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    for name in CLIPS:
-        (folder / name).symlink_to(bundled_clips() / name)
-    return folder
 
 
 def micro_cfg(data: Path, **kw) -> PretrainConfig:
@@ -233,8 +221,8 @@ def test_torchrun_two_processes(videos, tmp_path, fsdp, device):
 def test_reconstruct_cli_from_a_run_dir(videos, tmp_path, monkeypatch, capsys):
     result = pretrain(micro_cfg(videos, steps=2), tmp_path / "run", progress=False)
     out = tmp_path / "pic.png"
-    code, stdout, err = run_cli(monkeypatch, capsys, "reconstruct", videos / CLIPS[1], "--model", tmp_path / "run",
-                                "--out", out, "--mask-ratio", "0.5", "--json")
+    code, stdout, err = run_cli(monkeypatch, capsys, "reconstruct", videos / TRAIN_CLIPS[1], "--model",
+                                tmp_path / "run", "--out", out, "--mask-ratio", "0.5", "--json")
     assert code == 0, err
     info = json.loads(stdout)
     assert info["model"] == str(result.checkpoint) and info["mask_ratio"] == 0.5 and out.exists()
