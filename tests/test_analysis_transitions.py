@@ -132,6 +132,22 @@ def test_jump_cuts_while_the_players_keep_moving(tmp_path):
     assert len(detect_cuts(sig, min_unpredicted=np.inf, min_leap=np.inf)) == 0  # without those channels: neither
 
 
+@needs_shared("the drifting camera against the jump is measured on basketball_gym.mp4")
+@pytest.mark.parametrize("size", [(256, 144), (384, 216)])
+def test_a_jump_cut_in_a_drifting_framing_that_every_channel_shows(tmp_path, size):
+    """The gym's camera drifting, 3.4 s skipped: three frames after the jump the picture changes again by half as
+    much, so no channel stands out from its surroundings by what it needs alone (about 2× where each needs 2.5–5×).
+    All four stand out at once, the frames on its two sides are as far apart as the jump, and the next frame does
+    not repeat it: found within a frame; without that agreement (consensus off), nothing is."""
+    src = "basketball_gym.mp4"
+    e = Edit("drift", *size, FPS, [clip(src, 0.79, 32), clip(src, 4.23, 40)], [Join("cut")])
+    sig = frame_signals(e.render(tmp_path / "drift.mp4"))
+    found = FastDetector().detect(sig)
+    assert [d.kind for d in found] == ["cut"], found
+    assert abs(found[0].start_s - e.truth()[0].start_s) <= 1 / FPS, found
+    assert len(detect_cuts(sig, consensus=np.inf)) == 0
+
+
 @needs_shared("the two busy shots of alike colours are measured on face_expressions_woman.mp4 and arm_wrestling.mp4")
 def test_a_cut_between_two_busy_shots_of_alike_colours(tmp_path):
     """A talking face cut to an arm-wrestling match: the colours barely change, and both pictures move so much that

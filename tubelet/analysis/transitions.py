@@ -194,7 +194,8 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
                 max_relit: float = MAX_RELIT, max_again: float = MAX_AGAIN, max_again_2: float = MAX_AGAIN_2,
                 min_visible: float = 0.005, min_fine: float = 0.004, fine_share: float = 0.9, fine_spike: float = 3.0,
                 max_across: float = 1.25, max_recur: float = 0.9, recur_s: float = 0.75,
-                window_s: float = 0.25, min_shot_s: float = 0.25, stays: float = 0.5) -> np.ndarray:
+                consensus: float = 1.65, window_s: float = 0.25, min_shot_s: float = 0.25,
+                stays: float = 0.5) -> np.ndarray:
     """Times (s) of the first frame of every new shot: an isolated spike of the colour-histogram change (at least
     `hard`, or at least `min_change` and `spike`× any change 2 frames to `window_s` around it), of the luma grid's
     change (at least `layout_change` and `layout_spike`× its surroundings: a jump cut in one framing keeps the colours
@@ -212,7 +213,12 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     where the frames after it add nothing to it — the frames on its two sides leave at most `max_grow`× the jump
     unpredicted (Signals.across: motion adds up frame by frame, a jump does not) —, the flow into it breaks from the
     flows around it (Signals.accel ≥ `min_accel`) and the nearest changing frame repeats at most `leap_again` of it
-    (see `again_at`). A jump of the unpredicted share that comes again — a frame 2 frames to `recur_s` away leaves at
+    (see `again_at`). Where the framing keeps moving (a drifting camera, a subject moving on right after the jump),
+    the next motion caps how far any one channel stands out: a jump that all four show at once — the unpredicted
+    share (at least `min_leap`), the new change (at least `min_novel`), the layout and the colours each
+    `consensus`× their surroundings —, with the frames on its two sides as far apart as the jump
+    (`stays`–`max_grow`×) and the nearest changing frame repeating at most `leap_again` of it, is a cut. A jump of
+    the unpredicted share that comes again — a frame 2 frames to `recur_s` away leaves at
     least `max_recur`× as much — is the shot's own jerk (camera shake), not a cut. A jump of the
     layout, of new change or of the unpredicted share that one motion of the whole picture explains (at most
     `max_camera` of the changed pixels left off, Signals.camera) is a jolt of the camera, not a jump cut. A jump of any
@@ -258,6 +264,11 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
     leap = (_spikes(sig.unpredicted, w, min_leap, leap_spike, np.inf) & (sig.accel >= min_accel)
             & (sig.across >= stays * sig.unpredicted) & (sig.across <= max_grow * sig.unpredicted))
     found |= {int(i) for i in np.flatnonzero(leap & once & in_framing) if again_at(sig, int(i)) <= leap_again}
+    agreed = (_spikes(sig.unpredicted, w, min_leap, consensus, np.inf)
+              & _spikes(sig.novel, w, min_novel, consensus, np.inf)
+              & _spikes(layout, w, 0.0, consensus, np.inf) & _spikes(sig.change, w, 0.0, consensus, np.inf)
+              & (sig.across >= stays * sig.unpredicted) & (sig.across <= max_grow * sig.unpredicted))
+    found |= {int(i) for i in np.flatnonzero(agreed & once & in_framing) if again_at(sig, int(i)) <= leap_again}
     found = {i for i in found if sig.changed[i] >= min_visible and not explained(sig, i, max_relit, max_again,
                                                                                       max_again_2)}
     # a jump in a still framing too small for the 64 px frames: at twice the size, one frame changes, all of its
