@@ -261,14 +261,13 @@ def detect_cuts(sig: Signals, min_change: float = 0.03, spike: float = 3.0, hard
                       & (sig.unpredicted >= sudden * sig.steady)))
     idx = np.flatnonzero(unpredicted & once & in_framing)
     found |= set(idx[sig.across[idx] >= stays * sig.unpredicted[idx]].tolist())
-    leap = (_spikes(sig.unpredicted, w, min_leap, leap_spike, np.inf) & (sig.accel >= min_accel)
-            & (sig.across >= stays * sig.unpredicted) & (sig.across <= max_grow * sig.unpredicted))
-    found |= {int(i) for i in np.flatnonzero(leap & once & in_framing) if again_at(sig, int(i)) <= leap_again}
+    adds_nothing = (sig.across >= stays * sig.unpredicted) & (sig.across <= max_grow * sig.unpredicted)
+    leap = _spikes(sig.unpredicted, w, min_leap, leap_spike, np.inf) & (sig.accel >= min_accel)
     agreed = (_spikes(sig.unpredicted, w, min_leap, consensus, np.inf)
               & _spikes(sig.novel, w, min_novel, consensus, np.inf)
-              & _spikes(layout, w, 0.0, consensus, np.inf) & _spikes(sig.change, w, 0.0, consensus, np.inf)
-              & (sig.across >= stays * sig.unpredicted) & (sig.across <= max_grow * sig.unpredicted))
-    found |= {int(i) for i in np.flatnonzero(agreed & once & in_framing) if again_at(sig, int(i)) <= leap_again}
+              & _spikes(layout, w, 0.0, consensus, np.inf) & _spikes(sig.change, w, 0.0, consensus, np.inf))
+    found |= {int(i) for i in np.flatnonzero((leap | agreed) & adds_nothing & once & in_framing)
+              if again_at(sig, int(i)) <= leap_again}
     found = {i for i in found if sig.changed[i] >= min_visible and not explained(sig, i, max_relit, max_again,
                                                                                       max_again_2)}
     # a jump in a still framing too small for the 64 px frames: at twice the size, one frame changes, all of its
