@@ -6,7 +6,8 @@ Two plug in:
 - `FastDetector` (the default, tubelet's own): works on the signals `analyze` already measures (~20× real time
   per CPU second with them). *Hard cuts* are isolated spikes of the colour-histogram change (one frame, or two when
   re-encoding blended them) after which the picture stays changed (a flash returns to what it was); jump cuts in one
-  framing are spikes of the layout's change, of new change, or of what optical flow does not predict.
+  framing are spikes of the layout's change, of new change, or of what optical flow does not predict, or smaller
+  jumps that all of them show at once.
   *Gradual transitions* are found as ramps: over a stretch of frames, the 16×16 luma grid moves from one picture
   to another along a straight line (every block changes monotonically: a cross-fade blends the two, a wipe
   switches block after block, a fade blends with a flat black or white frame), with a steady picture on both
